@@ -1,0 +1,55 @@
+# finmatch — one entry point for setting up, running, testing and benchmarking.
+# Every target creates/uses its own virtualenv (.venv) from pyproject.toml + constraints.txt.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.finmatch-installed
+
+.PHONY: help install run seed test test-fast lint format migrate bench clean
+
+help:
+	@echo "make run    - start registry, matching and gateway on SQLite with demo data"
+	@echo "make test   - lint, type-check and run the whole test suite"
+	@echo "make lint   - ruff check, ruff format --check, mypy"
+	@echo "make seed   - (re)generate the synthetic Dongguan demo data into the registry database"
+	@echo "make bench  - benchmarks (set FINMATCH_BENCH_POSTGRES_URL for the PostgreSQL ones)"
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		(echo "finmatch needs Python 3.11 or newer" && exit 1)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/python -m services.run
+
+seed: $(STAMP)
+	$(BIN)/python -m services.registry.cli seed
+
+migrate: $(STAMP)
+	$(BIN)/python -m services.registry.cli migrate
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: lint
+	$(BIN)/pytest -n 2 -q
+
+test-fast: $(STAMP)
+	$(BIN)/pytest -q -x
+
+bench: $(STAMP)
+	$(BIN)/python bench/import_firms.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache var

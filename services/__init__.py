@@ -1,0 +1,1 @@
+"""The three finmatch services: registry, matching and gateway."""

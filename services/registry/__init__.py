@@ -1,0 +1,1 @@
+"""Registry: the system of record for firms, institutions, products and applications."""

@@ -1,0 +1,1 @@
+"""The registry's internal HTTP API, one router module per resource."""

@@ -1,0 +1,85 @@
+"""Request-scoped dependencies: the internal token, the database session, the acting principal."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Header, Path, Request
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from services.registry.config import RegistrySettings
+from services.registry.models import Principal
+from shared.enums import PrincipalRole
+from shared.errors import NotFound, ProblemError, Unauthorized
+
+
+class Forbidden(ProblemError):
+    status, code, title = 403, "forbidden", "Forbidden"
+
+
+def get_settings(request: Request) -> RegistrySettings:
+    settings: RegistrySettings = request.app.state.settings
+    return settings
+
+
+def get_engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+def require_internal_token(
+    request: Request,
+    x_internal_token: Annotated[str | None, Header()] = None,
+) -> None:
+    expected: str = request.app.state.settings.internal_token
+    if not x_internal_token or not hmac.compare_digest(x_internal_token, expected):
+        raise Unauthorized("missing or wrong X-Internal-Token", code="internal_token_required")
+
+
+def get_session(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Session]:
+    """A session for the request; writers call ``session.commit()`` before they answer."""
+    with Session(engine, expire_on_commit=False) as session:
+        try:
+            yield session
+        except BaseException:
+            session.rollback()
+            raise
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+SettingsDep = Annotated[RegistrySettings, Depends(get_settings)]
+
+
+def get_principal(
+    session: SessionDep,
+    x_principal_id: Annotated[int | None, Header(ge=1, le=2**63 - 1)] = None,
+) -> Principal:
+    if x_principal_id is None:
+        raise Unauthorized("X-Principal-Id is required", code="principal_required")
+    principal = session.get(Principal, x_principal_id)
+    if principal is None:
+        raise Unauthorized("unknown principal", code="unknown_principal")
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def require_role(principal: Principal, *roles: PrincipalRole) -> None:
+    """Functions a role may not use answer 404, like out-of-scope objects."""
+    if principal.role not in {r.value for r in roles}:
+        raise NotFound("no such resource")
+
+
+def request_id(x_request_id: Annotated[str | None, Header(max_length=64)] = None) -> str | None:
+    return x_request_id
+
+
+RequestIdDep = Annotated[str | None, Depends(request_id)]
+
+
+# Ids are BIGINT: a bigger number is a client error (422), never a database overflow (500).
+IdPath = Annotated[int, Path(ge=1, le=2**63 - 1)]

@@ -1,0 +1,205 @@
+"""Firms: upsert by credit code, read, optimistic update, erase, list, NDJSON bulk import."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from sqlmodel import col, select
+
+from services.registry import firms as firm_rules
+from services.registry.api.deps import (
+    IdPath,
+    PrincipalDep,
+    RequestIdDep,
+    SessionDep,
+    SettingsDep,
+    require_role,
+)
+from services.registry.bulk import MAX_LINE_BYTES, import_batch
+from services.registry.models import Firm, FirmCreate, FirmPublic, FirmUpdate
+from services.registry.pagination import Page, decode_cursor, next_cursor
+from shared.enums import PrincipalRole
+from shared.errors import PayloadTooLarge, PreconditionFailed, PreconditionRequired
+
+router = APIRouter(prefix="/v1/firms", tags=["firms"])
+
+_ETAG = re.compile(r'^(?:W/)?"?(\d{1,18})"?$')
+
+
+def etag(firm: Firm) -> str:
+    return f'"{firm.version}"'
+
+
+def parse_if_match(value: str | None) -> int:
+    if value is None:
+        raise PreconditionRequired("If-Match with the firm's ETag is required", field="If-Match")
+    match = _ETAG.match(value.strip())
+    if not match:
+        raise PreconditionFailed("If-Match is not a version ETag", field="If-Match")
+    return int(match.group(1))
+
+
+@router.post("", response_model=FirmPublic, status_code=201)
+def upsert_firm(
+    body: FirmCreate,
+    session: SessionDep,
+    principal: PrincipalDep,
+    request_id: RequestIdDep,
+    response: Response,
+) -> Firm:
+    require_role(principal, PrincipalRole.PORTAL)
+    firm, created = firm_rules.upsert_firm(session, body, principal, request_id)
+    session.commit()
+    response.status_code = 201 if created else 200
+    response.headers["ETag"] = etag(firm)
+    return firm
+
+
+@router.get("", response_model=Page[FirmPublic])
+def list_firms(
+    session: SessionDep,
+    principal: PrincipalDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    town_code: Annotated[str | None, Query(max_length=9)] = None,
+    credit_code: Annotated[str | None, Query(max_length=18)] = None,
+) -> dict[str, Any]:
+    require_role(principal, PrincipalRole.PORTAL, PrincipalRole.ADMIN)
+    stmt = select(Firm).order_by(col(Firm.id)).limit(limit)
+    if principal.role == PrincipalRole.PORTAL:
+        stmt = stmt.where(Firm.owner_principal_id == principal.id)
+    after = decode_cursor(cursor)
+    if after is not None:
+        stmt = stmt.where(col(Firm.id) > after)
+    if town_code:
+        stmt = stmt.where(Firm.town_code == town_code)
+    if credit_code:
+        stmt = stmt.where(Firm.credit_code == credit_code.strip().upper())
+    rows = list(session.exec(stmt))
+    return {"data": rows, "next_cursor": next_cursor(rows, limit)}
+
+
+@router.get("/{firm_id}", response_model=FirmPublic)
+def get_firm(
+    firm_id: IdPath, session: SessionDep, principal: PrincipalDep, response: Response
+) -> Firm:
+    firm = firm_rules.firm_visible_to(session, firm_id, principal)
+    response.headers["ETag"] = etag(firm)
+    return firm
+
+
+@router.patch("/{firm_id}", response_model=FirmPublic)
+def update_firm(
+    firm_id: IdPath,
+    body: FirmUpdate,
+    session: SessionDep,
+    principal: PrincipalDep,
+    request_id: RequestIdDep,
+    response: Response,
+    if_match: Annotated[str | None, Header(max_length=40)] = None,
+) -> Firm:
+    firm = firm_rules.firm_owned_by(session, firm_id, principal)
+    expected = parse_if_match(if_match)
+    firm = firm_rules.update_firm(session, firm, body, expected, principal, request_id)
+    session.commit()
+    response.headers["ETag"] = etag(firm)
+    return firm
+
+
+@router.delete("/{firm_id}", status_code=204)
+def erase_firm(
+    firm_id: IdPath, session: SessionDep, principal: PrincipalDep, request_id: RequestIdDep
+) -> Response:
+    firm = firm_rules.firm_owned_by(session, firm_id, principal)
+    firm_rules.erase_firm(session, firm, principal, request_id)
+    session.commit()
+    return Response(status_code=204)
+
+
+@router.post(
+    "/bulk",
+    response_class=Response,
+    responses={200: {"content": {"application/x-ndjson": {}}}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/x-ndjson": {"schema": {"type": "string"}}},
+        }
+    },
+)
+async def bulk_import(
+    request: Request,
+    principal: PrincipalDep,
+    settings: SettingsDep,
+    request_id: RequestIdDep,
+    import_id: Annotated[str, Query(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")],
+    batch_size: Annotated[int | None, Query(ge=1, le=20_000)] = None,
+) -> Response:
+    """One firm per line. Answers NDJSON: one result per input line, then a summary line."""
+    require_role(principal, PrincipalRole.PORTAL)
+    size = batch_size or settings.bulk_batch_size
+    engine = request.app.state.engine
+    principal_id = principal.id
+    assert principal_id is not None
+    results: list[bytes] = []
+    summary = {"lines": 0, "created": 0, "updated": 0, "invalid": 0, "not_written": 0}
+    batches = {"committed": 0, "rejected": 0, "already_committed": 0, "conflict": 0}
+    pending: list[bytes] = []
+    batch_no = 0
+    line_no = 0
+
+    async def flush() -> None:
+        nonlocal batch_no, pending
+        first = line_no - len(pending) + 1
+        outcome = await run_in_threadpool(
+            import_batch,
+            engine,
+            principal_id=principal_id,
+            import_id=import_id,
+            batch_no=batch_no,
+            first_line=first,
+            lines=pending,
+            request_id=request_id,
+        )
+        batches[outcome.status] += 1
+        for result in outcome.results:
+            status = result["status"]
+            if status in summary:
+                summary[status] += 1
+            elif status != "already_committed":
+                summary["not_written"] += 1
+            results.append(orjson.dumps(result))
+        batch_no += 1
+        pending = []
+
+    buffer = b""
+    async for chunk in request.stream():
+        buffer += chunk
+        *complete, buffer = buffer.split(b"\n")
+        if len(buffer) > MAX_LINE_BYTES:
+            raise PayloadTooLarge(f"a line is longer than {MAX_LINE_BYTES} bytes", field="body")
+        for raw in complete:
+            if not raw.strip():
+                continue
+            line_no += 1
+            if line_no > settings.bulk_max_lines:
+                raise PayloadTooLarge(
+                    f"more than {settings.bulk_max_lines} lines; split the import",
+                    field="body",
+                )
+            pending.append(raw)
+            if len(pending) >= size:
+                await flush()
+    if buffer.strip():
+        line_no += 1
+        pending.append(buffer)
+    if pending:
+        await flush()
+    summary["lines"] = line_no
+    tail = {"summary": summary, "batches": batches, "import_id": import_id, "batch_size": size}
+    results.append(orjson.dumps(tail))
+    return Response(b"\n".join(results) + b"\n", media_type="application/x-ndjson")

@@ -1,0 +1,138 @@
+"""Internal endpoints for the other services: match events, training export, audit trail."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+from sqlmodel import Session, col, select
+
+from services.registry.api.deps import (
+    PrincipalDep,
+    SessionDep,
+    require_internal_token,
+    require_role,
+)
+from services.registry.models import Application, AuditEntry, Decision, MatchEvent
+from services.registry.models.columns import table_of
+from services.registry.pagination import decode_cursor, next_cursor
+from shared.enums import PrincipalRole
+
+router = APIRouter(tags=["internal"], dependencies=[Depends(require_internal_token)])
+
+
+class MatchEventIn(BaseModel):
+    firm_id: int = Field(ge=1, le=2**63 - 1)
+    product_id: int = Field(ge=1, le=2**63 - 1)
+    rank: int = Field(ge=1, le=100_000)
+    score: float = Field(allow_inf_nan=False)
+    approval_probability: float | None = Field(default=None, ge=0, le=1)
+    eligible: bool = True
+    model_version: str = Field(max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
+    degraded: bool = False
+    town_code: str = Field(max_length=9)
+
+
+class MatchEventBatch(BaseModel):
+    events: list[MatchEventIn] = Field(max_length=10_000)
+
+
+@router.post("/internal/match-events", status_code=202)
+def record_match_events(body: MatchEventBatch, session: SessionDep) -> dict[str, int]:
+    """Bulk-append what the gateway showed a firm (statistics of "matched")."""
+    if body.events:
+        session.execute(
+            table_of(MatchEvent).insert(),
+            [e.model_dump() for e in body.events],
+        )
+        session.commit()
+    return {"recorded": len(body.events)}
+
+
+def training_rows(session: Session, since: datetime | None) -> Iterator[bytes]:
+    stmt = (
+        select(Application, Decision)
+        .join(Decision, col(Decision.application_id) == col(Application.id))
+        .order_by(col(Decision.decided_at), col(Application.id))
+        .execution_options(yield_per=2_000)
+    )
+    if since is not None:
+        stmt = stmt.where(col(Decision.decided_at) >= since)
+    for application, decision in session.exec(stmt):
+        row: dict[str, Any] = {
+            "application_id": application.id,
+            "firm_id": application.firm_id,
+            "product_id": application.product_id,
+            "institution_id": application.institution_id,
+            "submitted_at": application.submitted_at,
+            "decided_at": decision.decided_at,
+            "requested_amount_yuan": application.requested_amount_yuan,
+            "requested_term_months": application.requested_term_months,
+            "firm": application.firm_snapshot,
+            "product": application.product_snapshot,
+            "outcome": decision.outcome,
+            "approved": decision.outcome == "approved",
+            "approved_amount_yuan": decision.approved_amount_yuan,
+            "rate_bp": decision.rate_bp,
+            "rejection_reason": decision.rejection_reason,
+        }
+        yield orjson.dumps(row) + b"\n"
+
+
+@router.get(
+    "/internal/exports/training",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/x-ndjson": {}}}},
+)
+def export_training(request: Request, since: datetime | None = None) -> StreamingResponse:
+    """Every decided application with what the bank saw and what it decided, as NDJSON."""
+    engine = request.app.state.engine
+
+    def stream() -> Iterator[bytes]:
+        with Session(engine) as session:
+            yield from training_rows(session, since)
+
+    return StreamingResponse(stream(), media_type="application/x-ndjson")
+
+
+class AuditPublic(BaseModel):
+    id: int
+    at: datetime
+    principal_id: int | None
+    action: str
+    entity: str
+    entity_id: str | None
+    request_id: str | None
+    detail: dict[str, Any]
+
+
+class AuditPage(BaseModel):
+    data: list[AuditPublic]
+    next_cursor: str | None
+
+
+@router.get("/v1/audit", response_model=AuditPage)
+def list_audit(
+    session: SessionDep,
+    principal: PrincipalDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    entity: Annotated[str | None, Query(max_length=32)] = None,
+    entity_id: Annotated[str | None, Query(max_length=64)] = None,
+) -> dict[str, Any]:
+    require_role(principal, PrincipalRole.ADMIN)
+    stmt = select(AuditEntry).order_by(col(AuditEntry.id)).limit(limit)
+    after = decode_cursor(cursor)
+    if after is not None:
+        stmt = stmt.where(col(AuditEntry.id) > after)
+    if entity:
+        stmt = stmt.where(AuditEntry.entity == entity)
+    if entity_id:
+        stmt = stmt.where(AuditEntry.entity_id == entity_id)
+    rows = list(session.exec(stmt))
+    return {"data": rows, "next_cursor": next_cursor(rows, limit)}

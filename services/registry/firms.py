@@ -1,0 +1,183 @@
+"""Firm rules: upsert by credit code, optimistic updates, erasure, who may see which firm."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from services.registry import audit
+from services.registry.models import Application, Firm, FirmCreate, FirmUpdate, Principal
+from services.registry.models.columns import utcnow
+from services.registry.models.firm import FirmProfile, derive_size
+from shared.enums import ApplicationStatus, PrincipalRole
+from shared.errors import Conflict, NotFound, PreconditionFailed, Unprocessable
+
+# Never copied into an application's snapshot: identifying or free text, not a feature.
+SNAPSHOT_EXCLUDED = {"name", "credit_code", "need_purpose", "consent_matching"}
+
+
+def firm_visible_to(session: Session, firm_id: int, principal: Principal) -> Firm:
+    """The firm if the principal may read it, else 404 (never 403: ids must not be probed)."""
+    firm = session.get(Firm, firm_id)
+    if firm is None:
+        raise NotFound(f"firm {firm_id} not found")
+    role = principal.role
+    if role == PrincipalRole.ADMIN:
+        return firm
+    if role == PrincipalRole.PORTAL and firm.owner_principal_id == principal.id:
+        return firm
+    if role == PrincipalRole.INSTITUTION and _has_live_application(session, firm_id, principal):
+        return firm
+    raise NotFound(f"firm {firm_id} not found")
+
+
+def firm_owned_by(session: Session, firm_id: int, principal: Principal) -> Firm:
+    firm = session.get(Firm, firm_id)
+    if firm is None or firm.owner_principal_id != principal.id:
+        raise NotFound(f"firm {firm_id} not found")
+    return firm
+
+
+def _has_live_application(session: Session, firm_id: int, principal: Principal) -> bool:
+    # Consent is given per application; a withdrawn application withdraws it.
+    stmt = (
+        select(Application.id)
+        .where(Application.firm_id == firm_id)
+        .where(Application.institution_id == principal.institution_id)
+        .where(Application.status != ApplicationStatus.WITHDRAWN.value)
+        .limit(1)
+    )
+    return session.exec(stmt).first() is not None
+
+
+def stored_values(create: FirmCreate | FirmProfile) -> dict[str, Any]:
+    values = create.model_dump()
+    values["size_class"], values["size_ruleset"] = derive_size(values)
+    return values
+
+
+def upsert_firm(
+    session: Session, create: FirmCreate, principal: Principal, request_id: str | None
+) -> tuple[Firm, bool]:
+    """Create the firm, or update it if this portal already registered its credit code."""
+    values = stored_values(create)
+    existing = session.exec(select(Firm).where(Firm.credit_code == create.credit_code)).first()
+    if existing is None:
+        assert principal.id is not None
+        firm = Firm(**values, owner_principal_id=principal.id)
+        session.add(firm)
+        try:
+            session.flush()
+        except IntegrityError as exc:
+            # A concurrent request registered the same code first; let the client retry.
+            session.rollback()
+            raise Conflict(
+                "this credit code was registered concurrently; retry", code="concurrent_create"
+            ) from exc
+        audit.record(
+            session,
+            principal_id=principal.id,
+            action="create",
+            entity="firm",
+            entity_id=firm.id,
+            request_id=request_id,
+        )
+        return firm, True
+    if existing.owner_principal_id != principal.id:
+        raise Conflict(
+            "this credit code is registered by another portal",
+            code="firm_registered_elsewhere",
+            field="credit_code",
+        )
+    _apply(existing, values)
+    audit.record(
+        session,
+        principal_id=principal.id,
+        action="update",
+        entity="firm",
+        entity_id=existing.id,
+        request_id=request_id,
+    )
+    return existing, False
+
+
+def _apply(firm: Firm, values: dict[str, Any]) -> None:
+    for key, value in values.items():
+        setattr(firm, key, value)
+    firm.version += 1
+    firm.updated_at = utcnow()
+
+
+def update_firm(
+    session: Session,
+    firm: Firm,
+    update: FirmUpdate,
+    expected_version: int,
+    principal: Principal,
+    request_id: str | None,
+) -> Firm:
+    """Apply a partial update if the client saw the current version; re-derive the size class."""
+    if firm.version != expected_version:
+        raise PreconditionFailed(
+            f"firm {firm.id} is at version {firm.version}, not {expected_version}",
+            code="stale_version",
+        )
+    changes = update.model_dump(exclude_unset=True)
+    for key in ("name", "town_code", "industry_section", "established_on", "employees"):
+        if key in changes and changes[key] is None:
+            raise Unprocessable(f"{key} cannot be null", field=key)
+    current = {k: getattr(firm, k) for k in FirmProfile.model_fields}
+    merged = FirmProfile.model_validate({**current, **changes})  # re-checks industry pairing
+    values = stored_values(merged)
+    result = session.execute(
+        sa.update(Firm)
+        .where(Firm.id == firm.id)  # type: ignore[arg-type]
+        .where(Firm.version == expected_version)  # type: ignore[arg-type]
+        .values(**values, version=expected_version + 1, updated_at=utcnow())
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise PreconditionFailed(f"firm {firm.id} changed meanwhile", code="stale_version")
+    audit.record(
+        session,
+        principal_id=principal.id,
+        action="update",
+        entity="firm",
+        entity_id=firm.id,
+        request_id=request_id,
+        detail={"fields": sorted(changes)},
+    )
+    session.refresh(firm)
+    return firm
+
+
+def erase_firm(session: Session, firm: Firm, principal: Principal, request_id: str | None) -> None:
+    """Delete the profile; applications keep their feature snapshot but lose the link."""
+    firm_id = firm.id
+    session.delete(firm)
+    audit.record(
+        session,
+        principal_id=principal.id,
+        action="erase",
+        entity="firm",
+        entity_id=firm_id,
+        request_id=request_id,
+    )
+
+
+def snapshot_of(firm: Firm, at: datetime | None = None) -> dict[str, Any]:
+    """The features an institution sees when the firm applies (JSON-safe)."""
+    at = at or datetime.now(UTC)
+    snap: dict[str, Any] = {}
+    for key in FirmProfile.model_fields:
+        if key in SNAPSHOT_EXCLUDED:
+            continue
+        value = getattr(firm, key)
+        snap[key] = value.isoformat() if isinstance(value, date) else value
+    snap["size_class"] = firm.size_class
+    snap["years_established"] = round((at.date() - firm.established_on).days / 365.25, 2)
+    snap["snapshot_at"] = at.isoformat()
+    return snap

@@ -1,0 +1,83 @@
+"""Registry app factory: engine in the lifespan, routers, problem-details errors, probes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import sqlalchemy as sa
+from fastapi import Depends, FastAPI
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from sqlalchemy.engine import Engine
+
+from services.registry.api import access, applications, firms, internal, products, stats
+from services.registry.api.deps import require_internal_token
+from services.registry.config import RegistrySettings, get_settings
+from services.registry.db import make_engine
+from shared.errors import install_error_handlers
+
+log = logging.getLogger("finmatch.registry")
+
+
+def create_app(settings: RegistrySettings | None = None, engine: Engine | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    settings.check_secrets()
+    owns_engine = engine is None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.settings = settings
+        app.state.engine = engine or make_engine(
+            settings.database_url, pool_size=settings.db_pool_size
+        )
+        try:
+            yield
+        finally:
+            if owns_engine:
+                app.state.engine.dispose()
+
+    app = FastAPI(
+        title="finmatch registry (internal)",
+        version="0.1.0",
+        description="System of record for firms, institutions, products and applications. "
+        "Internal: every route needs X-Internal-Token; resource routes act for X-Principal-Id.",
+        lifespan=lifespan,
+    )
+    # Set early too, so that code using app.state before startup (tests) finds them.
+    app.state.settings = settings
+    if engine is not None:
+        app.state.engine = engine
+    install_error_handlers(app)
+    guarded = [firms.router, products.router, applications.router, access.router, stats.router]
+    for router in guarded:
+        app.include_router(router, dependencies=[Depends(require_internal_token)])
+    app.include_router(access.internal)
+    app.include_router(internal.router)
+
+    @app.get("/healthz", tags=["probes"])
+    async def healthz() -> dict[str, str]:
+        """Liveness: the process answers. Touches no dependency."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["probes"])
+    async def readyz() -> JSONResponse:
+        """Readiness: the database answers a query."""
+        try:
+            await run_in_threadpool(_ping, app.state.engine)
+        except Exception as exc:
+            log.warning("readiness: database unavailable: %s", exc)
+            return JSONResponse(
+                {"status": "unavailable", "checks": {"database": "down"}},
+                status_code=503,
+                headers={"Retry-After": "5"},
+            )
+        return JSONResponse({"status": "ok", "checks": {"database": "ok"}})
+
+    return app
+
+
+def _ping(engine: Engine) -> None:
+    with engine.connect() as conn:
+        conn.execute(sa.text("SELECT 1"))

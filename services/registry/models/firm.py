@@ -1,0 +1,202 @@
+"""The firm (SME) profile: the table, and the create/update/public schemas around it."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import field_validator, model_validator
+from sqlmodel import Field, SQLModel
+
+from services.registry.models.columns import BigId, UtcDateTime, utcnow
+from shared.enums import CreditRating
+from shared.types import Count, Name, PositiveYuan, ShortText, TermMonths, Usd, Yuan
+from shared.vocab.credit_code import normalize_credit_code
+from shared.vocab.industries import validate_industry
+from shared.vocab.size_class import CURRENT_RULESET, SizeClass, classify_size
+from shared.vocab.towns import is_town_code
+
+EARLIEST_ESTABLISHED = date(1900, 1, 1)
+
+
+def _check_town(value: str) -> str:
+    value = value.strip()
+    if not is_town_code(value):
+        raise ValueError(f"unknown town code {value!r}; see /v1/reference/towns")
+    return value
+
+
+def _check_established(value: date) -> date:
+    if value < EARLIEST_ESTABLISHED:
+        raise ValueError("established date is before 1900")
+    if value > date.today():
+        raise ValueError("established date is in the future")
+    return value
+
+
+class FirmProfile(SQLModel):
+    """Everything a portal submits about a firm, apart from its credit code."""
+
+    name: Name
+    town_code: str = Field(max_length=9, description="9-digit statistical town code, 4419…")
+    industry_section: str = Field(max_length=1, description="GB/T 4754-2017 section A–T")
+    industry_division: int | None = Field(default=None, ge=1, le=97)
+    established_on: date
+    employees: Count
+    annual_revenue_yuan: Yuan
+    total_assets_yuan: Yuan
+    export_revenue_usd: Usd = 0
+    invention_patents: Count = 0
+    utility_patents: Count = 0
+    trademarks: Count = 0
+    is_high_tech: bool = False
+    is_specialized_sme: bool = Field(default=False, description="专精特新")
+    gov_procurement_contracts_yuan: Yuan = 0
+    core_enterprise_receivables_yuan: Yuan = 0
+    is_green_listed: bool = False
+    has_borrowed_before: bool = Field(default=True, description="False marks a 首贷户 candidate")
+    collateral_real_estate_yuan: Yuan = 0
+    collateral_equipment_yuan: Yuan = 0
+    credit_rating: CreditRating | None = None
+    need_amount_yuan: PositiveYuan | None = None
+    need_term_months: TermMonths | None = None
+    need_purpose: ShortText | None = None
+    consent_matching: bool = Field(
+        default=True, description="the firm agreed that its profile is used to rank products"
+    )
+
+    @field_validator("town_code")
+    @classmethod
+    def _town(cls, value: str) -> str:
+        return _check_town(value)
+
+    @field_validator("established_on")
+    @classmethod
+    def _established(cls, value: date) -> date:
+        return _check_established(value)
+
+    @model_validator(mode="after")
+    def _industry(self) -> FirmProfile:
+        try:
+            section, division = validate_industry(self.industry_section, self.industry_division)
+        except ValueError as exc:
+            raise ValueError(f"industry_section/industry_division: {exc}") from exc
+        self.industry_section, self.industry_division = section, division
+        return self
+
+
+class FirmCreate(FirmProfile):
+    """A firm as a portal submits it; the credit code is the natural key."""
+
+    credit_code: str = Field(max_length=40, description="统一社会信用代码, 18 characters")
+
+    @field_validator("credit_code")
+    @classmethod
+    def _credit_code(cls, value: str) -> str:
+        return normalize_credit_code(value)
+
+
+class FirmUpdate(SQLModel):
+    """A partial update; only the fields given change. The credit code never changes."""
+
+    name: Name | None = None
+    town_code: str | None = Field(default=None, max_length=9)
+    industry_section: str | None = Field(default=None, max_length=1)
+    industry_division: int | None = Field(default=None, ge=1, le=97)
+    established_on: date | None = None
+    employees: Count | None = None
+    annual_revenue_yuan: Yuan | None = None
+    total_assets_yuan: Yuan | None = None
+    export_revenue_usd: Usd | None = None
+    invention_patents: Count | None = None
+    utility_patents: Count | None = None
+    trademarks: Count | None = None
+    is_high_tech: bool | None = None
+    is_specialized_sme: bool | None = None
+    gov_procurement_contracts_yuan: Yuan | None = None
+    core_enterprise_receivables_yuan: Yuan | None = None
+    is_green_listed: bool | None = None
+    has_borrowed_before: bool | None = None
+    collateral_real_estate_yuan: Yuan | None = None
+    collateral_equipment_yuan: Yuan | None = None
+    credit_rating: CreditRating | None = None
+    need_amount_yuan: PositiveYuan | None = None
+    need_term_months: TermMonths | None = None
+    need_purpose: ShortText | None = None
+    consent_matching: bool | None = None
+
+    @field_validator("town_code")
+    @classmethod
+    def _town(cls, value: str | None) -> str | None:
+        return None if value is None else _check_town(value)
+
+    @field_validator("established_on")
+    @classmethod
+    def _established(cls, value: date | None) -> date | None:
+        return None if value is None else _check_established(value)
+
+
+class Firm(SQLModel, table=True):
+    __tablename__ = "firm"
+    __table_args__ = (
+        sa.Index("ix_firm_owner_id", "owner_principal_id", "id"),
+        sa.Index("ix_firm_town_size", "town_code", "size_class"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
+    credit_code: str = Field(max_length=18, unique=True)
+    owner_principal_id: int = Field(foreign_key="principal.id", sa_type=BigId)
+    name: str = Field(max_length=200)
+    town_code: str = Field(max_length=9)
+    industry_section: str = Field(max_length=1)
+    industry_division: int | None = None
+    established_on: date
+    employees: int
+    annual_revenue_yuan: int = Field(sa_type=sa.BigInteger)
+    total_assets_yuan: int = Field(sa_type=sa.BigInteger)
+    export_revenue_usd: int = Field(default=0, sa_type=sa.BigInteger)
+    invention_patents: int = 0
+    utility_patents: int = 0
+    trademarks: int = 0
+    is_high_tech: bool = False
+    is_specialized_sme: bool = False
+    gov_procurement_contracts_yuan: int = Field(default=0, sa_type=sa.BigInteger)
+    core_enterprise_receivables_yuan: int = Field(default=0, sa_type=sa.BigInteger)
+    is_green_listed: bool = False
+    has_borrowed_before: bool = True
+    collateral_real_estate_yuan: int = Field(default=0, sa_type=sa.BigInteger)
+    collateral_equipment_yuan: int = Field(default=0, sa_type=sa.BigInteger)
+    credit_rating: str | None = Field(default=None, max_length=3)
+    need_amount_yuan: int | None = Field(default=None, sa_type=sa.BigInteger)
+    need_term_months: int | None = None
+    need_purpose: str | None = Field(default=None, max_length=500)
+    consent_matching: bool = True
+    size_class: str = Field(max_length=6, description="derived, never entered by hand")
+    size_ruleset: str = Field(max_length=32)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+    version: int = 1
+
+
+class FirmPublic(FirmProfile):
+    id: int
+    credit_code: str
+    owner_principal_id: int
+    size_class: SizeClass
+    size_ruleset: str
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+
+def derive_size(values: dict[str, Any]) -> tuple[str, str]:
+    """Size class and the ruleset that produced it, from a firm's stored values."""
+    size = classify_size(
+        values["industry_section"],
+        values.get("industry_division"),
+        employees=values["employees"],
+        revenue_yuan=values["annual_revenue_yuan"],
+        total_assets_yuan=values["total_assets_yuan"],
+    )
+    return size.value, CURRENT_RULESET

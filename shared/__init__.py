@@ -1,0 +1,1 @@
+"""Code every finmatch service shares: vocabulary, errors, schemas, settings helpers."""

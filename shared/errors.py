@@ -1,0 +1,185 @@
+"""Problem-details errors (RFC 9457) shared by every service, and the handlers that render them.
+
+Hierarchy (all render as ``application/problem+json`` with a machine-readable ``code``)::
+
+    ProblemError                  base: status, code, title, detail, optional field
+    ├── BadRequest (400)
+    ├── NotFound (404)            also used for out-of-scope ids, so ids cannot be probed
+    ├── Conflict (409)            duplicate, invalid state transition, in-flight duplicate
+    ├── PreconditionFailed (412)  stale If-Match version
+    ├── PreconditionRequired (428)
+    ├── Unprocessable (422)       semantically invalid input, names the field
+    └── ServiceUnavailable (503)  a dependency is down; carries Retry-After
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_JSON = "application/problem+json"
+log = logging.getLogger("finmatch.errors")
+
+
+class ProblemError(Exception):
+    status: int = 500
+    code: str = "internal_error"
+    title: str = "Internal error"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        code: str | None = None,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if code is not None:
+            self.code = code
+        self.field = field
+        self.headers = headers or {}
+        self.extra = extra or {}
+
+    def to_problem(self, instance: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "type": f"https://finmatch.example/problems/{self.code}",
+            "title": self.title,
+            "status": self.status,
+            "code": self.code,
+            "detail": self.detail,
+        }
+        if self.field is not None:
+            body["errors"] = [{"field": self.field, "message": self.detail}]
+        if instance:
+            body["instance"] = instance
+        body.update(self.extra)
+        return body
+
+
+class BadRequest(ProblemError):
+    status, code, title = 400, "bad_request", "Bad request"
+
+
+class Unauthorized(ProblemError):
+    status, code, title = 401, "unauthorized", "Unauthorized"
+
+
+class NotFound(ProblemError):
+    status, code, title = 404, "not_found", "Not found"
+
+
+class Conflict(ProblemError):
+    status, code, title = 409, "conflict", "Conflict"
+
+
+class PreconditionFailed(ProblemError):
+    status, code, title = 412, "precondition_failed", "Precondition failed"
+
+
+class PayloadTooLarge(ProblemError):
+    status, code, title = 413, "payload_too_large", "Payload too large"
+
+
+class Unprocessable(ProblemError):
+    status, code, title = 422, "validation_error", "Invalid input"
+
+
+class PreconditionRequired(ProblemError):
+    status, code, title = 428, "precondition_required", "Precondition required"
+
+
+class ServiceUnavailable(ProblemError):
+    status, code, title = 503, "service_unavailable", "Service unavailable"
+
+
+def _loc_to_field(loc: Sequence[int | str]) -> str:
+    # FastAPI prefixes the location with where the value came from ("body", "query", ...).
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in {"body", "query", "path", "header", "cookie"}:
+        parts = parts[1:] or parts
+    return ".".join(parts)
+
+
+def validation_errors(errors: Sequence[Any]) -> list[dict[str, str]]:
+    out = []
+    for err in errors:
+        field = _loc_to_field(err.get("loc", ()))
+        msg = str(err.get("msg", "invalid value"))
+        out.append({"field": field, "message": msg, "type": str(err.get("type", ""))})
+    return out
+
+
+def problem_response(
+    status: int,
+    body: dict[str, Any],
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+
+
+def _validation_problem(request: Request, raw_errors: Sequence[Any]) -> JSONResponse:
+    errors = validation_errors(raw_errors)
+    fields = ", ".join(sorted({e["field"] for e in errors})) or "request"
+    body = {
+        "type": "https://finmatch.example/problems/validation_error",
+        "title": "Invalid input",
+        "status": 422,
+        "code": "validation_error",
+        "detail": f"invalid value for: {fields}",
+        "errors": errors,
+        "instance": request.url.path,
+    }
+    return problem_response(422, body)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Render every error as problem details; never leak a traceback to the client."""
+
+    @app.exception_handler(ProblemError)
+    async def _problem(request: Request, exc: ProblemError) -> JSONResponse:
+        return problem_response(exc.status, exc.to_problem(request.url.path), exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return _validation_problem(request, exc.errors())
+
+    @app.exception_handler(ValidationError)
+    async def _model_validation(request: Request, exc: ValidationError) -> JSONResponse:
+        # Raised when a handler re-validates merged values (a PATCH), not by FastAPI itself.
+        return _validation_problem(request, exc.errors())
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        body = {
+            "type": f"https://finmatch.example/problems/{code}",
+            "title": str(exc.detail),
+            "status": exc.status_code,
+            "code": code,
+            "detail": str(exc.detail),
+            "instance": request.url.path,
+        }
+        return problem_response(exc.status_code, body, dict(exc.headers or {}))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        body = {
+            "type": "https://finmatch.example/problems/internal_error",
+            "title": "Internal error",
+            "status": 500,
+            "code": "internal_error",
+            "detail": "an unexpected error occurred; it has been logged",
+            "instance": request.url.path,
+        }
+        return problem_response(500, body)
