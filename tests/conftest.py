@@ -32,16 +32,16 @@ def _worker() -> str:
     return os.environ.get("PYTEST_XDIST_WORKER", "main")
 
 
-def _fresh_postgres_database(base_url: str) -> str:
-    """A database of our own per xdist worker, dropped and recreated each run."""
-    url = make_url(normalize_url(base_url))
-    name = f"finmatch_test_{_worker()}"
-    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+def _database_name() -> str:
+    # Per worker and per run, so that concurrent runs on one server never share a database.
+    return f"finmatch_test_{_worker()}_{os.getpid()}"
+
+
+def _admin_execute(base_url: str, statement: str) -> None:
+    admin = sa.create_engine(make_url(normalize_url(base_url)), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        conn.execute(sa.text(statement))
     admin.dispose()
-    return url.set(database=name).render_as_string(hide_password=False)
 
 
 @pytest.fixture(scope="session")
@@ -56,11 +56,17 @@ def sqlite_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
 
 @pytest.fixture(scope="session")
 def postgres_engine() -> Iterator[Engine]:
-    url = _fresh_postgres_database(need_postgres())
+    """A fresh database of our own on the real PostgreSQL, migrated, dropped at the end."""
+    base_url = need_postgres()
+    name = _database_name()
+    _admin_execute(base_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    _admin_execute(base_url, f'CREATE DATABASE "{name}"')
+    url = make_url(normalize_url(base_url)).set(database=name).render_as_string(False)
     upgrade(url)
     engine = make_engine(url)
     yield engine
     engine.dispose()
+    _admin_execute(base_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _wipe(engine: Engine) -> None:

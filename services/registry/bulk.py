@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from services.registry import audit
+from services.registry.db import write_session
 from services.registry.firms import stored_values
 from services.registry.models import Firm, FirmCreate, ImportBatch
 from services.registry.models.columns import table_of, utcnow
@@ -80,7 +81,7 @@ def import_batch(
     """Validate and write one batch in its own transaction."""
     digest = hashlib.sha256(b"\n".join(lines)).hexdigest()
     outcome = BatchOutcome()
-    with Session(engine, expire_on_commit=False) as session:
+    with write_session(engine) as session:
         done = session.get(ImportBatch, (principal_id, import_id, batch_no))
         if done is not None:
             if done.digest != digest or done.first_line != first_line:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
@@ -36,10 +34,17 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _sqlite_begin_immediate(conn: Any) -> None:
-    # Take the write lock up front: a deferred read→write upgrade fails with SQLITE_BUSY
-    # at once instead of waiting out busy_timeout.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+IMMEDIATE = "finmatch_sqlite_immediate"
+
+
+def _sqlite_begin(conn: Any) -> None:
+    # A writer takes the write lock up front: a deferred read→write upgrade fails with
+    # SQLITE_BUSY at once instead of waiting out busy_timeout. Readers stay deferred so that,
+    # under WAL, they never block anyone.
+    if conn.get_execution_options().get(IMMEDIATE, False):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        conn.exec_driver_sql("BEGIN")
 
 
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:
@@ -52,7 +57,7 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         # pysqlite's own transaction handling would issue a deferred BEGIN; we issue ours.
         event.listen(engine, "connect", _disable_pysqlite_begin)
-        event.listen(engine, "begin", _sqlite_begin_immediate)
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     return sa.create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
 
@@ -61,13 +66,8 @@ def _disable_pysqlite_begin(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None
 
 
-@contextmanager
-def session_scope(engine: Engine) -> Iterator[Session]:
-    """One unit of work: commit on success, roll back on any error."""
-    with Session(engine, expire_on_commit=False) as session:
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
+def write_session(engine: Engine) -> Session:
+    """A session whose first transaction is a writer's (BEGIN IMMEDIATE on SQLite)."""
+    session = Session(engine, expire_on_commit=False)
+    session.connection(execution_options={IMMEDIATE: True})
+    return session

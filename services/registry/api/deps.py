@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from services.registry.config import RegistrySettings
+from services.registry.db import write_session
 from services.registry.models import Principal
 from shared.enums import PrincipalRole
 from shared.errors import NotFound, ProblemError, Unauthorized
@@ -39,9 +40,18 @@ def require_internal_token(
         raise Unauthorized("missing or wrong X-Internal-Token", code="internal_token_required")
 
 
-def get_session(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Session]:
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def get_session(
+    request: Request, engine: Annotated[Engine, Depends(get_engine)]
+) -> Iterator[Session]:
     """A session for the request; writers call ``session.commit()`` before they answer."""
-    with Session(engine, expire_on_commit=False) as session:
+    if request.method in READ_METHODS:
+        session = Session(engine, expire_on_commit=False)
+    else:
+        session = write_session(engine)
+    with session:
         try:
             yield session
         except BaseException:
@@ -54,12 +64,15 @@ SettingsDep = Annotated[RegistrySettings, Depends(get_settings)]
 
 
 def get_principal(
-    session: SessionDep,
+    engine: Annotated[Engine, Depends(get_engine)],
     x_principal_id: Annotated[int | None, Header(ge=1, le=2**63 - 1)] = None,
 ) -> Principal:
     if x_principal_id is None:
         raise Unauthorized("X-Principal-Id is required", code="principal_required")
-    principal = session.get(Principal, x_principal_id)
+    # Its own short read: the request's session may be a writer that must not start early,
+    # and the bulk import writes in sessions of its own.
+    with Session(engine, expire_on_commit=False) as session:
+        principal = session.get(Principal, x_principal_id)
     if principal is None:
         raise Unauthorized("unknown principal", code="unknown_principal")
     return principal

@@ -1,0 +1,74 @@
+"""Registry command line: migrate, seed the demo world, serve."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from services.registry.config import get_settings
+from services.registry.db import make_engine
+from services.registry.migrate import check, upgrade
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="finmatch-registry", description=__doc__)
+    parser.add_argument("--database-url", help="defaults to FINMATCH_DATABASE_URL")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("migrate", help="alembic upgrade head")
+    commands.add_parser("check-migrations", help="fail if models and migrations disagree")
+    seed = commands.add_parser("seed", help="write the synthetic Dongguan demo data (once)")
+    seed.add_argument("--firms", type=int, default=5_000)
+    seed.add_argument("--applications", type=int, default=6_000)
+    seed.add_argument("--keys-file", type=Path, default=Path("var/demo-keys.json"))
+    serve = commands.add_parser("serve", help="migrate, then run the registry with uvicorn")
+    serve.add_argument("--seed", action="store_true", help="seed the demo data on first start")
+    args = parser.parse_args(argv)
+
+    settings = get_settings()
+    url = args.database_url or settings.database_url
+    if args.command == "migrate":
+        upgrade(url)
+    elif args.command == "check-migrations":
+        upgrade(url)
+        check(url)
+    elif args.command == "seed":
+        upgrade(url)
+        _seed(url, args.firms, args.applications, args.keys_file)
+    elif args.command == "serve":
+        upgrade(url)
+        if args.seed:
+            _seed(url, 5_000, 6_000, Path("var/demo-keys.json"))
+        import uvicorn
+
+        from services.registry.main import create_app
+
+        settings.database_url = url
+        uvicorn.run(
+            create_app(settings),
+            host=settings.registry_host,
+            port=settings.registry_port,
+            log_level=settings.log_level.lower(),
+        )
+    return 0
+
+
+def _seed(url: str, firms: int, applications: int, keys_file: Path) -> None:
+    from services.registry.seed.loader import seed_demo
+
+    engine = make_engine(url)
+    try:
+        result = seed_demo(engine, n_firms=firms, n_applications=applications, keys_file=keys_file)
+    finally:
+        engine.dispose()
+    if result.seeded:
+        print(
+            f"seeded synthetic demo data: {result.firms} firms, {result.products} products, "
+            f"{result.applications} applications; demo keys in {keys_file}"
+        )
+    else:
+        print("demo data already present; nothing seeded")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Deterministic synthetic Dongguan world: institutions, products, firms and loan histories."""

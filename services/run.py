@@ -1,0 +1,119 @@
+"""`make run`: start every finmatch service as its own process on the embedded default."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+KEYS_FILE = Path("var/demo-keys.json")
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    args: tuple[str, ...]
+    port_variable: str
+    default_port: int
+
+    @property
+    def port(self) -> int:
+        return int(os.environ.get(self.port_variable, self.default_port))
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+SERVICES = (
+    ServiceSpec(
+        "registry",
+        ("-m", "services.registry.cli", "serve", "--seed"),
+        "FINMATCH_REGISTRY_PORT",
+        8001,
+    ),
+)
+
+
+def wait_ready(spec: ServiceSpec, process: subprocess.Popen[bytes], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{spec.name} exited with code {process.returncode}")
+        try:
+            if httpx.get(f"{spec.url}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"{spec.name} was not ready within {timeout:.0f} s")
+
+
+def main() -> int:
+    env = dict(os.environ)
+    env.setdefault("FINMATCH_DATABASE_URL", "sqlite:///var/finmatch.db")
+    # One fresh internal token per run, shared by the services and never printed.
+    env.setdefault("FINMATCH_INTERNAL_TOKEN", secrets.token_urlsafe(32))
+    Path("var").mkdir(exist_ok=True)
+    processes: list[tuple[ServiceSpec, subprocess.Popen[bytes]]] = []
+
+    def stop(*_: object) -> None:
+        for _spec, process in processes:
+            if process.poll() is None:
+                process.terminate()
+        for _spec, process in processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+    def on_sigterm(*_: object) -> None:
+        stop()
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        for spec in SERVICES:
+            process = subprocess.Popen([sys.executable, *spec.args], env=env)
+            processes.append((spec, process))
+            wait_ready(spec, process)
+        print_summary()
+        while all(p.poll() is None for _s, p in processes):
+            time.sleep(0.5)
+        failed = [s.name for s, p in processes if p.poll() not in (None, 0)]
+        if failed:
+            print(f"stopped: {', '.join(failed)} exited", file=sys.stderr)
+            return 1
+        return 0
+    except KeyboardInterrupt:
+        print("\nstopping finmatch …")
+        return 0
+    except RuntimeError as exc:
+        print(f"finmatch could not start: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        stop()
+
+
+def print_summary() -> None:
+    lines = ["", "finmatch is running (synthetic demo data, SQLite, in-process cache):"]
+    for spec in SERVICES:
+        lines.append(f"  {spec.name:<9} {spec.url}   docs: {spec.url}/docs")
+    if KEYS_FILE.exists():
+        keys = json.loads(KEYS_FILE.read_text())
+        lines.append("  demo keys (also in var/demo-keys.json):")
+        lines += [f"    {role:<14} {key}" for role, key in keys.items()]
+    lines.append("  Ctrl-C stops all services.")
+    print("\n".join(lines), flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

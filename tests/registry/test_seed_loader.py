@@ -1,0 +1,54 @@
+"""The demo world lands in the registry whole, once, with keys that resolve."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+
+from services.registry.seed.loader import seed_demo
+from tests.registry.conftest import TOKEN
+
+
+def scalar(engine: Engine, sql: str) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(sa.text(sql)).scalar_one())
+
+
+def test_seed_writes_a_consistent_world_once(engine: Engine, client: TestClient) -> None:
+    now = datetime(2026, 11, 1, tzinfo=UTC)
+    result = seed_demo(engine, n_firms=400, n_applications=500, now=now, progress=False)
+    assert result.seeded
+    assert scalar(engine, "SELECT count(*) FROM firm") == 400
+    assert scalar(engine, "SELECT count(*) FROM application") == 500
+    assert scalar(engine, "SELECT count(DISTINCT category) FROM product") == 12
+    decided = scalar(engine, "SELECT count(*) FROM application WHERE status <> 'submitted'")
+    assert scalar(engine, "SELECT count(*) FROM decision") == decided
+    # Decisions never exceed the request, and come after the submission.
+    assert (
+        scalar(
+            engine,
+            "SELECT count(*) FROM decision d JOIN application a ON a.id = d.application_id "
+            "WHERE d.approved_amount_yuan > a.requested_amount_yuan "
+            "OR d.decided_at < a.submitted_at",
+        )
+        == 0
+    )
+    again = seed_demo(engine, n_firms=400, n_applications=500, now=now, progress=False)
+    assert not again.seeded
+    assert scalar(engine, "SELECT count(*) FROM firm") == 400
+
+    assert set(result.keys) == {"portal", "admin", "official_city", "official_town", "institution"}
+    for role_label, key in result.keys.items():
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        resolved = client.post(
+            "/internal/auth/resolve", json={"key_hash": digest}, headers={"X-Internal-Token": TOKEN}
+        )
+        assert resolved.status_code == 200, role_label
+        assert resolved.json()["role"] == role_label.split("_")[0]
+
+    export = client.get("/internal/exports/training", headers={"X-Internal-Token": TOKEN})
+    assert len(export.content.splitlines()) == decided
