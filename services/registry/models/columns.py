@@ -23,7 +23,8 @@ class UtcDateTime(sa.TypeDecorator[datetime]):
         if value is None:
             return None
         if value.tzinfo is None:
-            raise ValueError("naive datetime given to a UTC column")
+            # A naive time from a client (e.g. a query filter) is read as UTC, never a 500.
+            return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:

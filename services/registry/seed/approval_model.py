@@ -21,7 +21,8 @@ offered by institution i) for amount A over T months, with every ratio clipped a
         - 0.25 * max(0, T - 36) / 12                            long tenors
         - 2.0 if A exceeds the product's cap (pct of its basis)
 
-    p = sigmoid(z), and p is multiplied by 0.05 when F breaks any hard eligibility rule of P.
+    p = sigmoid(z), and p is multiplied by 0.05 when F breaks any hard eligibility rule of P
+    (eligibility.hard_rule_violations: towns, sections, sizes, minimums, flags, rating floor).
 
 collateral(F, P) by P.collateral_kind: real_estate → F's real-estate value, equipment → its
 equipment, receivables → receivables from core enterprises, procurement_contract → procurement
@@ -166,7 +167,7 @@ def approval_terms(
         "age": 0.5 * _clip(math.log1p(years_established(firm, as_of)) - math.log(5), -1.8, 1.0),
         "size": SIZE.get(str(size_class), 0.0),
         "term": -0.25 * max(0, requested_term_months - 36) / 12,
-    }  # fmt: skip
+    }
     collateral = _collateral_value(firm, str(product.get("collateral_kind", "none")))
     if collateral is not None:
         terms["collateral"] = 0.9 * _clip(math.log(max(1.0, collateral) / amount), -2.5, 0.7)

@@ -213,6 +213,7 @@ def _chunk(
     assets = revenue * par["assets_to_revenue"] * rng.lognormal(0.0, 0.5, m)
     size_z = (log_emp - np.log(par["employees_median"])) / par["employees_sigma"]
 
+    # Constant boosts below (1.15, 1.2, 1.4) calibrate the sector tables to the target shares.
     def trait(p: Floats, boost: Floats | float = 1.0) -> Bools:
         return rng.random(m) < np.clip(p * boost, 0.0, 0.95)
 
@@ -248,7 +249,9 @@ def _chunk(
     rated = trait(np.full(m, 0.42), np.exp(0.2 * age_effect - 0.4 * (never_borrowed - 0.35)))
     quality = 0.5 * size_z + 0.4 * age_effect + rng.standard_normal(m)
     quality_rank = np.argsort(np.argsort(-quality)) / m  # 0 = best firm of the chunk
-    rating_index = np.searchsorted(np.cumsum(_RATING_SHARES), quality_rank, side="right")
+    rating_index = np.minimum(
+        np.searchsorted(np.cumsum(_RATING_SHARES), quality_rank, side="right"), len(_RATINGS) - 1
+    )
 
     has_need = rng.random(m) < 0.6
     need = np.maximum(3 * WAN, np.rint(revenue * rng.lognormal(np.log(0.2), 0.7, m) / WAN) * WAN)
