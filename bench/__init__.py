@@ -1,0 +1,1 @@
+"""Benchmarks run against real services (see bench/README.md)."""
