@@ -15,13 +15,14 @@ Hierarchy (all render as ``application/problem+json`` with a machine-readable ``
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from pydantic_core import InitErrorDetails, PydanticCustomError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
@@ -115,8 +116,35 @@ def validation_errors(errors: Sequence[Any]) -> list[dict[str, str]]:
     for err in errors:
         field = _loc_to_field(err.get("loc", ()))
         msg = str(err.get("msg", "invalid value"))
+        if err.get("type") == "json_invalid":
+            # FastAPI locates unparseable JSON at ("body", <character offset>): the field is the
+            # body; the offset and the parser's reason belong in the message.
+            reason = err.get("ctx", {}).get("error", "")
+            msg = f"{msg} at character {field}: {reason}"
+            field = "body"
         out.append({"field": field, "message": msg, "type": str(err.get("type", ""))})
     return out
+
+
+def invalid_fields(
+    model: str, problems: Mapping[str, str], values: Mapping[str, Any] | None = None
+) -> ValidationError:
+    """A validation error located at each named field, for a rule that spans several fields.
+
+    A ValueError raised in a model validator has no location, so the problem body could only
+    name "body"; pydantic keeps the locations of a ValidationError raised inside a validator.
+    """
+    return ValidationError.from_exception_data(
+        model,
+        [
+            InitErrorDetails(
+                type=PydanticCustomError("value_error", "{reason}", {"reason": reason}),
+                loc=(field,),
+                input=(values or {}).get(field),
+            )
+            for field, reason in problems.items()
+        ],
+    )
 
 
 def problem_response(

@@ -35,10 +35,13 @@ def firm_visible_to(session: Session, firm_id: int, principal: Principal) -> Fir
     raise NotFound(f"firm {firm_id} not found")
 
 
-def firm_owned_by(session: Session, firm_id: int, principal: Principal) -> Firm:
+def firm_owned_by(
+    session: Session, firm_id: int, principal: Principal, *, field: str | None = None
+) -> Firm:
+    """The principal's own firm, else 404; ``field`` names the body field the id came from."""
     firm = session.get(Firm, firm_id)
     if firm is None or firm.owner_principal_id != principal.id:
-        raise NotFound(f"firm {firm_id} not found")
+        raise NotFound(f"firm {firm_id} not found", field=field)
     return firm
 
 

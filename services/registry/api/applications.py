@@ -54,7 +54,7 @@ def apply(
     body: ApplicationCreate, session: SessionDep, principal: PrincipalDep, request_id: RequestIdDep
 ) -> Application:
     require_role(principal, PrincipalRole.PORTAL)
-    firm = firm_owned_by(session, body.firm_id, principal)
+    firm = firm_owned_by(session, body.firm_id, principal, field="firm_id")
     product = session.get(Product, body.product_id)
     if product is None or not product.active or product.archived_at is not None:
         raise NotFound(f"product {body.product_id} not found", field="product_id")

@@ -22,6 +22,7 @@ from services.registry.models import Application, AuditEntry, Decision, MatchEve
 from services.registry.models.columns import table_of
 from services.registry.pagination import decode_cursor, next_cursor
 from shared.enums import PrincipalRole
+from shared.types import SafeStr
 
 router = APIRouter(tags=["internal"], dependencies=[Depends(require_internal_token)])
 
@@ -122,8 +123,8 @@ def list_audit(
     principal: PrincipalDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
-    entity: Annotated[str | None, Query(max_length=32)] = None,
-    entity_id: Annotated[str | None, Query(max_length=64)] = None,
+    entity: Annotated[SafeStr | None, Query(max_length=32)] = None,
+    entity_id: Annotated[SafeStr | None, Query(max_length=64)] = None,
 ) -> dict[str, Any]:
     require_role(principal, PrincipalRole.ADMIN)
     stmt = select(AuditEntry).order_by(col(AuditEntry.id)).limit(limit)

@@ -22,6 +22,7 @@ from services.registry.models.columns import utcnow
 from services.registry.pagination import Page, decode_cursor, next_cursor
 from shared.enums import PrincipalRole
 from shared.errors import NotFound, PreconditionFailed
+from shared.types import SafeStr
 from shared.vocab.categories import ProductCategory
 
 router = APIRouter(prefix="/v1/products", tags=["products"])
@@ -97,7 +98,7 @@ def list_products(
     cursor: Annotated[str | None, Query(max_length=64)] = None,
     category: ProductCategory | None = None,
     institution_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
-    town_code: Annotated[str | None, Query(max_length=9)] = None,
+    town_code: Annotated[SafeStr | None, Query(max_length=9)] = None,
     include_inactive: bool = False,
 ) -> dict[str, Any]:
     stmt = select(Product).where(col(Product.archived_at).is_(None)).order_by(col(Product.id))

@@ -6,11 +6,12 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from pydantic import model_validator
+from pydantic import field_validator, model_validator
 from sqlmodel import Field, SQLModel
 
 from services.registry.models.columns import BigId, UtcDateTime, utcnow
 from shared.enums import ApplicationStatus, DecisionOutcome, RejectionReason
+from shared.errors import invalid_fields
 from shared.types import PositiveYuan, RateBp, ShortText, TermMonths
 
 CONSENT_TEXT_VERSION = "2026-11-v1"
@@ -25,11 +26,12 @@ class ApplicationCreate(SQLModel):
         description="the firm agrees to share its profile with the product's institution"
     )
 
-    @model_validator(mode="after")
-    def _consent(self) -> ApplicationCreate:
-        if not self.consent_share_profile:
+    @field_validator("consent_share_profile")
+    @classmethod
+    def _consent(cls, value: bool) -> bool:
+        if not value:
             raise ValueError("consent_share_profile must be true to apply")
-        return self
+        return value
 
 
 class Application(SQLModel, table=True):
@@ -103,17 +105,26 @@ class DecisionCreate(SQLModel):
 
     @model_validator(mode="after")
     def _shape(self) -> DecisionCreate:
-        approved_terms = (self.approved_amount_yuan, self.rate_bp, self.term_months)
+        terms = {
+            "approved_amount_yuan": self.approved_amount_yuan,
+            "rate_bp": self.rate_bp,
+            "term_months": self.term_months,
+        }
+        problems: dict[str, str] = {}
         if self.outcome is DecisionOutcome.APPROVED:
-            if any(v is None for v in approved_terms):
-                raise ValueError("an approval needs approved_amount_yuan, rate_bp and term_months")
+            for name, value in terms.items():
+                if value is None:
+                    problems[name] = f"an approval needs {name}"
             if self.rejection_reason is not None:
-                raise ValueError("rejection_reason is only for rejections")
+                problems["rejection_reason"] = "rejection_reason is only for rejections"
         else:
             if self.rejection_reason is None:
-                raise ValueError("a rejection needs rejection_reason")
-            if any(v is not None for v in approved_terms):
-                raise ValueError("a rejection carries no amount, rate or term")
+                problems["rejection_reason"] = "a rejection needs rejection_reason"
+            for name, value in terms.items():
+                if value is not None:
+                    problems[name] = f"a rejection carries no {name}"
+        if problems:
+            raise invalid_fields(type(self).__name__, problems, terms)
         return self
 
 

@@ -11,9 +11,10 @@ from sqlmodel import Field, SQLModel
 
 from services.registry.models.columns import BigId, UtcDateTime, utcnow
 from shared.enums import CreditRating
+from shared.errors import invalid_fields
 from shared.types import Count, Name, PositiveYuan, ShortText, TermMonths, Usd, Yuan
 from shared.vocab.credit_code import normalize_credit_code
-from shared.vocab.industries import validate_industry
+from shared.vocab.industries import SECTIONS_BY_LETTER, validate_industry
 from shared.vocab.size_class import CURRENT_RULESET, SizeClass, classify_size
 from shared.vocab.towns import is_town_code
 
@@ -81,7 +82,17 @@ class FirmProfile(SQLModel):
         try:
             section, division = validate_industry(self.industry_section, self.industry_division)
         except ValueError as exc:
-            raise ValueError(f"industry_section/industry_division: {exc}") from exc
+            # An unknown letter is the section's fault; a mismatch is the pair's.
+            fields = ["industry_section"]
+            if self.industry_section.strip().upper() in SECTIONS_BY_LETTER:
+                fields.append("industry_division")
+            values = {
+                "industry_section": self.industry_section,
+                "industry_division": self.industry_division,
+            }
+            raise invalid_fields(
+                type(self).__name__, dict.fromkeys(fields, str(exc)), values
+            ) from exc
         self.industry_section, self.industry_division = section, division
         return self
 

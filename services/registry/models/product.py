@@ -11,6 +11,7 @@ from sqlmodel import Field, SQLModel
 
 from services.registry.models.columns import BigId, UtcDateTime, utcnow
 from shared.enums import AmountCapBasis, CollateralKind, CreditRating
+from shared.errors import invalid_fields
 from shared.types import (
     Count,
     FeeBp,
@@ -125,7 +126,12 @@ def check_ranges(obj: ProductTerms | Eligibility | ProductUpdate) -> None:
     for low_name, high_name in pairs:
         low, high = getattr(obj, low_name, None), getattr(obj, high_name, None)
         if low is not None and high is not None and low > high:
-            raise ValueError(f"{low_name} ({low}) is greater than {high_name} ({high})")
+            reason = f"{low_name} ({low}) is greater than {high_name} ({high})"
+            raise invalid_fields(
+                type(obj).__name__,
+                {low_name: reason, high_name: reason},
+                {low_name: low, high_name: high},
+            )
 
 
 class ProductCreate(ProductTerms, Eligibility):
