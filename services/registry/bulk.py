@@ -1,8 +1,11 @@
 """NDJSON bulk import of firms: per-line results, each batch all-or-nothing, resumable by import id.
 
-A batch is ``batch_size`` consecutive lines. It commits whole (firms, its ``import_batch`` row
-and one audit entry in one transaction) or not at all. Sending the same ``import_id`` again
-skips the batches already committed, so a client that lost its connection resends the file.
+A batch is ``batch_size`` consecutive non-blank lines. It commits whole (firms, its
+``import_batch`` row and one audit entry in one transaction) or not at all. Sending the same
+``import_id`` again skips the batches already committed, so a client that lost its connection
+resends the file. Work is split in two stages so that the endpoint can validate batch k+1
+(Python CPU) while batch k is being written (database time): ``prepare_batch`` then
+``write_batch``.
 """
 
 from __future__ import annotations
@@ -34,20 +37,17 @@ UPDATE_COLUMNS = [
     c for c in WRITE_COLUMNS if c not in {"credit_code", "owner_principal_id", "created_at"}
 ]
 MAX_LINE_BYTES = 64 * 1024
+NumberedLine = tuple[int, bytes]
 
 
-@dataclass
-class BatchOutcome:
-    results: list[dict[str, Any]] = field(default_factory=list)
-    status: str = "committed"  # committed | rejected | already_committed | conflict
-
-
-def _line_error(line_no: int, errors: list[dict[str, str]]) -> dict[str, Any]:
-    return {"line": line_no, "status": "invalid", "errors": errors}
+class _LineInvalid(ValueError):
+    def __init__(self, errors: list[dict[str, str]]) -> None:
+        super().__init__("invalid line")
+        self.errors = errors
 
 
 def parse_line(raw: bytes) -> dict[str, Any]:
-    """Validate one NDJSON line into the values a firm row stores; raises ValueError."""
+    """Validate one NDJSON line into the values a firm row stores; raises _LineInvalid."""
     if len(raw) > MAX_LINE_BYTES:
         raise _LineInvalid([{"field": "line", "message": f"longer than {MAX_LINE_BYTES} bytes"}])
     try:
@@ -62,10 +62,153 @@ def parse_line(raw: bytes) -> dict[str, Any]:
         raise _LineInvalid(validation_errors(exc.errors())) from exc
 
 
-class _LineInvalid(ValueError):
-    def __init__(self, errors: list[dict[str, str]]) -> None:
-        super().__init__("invalid line")
-        self.errors = errors
+@dataclass
+class PreparedBatch:
+    """A batch after validation, before any database work."""
+
+    batch_no: int
+    line_numbers: list[int]
+    digest: str
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    row_lines: list[int] = field(default_factory=list)  # the line each row came from
+    invalid: dict[int, list[dict[str, str]]] = field(default_factory=dict)
+
+    @property
+    def first_line(self) -> int:
+        return self.line_numbers[0]
+
+
+@dataclass
+class BatchOutcome:
+    results: list[dict[str, Any]] = field(default_factory=list)
+    status: str = "committed"  # committed | rejected | already_committed | conflict
+
+
+def prepare_batch(batch_no: int, lines: Sequence[NumberedLine]) -> PreparedBatch:
+    """Parse and validate every line; find duplicates of a credit code inside the batch."""
+    digest = hashlib.sha256(b"\n".join(raw for _n, raw in lines)).hexdigest()
+    batch = PreparedBatch(batch_no=batch_no, line_numbers=[n for n, _ in lines], digest=digest)
+    seen: dict[str, int] = {}
+    for line_no, raw in lines:
+        try:
+            values = parse_line(raw)
+        except _LineInvalid as exc:
+            batch.invalid[line_no] = exc.errors
+            continue
+        code = values["credit_code"]
+        if code in seen:
+            batch.invalid[line_no] = [
+                {"field": "credit_code", "message": f"duplicate of line {seen[code]} in this batch"}
+            ]
+            continue
+        seen[code] = line_no
+        batch.rows.append(values)
+        batch.row_lines.append(line_no)
+    return batch
+
+
+def _all_lines(batch: PreparedBatch, status: str, **extra: Any) -> list[dict[str, Any]]:
+    return [{"line": n, "status": status, **extra} for n in batch.line_numbers]
+
+
+def _rejected(batch: PreparedBatch, invalid: dict[int, list[dict[str, str]]]) -> BatchOutcome:
+    results = []
+    for n in batch.line_numbers:
+        if n in invalid:
+            results.append({"line": n, "status": "invalid", "errors": invalid[n]})
+        else:
+            results.append({"line": n, "status": "not_written", "reason": "batch_rejected"})
+    return BatchOutcome(results=results, status="rejected")
+
+
+class _OwnedElsewhere(Exception):
+    """Some credit codes of the batch belong to another portal: the batch is refused."""
+
+    def __init__(self, codes: set[str]) -> None:
+        super().__init__("owned elsewhere")
+        self.codes = codes
+
+
+def write_batch(
+    engine: Engine,
+    batch: PreparedBatch,
+    *,
+    principal_id: int,
+    import_id: str,
+    request_id: str | None,
+) -> BatchOutcome:
+    """Write one validated batch in its own transaction, or refuse it whole."""
+    with write_session(engine) as session:
+        done = session.get(ImportBatch, (principal_id, import_id, batch.batch_no))
+        if done is not None:
+            if done.digest != batch.digest or done.first_line != batch.first_line:
+                problem = {"field": "import_id", "message": "batch committed with other content"}
+                return BatchOutcome(_all_lines(batch, "conflict", errors=[problem]), "conflict")
+            return BatchOutcome(_all_lines(batch, "already_committed"), "already_committed")
+        if batch.invalid:
+            return _rejected(batch, batch.invalid)
+
+        now = utcnow()
+        for values in batch.rows:
+            values |= {
+                "owner_principal_id": principal_id,
+                "created_at": now,
+                "updated_at": now,
+                "version": 1,
+            }
+        try:
+            written = _upsert(session, batch.rows, principal_id)
+        except _OwnedElsewhere as exc:
+            session.rollback()
+            owned = [{"field": "credit_code", "message": "registered by another portal"}]
+            invalid = {
+                line: owned
+                for line, row in zip(batch.row_lines, batch.rows, strict=True)
+                if row["credit_code"] in exc.codes
+            }
+            return _rejected(batch, invalid)
+        created = sum(1 for _id, inserted in written.values() if inserted)
+        session.add(
+            ImportBatch(
+                principal_id=principal_id,
+                import_id=import_id,
+                batch_no=batch.batch_no,
+                first_line=batch.first_line,
+                line_count=len(batch.line_numbers),
+                digest=batch.digest,
+            )
+        )
+        audit.record(
+            session,
+            principal_id=principal_id,
+            action="bulk_upsert",
+            entity="firm",
+            request_id=request_id,
+            detail={
+                "import_id": import_id,
+                "batch_no": batch.batch_no,
+                "created": created,
+                "updated": len(batch.rows) - created,
+            },
+        )
+        try:
+            session.commit()
+        except IntegrityError:  # a concurrent resume committed this batch first
+            session.rollback()
+            return BatchOutcome(_all_lines(batch, "already_committed"), "already_committed")
+
+    results = []
+    for line, values in zip(batch.row_lines, batch.rows, strict=True):
+        firm_id, inserted = written[values["credit_code"]]
+        results.append(
+            {
+                "line": line,
+                "status": "created" if inserted else "updated",
+                "credit_code": values["credit_code"],
+                "id": firm_id,
+            }
+        )
+    return BatchOutcome(results=results)
 
 
 def import_batch(
@@ -74,180 +217,64 @@ def import_batch(
     principal_id: int,
     import_id: str,
     batch_no: int,
-    first_line: int,
-    lines: Sequence[bytes],
+    lines: Sequence[NumberedLine],
     request_id: str | None,
 ) -> BatchOutcome:
-    """Validate and write one batch in its own transaction."""
-    digest = hashlib.sha256(b"\n".join(lines)).hexdigest()
-    outcome = BatchOutcome()
-    with write_session(engine) as session:
-        done = session.get(ImportBatch, (principal_id, import_id, batch_no))
-        if done is not None:
-            if done.digest != digest or done.first_line != first_line:
-                outcome.status = "conflict"
-                outcome.results = [
-                    {
-                        "line": first_line + i,
-                        "status": "conflict",
-                        "errors": [
-                            {
-                                "field": "import_id",
-                                "message": "batch already committed with different content",
-                            }
-                        ],
-                    }
-                    for i in range(len(lines))
-                ]
-            else:
-                outcome.status = "already_committed"
-                outcome.results = [
-                    {"line": first_line + i, "status": "already_committed"}
-                    for i in range(len(lines))
-                ]
-            return outcome
-
-        rows: list[dict[str, Any]] = []
-        invalid: dict[int, list[dict[str, str]]] = {}
-        seen: dict[str, int] = {}
-        for i, raw in enumerate(lines):
-            try:
-                values = parse_line(raw)
-            except _LineInvalid as exc:
-                invalid[i] = exc.errors
-                continue
-            code = values["credit_code"]
-            if code in seen:
-                invalid[i] = [
-                    {
-                        "field": "credit_code",
-                        "message": f"duplicate of line {first_line + seen[code]} in this batch",
-                    }
-                ]
-                continue
-            seen[code] = i
-            rows.append(values)
-
-        existing = _existing_owners(session, list(seen))
-        for code, (owner, _firm_id) in existing.items():
-            if owner != principal_id:
-                invalid[seen[code]] = [
-                    {"field": "credit_code", "message": "registered by another portal"}
-                ]
-
-        if invalid:
-            outcome.status = "rejected"
-            for i in range(len(lines)):
-                if i in invalid:
-                    outcome.results.append(_line_error(first_line + i, invalid[i]))
-                else:
-                    outcome.results.append(
-                        {
-                            "line": first_line + i,
-                            "status": "not_written",
-                            "reason": "batch_rejected",
-                        }
-                    )
-            return outcome
-
-        now = utcnow()
-        for values in rows:
-            values["owner_principal_id"] = principal_id
-            values["created_at"] = now
-            values["updated_at"] = now
-            values["version"] = 1
-        try:
-            ids = _upsert(session, rows, principal_id)
-            if len(ids) != len(rows):
-                raise _OwnershipRace
-            session.add(
-                ImportBatch(
-                    principal_id=principal_id,
-                    import_id=import_id,
-                    batch_no=batch_no,
-                    first_line=first_line,
-                    line_count=len(lines),
-                    digest=digest,
-                )
-            )
-            created = sum(1 for r in rows if r["credit_code"] not in existing)
-            audit.record(
-                session,
-                principal_id=principal_id,
-                action="bulk_upsert",
-                entity="firm",
-                request_id=request_id,
-                detail={
-                    "import_id": import_id,
-                    "batch_no": batch_no,
-                    "created": created,
-                    "updated": len(rows) - created,
-                },
-            )
-            session.commit()
-        except (IntegrityError, _OwnershipRace):
-            session.rollback()
-            outcome.status = "rejected"
-            outcome.results = [
-                {"line": first_line + i, "status": "not_written", "reason": "concurrent_change"}
-                for i in range(len(lines))
-            ]
-            return outcome
-
-        for values in rows:
-            code = values["credit_code"]
-            outcome.results.append(
-                {
-                    "line": first_line + seen[code],
-                    "status": "updated" if code in existing else "created",
-                    "credit_code": code,
-                    "id": ids[code],
-                }
-            )
-        outcome.results.sort(key=lambda r: int(r["line"]))
-        return outcome
+    """Both stages in one call (for callers that have no pipeline, like the demo seed)."""
+    prepared = prepare_batch(batch_no, lines)
+    return write_batch(
+        engine, prepared, principal_id=principal_id, import_id=import_id, request_id=request_id
+    )
 
 
-class _OwnershipRace(Exception):
-    """A code was registered by another portal between our check and our write."""
+def _upsert(
+    session: Session, rows: list[dict[str, Any]], principal_id: int
+) -> dict[str, tuple[int, bool]]:
+    """Insert or update every row; credit code → (firm id, whether it was created)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return _upsert_postgres_copy(session, rows, principal_id)
+    return _upsert_sqlite(session, rows, principal_id)
 
 
-def _existing_owners(session: Session, codes: list[str]) -> dict[str, tuple[int, int]]:
+def _owners(session: Session, codes: list[str]) -> dict[str, tuple[int, int]]:
     out: dict[str, tuple[int, int]] = {}
-    for start in range(0, len(codes), 900):
-        chunk = codes[start : start + 900]
-        stmt = sa.select(FIRM_TABLE.c.credit_code, FIRM_TABLE.c.owner_principal_id, FIRM_TABLE.c.id)
-        for code, owner, firm_id in session.execute(
-            stmt.where(FIRM_TABLE.c.credit_code.in_(chunk))
-        ):
+    table = FIRM_TABLE
+    for start in range(0, len(codes), 900):  # below SQLite's bound-parameter limit
+        stmt = sa.select(table.c.credit_code, table.c.owner_principal_id, table.c.id).where(
+            table.c.credit_code.in_(codes[start : start + 900])
+        )
+        for code, owner, firm_id in session.execute(stmt):
             out[code] = (owner, firm_id)
     return out
 
 
-def _upsert(session: Session, rows: list[dict[str, Any]], principal_id: int) -> dict[str, int]:
-    if session.get_bind().dialect.name == "postgresql":
-        return _upsert_postgres_copy(session, rows)
+def _upsert_sqlite(
+    session: Session, rows: list[dict[str, Any]], principal_id: int
+) -> dict[str, tuple[int, bool]]:
+    # SQLite serialises writers (BEGIN IMMEDIATE), so nobody can slip in between the owner
+    # check and the write.
+    codes = [r["credit_code"] for r in rows]
+    before = _owners(session, codes)
+    foreign = {code for code, (owner, _id) in before.items() if owner != principal_id}
+    if foreign:
+        raise _OwnedElsewhere(foreign)
     stmt = sqlite_insert(FIRM_TABLE)
     stmt = stmt.on_conflict_do_update(
         index_elements=["credit_code"],
         set_={c: stmt.excluded[c] for c in UPDATE_COLUMNS if c != "version"}
         | {"version": FIRM_TABLE.c.version + 1},
-        where=FIRM_TABLE.c.owner_principal_id == stmt.excluded.owner_principal_id,
     )
     session.execute(stmt, rows)
-    return {
-        code: firm_id
-        for code, (_o, firm_id) in _existing_owners(
-            session, [r["credit_code"] for r in rows]
-        ).items()
-    }
+    after = _owners(session, codes)
+    return {code: (after[code][1], code not in before) for code in codes}
 
 
-def _upsert_postgres_copy(session: Session, rows: list[dict[str, Any]]) -> dict[str, int]:
-    """COPY into a temporary table, then one INSERT … ON CONFLICT: the fastest safe upsert."""
-    conn = session.connection()
+def _upsert_postgres_copy(
+    session: Session, rows: list[dict[str, Any]], principal_id: int
+) -> dict[str, tuple[int, bool]]:
+    """COPY into a temporary table, check owners with one join, then INSERT … ON CONFLICT."""
     # The raw psycopg connection: SQLAlchemy has no COPY of its own.
-    dbapi = cast("psycopg.Connection[Any]", conn.connection.dbapi_connection)
+    dbapi = cast("psycopg.Connection[Any]", session.connection().connection.dbapi_connection)
     cols = ", ".join(WRITE_COLUMNS)
     with dbapi.cursor() as cur:
         # CREATE TABLE AS copies no NOT NULL and no id default: the staging rows need neither.
@@ -258,11 +285,25 @@ def _upsert_postgres_copy(session: Session, rows: list[dict[str, Any]]) -> dict[
         with cur.copy(f"COPY firm_import ({cols}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row([row[c] for c in WRITE_COLUMNS])
+        # An owner never changes, so no lock is needed; a code that another portal registers
+        # after this check is caught by the ON CONFLICT … WHERE below.
+        cur.execute(
+            "SELECT f.credit_code FROM firm f JOIN firm_import i USING (credit_code) "
+            "WHERE f.owner_principal_id <> %s",
+            (principal_id,),
+        )
+        foreign = {code for (code,) in cur.fetchall()}
+        if foreign:
+            raise _OwnedElsewhere(foreign)
         updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in UPDATE_COLUMNS if c != "version")
+        # xmax = 0 on the returned row means it was inserted, not updated.
         cur.execute(
             f"INSERT INTO firm ({cols}) SELECT {cols} FROM firm_import "
             f"ON CONFLICT (credit_code) DO UPDATE SET {updates}, version = firm.version + 1 "
             "WHERE firm.owner_principal_id = EXCLUDED.owner_principal_id "
-            "RETURNING credit_code, id"
+            "RETURNING credit_code, id, (xmax = 0)"
         )
-        return dict(cur.fetchall())
+        written = {code: (firm_id, bool(inserted)) for code, firm_id, inserted in cur.fetchall()}
+    if len(written) != len(rows):  # a code changed owner after our check
+        raise _OwnedElsewhere({r["credit_code"] for r in rows} - set(written))
+    return written

@@ -130,6 +130,8 @@ def update_firm(
             code="stale_version",
         )
     changes = update.model_dump(exclude_unset=True)
+    if not changes:  # an empty patch changes nothing: no new version, no audit entry
+        return firm
     for key in ("name", "town_code", "industry_section", "established_on", "employees"):
         if key in changes and changes[key] is None:
             raise Unprocessable(f"{key} cannot be null", field=key)

@@ -63,3 +63,11 @@ def test_bulk_firms_readable_through_the_api(portal: Actor) -> None:
 def test_bulk_is_for_portals_only(bank: Actor) -> None:
     response = bank.post("/v1/firms/bulk", params={"import_id": "x"}, content=ndjson([data.firm()]))
     assert response.status_code == 404
+
+
+def test_line_numbers_are_physical_lines(portal: Actor) -> None:
+    body = b"\n".join([orjson.dumps(data.firm(1)), b"", b"   ", orjson.dumps(data.firm(2)), b""])
+    response = portal.post("/v1/firms/bulk", params={"import_id": "blank"}, content=body)
+    lines, tail = results(response.content)
+    assert [(r["line"], r["status"]) for r in lines] == [(1, "created"), (4, "created")]
+    assert tail["summary"]["lines"] == 2

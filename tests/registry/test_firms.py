@@ -121,3 +121,35 @@ def test_internal_token_and_principal_required(portal: Actor) -> None:
     assert no_principal.status_code == 401
     wrong = client.get("/v1/firms", headers={"X-Internal-Token": "nope", "X-Principal-Id": "1"})
     assert wrong.status_code == 401
+
+
+def test_patch_refuses_unknown_and_read_only_fields(portal: Actor, engine: Engine) -> None:
+    firm_id = portal.post("/v1/firms", json=data.firm()).json()["id"]
+    for body, field in [
+        ({"credit_code": "91441900000000000X"}, "credit_code"),
+        ({"employes": 3}, "employes"),
+    ]:
+        response = portal.patch(f"/v1/firms/{firm_id}", json=body, headers={"If-Match": '"1"'})
+        assert response.status_code == 422
+        assert [e["field"] for e in response.json()["errors"]] == [field]
+    assert portal.get(f"/v1/firms/{firm_id}").json()["version"] == 1
+
+
+def test_empty_patch_changes_nothing(portal: Actor, engine: Engine) -> None:
+    firm_id = portal.post("/v1/firms", json=data.firm()).json()["id"]
+    response = portal.patch(f"/v1/firms/{firm_id}", json={}, headers={"If-Match": '"1"'})
+    assert response.status_code == 200
+    assert response.json()["version"] == 1
+
+
+def test_if_match_star_and_malformed(portal: Actor) -> None:
+    firm_id = portal.post("/v1/firms", json=data.firm()).json()["id"]
+    star = portal.patch(f"/v1/firms/{firm_id}", json={"employees": 9}, headers={"If-Match": "*"})
+    assert star.status_code == 200
+    assert star.json()["version"] == 2
+    for bad in ['"2', "2", "W/2", '"abc"']:
+        response = portal.patch(
+            f"/v1/firms/{firm_id}", json={"employees": 8}, headers={"If-Match": bad}
+        )
+        assert response.status_code == 412, bad
+    assert portal.get(f"/v1/firms/{firm_id}").json()["employees"] == 9

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
 from services.registry import firms as firm_rules
@@ -19,7 +22,13 @@ from services.registry.api.deps import (
     SettingsDep,
     require_role,
 )
-from services.registry.bulk import MAX_LINE_BYTES, import_batch
+from services.registry.bulk import (
+    MAX_LINE_BYTES,
+    BatchOutcome,
+    NumberedLine,
+    prepare_batch,
+    write_batch,
+)
 from services.registry.models import Firm, FirmCreate, FirmPublic, FirmUpdate
 from services.registry.pagination import Page, decode_cursor, next_cursor
 from shared.enums import PrincipalRole
@@ -28,19 +37,23 @@ from shared.types import SafeStr
 
 router = APIRouter(prefix="/v1/firms", tags=["firms"])
 
-_ETAG = re.compile(r'^(?:W/)?"?(\d{1,18})"?$')
+_ETAG = re.compile(r'^(?:W/)?"(\d{1,18})"$')
 
 
 def etag(firm: Firm) -> str:
     return f'"{firm.version}"'
 
 
-def parse_if_match(value: str | None) -> int:
+def parse_if_match(value: str | None) -> int | None:
+    """The version the client saw; None for ``*`` (any current version, RFC 9110)."""
     if value is None:
-        raise PreconditionRequired("If-Match with the firm's ETag is required", field="If-Match")
-    match = _ETAG.match(value.strip())
+        raise PreconditionRequired("If-Match with the ETag you read is required", field="If-Match")
+    value = value.strip()
+    if value == "*":
+        return None
+    match = _ETAG.match(value)
     if not match:
-        raise PreconditionFailed("If-Match is not a version ETag", field="If-Match")
+        raise PreconditionFailed('If-Match must be an ETag such as "3"', field="If-Match")
     return int(match.group(1))
 
 
@@ -105,6 +118,8 @@ def update_firm(
 ) -> Firm:
     firm = firm_rules.firm_owned_by(session, firm_id, principal)
     expected = parse_if_match(if_match)
+    if expected is None:
+        expected = firm.version
     firm = firm_rules.update_firm(session, firm, body, expected, principal, request_id)
     session.commit()
     response.headers["ETag"] = etag(firm)
@@ -142,68 +157,121 @@ async def bulk_import(
 ) -> Response:
     """One firm per line. Answers NDJSON: one result per input line, then a summary line."""
     require_role(principal, PrincipalRole.PORTAL)
-    size = batch_size or settings.bulk_batch_size
-    engine = request.app.state.engine
     principal_id = principal.id
     assert principal_id is not None
-    results: list[bytes] = []
-    summary = {"lines": 0, "created": 0, "updated": 0, "invalid": 0, "not_written": 0}
-    batches = {"committed": 0, "rejected": 0, "already_committed": 0, "conflict": 0}
-    pending: list[bytes] = []
-    batch_no = 0
-    line_no = 0
+    importer = _BulkImport(
+        request.app.state.engine,
+        principal_id=principal_id,
+        import_id=import_id,
+        request_id=request_id,
+        batch_size=batch_size or settings.bulk_batch_size,
+        max_lines=settings.bulk_max_lines,
+    )
+    try:
+        await importer.consume(request.stream())
+    finally:
+        await importer.finish()
+    return Response(importer.body(), media_type="application/x-ndjson")
 
-    async def flush() -> None:
-        nonlocal batch_no, pending
-        first = line_no - len(pending) + 1
-        outcome = await run_in_threadpool(
-            import_batch,
-            engine,
-            principal_id=principal_id,
-            import_id=import_id,
-            batch_no=batch_no,
-            first_line=first,
-            lines=pending,
-            request_id=request_id,
+
+class _BulkImport:
+    """Reads NDJSON lines and pipelines them: batch k+1 is validated while batch k is written.
+
+    Line numbers are physical (blank lines count, so they match the client's file).
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        principal_id: int,
+        import_id: str,
+        request_id: str | None,
+        batch_size: int,
+        max_lines: int,
+    ) -> None:
+        self.engine = engine
+        self.principal_id = principal_id
+        self.import_id = import_id
+        self.request_id = request_id
+        self.batch_size = batch_size
+        self.max_lines = max_lines
+        self.results: list[bytes] = []
+        self.summary = {"lines": 0, "created": 0, "updated": 0, "invalid": 0, "not_written": 0}
+        self.batches = {"committed": 0, "rejected": 0, "already_committed": 0, "conflict": 0}
+        self.pending: list[NumberedLine] = []
+        self.batch_no = 0
+        self.line_no = 0
+        self.writing: asyncio.Future[BatchOutcome] | None = None
+
+    async def consume(self, stream: AsyncIterator[bytes]) -> None:
+        buffer = b""
+        async for chunk in stream:
+            buffer += chunk
+            *complete, buffer = buffer.split(b"\n")
+            # An over-long line is cut one byte past the limit, so parse_line refuses it as an
+            # invalid line however the body was chunked, and the buffer stays bounded.
+            buffer = buffer[: MAX_LINE_BYTES + 1]
+            for raw in complete:
+                await self._line(raw)
+        if buffer:
+            await self._line(buffer)
+        if self.pending:
+            await self._submit()
+
+    async def _line(self, raw: bytes) -> None:
+        self.line_no += 1
+        if not raw.strip():
+            return
+        self.summary["lines"] += 1
+        if self.summary["lines"] > self.max_lines:
+            raise PayloadTooLarge(
+                f"more than {self.max_lines} lines; the batches before line {self.line_no} "
+                "were imported — split the file and resend the rest",
+                field="body",
+            )
+        self.pending.append((self.line_no, raw[: MAX_LINE_BYTES + 1]))
+        if len(self.pending) >= self.batch_size:
+            await self._submit()
+
+    async def _submit(self) -> None:
+        batch, self.pending = self.pending, []
+        prepared = await run_in_threadpool(prepare_batch, self.batch_no, batch)
+        self.batch_no += 1
+        await self._collect()
+        self.writing = asyncio.ensure_future(
+            run_in_threadpool(
+                write_batch,
+                self.engine,
+                prepared,
+                principal_id=self.principal_id,
+                import_id=self.import_id,
+                request_id=self.request_id,
+            )
         )
-        batches[outcome.status] += 1
+
+    async def _collect(self) -> None:
+        if self.writing is None:
+            return
+        outcome, self.writing = await self.writing, None
+        self.batches[outcome.status] += 1
         for result in outcome.results:
             status = result["status"]
-            if status in summary:
-                summary[status] += 1
+            if status in self.summary:
+                self.summary[status] += 1
             elif status != "already_committed":
-                summary["not_written"] += 1
-            results.append(orjson.dumps(result))
-        batch_no += 1
-        pending = []
+                self.summary["not_written"] += 1
+            self.results.append(orjson.dumps(result))
 
-    buffer = b""
-    async for chunk in request.stream():
-        buffer += chunk
-        *complete, buffer = buffer.split(b"\n")
-        # An over-long line is cut one byte past the limit, so parse_line refuses it as an
-        # invalid line (its batch rejected, the others written) however the body was chunked,
-        # and the buffer stays bounded.
-        buffer = buffer[: MAX_LINE_BYTES + 1]
-        for raw in complete:
-            if not raw.strip():
-                continue
-            raw = raw[: MAX_LINE_BYTES + 1]
-            line_no += 1
-            if line_no > settings.bulk_max_lines:
-                raise PayloadTooLarge(
-                    f"more than {settings.bulk_max_lines} lines; split the import",
-                    field="body",
-                )
-            pending.append(raw)
-            if len(pending) >= size:
-                await flush()
-    if buffer.strip():
-        line_no += 1
-        pending.append(buffer)
-    if pending:
-        await flush()
-    summary["lines"] = line_no
-    tail = {"summary": summary, "batches": batches, "import_id": import_id, "batch_size": size}
-    results.append(orjson.dumps(tail))
-    return Response(b"\n".join(results) + b"\n", media_type="application/x-ndjson")
+    async def finish(self) -> None:
+        """Wait for the batch in flight, so that the answer tells what was committed."""
+        await self._collect()
+
+    def body(self) -> bytes:
+        tail = {
+            "summary": self.summary,
+            "batches": self.batches,
+            "import_id": self.import_id,
+            "batch_size": self.batch_size,
+        }
+        return b"\n".join([*self.results, orjson.dumps(tail)]) + b"\n"

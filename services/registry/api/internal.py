@@ -9,7 +9,8 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from services.registry.api.deps import (
@@ -22,7 +23,9 @@ from services.registry.models import Application, AuditEntry, Decision, MatchEve
 from services.registry.models.columns import table_of
 from services.registry.pagination import decode_cursor, next_cursor
 from shared.enums import PrincipalRole
+from shared.errors import Unprocessable
 from shared.types import SafeStr
+from shared.vocab.towns import is_town_code
 
 router = APIRouter(tags=["internal"], dependencies=[Depends(require_internal_token)])
 
@@ -38,6 +41,13 @@ class MatchEventIn(BaseModel):
     degraded: bool = False
     town_code: str = Field(max_length=9)
 
+    @field_validator("town_code")
+    @classmethod
+    def _town(cls, value: str) -> str:
+        if not is_town_code(value):
+            raise ValueError(f"unknown town code {value!r}")
+        return value
+
 
 class MatchEventBatch(BaseModel):
     events: list[MatchEventIn] = Field(max_length=10_000)
@@ -47,11 +57,14 @@ class MatchEventBatch(BaseModel):
 def record_match_events(body: MatchEventBatch, session: SessionDep) -> dict[str, int]:
     """Bulk-append what the gateway showed a firm (statistics of "matched")."""
     if body.events:
-        session.execute(
-            table_of(MatchEvent).insert(),
-            [e.model_dump() for e in body.events],
-        )
-        session.commit()
+        try:
+            session.execute(table_of(MatchEvent).insert(), [e.model_dump() for e in body.events])
+            session.commit()
+        except IntegrityError as exc:
+            session.rollback()
+            raise Unprocessable(
+                "events name a firm_id or product_id that does not exist", field="events"
+            ) from exc
     return {"recorded": len(body.events)}
 
 

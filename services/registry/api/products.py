@@ -151,12 +151,15 @@ def update_product(
 ) -> Product:
     product = _owned(session, product_id, principal, lock=True)
     expected = parse_if_match(if_match)
-    if product.version != expected:
+    if expected is not None and product.version != expected:
         raise PreconditionFailed(
             f"product {product_id} is at version {product.version}, not {expected}",
             code="stale_version",
         )
     changes = body.model_dump(exclude_unset=True)
+    if not changes:  # an empty patch changes nothing: no new version, no audit entry
+        response.headers["ETag"] = f'"{product.version}"'
+        return product
     current = {k: getattr(product, k) for k in ProductCreate.model_fields}
     merged = ProductCreate.model_validate({**current, **changes})  # re-checks every range
     for key, value in _values(merged).items():

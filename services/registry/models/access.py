@@ -11,6 +11,7 @@ from sqlmodel import Field, SQLModel
 
 from services.registry.models.columns import BigId, UtcDateTime, utcnow
 from shared.enums import PrincipalRole
+from shared.errors import invalid_fields
 from shared.types import Name
 from shared.vocab.towns import is_town_code
 
@@ -23,15 +24,18 @@ class PrincipalCreate(SQLModel):
 
     @model_validator(mode="after")
     def _scope(self) -> PrincipalCreate:
+        problems: dict[str, str] = {}
         if self.role is PrincipalRole.INSTITUTION and self.institution_id is None:
-            raise ValueError("an institution principal needs institution_id")
+            problems["institution_id"] = "an institution principal needs institution_id"
         if self.role is not PrincipalRole.INSTITUTION and self.institution_id is not None:
-            raise ValueError("institution_id is only for institution principals")
+            problems["institution_id"] = "institution_id is only for institution principals"
         if self.town_code is not None:
             if self.role is not PrincipalRole.OFFICIAL:
-                raise ValueError("town_code is only for official principals")
-            if not is_town_code(self.town_code):
-                raise ValueError(f"unknown town code {self.town_code!r}")
+                problems["town_code"] = "town_code is only for official principals"
+            elif not is_town_code(self.town_code):
+                problems["town_code"] = f"unknown town code {self.town_code!r}"
+        if problems:
+            raise invalid_fields(type(self).__name__, problems, self.model_dump())
         return self
 
 

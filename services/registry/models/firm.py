@@ -6,7 +6,7 @@ from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from pydantic import field_validator, model_validator
+from pydantic import ConfigDict, field_validator, model_validator
 from sqlmodel import Field, SQLModel
 
 from services.registry.models.columns import BigId, UtcDateTime, utcnow
@@ -110,6 +110,9 @@ class FirmCreate(FirmProfile):
 
 class FirmUpdate(SQLModel):
     """A partial update; only the fields given change. The credit code never changes."""
+
+    # A misspelt or read-only field (credit_code, id, version) is an error, not a silent no-op.
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
 
     name: Name | None = None
     town_code: str | None = Field(default=None, max_length=9)

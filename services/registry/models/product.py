@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from pydantic import field_validator, model_validator
+from pydantic import ConfigDict, field_validator, model_validator
 from sqlmodel import Field, SQLModel
 
 from services.registry.models.columns import BigId, UtcDateTime, utcnow
@@ -148,6 +148,9 @@ class ProductCreate(ProductTerms, Eligibility):
 
 class ProductUpdate(SQLModel):
     """Partial update of a product; ranges are re-checked against the stored values."""
+
+    # A misspelt or read-only field (credit_code, id, version) is an error, not a silent no-op.
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
 
     name: Name | None = None
     category: ProductCategory | None = None

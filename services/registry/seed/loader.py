@@ -116,7 +116,7 @@ def seed_demo(
 
     assert portal.id is not None
     firm_dicts = list(generate_firms(n_firms, seed=seed))
-    lines = (orjson.dumps(f, default=str) for f in firm_dicts)
+    lines = ((i + 1, orjson.dumps(f, default=str)) for i, f in enumerate(firm_dicts))
     bar = tqdm(total=n_firms, desc="firms", unit="firm", disable=not progress)
     for batch_no, chunk in enumerate(_chunks(lines, BATCH)):
         outcome = import_batch(
@@ -124,7 +124,6 @@ def seed_demo(
             principal_id=portal.id,
             import_id="demo-seed",
             batch_no=batch_no,
-            first_line=batch_no * BATCH + 1,
             lines=chunk,
             request_id=None,
         )
