@@ -15,9 +15,7 @@ from services.registry.models.columns import utcnow
 from services.registry.models.firm import FirmProfile, derive_size
 from shared.enums import ApplicationStatus, PrincipalRole
 from shared.errors import Conflict, NotFound, PreconditionFailed, Unprocessable
-
-# Never copied into an application's snapshot: identifying or free text, not a feature.
-SNAPSHOT_EXCLUDED = {"name", "credit_code", "need_purpose", "consent_matching"}
+from shared.schemas.firm import FirmAttributes
 
 
 def firm_visible_to(session: Session, firm_id: int, principal: Principal) -> Firm:
@@ -176,10 +174,9 @@ def erase_firm(session: Session, firm: Firm, principal: Principal, request_id: s
 def snapshot_of(firm: Firm, at: datetime | None = None) -> dict[str, Any]:
     """The features an institution sees when the firm applies (JSON-safe)."""
     at = at or datetime.now(UTC)
+    # Only the attributes (FirmFeatures): never the name, the code or free text.
     snap: dict[str, Any] = {}
-    for key in FirmProfile.model_fields:
-        if key in SNAPSHOT_EXCLUDED:
-            continue
+    for key in FirmAttributes.model_fields:
         value = getattr(firm, key)
         snap[key] = value.isoformat() if isinstance(value, date) else value
     snap["size_class"] = firm.size_class

@@ -1,0 +1,1 @@
+"""Schemas that cross service boundaries: firm features, products, rank requests and answers."""

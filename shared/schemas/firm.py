@@ -1,0 +1,94 @@
+"""Firm attributes shared by the registry (which stores them) and matching (which ranks on them)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from pydantic import field_validator, model_validator
+from sqlmodel import Field, SQLModel
+
+from shared.enums import CreditRating
+from shared.errors import invalid_fields
+from shared.types import Count, PositiveYuan, TermMonths, Usd, Yuan
+from shared.vocab.industries import SECTIONS_BY_LETTER, validate_industry
+from shared.vocab.size_class import SizeClass
+from shared.vocab.towns import is_town_code
+
+EARLIEST_ESTABLISHED = date(1900, 1, 1)
+
+
+def check_town(value: str) -> str:
+    value = value.strip()
+    if not is_town_code(value):
+        raise ValueError(f"unknown town code {value!r}; see /v1/reference/towns")
+    return value
+
+
+def check_established(value: date) -> date:
+    if value < EARLIEST_ESTABLISHED:
+        raise ValueError("established date is before 1900")
+    if value > date.today():
+        raise ValueError("established date is in the future")
+    return value
+
+
+class FirmAttributes(SQLModel):
+    """What describes a firm for matching: everything but its identity and free text."""
+
+    town_code: str = Field(max_length=9, description="9-digit statistical town code, 4419…")
+    industry_section: str = Field(max_length=1, description="GB/T 4754-2017 section A–T")
+    industry_division: int | None = Field(default=None, ge=1, le=97)
+    established_on: date
+    employees: Count
+    annual_revenue_yuan: Yuan
+    total_assets_yuan: Yuan
+    export_revenue_usd: Usd = 0
+    invention_patents: Count = 0
+    utility_patents: Count = 0
+    trademarks: Count = 0
+    is_high_tech: bool = False
+    is_specialized_sme: bool = Field(default=False, description="专精特新")
+    gov_procurement_contracts_yuan: Yuan = 0
+    core_enterprise_receivables_yuan: Yuan = 0
+    is_green_listed: bool = False
+    has_borrowed_before: bool = Field(default=True, description="False marks a 首贷户 candidate")
+    collateral_real_estate_yuan: Yuan = 0
+    collateral_equipment_yuan: Yuan = 0
+    credit_rating: CreditRating | None = None
+    need_amount_yuan: PositiveYuan | None = None
+    need_term_months: TermMonths | None = None
+
+    @field_validator("town_code")
+    @classmethod
+    def _town(cls, value: str) -> str:
+        return check_town(value)
+
+    @field_validator("established_on")
+    @classmethod
+    def _established(cls, value: date) -> date:
+        return check_established(value)
+
+    @model_validator(mode="after")
+    def _industry(self) -> FirmAttributes:
+        try:
+            section, division = validate_industry(self.industry_section, self.industry_division)
+        except ValueError as exc:
+            # An unknown letter is the section's fault; a mismatch is the pair's.
+            fields = ["industry_section"]
+            if self.industry_section.strip().upper() in SECTIONS_BY_LETTER:
+                fields.append("industry_division")
+            values = {
+                "industry_section": self.industry_section,
+                "industry_division": self.industry_division,
+            }
+            raise invalid_fields(
+                type(self).__name__, dict.fromkeys(fields, str(exc)), values
+            ) from exc
+        self.industry_section, self.industry_division = section, division
+        return self
+
+
+class FirmFeatures(FirmAttributes):
+    """A firm as the matching service sees it: its attributes and the derived size class."""
+
+    size_class: SizeClass
