@@ -1,0 +1,1 @@
+"""Matching: eligibility rules and a learned ranker that order products for each firm."""

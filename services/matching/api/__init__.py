@@ -1,0 +1,1 @@
+"""The matching service's internal HTTP API."""
