@@ -41,11 +41,13 @@ class PairEligibility:
 
     @property
     def unmet_count(self) -> Ints:
-        return self.failed.sum(axis=1).astype(np.int64)
+        counts: Ints = np.count_nonzero(self.failed, axis=1).astype(np.int64)
+        return counts
 
     @property
     def eligible(self) -> Bools:
-        return ~self.failed.any(axis=1)
+        passed: Bools = np.logical_not(np.any(self.failed, axis=1))
+        return passed
 
 
 def _shortfall(actual: Floats, required: Floats) -> tuple[Bools, Floats]:
