@@ -77,7 +77,9 @@ class ProductTerms(SQLModel):
     rate_max_bp: RateBp
     guarantee_fee_bp: FeeBp = 0
     interest_subsidy_pct: Percent = Field(default=0, description="share of interest subsidised")
-    interest_subsidy_cap_yuan: Yuan = Field(default=0, description="subsidy cap per year")
+    interest_subsidy_cap_yuan: Yuan = Field(
+        default=0, description="subsidy cap per firm and year; 0 means no cap"
+    )
     collateral_kind: CollateralKind = CollateralKind.NONE
     amount_cap_basis: AmountCapBasis = AmountCapBasis.NONE
     amount_cap_pct: Percent = Field(default=100, description="loan ≤ this % of the cap basis")
