@@ -15,6 +15,7 @@ from services.registry.migrate import upgrade
 from tests.services import need_postgres
 
 TABLES_CHILD_FIRST = [
+    "model_version",
     "match_event",
     "import_batch",
     "decision",

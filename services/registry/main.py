@@ -12,7 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from sqlalchemy.engine import Engine
 
-from services.registry.api import access, applications, firms, internal, products, stats
+from services.registry.api import access, applications, firms, internal, models, products, stats
 from services.registry.api.deps import require_internal_token
 from services.registry.config import RegistrySettings, get_settings
 from services.registry.db import make_engine
@@ -55,6 +55,7 @@ def create_app(settings: RegistrySettings | None = None, engine: Engine | None =
         app.include_router(router, dependencies=[Depends(require_internal_token)])
     app.include_router(access.internal)
     app.include_router(internal.router)
+    app.include_router(models.router)
 
     @app.get("/healthz", tags=["probes"])
     async def healthz() -> dict[str, str]:

@@ -18,6 +18,7 @@ from services.registry.models.application import (
     DecisionPublic,
 )
 from services.registry.models.firm import Firm, FirmCreate, FirmPublic, FirmUpdate
+from services.registry.models.model_version import ModelStatus, ModelVersion, ModelVersionPublic
 from services.registry.models.product import (
     Institution,
     InstitutionCreate,
@@ -46,6 +47,9 @@ __all__ = [
     "InstitutionCreate",
     "InstitutionPublic",
     "MatchEvent",
+    "ModelStatus",
+    "ModelVersion",
+    "ModelVersionPublic",
     "Principal",
     "PrincipalCreate",
     "PrincipalPublic",
