@@ -26,9 +26,20 @@ class RankOptions(BaseModel):
 
 
 class RankRequest(BaseModel):
+    """A firm and the catalogue to rank for it.
+
+    The catalogue is sent whole (``products``) or, once the service has seen it, by its
+    ``catalogue_version`` alone; an unknown version without products answers 409.
+    """
+
     firm: FirmFeatures
     firm_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
-    products: list[ProductFeatures] = Field(max_length=MAX_PRODUCTS_PER_REQUEST)
+    products: list[ProductFeatures] | None = Field(
+        default=None, max_length=MAX_PRODUCTS_PER_REQUEST
+    )
+    catalogue_version: str | None = Field(
+        default=None, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$"
+    )
     options: RankOptions = Field(default_factory=RankOptions)
 
 

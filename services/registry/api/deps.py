@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Iterator
 from typing import Annotated
 
@@ -15,6 +14,9 @@ from services.registry.db import write_session
 from services.registry.models import Principal
 from shared.enums import PrincipalRole
 from shared.errors import NotFound, ProblemError, Unauthorized
+from shared.internal import require_internal_token
+
+__all__ = ["require_internal_token"]
 
 
 class Forbidden(ProblemError):
@@ -29,15 +31,6 @@ def get_settings(request: Request) -> RegistrySettings:
 def get_engine(request: Request) -> Engine:
     engine: Engine = request.app.state.engine
     return engine
-
-
-def require_internal_token(
-    request: Request,
-    x_internal_token: Annotated[str | None, Header()] = None,
-) -> None:
-    expected: str = request.app.state.settings.internal_token
-    if not x_internal_token or not hmac.compare_digest(x_internal_token, expected):
-        raise Unauthorized("missing or wrong X-Internal-Token", code="internal_token_required")
 
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

@@ -1,0 +1,79 @@
+"""Model lifecycle endpoints: current model, train now, list, promote, roll back."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Path, Request
+from pydantic import BaseModel
+
+from services.matching.lifecycle import ModelManager
+from services.matching.registry_client import RegistryError
+from services.matching.train import TrainingRefused
+from shared.errors import Conflict, NotFound, Unprocessable
+
+router = APIRouter(prefix="/internal/models", tags=["models"])
+Actor = Annotated[int | None, Header(alias="X-Principal-Id", ge=1, le=2**63 - 1)]
+Version = Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
+
+
+def _models(request: Request) -> ModelManager:
+    manager: ModelManager = request.app.state.models
+    return manager
+
+
+class CurrentModel(BaseModel):
+    version: str
+    is_prior: bool
+    meta: dict[str, Any]
+    last_error: str | None
+
+
+class TrainRequest(BaseModel):
+    auto_promote: bool = True
+
+
+@router.get("/current", response_model=CurrentModel)
+def current(request: Request) -> CurrentModel:
+    manager = _models(request)
+    return CurrentModel(
+        version=manager.scorer.version,
+        is_prior=manager.scorer.is_prior,
+        meta=dict(manager.scorer.meta),
+        last_error=manager.last_error,
+    )
+
+
+@router.post("/train")
+async def train_now(request: Request, body: TrainRequest, actor: Actor = None) -> dict[str, Any]:
+    """Train a challenger on every recorded decision; promote it only if it is better."""
+    try:
+        outcome = await _models(request).train(auto_promote=body.auto_promote, actor=actor)
+    except TrainingRefused as exc:
+        raise Unprocessable(str(exc), code="training_refused") from exc
+    return outcome.__dict__
+
+
+@router.get("")
+async def list_models(request: Request) -> list[dict[str, Any]]:
+    return await _models(request).registry.list_models()
+
+
+@router.post("/rollback")
+async def rollback(request: Request, actor: Actor = None) -> dict[str, Any]:
+    try:
+        return await _models(request).rollback(actor=actor)
+    except RegistryError as exc:
+        if exc.status == 409:
+            raise Conflict("there is no earlier model to roll back to", code=exc.code) from exc
+        raise
+
+
+@router.post("/{version}/promote")
+async def promote(request: Request, version: Version, actor: Actor = None) -> dict[str, Any]:
+    try:
+        return await _models(request).promote(version, actor=actor)
+    except RegistryError as exc:
+        if exc.status == 404:
+            raise NotFound(f"model version {version} not found") from exc
+        raise

@@ -1,0 +1,78 @@
+"""Matching app factory: the model manager and catalogue cache in the lifespan, probes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI
+from fastapi.responses import JSONResponse
+
+from services.matching.api import models, rank
+from services.matching.config import MatchingSettings, get_settings
+from services.matching.lifecycle import ModelManager
+from services.matching.ranking import CatalogueCache
+from services.matching.registry_client import RegistryClient
+from shared.errors import install_error_handlers
+from shared.events import event_bus
+from shared.internal import require_internal_token
+
+log = logging.getLogger("finmatch.matching")
+
+
+def create_app(
+    settings: MatchingSettings | None = None, *, registry: RegistryClient | None = None
+) -> FastAPI:
+    settings = settings or get_settings()
+    settings.check_secrets()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        client = registry or RegistryClient(
+            settings.registry_url,
+            settings.internal_token,
+            timeout=settings.registry_timeout_seconds,
+        )
+        bus = event_bus(settings.redis_url)
+        manager = ModelManager(settings=settings, registry=client, bus=bus)
+        app.state.models = manager
+        await manager.refresh()
+        manager.start()
+        try:
+            yield
+        finally:
+            await manager.stop()
+            await bus.aclose()
+            await client.aclose()
+
+    app = FastAPI(
+        title="finmatch matching (internal)",
+        version="0.1.0",
+        description="Eligibility, learned ranking, reasons and near misses; model lifecycle.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.catalogues = CatalogueCache()
+    install_error_handlers(app)
+    guard = [Depends(require_internal_token)]
+    app.include_router(rank.router, dependencies=guard)
+    app.include_router(models.router, dependencies=guard)
+
+    @app.get("/healthz", tags=["probes"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["probes"])
+    async def readyz() -> JSONResponse:
+        """Ready whenever it can rank (the prior always can); says which model and any trouble."""
+        manager: ModelManager = app.state.models
+        body = {
+            "status": "ok",
+            "model_version": manager.scorer.version,
+            "is_prior": manager.scorer.is_prior,
+            "model_error": manager.last_error,
+        }
+        return JSONResponse(body)
+
+    return app

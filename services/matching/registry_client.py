@@ -1,0 +1,145 @@
+"""The matching service's view of the registry: training export and the model store."""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from shared.errors import ServiceUnavailable
+
+
+class RegistryError(Exception):
+    """The registry refused a request (a 4xx): carries its status and problem code."""
+
+    def __init__(self, status: int, code: str, detail: str) -> None:
+        super().__init__(f"registry answered {status} ({code}): {detail}")
+        self.status = status
+        self.code = code
+
+
+class RegistryClient:
+    """One long-lived async client; every call names the internal token."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._http = httpx.AsyncClient(
+            base_url=base_url,
+            headers={"X-Internal-Token": token},
+            timeout=httpx.Timeout(timeout, connect=5.0),
+            transport=transport,
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = await self._http.request(method, url, **kwargs)
+        except httpx.HTTPError as exc:
+            raise ServiceUnavailable(
+                f"registry unreachable: {exc.__class__.__name__}",
+                code="registry_unavailable",
+                headers={"Retry-After": "5"},
+            ) from exc
+        return response
+
+    async def training_export(self) -> list[bytes]:
+        response = await self._request("GET", "/internal/exports/training")
+        self._check(response)
+        return [line for line in response.content.splitlines() if line.strip()]
+
+    async def decisions_count(self) -> int:
+        response = await self._request("GET", "/internal/decisions/count")
+        self._check(response)
+        return int(response.json()["count"])
+
+    async def champion(self) -> dict[str, Any] | None:
+        response = await self._request("GET", "/internal/models/champion")
+        if response.status_code == 404:
+            return None
+        self._check(response)
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def artifact(self, version: str) -> bytes:
+        response = await self._request("GET", f"/internal/models/{version}/artifact")
+        self._check(response)
+        return response.content
+
+    async def list_models(self) -> list[dict[str, Any]]:
+        response = await self._request("GET", "/internal/models")
+        self._check(response)
+        body: list[dict[str, Any]] = response.json()
+        return body
+
+    async def upload(
+        self,
+        *,
+        version: str,
+        algorithm: str,
+        metrics: dict[str, float],
+        meta: dict[str, Any],
+        artifact: bytes,
+    ) -> dict[str, Any]:
+        response = await self._request(
+            "POST",
+            "/internal/models",
+            json={
+                "version": version,
+                "algorithm": algorithm,
+                "metrics": metrics,
+                "meta": meta,
+                "artifact_b64": base64.b64encode(artifact).decode(),
+            },
+        )
+        self._check(response)
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def promote(self, version: str, actor: int | None = None) -> dict[str, Any]:
+        headers = {} if actor is None else {"X-Principal-Id": str(actor)}
+        response = await self._request(
+            "POST", f"/internal/models/{version}/promote", headers=headers
+        )
+        self._check(response)
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def rollback(self, actor: int | None = None) -> dict[str, Any]:
+        headers = {} if actor is None else {"X-Principal-Id": str(actor)}
+        response = await self._request("POST", "/internal/models/rollback", headers=headers)
+        self._check(response)
+        body: dict[str, Any] = response.json()
+        return body
+
+    @staticmethod
+    def _check(response: httpx.Response) -> None:
+        if response.status_code >= 500:
+            raise ServiceUnavailable(
+                f"registry error {response.status_code}",
+                code="registry_unavailable",
+                headers={"Retry-After": "5"},
+            )
+        if response.status_code >= 400:
+            try:
+                problem = response.json()
+            except ValueError:
+                problem = {}
+            raise RegistryError(
+                response.status_code,
+                str(problem.get("code", "error")),
+                str(problem.get("detail", response.text[:300])),
+            )
+
+
+def parse_time(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)

@@ -1,0 +1,19 @@
+"""Service-to-service authentication: every internal route needs the shared internal token."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Header, Request
+
+from shared.errors import Unauthorized
+
+
+def require_internal_token(
+    request: Request,
+    x_internal_token: Annotated[str | None, Header()] = None,
+) -> None:
+    expected: str = request.app.state.settings.internal_token
+    if not x_internal_token or not hmac.compare_digest(x_internal_token, expected):
+        raise Unauthorized("missing or wrong X-Internal-Token", code="internal_token_required")

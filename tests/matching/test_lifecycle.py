@@ -1,0 +1,142 @@
+"""Model lifecycle against a real registry: train, promote, refuse bad artifacts, roll back."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+
+import pytest
+from fastapi import FastAPI
+
+from services.matching.config import MatchingSettings
+from services.matching.lifecycle import ModelManager
+from services.matching.train import TrainingRefused
+from shared.events import LocalEventBus, RedisEventBus
+from tests.matching.conftest import TOKEN, matching_settings, registry_client
+from tests.services import need_redis
+
+H = {"X-Internal-Token": TOKEN}
+
+
+def manager(app: FastAPI, settings: MatchingSettings, bus: object | None = None) -> ModelManager:
+    return ModelManager(
+        settings=settings, registry=registry_client(app), bus=bus or LocalEventBus()
+    )  # type: ignore[arg-type]
+
+
+def test_cold_start_then_first_model_then_no_better_challenger(
+    seeded_registry: FastAPI, settings: MatchingSettings
+) -> None:
+    async def scenario() -> None:
+        models = manager(seeded_registry, settings)
+        await models.refresh()
+        assert models.scorer.is_prior
+        first = await models.train()
+        assert first.promoted, first.reason
+        assert models.scorer.version == first.version
+        assert not models.scorer.is_prior
+        assert first.metrics["auc"] > 0.7
+        assert set(first.candidates) >= {"logistic_regression", "hist_gradient_boosting"}
+        # Same data, same seed: the challenger ties, and a tie does not dethrone.
+        second = await models.train()
+        assert not second.promoted
+        assert "does not beat" in second.reason
+        assert models.scorer.version == first.version
+        champion = await models.registry.champion()
+        assert champion is not None
+        assert champion["version"] == first.version
+        await models.stop()
+        await models.registry.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_corrupt_artifact_is_refused_and_last_good_model_kept(
+    seeded_registry: FastAPI, settings: MatchingSettings
+) -> None:
+    async def scenario() -> None:
+        models = manager(seeded_registry, settings)
+        good = await models.train()
+        http = models.registry._http
+        forged = b"FINMATCH-MODEL\x00\x01" + b"\x00" * 64 + b"not a model"
+        upload = await http.post(
+            "/internal/models",
+            json={
+                "version": "m-forged",
+                "algorithm": "x",
+                "metrics": {},
+                "meta": {},
+                "artifact_b64": base64.b64encode(forged).decode(),
+            },
+        )
+        assert upload.status_code == 201
+        assert (await http.post("/internal/models/m-forged/promote")).status_code == 200
+        await models.refresh()
+        assert models.scorer.version == good.version
+        assert models.last_error is not None
+        assert "m-forged" in models.last_error
+        # Rolling back restores the good champion, and the error clears.
+        restored = await models.rollback()
+        assert restored["version"] == good.version
+        assert models.last_error is None
+        await models.stop()
+        await models.registry.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_training_refused_without_enough_decisions(
+    registry_app: FastAPI, settings: MatchingSettings
+) -> None:
+    async def scenario() -> None:
+        models = manager(registry_app, settings)
+        with pytest.raises(TrainingRefused):
+            await models.train()
+        assert models.scorer.is_prior
+        assert await models.registry.champion() is None
+        await models.stop()
+        await models.registry.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_polling_brings_a_second_replica_to_the_new_champion(seeded_registry: FastAPI) -> None:
+    async def scenario() -> None:
+        leader = manager(seeded_registry, matching_settings())
+        follower = manager(seeded_registry, matching_settings(model_poll_seconds=0.1))
+        follower.start()  # its own in-process bus never hears the leader: only polling helps
+        outcome = await leader.train()
+        for _ in range(100):
+            if follower.scorer.version == outcome.version:
+                break
+            await asyncio.sleep(0.05)
+        assert follower.scorer.version == outcome.version
+        for models in (leader, follower):
+            await models.stop()
+            await models.registry.aclose()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.redis
+def test_redis_announcement_reaches_a_second_replica(seeded_registry: FastAPI) -> None:
+    url = need_redis()
+
+    async def scenario() -> None:
+        settings = matching_settings(redis_url=url)
+        leader = manager(seeded_registry, settings, RedisEventBus(url))
+        follower = manager(seeded_registry, settings, RedisEventBus(url))  # polls once an hour
+        follower.start()
+        await asyncio.sleep(0.3)  # let the subscription settle
+        outcome = await leader.train()
+        for _ in range(100):
+            if follower.scorer.version == outcome.version:
+                break
+            await asyncio.sleep(0.05)
+        assert follower.scorer.version == outcome.version
+        for models in (leader, follower):
+            await models.stop()
+            await models.bus.aclose()
+            await models.registry.aclose()
+
+    asyncio.run(scenario())
