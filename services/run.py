@@ -40,7 +40,20 @@ SERVICES = (
         "FINMATCH_REGISTRY_PORT",
         8001,
     ),
+    ServiceSpec(
+        "matching", ("-m", "services.matching.cli", "serve"), "FINMATCH_MATCHING_PORT", 8002
+    ),
 )
+
+
+def _signing_key() -> str:
+    """A per-machine model signing key kept under var/: models stay loadable across runs."""
+    path = Path("var/model-signing.key")
+    if not path.exists():
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
 
 
 def wait_ready(spec: ServiceSpec, process: subprocess.Popen[bytes], timeout: float = 120) -> None:
@@ -62,6 +75,7 @@ def main() -> int:
     env.setdefault("FINMATCH_DATABASE_URL", "sqlite:///var/finmatch.db")
     # One fresh internal token per run, shared by the services and never printed.
     env.setdefault("FINMATCH_INTERNAL_TOKEN", secrets.token_urlsafe(32))
+    env.setdefault("FINMATCH_MODEL_SIGNING_KEY", _signing_key())
     Path("var").mkdir(exist_ok=True)
     processes: list[tuple[ServiceSpec, subprocess.Popen[bytes]]] = []
 
@@ -85,6 +99,7 @@ def main() -> int:
             process = subprocess.Popen([sys.executable, *spec.args], env=env)
             processes.append((spec, process))
             wait_ready(spec, process)
+        train_first_model(env)
         print_summary()
         while all(p.poll() is None for _s, p in processes):
             time.sleep(0.5)
@@ -101,6 +116,24 @@ def main() -> int:
         return 1
     finally:
         stop()
+
+
+def train_first_model(env: dict[str, str]) -> None:
+    """On a fresh system, learn the first model from the seeded history (else keep the champion)."""
+    matching = next(s for s in SERVICES if s.name == "matching")
+    headers = {"X-Internal-Token": env["FINMATCH_INTERNAL_TOKEN"]}
+    current = httpx.get(f"{matching.url}/internal/models/current", headers=headers, timeout=10)
+    if current.status_code == 200 and not current.json()["is_prior"]:
+        return
+    print("training the first matching model on the seeded history …", flush=True)
+    trained = httpx.post(
+        f"{matching.url}/internal/models/train", json={}, headers=headers, timeout=600
+    )
+    if trained.status_code == 200:
+        body = trained.json()
+        print(f"  model {body['version']} ({body['algorithm']}): {body['reason']}")
+    else:
+        print(f"  no model yet ({trained.status_code}): the rule-and-cost prior ranks")
 
 
 def print_summary() -> None:
