@@ -67,3 +67,11 @@ def test_probes(admin: Actor) -> None:
     ready = admin.client.get("/readyz")
     assert ready.status_code == 200
     assert ready.json()["checks"]["database"] == "ok"
+
+
+def test_bootstrap_admin_is_created_once(admin: Actor) -> None:
+    first = admin.client.post("/internal/principals/bootstrap-admin", headers=INTERNAL)
+    second = admin.client.post("/internal/principals/bootstrap-admin", headers=INTERNAL)
+    assert first.status_code == second.status_code == 200
+    assert first.json()["id"] == second.json()["id"]
+    assert first.json()["role"] == "admin"

@@ -72,3 +72,23 @@ def test_portal_and_official_cannot_create_products(portal: Actor, admin: Actor)
     official = admin.post("/v1/principals", json={"role": "official", "name": "镇"}).json()
     actor = Actor(admin.client, official["id"])
     assert actor.post("/v1/products", json=data.product()).status_code == 404
+
+
+def test_internal_catalogue_lists_active_products_with_a_changing_version(
+    bank: Actor, portal: Actor
+) -> None:
+    internal = {"X-Internal-Token": "test-internal-token"}
+    empty = portal.client.get("/internal/catalogue", headers=internal).json()
+    assert empty["products"] == []
+    product = create(bank)
+    create(bank, name="停用", active=False)
+    first = portal.client.get("/internal/catalogue", headers=internal).json()
+    assert [p["id"] for p in first["products"]] == [product["id"]]
+    assert first["products"][0]["min_patents"] == 1
+    assert first["version"] != empty["version"]
+    bank.patch(
+        f"/v1/products/{product['id']}", json={"rate_max_bp": 490}, headers={"If-Match": '"1"'}
+    )
+    second = portal.client.get("/internal/catalogue", headers=internal).json()
+    assert second["version"] != first["version"]
+    assert portal.client.get("/internal/catalogue").status_code == 401

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Any
@@ -19,11 +20,20 @@ from services.registry.api.deps import (
     require_internal_token,
     require_role,
 )
-from services.registry.models import Application, AuditEntry, Decision, MatchEvent
+from services.registry.models import (
+    Application,
+    AuditEntry,
+    Decision,
+    MatchEvent,
+    Principal,
+    PrincipalPublic,
+    Product,
+)
 from services.registry.models.columns import table_of
 from services.registry.pagination import decode_cursor, next_cursor
 from shared.enums import PrincipalRole
 from shared.errors import Unprocessable
+from shared.schemas.product import ProductFeatures
 from shared.types import SafeStr
 from shared.vocab.towns import is_town_code
 
@@ -150,3 +160,47 @@ def list_audit(
         stmt = stmt.where(AuditEntry.entity_id == entity_id)
     rows = list(session.exec(stmt))
     return {"data": rows, "next_cursor": next_cursor(rows, limit)}
+
+
+class Catalogue(BaseModel):
+    version: str
+    products: list[ProductFeatures]
+
+
+@router.get("/internal/catalogue", response_model=Catalogue)
+def catalogue(session: SessionDep) -> Catalogue:
+    """Every active product as the matching service ranks it, and a version of the whole set.
+
+    The version changes whenever a product is added, changed, deactivated or removed, so a
+    cache keyed by it never serves a stale catalogue.
+    """
+    rows = list(
+        session.exec(
+            select(Product)
+            .where(col(Product.active).is_(True))
+            .where(col(Product.archived_at).is_(None))
+            .order_by(col(Product.id))
+        )
+    )
+    digest = hashlib.sha256(",".join(f"{p.id}:{p.version}" for p in rows).encode()).hexdigest()
+    products = [ProductFeatures.model_validate(p, from_attributes=True) for p in rows]
+    return Catalogue(version=f"cat-{len(rows)}-{digest[:16]}", products=products)
+
+
+BOOTSTRAP_ADMIN = "bootstrap admin (FINMATCH_BOOTSTRAP_ADMIN_KEY)"
+
+
+@router.post("/internal/principals/bootstrap-admin", response_model=PrincipalPublic)
+def bootstrap_admin(session: SessionDep) -> Principal:
+    """The principal the gateway acts as for the bootstrap admin key; created once."""
+    found = session.exec(
+        select(Principal)
+        .where(Principal.name == BOOTSTRAP_ADMIN)
+        .where(Principal.role == PrincipalRole.ADMIN.value)
+    ).first()
+    if found is not None:
+        return found
+    principal = Principal(role=PrincipalRole.ADMIN.value, name=BOOTSTRAP_ADMIN)
+    session.add(principal)
+    session.commit()
+    return principal
