@@ -5,8 +5,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.finmatch-installed
+BENCH_STAMP := $(VENV)/.finmatch-bench-installed
 
-.PHONY: help install run seed test test-fast lint format migrate bench clean
+.PHONY: help install run seed test test-fast lint format migrate bench bench-quality bench-latency bench-batch clean
 
 help:
 	@echo "make run    - start registry, matching and gateway on SQLite with demo data"
@@ -14,6 +15,7 @@ help:
 	@echo "make lint   - ruff check, ruff format --check, mypy"
 	@echo "make seed   - (re)generate the synthetic Dongguan demo data into the registry database"
 	@echo "make bench  - benchmarks (set FINMATCH_BENCH_POSTGRES_URL for the PostgreSQL ones)"
+	@echo "make bench-quality / bench-latency / bench-batch - the matching benchmarks alone"
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -23,6 +25,11 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Bench-only dependencies (LightGBM, the ranking peer) on top of the dev install.
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
 
 run: $(STAMP)
 	$(BIN)/python -m services.run
@@ -48,8 +55,17 @@ test: lint
 test-fast: $(STAMP)
 	$(BIN)/pytest -q -x
 
-bench: $(STAMP)
+bench: $(STAMP) bench-quality bench-latency bench-batch
 	$(BIN)/python bench/import_firms.py
+
+bench-quality: $(BENCH_STAMP)
+	$(BIN)/python -m bench.quality
+
+bench-latency: $(STAMP)
+	$(BIN)/python -m bench.latency
+
+bench-batch: $(STAMP)
+	$(BIN)/python -m bench.batch_rank
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache var

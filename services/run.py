@@ -43,6 +43,15 @@ SERVICES = (
     ServiceSpec(
         "matching", ("-m", "services.matching.cli", "serve"), "FINMATCH_MATCHING_PORT", 8002
     ),
+    ServiceSpec(
+        "gateway",
+        (
+            "-m",
+            "services.gateway.cli",
+        ),
+        "FINMATCH_GATEWAY_PORT",
+        8000,
+    ),
 )
 
 
@@ -137,9 +146,15 @@ def train_first_model(env: dict[str, str]) -> None:
 
 
 def print_summary() -> None:
-    lines = ["", "finmatch is running (synthetic demo data, SQLite, in-process cache):"]
-    for spec in SERVICES:
-        lines.append(f"  {spec.name:<9} {spec.url}   docs: {spec.url}/docs")
+    gateway = next(s for s in SERVICES if s.name == "gateway")
+    lines = [
+        "",
+        "finmatch is running (synthetic demo data, SQLite, in-process cache):",
+        f"  API        {gateway.url}/v1",
+        f"  API docs   {gateway.url}/docs",
+        f"  dashboard  {gateway.url}/dashboard",
+        "  internal   " + ", ".join(f"{s.name} {s.url}" for s in SERVICES if s is not gateway),
+    ]
     if KEYS_FILE.exists():
         keys = json.loads(KEYS_FILE.read_text())
         lines.append("  demo keys (also in var/demo-keys.json):")

@@ -8,6 +8,7 @@ Hierarchy (all render as ``application/problem+json`` with a machine-readable ``
     ├── Conflict (409)            duplicate, invalid state transition, in-flight duplicate
     ├── PreconditionFailed (412)  stale If-Match version
     ├── PreconditionRequired (428)
+    ├── TooManyRequests (429)     carries Retry-After and RateLimit headers
     ├── Unprocessable (422)       semantically invalid input, names the field
     └── ServiceUnavailable (503)  a dependency is down; carries Retry-After
 """
@@ -97,6 +98,10 @@ class Unprocessable(ProblemError):
 
 class PreconditionRequired(ProblemError):
     status, code, title = 428, "precondition_required", "Precondition required"
+
+
+class TooManyRequests(ProblemError):
+    status, code, title = 429, "rate_limited", "Too many requests"
 
 
 class ServiceUnavailable(ProblemError):

@@ -22,27 +22,35 @@ log = logging.getLogger("finmatch.matching")
 
 
 def create_app(
-    settings: MatchingSettings | None = None, *, registry: RegistryClient | None = None
+    settings: MatchingSettings | None = None,
+    *,
+    registry: RegistryClient | None = None,
+    manager: ModelManager | None = None,
 ) -> FastAPI:
+    """The app; tests may hand in a ``manager`` (then it is usable before the lifespan runs)."""
     settings = settings or get_settings()
     settings.check_secrets()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if manager is not None:
+            await manager.refresh()
+            yield
+            return
         client = registry or RegistryClient(
             settings.registry_url,
             settings.internal_token,
             timeout=settings.registry_timeout_seconds,
         )
         bus = event_bus(settings.redis_url)
-        manager = ModelManager(settings=settings, registry=client, bus=bus)
-        app.state.models = manager
-        await manager.refresh()
-        manager.start()
+        models = ModelManager(settings=settings, registry=client, bus=bus)
+        app.state.models = models
+        await models.refresh()
+        models.start()
         try:
             yield
         finally:
-            await manager.stop()
+            await models.stop()
             await bus.aclose()
             await client.aclose()
 
@@ -54,6 +62,8 @@ def create_app(
     )
     app.state.settings = settings
     app.state.catalogues = CatalogueCache()
+    if manager is not None:
+        app.state.models = manager
     install_error_handlers(app)
     guard = [Depends(require_internal_token)]
     app.include_router(rank.router, dependencies=guard)

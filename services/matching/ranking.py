@@ -132,7 +132,7 @@ def rank_products_for_firm(
             _subset(elig, eligible),
         )
         probability[eligible] = scorer.predict(features)
-    score = _score(probability, costs, scorer.is_prior)
+    score = score_pairs(probability, costs, scorer.is_prior)
     order = eligible[np.argsort(-score[eligible], kind="stable")][: options.limit]
 
     contributions = None
@@ -179,7 +179,7 @@ def _subset(elig: PairEligibility, rows: Ints) -> PairEligibility:
     return PairEligibility(failed=elig.failed[rows], gap=elig.gap[rows])
 
 
-def _score(probability: Floats, costs: PairCosts, is_prior: bool) -> Floats:
+def score_pairs(probability: Floats, costs: PairCosts, is_prior: bool) -> Floats:
     rate = costs.effective_rate_bp / 10_000
     likely = np.ones_like(probability) if is_prior else np.nan_to_num(probability, nan=0.0)
     result: Floats = likely * costs.coverage - COST_WEIGHT * rate

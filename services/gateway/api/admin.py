@@ -1,0 +1,101 @@
+"""Admin: institutions, principals and keys; train, list, promote and roll back models."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from services.gateway.api.proxy import forward
+from services.gateway.auth import CurrentPrincipal, require
+from services.gateway.idempotency import IdempotentRoute
+from services.registry.api.access import KeyCreate, KeyCreated, KeyPublic
+from services.registry.models import (
+    InstitutionCreate,
+    InstitutionPublic,
+    PrincipalCreate,
+    PrincipalPublic,
+)
+from shared.enums import PrincipalRole
+
+router = APIRouter(prefix="/v1/admin", tags=["admin"], route_class=IdempotentRoute)
+IdPath = Annotated[int, Path(ge=1, le=2**63 - 1)]
+Version = Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
+
+
+@router.post("/institutions", response_model=InstitutionPublic, status_code=201)
+async def create_institution(
+    body: InstitutionCreate, request: Request, principal: CurrentPrincipal
+) -> Response:
+    require(principal, PrincipalRole.ADMIN)
+    return await forward(
+        request, "POST", "/v1/institutions", principal, json=body.model_dump(mode="json")
+    )
+
+
+@router.get("/institutions")
+async def list_institutions(request: Request, principal: CurrentPrincipal) -> Response:
+    require(principal, PrincipalRole.ADMIN)
+    return await forward(request, "GET", "/v1/institutions", principal, params={"limit": 500})
+
+
+@router.post("/principals", response_model=PrincipalPublic, status_code=201)
+async def create_principal(
+    body: PrincipalCreate, request: Request, principal: CurrentPrincipal
+) -> Response:
+    """A portal, an institution's user, an official (a town, or the city) or an admin."""
+    require(principal, PrincipalRole.ADMIN)
+    return await forward(
+        request, "POST", "/v1/principals", principal, json=body.model_dump(mode="json")
+    )
+
+
+@router.post(
+    "/keys",
+    response_model=KeyCreated,
+    status_code=201,
+    summary="Issue an API key (shown once) / 签发密钥（仅显示一次）",
+)
+async def create_key(body: KeyCreate, request: Request, principal: CurrentPrincipal) -> Response:
+    require(principal, PrincipalRole.ADMIN)
+    return await forward(request, "POST", "/v1/keys", principal, json=body.model_dump(mode="json"))
+
+
+@router.post("/keys/{key_id}/revoke", response_model=KeyPublic)
+async def revoke_key(key_id: IdPath, request: Request, principal: CurrentPrincipal) -> Response:
+    """The key stops working at once here; other replicas stop within the key cache time."""
+    require(principal, PrincipalRole.ADMIN)
+    return await forward(request, "POST", f"/v1/keys/{key_id}/revoke", principal)
+
+
+class TrainRequest(BaseModel):
+    auto_promote: bool = True
+
+
+@router.get("/models", summary="Model versions / 模型版本")
+async def list_models(request: Request, principal: CurrentPrincipal) -> list[dict[str, Any]]:
+    require(principal, PrincipalRole.ADMIN)
+    models: list[dict[str, Any]] = await request.app.state.matching.list_models()
+    return models
+
+
+@router.post("/models/train", summary="Train a challenger now / 立即训练")
+async def train(body: TrainRequest, request: Request, principal: CurrentPrincipal) -> JSONResponse:
+    """Promoted only if it beats the champion on the same holdout (and auto_promote is on)."""
+    require(principal, PrincipalRole.ADMIN)
+    outcome = await request.app.state.matching.train(body.auto_promote, principal.id)
+    return JSONResponse(outcome)
+
+
+@router.post("/models/{version}/promote")
+async def promote(version: Version, request: Request, principal: CurrentPrincipal) -> JSONResponse:
+    require(principal, PrincipalRole.ADMIN)
+    return JSONResponse(await request.app.state.matching.promote(version, principal.id))
+
+
+@router.post("/models/rollback")
+async def rollback(request: Request, principal: CurrentPrincipal) -> JSONResponse:
+    require(principal, PrincipalRole.ADMIN)
+    return JSONResponse(await request.app.state.matching.rollback(principal.id))

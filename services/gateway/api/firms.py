@@ -1,0 +1,120 @@
+"""Firms: portals submit, read, update and erase their own; NDJSON bulk import."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Path, Query, Request, Response
+
+from services.gateway.api.proxy import forward
+from services.gateway.auth import CurrentPrincipal, Principal, require
+from services.gateway.idempotency import IdempotentRoute
+from services.registry.models import FirmCreate, FirmPublic, FirmUpdate
+from services.registry.pagination import Page
+from shared.enums import PrincipalRole
+from shared.types import SafeStr
+
+router = APIRouter(prefix="/v1/firms", tags=["firms"], route_class=IdempotentRoute)
+IdPath = Annotated[int, Path(ge=1, le=2**63 - 1)]
+
+
+async def firms_changed(request: Request, principal: Principal) -> None:
+    """Cached matches of this portal's firms are stale from now on."""
+    await request.app.state.cache.incr(f"firms:generation:{principal.id}")
+
+
+@router.post(
+    "",
+    response_model=FirmPublic,
+    status_code=201,
+    summary="Create or update a firm by credit code / 按统一社会信用代码新增或更新企业",
+    responses={200: {"description": "updated an existing firm of this portal"}},
+)
+async def upsert_firm(body: FirmCreate, request: Request, principal: CurrentPrincipal) -> Response:
+    """201 when new, 200 when this portal already registered the code; ETag is the version."""
+    require(principal, PrincipalRole.PORTAL)
+    answer = await forward(
+        request, "POST", "/v1/firms", principal, json=body.model_dump(mode="json")
+    )
+    await firms_changed(request, principal)
+    return answer
+
+
+@router.get("", response_model=Page[FirmPublic], summary="This portal's firms / 本门户企业列表")
+async def list_firms(
+    request: Request,
+    principal: CurrentPrincipal,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    town_code: Annotated[SafeStr | None, Query(max_length=9)] = None,
+    credit_code: Annotated[SafeStr | None, Query(max_length=18)] = None,
+) -> Response:
+    require(principal, PrincipalRole.PORTAL, PrincipalRole.ADMIN)
+    params = {"limit": limit, "cursor": cursor, "town_code": town_code, "credit_code": credit_code}
+    return await forward(request, "GET", "/v1/firms", principal, params=params)
+
+
+@router.post(
+    "/bulk",
+    response_class=Response,
+    summary="NDJSON bulk import / 批量导入",
+    responses={200: {"content": {"application/x-ndjson": {}}}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/x-ndjson": {"schema": {"type": "string"}}},
+        }
+    },
+)
+async def bulk_import(
+    request: Request,
+    principal: CurrentPrincipal,
+    import_id: Annotated[str, Query(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")],
+    batch_size: Annotated[int | None, Query(ge=1, le=20_000)] = None,
+) -> Response:
+    """One firm per line; each batch commits whole; resend with the same import_id to resume."""
+    require(principal, PrincipalRole.PORTAL)
+    params = {"import_id": import_id}
+    if batch_size is not None:
+        params["batch_size"] = str(batch_size)
+    answer = await request.app.state.registry.bulk_import(principal.id, params, request.stream())
+    await firms_changed(request, principal)
+    return Response(
+        answer.content, status_code=answer.status_code, media_type="application/x-ndjson"
+    )
+
+
+@router.get("/{firm_id}", response_model=FirmPublic)
+async def get_firm(firm_id: IdPath, request: Request, principal: CurrentPrincipal) -> Response:
+    """The owner portal; an institution with a live application from this firm; an admin."""
+    return await forward(request, "GET", f"/v1/firms/{firm_id}", principal)
+
+
+@router.patch("/{firm_id}", response_model=FirmPublic)
+async def update_firm(
+    firm_id: IdPath,
+    body: FirmUpdate,
+    request: Request,
+    principal: CurrentPrincipal,
+    if_match: Annotated[str | None, Header(max_length=40)] = None,
+) -> Response:
+    """Send the ETag you read as If-Match; a stale one is 412."""
+    headers = {} if if_match is None else {"If-Match": if_match}
+    answer = await forward(
+        request,
+        "PATCH",
+        f"/v1/firms/{firm_id}",
+        principal,
+        json=body.model_dump(mode="json", exclude_unset=True),
+        headers=headers,
+    )
+    await firms_changed(request, principal)
+    return answer
+
+
+@router.delete("/{firm_id}", status_code=204, response_class=Response)
+async def erase_firm(firm_id: IdPath, request: Request, principal: CurrentPrincipal) -> Response:
+    """Erase the profile; applications keep an anonymous snapshot."""
+    answer = await forward(request, "DELETE", f"/v1/firms/{firm_id}", principal)
+    await firms_changed(request, principal)
+    return answer

@@ -1,0 +1,95 @@
+"""Products: institutions list and maintain theirs; every principal browses active ones."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Path, Query, Request, Response
+
+from services.gateway.api.proxy import forward
+from services.gateway.auth import CurrentPrincipal, require
+from services.gateway.idempotency import IdempotentRoute
+from services.registry.models import ProductCreate, ProductPublic, ProductUpdate
+from services.registry.pagination import Page
+from shared.enums import PrincipalRole
+from shared.types import SafeStr
+from shared.vocab.categories import ProductCategory
+
+router = APIRouter(prefix="/v1/products", tags=["products"], route_class=IdempotentRoute)
+IdPath = Annotated[int, Path(ge=1, le=2**63 - 1)]
+
+
+async def _catalogue_changed(request: Request) -> None:
+    await request.app.state.catalogue.invalidate()
+
+
+@router.post("", response_model=ProductPublic, status_code=201, summary="List a product / 发布产品")
+async def create_product(
+    body: ProductCreate, request: Request, principal: CurrentPrincipal
+) -> Response:
+    require(principal, PrincipalRole.INSTITUTION)
+    answer = await forward(
+        request, "POST", "/v1/products", principal, json=body.model_dump(mode="json")
+    )
+    await _catalogue_changed(request)
+    return answer
+
+
+@router.get("", response_model=Page[ProductPublic], summary="Browse products / 浏览产品")
+async def list_products(
+    request: Request,
+    principal: CurrentPrincipal,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 100,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    category: ProductCategory | None = None,
+    institution_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+    town_code: Annotated[SafeStr | None, Query(max_length=9)] = None,
+    include_inactive: bool = False,
+) -> Response:
+    params = {
+        "limit": limit,
+        "cursor": cursor,
+        "category": category,
+        "institution_id": institution_id,
+        "town_code": town_code,
+        "include_inactive": str(include_inactive).lower() if include_inactive else None,
+    }
+    return await forward(request, "GET", "/v1/products", principal, params=params)
+
+
+@router.get("/{product_id}", response_model=ProductPublic)
+async def get_product(
+    product_id: IdPath, request: Request, principal: CurrentPrincipal
+) -> Response:
+    return await forward(request, "GET", f"/v1/products/{product_id}", principal)
+
+
+@router.patch("/{product_id}", response_model=ProductPublic)
+async def update_product(
+    product_id: IdPath,
+    body: ProductUpdate,
+    request: Request,
+    principal: CurrentPrincipal,
+    if_match: Annotated[str | None, Header(max_length=40)] = None,
+) -> Response:
+    headers = {} if if_match is None else {"If-Match": if_match}
+    answer = await forward(
+        request,
+        "PATCH",
+        f"/v1/products/{product_id}",
+        principal,
+        json=body.model_dump(mode="json", exclude_unset=True),
+        headers=headers,
+    )
+    await _catalogue_changed(request)
+    return answer
+
+
+@router.delete("/{product_id}", status_code=204, response_class=Response)
+async def delete_product(
+    product_id: IdPath, request: Request, principal: CurrentPrincipal
+) -> Response:
+    """Removes it, or archives it when applications refer to it."""
+    answer = await forward(request, "DELETE", f"/v1/products/{product_id}", principal)
+    await _catalogue_changed(request)
+    return answer

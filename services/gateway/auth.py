@@ -1,0 +1,121 @@
+"""API keys to principals, per-key rate limits, and the role checks every route makes."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from dataclasses import asdict, dataclass
+from typing import Annotated
+
+import orjson
+from fastapi import Depends, Request
+
+from shared.enums import PrincipalRole
+from shared.errors import NotFound, ProblemError, TooManyRequests, Unauthorized
+
+log = logging.getLogger("finmatch.gateway.auth")
+MAX_KEY_LENGTH = 200
+BEARER = {"WWW-Authenticate": 'Bearer realm="finmatch"'}
+
+
+@dataclass(frozen=True)
+class Principal:
+    id: int
+    role: PrincipalRole
+    name: str
+    institution_id: int | None
+    town_code: str | None
+    key_digest: str
+
+    @classmethod
+    def from_registry(cls, body: dict[str, object], digest: str) -> Principal:
+        return cls(
+            id=int(str(body["id"])),
+            role=PrincipalRole(str(body["role"])),
+            name=str(body["name"]),
+            institution_id=None
+            if body.get("institution_id") is None
+            else int(str(body["institution_id"])),
+            town_code=None if body.get("town_code") is None else str(body["town_code"]),
+            key_digest=digest,
+        )
+
+
+def key_digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _bearer(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, key = header.partition(" ")
+    key = key.strip()
+    if scheme.lower() != "bearer" or not key:
+        raise Unauthorized(
+            "send your API key as 'Authorization: Bearer <key>'",
+            code="missing_key",
+            headers=BEARER,
+        )
+    if len(key) > MAX_KEY_LENGTH or not key.isascii():
+        raise Unauthorized("unknown or revoked API key", code="invalid_key", headers=BEARER)
+    return key
+
+
+async def _resolve(request: Request, key: str) -> Principal:
+    state = request.app.state
+    digest = key_digest(key)
+    bootstrap: str | None = state.settings.bootstrap_admin_key
+    if bootstrap and hmac.compare_digest(key.encode(), bootstrap.encode()):
+        body = await state.bootstrap_admin()
+        return Principal.from_registry(body, digest)
+    cache_key = f"key:{digest}"
+    cached = await state.cache.get(cache_key)
+    if cached is not None:
+        return Principal(
+            **(orjson.loads(cached) | {"role": PrincipalRole(orjson.loads(cached)["role"])})
+        )
+    try:
+        body = await state.registry.resolve_key(digest)
+    except ProblemError as exc:
+        if exc.status == 401:
+            raise Unauthorized(
+                "unknown or revoked API key", code="invalid_key", headers=BEARER
+            ) from exc
+        raise
+    principal = Principal.from_registry(body, digest)
+    await state.cache.set(
+        cache_key, orjson.dumps(asdict(principal)), state.settings.key_cache_seconds
+    )
+    return principal
+
+
+async def authenticate(request: Request) -> Principal:
+    """The caller's principal (once per request), after its rate limit is checked."""
+    existing: Principal | None = getattr(request.state, "principal", None)
+    if existing is not None:
+        return existing
+    principal = await _resolve(request, _bearer(request))
+    settings = request.app.state.settings
+    decision = await request.app.state.limiter.hit(
+        f"key:{principal.key_digest[:32]}",
+        settings.rate_limit_for(principal.role.value),
+        settings.rate_limit_window_seconds,
+    )
+    request.state.rate_limit_headers = decision.headers()
+    if not decision.allowed:
+        raise TooManyRequests(
+            f"rate limit of {decision.limit} requests per "
+            f"{settings.rate_limit_window_seconds} s reached; retry in {decision.reset_seconds} s",
+            headers=decision.headers(),
+        )
+    request.state.principal = principal
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(authenticate)]
+
+
+def require(principal: Principal, *roles: PrincipalRole) -> None:
+    """A role that may not use a function gets 404, like an out-of-scope object."""
+    if principal.role not in roles:
+        raise NotFound("no such resource")

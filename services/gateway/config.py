@@ -1,0 +1,54 @@
+"""Gateway settings (environment variables with the FINMATCH_ prefix)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+
+from shared.settings import ServiceSettings
+
+
+class GatewaySettings(ServiceSettings):
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = 8000
+    registry_url: str = "http://127.0.0.1:8001"
+    matching_url: str = "http://127.0.0.1:8002"
+    redis_url: str | None = None
+    bootstrap_admin_key: str | None = Field(
+        default=None, description="accepted as an admin key from the first start"
+    )
+    # Requests per minute and key, by role.
+    rate_limit_portal: int = 600
+    rate_limit_institution: int = 600
+    rate_limit_official: int = 300
+    rate_limit_admin: int = 1200
+    rate_limit_window_seconds: int = 60
+    key_cache_seconds: float = 30.0  # a revoked key stops working within this time
+    catalogue_cache_seconds: float = 60.0
+    match_cache_seconds: float = 300.0
+    stats_cache_seconds: float = 30.0
+    registry_timeout_seconds: float = 10.0
+    matching_timeout_seconds: float = 5.0
+    breaker_failures: int = 5
+    breaker_reset_seconds: float = 30.0
+
+    def rate_limit_for(self, role: str) -> int:
+        limits = {
+            "portal": self.rate_limit_portal,
+            "institution": self.rate_limit_institution,
+            "official": self.rate_limit_official,
+            "admin": self.rate_limit_admin,
+        }
+        return limits.get(role, self.rate_limit_portal)
+
+    def check_secrets(self) -> None:
+        super().check_secrets()
+        key = self.bootstrap_admin_key
+        if key is not None and len(key) < 32:
+            raise RuntimeError("FINMATCH_BOOTSTRAP_ADMIN_KEY must be at least 32 characters")
+
+
+@lru_cache
+def get_settings() -> GatewaySettings:
+    return GatewaySettings()

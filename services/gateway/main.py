@@ -1,0 +1,172 @@
+"""Gateway app factory: downstream clients, cache, limits and idempotency in the lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from services.gateway.api import admin, applications, firms, matches, products, reference, stats
+from services.gateway.catalogue import CatalogueProvider
+from services.gateway.clients.base import CircuitBreaker
+from services.gateway.clients.matching import MatchingClient
+from services.gateway.clients.registry import RegistryClient
+from services.gateway.config import GatewaySettings, get_settings
+from services.gateway.middleware import RequestContextMiddleware
+from services.gateway.recorder import MatchEventRecorder
+from shared.cache import make_cache
+from shared.errors import ProblemError, install_error_handlers
+from shared.idempotency import IdempotencyStore
+from shared.ratelimit import RateLimiter
+
+log = logging.getLogger("finmatch.gateway")
+MODEL_POLL_SECONDS = 10.0
+
+
+def create_app(
+    settings: GatewaySettings | None = None,
+    *,
+    registry_transport: httpx.AsyncBaseTransport | None = None,
+    matching_transport: httpx.AsyncBaseTransport | None = None,
+) -> FastAPI:
+    settings = settings or get_settings()
+    settings.check_secrets()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = app.state
+        state.cache = make_cache(settings.redis_url)
+        state.limiter = RateLimiter(settings.redis_url)
+        state.idempotency = IdempotencyStore(settings.redis_url)
+        state.registry = RegistryClient(
+            settings.registry_url,
+            settings.internal_token,
+            timeout=httpx.Timeout(settings.registry_timeout_seconds, connect=2.0),
+            breaker=CircuitBreaker(settings.breaker_failures, settings.breaker_reset_seconds),
+            transport=registry_transport,
+        )
+        state.matching = MatchingClient(
+            settings.matching_url,
+            settings.internal_token,
+            timeout=httpx.Timeout(settings.matching_timeout_seconds, connect=1.0),
+            breaker=CircuitBreaker(settings.breaker_failures, settings.breaker_reset_seconds),
+            transport=matching_transport,
+        )
+        state.catalogue = CatalogueProvider(
+            state.cache, state.registry, settings.catalogue_cache_seconds
+        )
+        state.recorder = MatchEventRecorder(state.registry)
+        state.recorder.start()
+        state.model_version = "unknown"
+        watcher = asyncio.create_task(_watch_model_version(app))
+        try:
+            yield
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+            await state.recorder.stop()
+            for resource in (
+                state.registry,
+                state.matching,
+                state.cache,
+                state.limiter,
+                state.idempotency,
+            ):
+                await resource.aclose()
+
+    app = FastAPI(
+        title="finmatch API",
+        version="1.0.0",
+        description=(
+            "SME financing matchmaking for Dongguan (东金〔2020〕75号, items 53–76).\n\n"
+            "Authenticate with `Authorization: Bearer <API key>`. Every key belongs to one "
+            "principal (portal, institution, official or admin); anything outside its scope "
+            "answers 404. Errors are problem details (RFC 9457) with a machine-readable "
+            "`code`. Lists are paginated with `limit` and `cursor`. Every POST honours "
+            "`Idempotency-Key` (24 h).\n\n东莞中小微企业融资匹配服务。"
+        ),
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.bootstrap_admin = _bootstrap_admin_loader(app)
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware)
+    for module in (firms, matches, products, applications, stats, admin, reference):
+        app.include_router(module.router)
+
+    @app.get("/healthz", tags=["operations"])
+    async def healthz() -> dict[str, str]:
+        """Liveness: the process answers; no dependency is touched."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"])
+    async def readyz() -> JSONResponse:
+        """Ready when the registry answers; Redis and matching may be degraded."""
+        state = app.state
+        registry_ok, matching_ok = await asyncio.gather(
+            state.registry.ready(), state.matching.ready()
+        )
+        redis = (
+            "not configured"
+            if not settings.redis_url
+            else (
+                "ok"
+                if state.cache.redis_ok and state.limiter.redis_ok
+                else "degraded: in-process fallback"
+            )
+        )
+        checks = {
+            "registry": "ok" if registry_ok else "down",
+            "matching": "ok" if matching_ok else "down: rule-only fallback for matches",
+            "redis": redis,
+        }
+        status = 200 if registry_ok else 503
+        headers = {} if registry_ok else {"Retry-After": "5"}
+        return JSONResponse(
+            {"status": "ok" if registry_ok else "unavailable", "checks": checks},
+            status_code=status,
+            headers=headers,
+        )
+
+    @app.get("/metrics", tags=["operations"], response_class=Response)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def _bootstrap_admin_loader(app: FastAPI) -> Any:
+    """The bootstrap admin's principal, fetched from the registry once (lazily, so a registry
+    that is down at start-up does not stop the gateway from starting)."""
+    held: dict[str, Any] = {}
+    lock = asyncio.Lock()
+
+    async def load() -> dict[str, Any]:
+        if "principal" not in held:
+            async with lock:
+                if "principal" not in held:
+                    held["principal"] = await app.state.registry.bootstrap_admin()
+        principal: dict[str, Any] = held["principal"]
+        return principal
+
+    return load
+
+
+async def _watch_model_version(app: FastAPI) -> None:
+    """Which model the matching service serves: part of every cached answer's key."""
+    while True:
+        try:
+            current = await app.state.matching.current_model()
+            app.state.model_version = str(current["version"])
+        except ProblemError as exc:
+            log.debug("model version unknown: %s", exc)
+        await asyncio.sleep(MODEL_POLL_SECONDS)

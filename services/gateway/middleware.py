@@ -1,0 +1,59 @@
+"""ASGI middleware: request ids in and out, rate-limit headers, one access-log line per request."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from services.gateway.request_context import new_request_id, request_id_var
+
+log = logging.getLogger("finmatch.gateway.access")
+_VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+class RequestContextMiddleware:
+    """Accepts a sane X-Request-ID or makes one; echoes it; adds RateLimit headers."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        request_id = given if _VALID_ID.match(given) else new_request_id()
+        token = request_id_var.set(request_id)
+        state: dict[str, Any] = scope.setdefault("state", {})
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode()))
+                for name, value in (state.get("rate_limit_headers") or {}).items():
+                    headers.append((name.lower().encode(), str(value).encode()))
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_headers)
+        finally:
+            principal = state.get("principal")
+            log.info(
+                "%s %s %s %.1fms principal=%s request_id=%s",
+                scope["method"],
+                scope["path"],
+                status,
+                (time.perf_counter() - started) * 1000,
+                getattr(principal, "id", "-"),
+                request_id,
+            )
+            request_id_var.reset(token)

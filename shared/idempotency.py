@@ -1,0 +1,321 @@
+"""Idempotency-Key store: the first request with a key runs, retries get its stored response.
+
+Semantics follow Stripe and the IETF Idempotency-Key draft. Keys are per ``scope`` (the
+principal). ``begin`` claims a key atomically, or reports what holds it:
+
+- NEW: the caller owns the key and must later ``complete`` (store the response) or
+  ``abandon`` (nothing was done; free the key so a retry can run).
+- IN_FLIGHT: another request with this key is running (the gateway answers 409).
+- REPLAY: the key was completed; answer with the stored response (success or error alike).
+- MISMATCH: the key was used for a different request fingerprint (422), in flight or not.
+
+Expiry, as the draft requires us to document: a completed response is kept ``ttl_seconds``
+(24 h by default) after completion, after which the key counts as new. A claim expires after
+``in_flight_seconds`` so a crashed request cannot block its key; keep that above the longest
+request the gateway allows, or a slow request and its retry may both run.
+
+With Redis, one key holds the state for all replicas. Without Redis, or while it is down, an
+in-process store gives the same answers within one process only: correct for a single replica.
+Keys claimed in-process during an outage stay in-process until they expire, so the request
+that claimed one is completed, and its retries answered, in the same place.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Final, cast
+
+import orjson
+import redis.asyncio as aioredis
+
+from shared.cache import Clock, RedisGuard, RedisUnavailable, redis_client
+
+MAX_KEY_LENGTH: Final = 255  # as Stripe; the gateway answers 400 before it gets here
+
+# Values in Redis: b"P" + fingerprint while in flight, b"D" + JSON once done. The one-byte tag
+# lets the scripts below tell the states apart without decoding JSON.
+_IN_FLIGHT_TAG: Final = b"P"
+_DONE_TAG: Final = b"D"
+
+# Store the response unless the key is already completed (the first answer stands) or is held
+# by a claim with another fingerprint (ours expired and another request took the key).
+_COMPLETE_SCRIPT: Final = """
+local current = redis.call('GET', KEYS[1])
+if current and (string.sub(current, 1, 1) == 'D' or current ~= ARGV[1]) then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1
+"""
+# Free a claim; never a completed response.
+_ABANDON_SCRIPT: Final = """
+local current = redis.call('GET', KEYS[1])
+if current and string.sub(current, 1, 1) == 'P' then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResponse:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    media_type: str | None
+
+
+class BeginState(StrEnum):
+    NEW = "new"
+    IN_FLIGHT = "in_flight"
+    REPLAY = "replay"
+    MISMATCH = "mismatch"
+
+
+@dataclass(frozen=True, slots=True)
+class Begin:
+    state: BeginState
+    stored: StoredResponse | None = None
+
+
+def _check_key(key: str) -> None:
+    if not key or len(key) > MAX_KEY_LENGTH:
+        raise ValueError(f"an idempotency key has 1 to {MAX_KEY_LENGTH} characters")
+
+
+def _encode_done(fingerprint: str, response: StoredResponse) -> bytes:
+    return _DONE_TAG + orjson.dumps(
+        {
+            "f": fingerprint,
+            "s": response.status,
+            "h": response.headers,
+            "b": base64.b64encode(response.body).decode("ascii"),
+            "m": response.media_type,
+        }
+    )
+
+
+def _decode(value: bytes, fingerprint: str) -> Begin:
+    """What a stored value means for a request with ``fingerprint``."""
+    if value[:1] == _IN_FLIGHT_TAG:
+        same = value[1:] == fingerprint.encode()
+        return Begin(BeginState.IN_FLIGHT if same else BeginState.MISMATCH)
+    try:
+        data: dict[str, Any] = orjson.loads(value[1:]) if value[:1] == _DONE_TAG else {}
+        stored = StoredResponse(
+            status=int(data["s"]),
+            headers={str(k): str(v) for k, v in data["h"].items()},
+            body=base64.b64decode(data["b"]),
+            media_type=cast(str | None, data["m"]),
+        )
+        stored_fingerprint = str(data["f"])
+    except (ValueError, KeyError, TypeError, AttributeError):
+        # Not ours or damaged: refuse the key rather than run the request twice or replay junk.
+        return Begin(BeginState.MISMATCH)
+    if stored_fingerprint != fingerprint:
+        return Begin(BeginState.MISMATCH)
+    return Begin(BeginState.REPLAY, stored)
+
+
+@dataclass(slots=True)
+class _Entry:
+    fingerprint: str
+    stored: StoredResponse | None  # None while in flight
+    expires_at: float
+
+
+class LocalIdempotencyStore:
+    """The same states in this process's memory, bounded to ``max_entries``.
+
+    No method awaits, so a claim is atomic among coroutines. Expired entries are swept once a
+    minute; past ``max_entries`` the oldest entries go first (their keys then count as new).
+    """
+
+    SWEEP_INTERVAL_SECONDS: Final = 60.0
+
+    def __init__(
+        self,
+        *,
+        ttl_seconds: float = 86_400,
+        in_flight_seconds: float = 120,
+        max_entries: int = 10_000,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self.ttl_seconds = ttl_seconds
+        self.in_flight_seconds = in_flight_seconds
+        self.max_entries = max_entries
+        self._clock = clock
+        self._entries: OrderedDict[tuple[str, str], _Entry] = OrderedDict()
+        self._next_sweep = clock() + self.SWEEP_INTERVAL_SECONDS
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def holds(self, scope: str, key: str) -> bool:
+        return self._live(scope, key) is not None
+
+    def begin(self, scope: str, key: str, fingerprint: str) -> Begin:
+        entry = self._live(scope, key)
+        if entry is None:
+            self._put((scope, key), _Entry(fingerprint, None, self._expiry(self.in_flight_seconds)))
+            return Begin(BeginState.NEW)
+        if entry.fingerprint != fingerprint:
+            return Begin(BeginState.MISMATCH)
+        if entry.stored is None:
+            return Begin(BeginState.IN_FLIGHT)
+        return Begin(BeginState.REPLAY, entry.stored)
+
+    def complete(self, scope: str, key: str, fingerprint: str, response: StoredResponse) -> None:
+        entry = self._live(scope, key)
+        if entry is not None and (entry.stored is not None or entry.fingerprint != fingerprint):
+            return  # same rule as _COMPLETE_SCRIPT
+        self._put((scope, key), _Entry(fingerprint, response, self._expiry(self.ttl_seconds)))
+
+    def abandon(self, scope: str, key: str) -> None:
+        entry = self._live(scope, key)
+        if entry is not None and entry.stored is None:
+            del self._entries[(scope, key)]
+
+    def _expiry(self, seconds: float) -> float:
+        return self._clock() + seconds
+
+    def _live(self, scope: str, key: str) -> _Entry | None:
+        now = self._clock()
+        if now >= self._next_sweep:
+            self._entries = OrderedDict(
+                (k, e) for k, e in self._entries.items() if e.expires_at > now
+            )
+            self._next_sweep = now + self.SWEEP_INTERVAL_SECONDS
+        entry = self._entries.get((scope, key))
+        if entry is not None and now >= entry.expires_at:
+            del self._entries[(scope, key)]
+            return None
+        return entry
+
+    def _put(self, slot: tuple[str, str], entry: _Entry) -> None:
+        self._entries[slot] = entry
+        self._entries.move_to_end(slot)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+
+class IdempotencyStore:
+    """Idempotency keys in Redis for every replica, in-process without it (see the module doc).
+
+    Never raises because Redis is down: it answers from the in-process store and leaves Redis
+    alone for ``retry_after_seconds`` (see shared.cache.RedisGuard).
+    """
+
+    def __init__(
+        self,
+        redis_url: str | None,
+        *,
+        prefix: str = "finmatch:idem:",
+        ttl_seconds: int = 86_400,
+        in_flight_seconds: int = 120,
+        connect_timeout: float = 0.5,
+        op_timeout: float = 0.5,
+        retry_after_seconds: float = 5.0,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        if ttl_seconds < 1 or in_flight_seconds < 1:
+            raise ValueError("ttl_seconds and in_flight_seconds must be at least 1")
+        self.prefix = prefix
+        self.ttl_seconds = ttl_seconds
+        self.in_flight_seconds = in_flight_seconds
+        self.local = LocalIdempotencyStore(
+            ttl_seconds=ttl_seconds, in_flight_seconds=in_flight_seconds, clock=clock
+        )
+        self._redis: aioredis.Redis | None = None
+        self._guard: RedisGuard | None = None
+        if redis_url:
+            self._redis = redis_client(
+                redis_url, connect_timeout=connect_timeout, op_timeout=op_timeout
+            )
+            self._complete_script = self._redis.register_script(_COMPLETE_SCRIPT)
+            self._abandon_script = self._redis.register_script(_ABANDON_SCRIPT)
+            self._guard = RedisGuard(
+                "idempotency store",
+                self._redis,
+                retry_after_seconds=retry_after_seconds,
+                clock=clock,
+            )
+
+    @property
+    def redis_ok(self) -> bool:
+        """True while the configured Redis answers; False without Redis or during an outage."""
+        return self._guard is not None and self._guard.redis_ok
+
+    @property
+    def degraded_since(self) -> float | None:
+        return self._guard.degraded_since if self._guard is not None else None
+
+    async def ping(self) -> bool:
+        return self._guard is not None and await self._guard.check()
+
+    def _redis_key(self, scope: str, key: str) -> str:
+        # The scope's length keeps ("a:b", "c") and ("a", "b:c") apart: two principals must
+        # never share a key.
+        return f"{self.prefix}{len(scope)}:{scope}:{key}"
+
+    async def begin(self, scope: str, key: str, fingerprint: str) -> Begin:
+        """Claim ``key`` for this request (NEW) or report who has it (see the module doc)."""
+        _check_key(key)
+        guard, redis = self._guard, self._redis
+        if guard is None or redis is None or self.local.holds(scope, key):
+            return self.local.begin(scope, key, fingerprint)
+        redis_key = self._redis_key(scope, key)
+        marker = _IN_FLIGHT_TAG + fingerprint.encode()
+        in_flight_ms = self.in_flight_seconds * 1000
+        try:
+            # SET NX GET (Redis 7.0+): claims the key, or returns what holds it, in one step.
+            previous = await guard.run(
+                lambda: redis.set(redis_key, marker, nx=True, get=True, px=in_flight_ms)
+            )
+        except RedisUnavailable:
+            return self.local.begin(scope, key, fingerprint)
+        if previous is None:
+            return Begin(BeginState.NEW)
+        return _decode(cast(bytes, previous), fingerprint)
+
+    async def complete(
+        self, scope: str, key: str, fingerprint: str, response: StoredResponse
+    ) -> None:
+        """Store the response for replays (the first completion of a key stands)."""
+        _check_key(key)
+        guard = self._guard
+        if guard is None or self.local.holds(scope, key):
+            self.local.complete(scope, key, fingerprint, response)
+            return
+        script, redis_key = self._complete_script, self._redis_key(scope, key)
+        args: list[bytes | int] = [
+            _IN_FLIGHT_TAG + fingerprint.encode(),
+            _encode_done(fingerprint, response),
+            self.ttl_seconds * 1000,
+        ]
+        try:
+            await guard.run(lambda: script(keys=[redis_key], args=args))
+        except RedisUnavailable:
+            # Keep the answer here so retries reaching this process replay it; the claim in
+            # Redis expires after in_flight_seconds.
+            self.local.complete(scope, key, fingerprint, response)
+
+    async def abandon(self, scope: str, key: str) -> None:
+        """Free a claim whose request produced no response, so that a retry can run."""
+        _check_key(key)
+        guard = self._guard
+        if guard is None or self.local.holds(scope, key):
+            self.local.abandon(scope, key)
+            return
+        script, redis_key = self._abandon_script, self._redis_key(scope, key)
+        with contextlib.suppress(RedisUnavailable):  # if so, the claim expires by itself
+            await guard.run(lambda: script(keys=[redis_key]))
+
+    async def aclose(self) -> None:
+        if self._redis is not None:
+            await self._redis.aclose()

@@ -1,0 +1,169 @@
+"""Per-key request limits: a fixed window counted in Redis for all replicas, in-process otherwise.
+
+Why a fixed window: one counter per bucket, one atomic round trip, and the reset time we
+advertise in RateLimit-Reset is exact rather than an estimate. Its known weakness, a client
+fitting up to twice the limit around a window boundary, is acceptable for limits that guard
+against abuse rather than meter a paid quota. The window starts at a bucket's first hit and is
+timed by Redis, so replicas with skewed clocks still agree.
+
+While Redis is down each process counts on its own (same semantics, per process), so a client
+spread over N replicas may get up to N times the limit until Redis is back.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Final
+
+import redis.asyncio as aioredis
+
+from shared.cache import Clock, RedisGuard, RedisUnavailable, redis_client
+
+# INCR and the expiry in one script, so no replica can ever leave a counter without an expiry
+# (a crash between INCR and EXPIRE would otherwise block the bucket for good). PTTL < 0 also
+# repairs a key that somehow lost its expiry.
+_HIT_SCRIPT: Final = """
+local count = redis.call('INCR', KEYS[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  ttl = tonumber(ARGV[1])
+end
+return {count, ttl}
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class RateDecision:
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_seconds: int  # seconds until the window resets, at least 1
+
+    def headers(self) -> dict[str, str]:
+        """RateLimit-* fields (IETF httpapi draft), plus Retry-After on a refusal."""
+        headers = {
+            "RateLimit-Limit": str(self.limit),
+            "RateLimit-Remaining": str(self.remaining),
+            "RateLimit-Reset": str(self.reset_seconds),
+        }
+        if not self.allowed:
+            headers["Retry-After"] = str(self.reset_seconds)
+        return headers
+
+
+def _decide(count: int, limit: int, reset_seconds: float) -> RateDecision:
+    return RateDecision(
+        allowed=count <= limit,
+        limit=limit,
+        remaining=max(0, limit - count),
+        reset_seconds=max(1, math.ceil(reset_seconds)),
+    )
+
+
+def _check(limit: int, window_seconds: int) -> None:
+    if limit < 0:
+        raise ValueError(f"limit must be 0 or more, got {limit}")
+    if window_seconds < 1:
+        raise ValueError(f"window_seconds must be at least 1, got {window_seconds}")
+
+
+class LocalRateLimiter:
+    """The same fixed windows in this process's memory; expired windows are swept once a minute.
+
+    ``hit`` never awaits, so concurrent coroutines cannot interleave inside it.
+    """
+
+    SWEEP_INTERVAL_SECONDS: Final = 60.0
+
+    def __init__(self, *, clock: Clock = time.monotonic) -> None:
+        self._clock = clock
+        self._windows: dict[str, tuple[int, float]] = {}  # key -> (count, ends at)
+        self._next_sweep = clock() + self.SWEEP_INTERVAL_SECONDS
+
+    def __len__(self) -> int:
+        return len(self._windows)
+
+    async def hit(self, key: str, limit: int, window_seconds: int) -> RateDecision:
+        now = self._clock()
+        if now >= self._next_sweep:
+            self._sweep(now)
+        count, ends_at = self._windows.get(key, (0, now))
+        if now >= ends_at:
+            count, ends_at = 0, now + window_seconds
+        count += 1
+        self._windows[key] = (count, ends_at)
+        return _decide(count, limit, ends_at - now)
+
+    def _sweep(self, now: float) -> None:
+        self._windows = {k: w for k, w in self._windows.items() if w[1] > now}
+        self._next_sweep = now + self.SWEEP_INTERVAL_SECONDS
+
+
+class RateLimiter:
+    """Counts hits per bucket in Redis (every replica shares the count), in-process without it.
+
+    With Redis configured but failing, ``hit`` answers from the in-process limiter and leaves
+    Redis alone for ``retry_after_seconds`` (see shared.cache.RedisGuard): it never raises
+    because of Redis and never waits longer than the client timeouts.
+    """
+
+    def __init__(
+        self,
+        redis_url: str | None,
+        *,
+        prefix: str = "finmatch:rl:",
+        connect_timeout: float = 0.5,
+        op_timeout: float = 0.5,
+        retry_after_seconds: float = 5.0,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self.prefix = prefix
+        self._local = LocalRateLimiter(clock=clock)
+        self._redis: aioredis.Redis | None = None
+        self._guard: RedisGuard | None = None
+        if redis_url:
+            self._redis = redis_client(
+                redis_url, connect_timeout=connect_timeout, op_timeout=op_timeout
+            )
+            self._script = self._redis.register_script(_HIT_SCRIPT)
+            self._guard = RedisGuard(
+                "rate limiter",
+                self._redis,
+                retry_after_seconds=retry_after_seconds,
+                clock=clock,
+            )
+
+    @property
+    def redis_ok(self) -> bool:
+        """True while the configured Redis answers; False without Redis or during an outage."""
+        return self._guard is not None and self._guard.redis_ok
+
+    @property
+    def degraded_since(self) -> float | None:
+        return self._guard.degraded_since if self._guard is not None else None
+
+    async def ping(self) -> bool:
+        return self._guard is not None and await self._guard.check()
+
+    async def hit(self, bucket: str, limit: int, window_seconds: int) -> RateDecision:
+        """Count one request against ``bucket`` and say whether it is within ``limit``."""
+        _check(limit, window_seconds)
+        key = f"{self.prefix}{bucket}:{window_seconds}"
+        if self._guard is not None:
+            script = self._script
+            try:
+                count, ttl_ms = await self._guard.run(
+                    lambda: script(keys=[key], args=[window_seconds * 1000])
+                )
+            except RedisUnavailable:
+                pass
+            else:
+                return _decide(int(count), limit, int(ttl_ms) / 1000)
+        return await self._local.hit(key, limit, window_seconds)
+
+    async def aclose(self) -> None:
+        if self._redis is not None:
+            await self._redis.aclose()

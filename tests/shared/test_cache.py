@@ -1,0 +1,513 @@
+"""The cache: in-process LRU, real Redis, a dead Redis (closed port, hung server) and recovery.
+
+Also holds the helpers the rate-limit and idempotency tests share: a fake clock, a TCP proxy in
+front of the real Redis that a test can cut or hang, and per-test key prefixes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Protocol
+from urllib.parse import urlsplit
+
+import pytest
+import redis
+from redis.exceptions import ResponseError
+
+from shared.cache import FallbackCache, LocalCache, RedisCache, make_cache
+from tests.services import need_redis
+
+CLOSED_PORT_URL = "redis://127.0.0.1:1/0"  # nothing listens there: connection refused
+
+
+class FakeClock:
+    def __init__(self, now: float = 1_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class RedisProxy:
+    """A TCP hop in front of the real Redis. ``stop`` closes the port and every open connection
+    (a crashed Redis); with ``hang`` set, new connections are accepted and never answered, and
+    after ``freeze``, the connections open at that moment stop answering (a stuck Redis, or a
+    host that vanished without closing them)."""
+
+    def __init__(self, target_url: str) -> None:
+        target = urlsplit(target_url)
+        self._target = (target.hostname or "127.0.0.1", target.port or 6379)
+        self._db = target.path.lstrip("/") or "0"
+        self.port = 0
+        self.hang = False
+        self._frozen: set[asyncio.StreamReader] = set()
+        self.accepted = 0
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[object]] = set()
+        self._clients: set[asyncio.StreamReader] = set()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/{self._db}"
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self, *, reset: bool = False) -> None:
+        """Close the port and every connection: with FIN, as the kernel does for a process that
+        died, or with ``reset``, RST, as a host that lost the connections' state answers."""
+        assert self._server is not None
+        self._server.close()
+        for writer in list(self._writers):
+            if reset:
+                writer.transport.abort()
+            else:
+                writer.close()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._server.wait_closed()
+        self._server = None
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepted += 1
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        own = [writer]
+        self._writers.add(writer)
+        self._clients.add(reader)
+        try:
+            if self.hang:
+                await reader.read()  # swallow the commands, answer nothing
+                return
+            upstream_reader, upstream_writer = await asyncio.open_connection(*self._target)
+            own.append(upstream_writer)
+            self._writers.add(upstream_writer)
+            await asyncio.gather(
+                self._pipe(reader, upstream_writer, reader),
+                self._pipe(upstream_reader, writer, reader),
+            )
+        except OSError:
+            pass
+        finally:
+            for each in own:
+                each.close()
+                self._writers.discard(each)
+            self._tasks.discard(task)
+            self._clients.discard(reader)
+
+    def freeze(self) -> None:
+        self._frozen.update(self._clients)
+
+    async def _pipe(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        client: asyncio.StreamReader,
+    ) -> None:
+        while data := await reader.read(65_536):
+            if client not in self._frozen:
+                writer.write(data)
+                await writer.drain()
+        writer.close()
+
+
+class _Degradable(Protocol):
+    @property
+    def redis_ok(self) -> bool: ...
+
+
+def healthy(component: _Degradable) -> bool:
+    """``component.redis_ok``, read through a call so that mypy does not narrow it for good."""
+    return component.redis_ok
+
+
+def unique_prefix() -> str:
+    return f"finmatch-test:{uuid.uuid4().hex[:12]}:"
+
+
+def delete_keys(url: str, prefix: str) -> None:
+    """Remove this test's keys only: DB 0 is shared with other test runs."""
+    client = redis.Redis.from_url(url)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1_000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+def raw_redis(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url)
+
+
+@pytest.fixture
+def redis_url() -> str:
+    return need_redis()
+
+
+@pytest.fixture
+def prefix(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A key prefix of this test's own, with its keys deleted afterwards (Redis tests only)."""
+    value = unique_prefix()
+    yield value
+    if request.node.get_closest_marker("redis"):
+        delete_keys(need_redis(), value)
+
+
+# --- in-process -------------------------------------------------------------------------------
+
+
+def test_without_a_redis_url_the_cache_is_in_process() -> None:
+    async def scenario() -> None:
+        cache = make_cache(None)
+        assert isinstance(cache, LocalCache)
+        assert not healthy(cache)  # same health surface as FallbackCache: no Redis in use
+        assert not await cache.ping()
+        assert await cache.get("k") is None
+        await cache.set("k", b"v", 60)
+        assert await cache.get("k") == b"v"
+        await cache.delete("k", "never-set")
+        assert await cache.get("k") is None
+        assert [await cache.incr("gen") for _ in range(3)] == [1, 2, 3]
+        assert await cache.get("gen") == b"3"  # as in Redis
+        await cache.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_local_entries_expire_after_their_ttl() -> None:
+    async def scenario() -> None:
+        clock = FakeClock()
+        cache = LocalCache(clock=clock)
+        await cache.set("short", b"s", 1)
+        await cache.set("long", b"l", 10)
+        clock.advance(0.999)
+        assert await cache.get("short") == b"s"
+        clock.advance(0.001)
+        assert await cache.get("short") is None
+        assert await cache.get("long") == b"l"
+        clock.advance(9)
+        assert await cache.get("long") is None
+        assert len(cache) == 0
+
+    asyncio.run(scenario())
+
+
+def test_local_cache_is_bounded_and_evicts_the_least_recently_used() -> None:
+    async def scenario() -> None:
+        cache = LocalCache(max_entries=3)
+        for key in "abc":
+            await cache.set(key, key.encode(), 60)
+        assert await cache.get("a") == b"a"  # a is now the most recently used
+        await cache.set("d", b"d", 60)
+        assert await cache.get("b") is None
+        assert [await cache.get(key) for key in "acd"] == [b"a", b"c", b"d"]
+        await cache.set("c", b"c2", 60)  # overwriting refreshes too
+        await cache.set("e", b"e", 60)
+        assert await cache.get("a") is None
+        assert len(cache) == 3
+        for i in range(100):
+            await cache.set(f"k{i}", b"x", 60)
+        assert len(cache) == 3
+
+    asyncio.run(scenario())
+
+
+def test_local_counters_never_expire_nor_get_evicted() -> None:
+    async def scenario() -> None:
+        clock = FakeClock()
+        cache = LocalCache(max_entries=2, clock=clock)
+        assert await cache.incr("generation") == 1
+        for i in range(10):
+            await cache.set(f"k{i}", b"x", 1)
+        clock.advance(3_600)
+        assert await cache.incr("generation") == 2
+        await cache.set("n", b"41", 60)  # a stored integer can be incremented, as in Redis
+        assert await cache.incr("n") == 42
+        await cache.set("generation", b"x", 60)  # and a set replaces a counter
+        assert await cache.get("generation") == b"x"
+
+    asyncio.run(scenario())
+
+
+def test_a_ttl_must_be_positive() -> None:
+    async def scenario() -> None:
+        for cache in (LocalCache(), make_cache(CLOSED_PORT_URL)):
+            for bad in (0, -1, float("nan"), float("inf")):
+                with pytest.raises(ValueError, match="ttl_seconds"):
+                    await cache.set("k", b"v", bad)
+            await cache.aclose()
+
+    asyncio.run(scenario())
+
+
+# --- real Redis -------------------------------------------------------------------------------
+
+
+@pytest.mark.redis
+def test_redis_cache_round_trip_under_the_prefix(redis_url: str, prefix: str) -> None:
+    async def scenario() -> None:
+        cache = make_cache(redis_url, prefix=prefix)
+        assert isinstance(cache, FallbackCache)
+        assert await cache.ping()
+        await cache.set("k", b"\x00\xffbinary", 60)
+        assert await cache.get("k") == b"\x00\xffbinary"
+        raw = raw_redis(redis_url)
+        assert raw.get(f"{prefix}k") == b"\x00\xffbinary"
+        assert 0 < raw.pttl(f"{prefix}k") <= 60_000
+        assert await cache.incr("gen") == 1
+        assert await cache.incr("gen") == 2
+        assert raw.ttl(f"{prefix}gen") == -1  # counters have no expiry
+        await cache.delete("k", "gen", "missing")
+        assert await cache.get("k") is None
+        assert raw.exists(f"{prefix}k", f"{prefix}gen") == 0
+        assert healthy(cache)
+        assert cache.degraded_since is None
+        raw.close()
+        await cache.aclose()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.redis
+def test_redis_entries_expire(redis_url: str, prefix: str) -> None:
+    async def scenario() -> None:
+        cache = make_cache(redis_url, prefix=prefix)
+        await cache.set("brief", b"v", 0.2)
+        assert await cache.get("brief") == b"v"
+        await asyncio.sleep(0.3)
+        assert await cache.get("brief") is None
+        await cache.aclose()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.redis
+def test_a_wrong_command_is_a_bug_not_an_outage(redis_url: str, prefix: str) -> None:
+    async def scenario() -> None:
+        cache = make_cache(redis_url, prefix=prefix)
+        assert isinstance(cache, FallbackCache)
+        await cache.set("text", b"not a number", 60)
+        with pytest.raises(ResponseError):
+            await cache.incr("text")
+        assert healthy(cache)
+        await cache.aclose()
+
+    asyncio.run(scenario())
+
+
+# --- Redis down -------------------------------------------------------------------------------
+
+
+def test_closed_port_degrades_to_local_without_raising_and_fast() -> None:
+    async def scenario() -> None:
+        cache = make_cache(CLOSED_PORT_URL)
+        assert isinstance(cache, FallbackCache)
+        assert await cache.get("k") is None  # the first call finds Redis down
+        assert not healthy(cache)
+        assert cache.degraded_since is not None
+        slowest = 0.0
+        started = time.perf_counter()
+        for i in range(200):
+            before = time.perf_counter()
+            await cache.set(f"k{i}", b"v", 60)
+            assert await cache.get(f"k{i}") == b"v"
+            await cache.delete(f"k{i}")
+            assert await cache.incr("gen") == i + 1
+            slowest = max(slowest, time.perf_counter() - before)
+        assert slowest < 0.5
+        assert time.perf_counter() - started < 0.5  # 800 calls: no socket work at all
+        assert not await cache.ping()
+        await cache.aclose()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.redis
+def test_cache_recovers_after_the_retry_time_and_replays_invalidations(
+    redis_url: str, prefix: str
+) -> None:
+    async def scenario() -> None:
+        proxy = RedisProxy(redis_url)
+        await proxy.start()
+        clock = FakeClock()
+        cache = FallbackCache(RedisCache(proxy.url, prefix=prefix), clock=clock)
+        await cache.set("kept", b"1", 60)
+        await cache.set("stale", b"old", 60)
+        assert await cache.incr("gen") == 1
+
+        await proxy.stop()  # Redis crashes
+        assert await cache.get("kept") is None  # answered locally, no exception
+        assert not healthy(cache)
+        await cache.set("local-only", b"x", 60)
+        assert await cache.get("local-only") == b"x"
+        await cache.delete("stale")  # invalidations Redis has not seen
+        await cache.incr("gen")
+
+        await proxy.start()  # Redis is back, but the retry time has not come
+        accepted = proxy.accepted
+        clock.advance(4.9)
+        assert await cache.get("local-only") == b"x"
+        assert proxy.accepted == accepted  # not even a connection attempt
+
+        clock.advance(0.2)
+        assert await cache.get("kept") == b"1"
+        assert healthy(cache)
+        assert cache.degraded_since is None
+        raw = raw_redis(redis_url)
+        assert raw.get(f"{prefix}stale") is None  # the delete was replayed
+        assert raw.get(f"{prefix}gen") == b"2"  # and the generation bumped
+        assert await cache.get("local-only") is None
+        raw.close()
+
+        await proxy.stop()  # a second outage does not resurrect the first one's values
+        assert await cache.get("local-only") is None
+        assert not healthy(cache)
+        await cache.aclose()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.redis
+def test_a_redis_that_stops_answering_costs_one_timeout(redis_url: str, prefix: str) -> None:
+    async def scenario() -> None:
+        proxy = RedisProxy(redis_url)
+        await proxy.start()
+        redis_cache = RedisCache(proxy.url, prefix=prefix, connect_timeout=0.2, op_timeout=0.2)
+        cache = FallbackCache(redis_cache, clock=FakeClock())
+        await cache.set("k", b"v", 60)
+        proxy.freeze()  # the open connection stays up, Redis never answers on it
+        started = time.perf_counter()
+        assert await cache.get("k") is None
+        assert time.perf_counter() - started < 0.5  # one op timeout, no client retries
+        assert not healthy(cache)
+        await cache.aclose()
+        await proxy.stop()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.redis
+def test_a_redis_restart_between_requests_goes_unnoticed(redis_url: str, prefix: str) -> None:
+    async def scenario() -> None:
+        proxy = RedisProxy(redis_url)
+        await proxy.start()
+        cache = FallbackCache(RedisCache(proxy.url, prefix=prefix), clock=FakeClock())
+        await cache.set("k", b"v", 60)
+        await asyncio.gather(*(cache.get("k") for _ in range(10)))  # ten pooled connections
+        await proxy.stop()  # every pooled connection is now closed by the server
+        await proxy.start()
+        assert await asyncio.gather(*(cache.get("k") for _ in range(10))) == [b"v"] * 10
+        assert healthy(cache)
+        await cache.aclose()
+        await proxy.stop()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.redis
+def test_reset_connections_cost_one_outage_period_not_one_per_pooled_connection(
+    redis_url: str, prefix: str
+) -> None:
+    async def scenario() -> None:
+        proxy = RedisProxy(redis_url)
+        await proxy.start()
+        clock = FakeClock()
+        cache = FallbackCache(RedisCache(proxy.url, prefix=prefix), clock=clock)
+        await cache.set("k", b"v", 60)
+        await asyncio.gather(*(cache.get("k") for _ in range(10)))  # ten pooled connections
+        await proxy.stop(reset=True)
+        await proxy.start()
+        await cache.get("k")  # a reset connection may fail once: that starts an outage
+        clock.advance(5)
+        assert await cache.get("k") == b"v"  # the probe reconnected on a fresh connection
+        assert healthy(cache)
+        await cache.aclose()
+        await proxy.stop()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.redis
+def test_the_probe_does_not_reuse_connections_to_a_vanished_server(
+    redis_url: str, prefix: str
+) -> None:
+    async def scenario() -> None:
+        proxy = RedisProxy(redis_url)
+        await proxy.start()
+        clock = FakeClock()
+        redis_cache = RedisCache(proxy.url, prefix=prefix, connect_timeout=0.2, op_timeout=0.2)
+        cache = FallbackCache(redis_cache, clock=clock)
+        await cache.set("k", b"v", 60)
+        await asyncio.gather(*(cache.get("k") for _ in range(10)))  # ten pooled connections
+        proxy.freeze()  # they all go silent; new connections reach a working Redis
+        assert await cache.get("k") is None  # times out: outage
+        assert not healthy(cache)
+        clock.advance(5)
+        assert await cache.get("k") == b"v"  # the probe used a fresh connection
+        # and the other silent connections were dropped, not handed out again
+        assert await asyncio.gather(*(cache.get("k") for _ in range(10))) == [b"v"] * 10
+        assert healthy(cache)
+        await cache.aclose()
+        await proxy.stop()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.redis
+def test_ping_reconnects_without_waiting_for_the_retry_time(redis_url: str, prefix: str) -> None:
+    async def scenario() -> None:
+        proxy = RedisProxy(redis_url)
+        await proxy.start()
+        cache = FallbackCache(RedisCache(proxy.url, prefix=prefix), clock=FakeClock())
+        await proxy.stop()
+        assert not await cache.ping()
+        assert not healthy(cache)
+        await proxy.start()
+        assert await cache.ping()
+        assert healthy(cache)
+        await cache.aclose()
+        await proxy.stop()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.redis
+def test_a_hung_redis_costs_one_timeout_then_one_probe_per_retry_period(redis_url: str) -> None:
+    async def scenario() -> None:
+        proxy = RedisProxy(redis_url)
+        proxy.hang = True
+        await proxy.start()
+        clock = FakeClock()
+        redis_cache = RedisCache(proxy.url, connect_timeout=0.2, op_timeout=0.2)
+        cache = FallbackCache(redis_cache, clock=clock)
+
+        started = time.perf_counter()
+        assert await cache.get("k") is None
+        assert 0.15 < time.perf_counter() - started < 0.5  # bounded by the op timeout
+        started = time.perf_counter()
+        for _ in range(100):
+            await cache.set("k", b"v", 60)
+            assert await cache.get("k") == b"v"
+        assert time.perf_counter() - started < 0.1
+
+        clock.advance(5)  # time to retry: many concurrent requests, one probe
+        accepted = proxy.accepted
+        started = time.perf_counter()
+        results = await asyncio.gather(*(cache.get("k") for _ in range(20)))
+        assert results == [b"v"] * 20
+        assert proxy.accepted == accepted + 1
+        assert time.perf_counter() - started < 0.5
+        assert not healthy(cache)
+        await cache.aclose()
+        await proxy.stop()
+
+    asyncio.run(scenario())
