@@ -31,6 +31,7 @@ from services.matching.ranking import (
     DEFAULT_TERM_MONTHS,
     MIN_DEFAULT_AMOUNT,
     requested_terms,
+    score_pairs,
 )
 from services.matching.tables import (
     SECTION_LETTERS,
