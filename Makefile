@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.finmatch-installed
 BENCH_STAMP := $(VENV)/.finmatch-bench-installed
 
-.PHONY: help install run seed test test-fast lint format migrate bench bench-quality bench-latency bench-batch clean
+.PHONY: help install run seed test test-fast lint format migrate bench bench-quality bench-latency bench-batch bench-api clean
 
 help:
 	@echo "make run    - start registry, matching and gateway on SQLite with demo data"
@@ -16,6 +16,7 @@ help:
 	@echo "make seed   - (re)generate the synthetic Dongguan demo data into the registry database"
 	@echo "make bench  - benchmarks (set FINMATCH_BENCH_POSTGRES_URL for the PostgreSQL ones)"
 	@echo "make bench-quality / bench-latency / bench-batch - the matching benchmarks alone"
+	@echo "make bench-api - GET /v1/firms/{id}/matches through the gateway (PostgreSQL + Redis)"
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -55,7 +56,7 @@ test: lint
 test-fast: $(STAMP)
 	$(BIN)/pytest -q -x
 
-bench: $(STAMP) bench-quality bench-latency bench-batch
+bench: $(STAMP) bench-quality bench-latency bench-batch bench-api
 	$(BIN)/python bench/import_firms.py
 
 bench-quality: $(BENCH_STAMP)
@@ -66,6 +67,10 @@ bench-latency: $(STAMP)
 
 bench-batch: $(STAMP)
 	$(BIN)/python -m bench.batch_rank
+
+# Needs PostgreSQL (FINMATCH_BENCH_POSTGRES_URL) and Redis (FINMATCH_BENCH_REDIS_URL, DB 7).
+bench-api: $(STAMP)
+	$(BIN)/python -m bench.api
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache var

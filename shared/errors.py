@@ -22,7 +22,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -216,3 +216,49 @@ def install_error_handlers(app: FastAPI) -> None:
             "instance": request.url.path,
         }
         return problem_response(500, body)
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+    type: str | None = None
+
+
+class ProblemDetails(BaseModel):
+    """The body of every error answer (RFC 9457), as documented in the OpenAPI schema."""
+
+    type: str
+    title: str
+    status: int
+    code: str = Field(description="machine-readable error code")
+    detail: str
+    instance: str | None = None
+    errors: list[FieldError] | None = None
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries: each status answers application/problem+json."""
+    return {
+        status: {
+            "description": _DESCRIPTIONS.get(status, "error"),
+            "model": ProblemDetails,
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}},
+        }
+        for status in statuses
+    }
+
+
+_DESCRIPTIONS = {
+    400: "bad request",
+    401: "missing, unknown or revoked API key",
+    404: "not found, or outside the caller's scope",
+    409: "conflict: duplicate, invalid state transition or request in flight",
+    412: "stale If-Match",
+    413: "payload too large",
+    422: "invalid input; `errors` names each field",
+    428: "If-Match required",
+    429: "rate limited; see Retry-After",
+    502: "a downstream service answered badly",
+    503: "a dependency is unavailable; see Retry-After",
+    504: "a downstream service timed out",
+}

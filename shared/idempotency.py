@@ -35,7 +35,7 @@ import redis.asyncio as aioredis
 
 from shared.cache import Clock, RedisGuard, RedisUnavailable, redis_client
 
-MAX_KEY_LENGTH: Final = 255  # as Stripe; the gateway answers 400 before it gets here
+MAX_KEY_LENGTH: Final = 255  # as Stripe; the gateway answers 422 before it gets here
 
 # Values in Redis: b"P" + fingerprint while in flight, b"D" + JSON once done. The one-byte tag
 # lets the scripts below tell the states apart without decoding JSON.

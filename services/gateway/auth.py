@@ -17,6 +17,9 @@ from shared.errors import NotFound, ProblemError, TooManyRequests, Unauthorized
 log = logging.getLogger("finmatch.gateway.auth")
 MAX_KEY_LENGTH = 200
 BEARER = {"WWW-Authenticate": 'Bearer realm="finmatch"'}
+# Part of every cached key's cache key: bumping it on a revocation drops every cached key at
+# once (on every replica that shares the cache), so a revoked key is refused immediately.
+KEYS_GENERATION = "keys:generation"
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,8 @@ async def _resolve(request: Request, key: str) -> Principal:
     if bootstrap and hmac.compare_digest(key.encode(), bootstrap.encode()):
         body = await state.bootstrap_admin()
         return Principal.from_registry(body, digest)
-    cache_key = f"key:{digest}"
+    generation = (await state.cache.get(KEYS_GENERATION) or b"0").decode()
+    cache_key = f"key:{generation}:{digest}"
     cached = await state.cache.get(cache_key)
     if cached is not None:
         return Principal(
@@ -113,6 +117,11 @@ async def authenticate(request: Request) -> Principal:
 
 
 CurrentPrincipal = Annotated[Principal, Depends(authenticate)]
+
+
+async def keys_changed(request: Request) -> None:
+    """A key was revoked: every cached key must be looked up again."""
+    await request.app.state.cache.incr(KEYS_GENERATION)
 
 
 def require(principal: Principal, *roles: PrincipalRole) -> None:

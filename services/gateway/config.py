@@ -15,6 +15,9 @@ class GatewaySettings(ServiceSettings):
     registry_url: str = "http://127.0.0.1:8001"
     matching_url: str = "http://127.0.0.1:8002"
     redis_url: str | None = None
+    # Every key this gateway writes to Redis starts with this, so deployments (or test runs)
+    # sharing one Redis never read each other's caches, counters or idempotency keys.
+    redis_prefix: str = Field(default="finmatch:", min_length=1, max_length=64)
     bootstrap_admin_key: str | None = Field(
         default=None, description="accepted as an admin key from the first start"
     )
@@ -24,12 +27,15 @@ class GatewaySettings(ServiceSettings):
     rate_limit_official: int = 300
     rate_limit_admin: int = 1200
     rate_limit_window_seconds: int = 60
-    key_cache_seconds: float = 30.0  # a revoked key stops working within this time
+    # A revocation through this gateway takes effect at once wherever the cache is shared
+    # (Redis); other replicas without a shared cache stop accepting the key within this time.
+    key_cache_seconds: float = 30.0
     catalogue_cache_seconds: float = 60.0
     match_cache_seconds: float = 300.0
     stats_cache_seconds: float = 30.0
     registry_timeout_seconds: float = 10.0
     matching_timeout_seconds: float = 5.0
+    model_poll_seconds: float = 10.0
     breaker_failures: int = 5
     breaker_reset_seconds: float = 30.0
 

@@ -67,12 +67,12 @@ class IdempotentRoute(APIRoute):
             key = request.headers.get("idempotency-key")
             if key is None:
                 return await handler(request)
+            principal = await authenticate(request)  # 401 before any complaint about the key
             if not 1 <= len(key) <= MAX_KEY_LENGTH or not key.isascii() or not key.isprintable():
                 raise Unprocessable(
                     f"Idempotency-Key must be 1–{MAX_KEY_LENGTH} printable ASCII characters",
                     field="Idempotency-Key",
                 )
-            principal = await authenticate(request)
             store: IdempotencyStore = request.app.state.idempotency
             scope = str(principal.id)
             fingerprint = _fingerprint(request, await request.body())

@@ -21,14 +21,14 @@ from services.gateway.clients.matching import MatchingClient
 from services.gateway.clients.registry import RegistryClient
 from services.gateway.config import GatewaySettings, get_settings
 from services.gateway.middleware import RequestContextMiddleware
+from services.gateway.model_version import refresh_model_version
 from services.gateway.recorder import MatchEventRecorder
 from shared.cache import make_cache
-from shared.errors import ProblemError, install_error_handlers
+from shared.errors import install_error_handlers, problem_responses
 from shared.idempotency import IdempotencyStore
 from shared.ratelimit import RateLimiter
 
 log = logging.getLogger("finmatch.gateway")
-MODEL_POLL_SECONDS = 10.0
 
 
 def create_app(
@@ -43,9 +43,14 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = app.state
-        state.cache = make_cache(settings.redis_url)
-        state.limiter = RateLimiter(settings.redis_url)
-        state.idempotency = IdempotencyStore(settings.redis_url)
+        prefix = settings.redis_prefix
+        state.cache = make_cache(settings.redis_url, prefix=prefix)
+        state.limiter = RateLimiter(settings.redis_url, prefix=f"{prefix}rl:")
+        # Longer timeouts than the cache's: a spurious fall-back to the per-process store
+        # while another request holds the key in Redis would let a duplicate through.
+        state.idempotency = IdempotencyStore(
+            settings.redis_url, prefix=f"{prefix}idem:", connect_timeout=2.0, op_timeout=2.0
+        )
         state.registry = RegistryClient(
             settings.registry_url,
             settings.internal_token,
@@ -95,6 +100,7 @@ def create_app(
             "`Idempotency-Key` (24 h).\n\n东莞中小微企业融资匹配服务。"
         ),
         lifespan=lifespan,
+        responses=problem_responses(401, 404, 409, 422, 429, 502, 503, 504),
     )
     app.state.settings = settings
     app.state.bootstrap_admin = _bootstrap_admin_loader(app)
@@ -112,17 +118,8 @@ def create_app(
     async def readyz() -> JSONResponse:
         """Ready when the registry answers; Redis and matching may be degraded."""
         state = app.state
-        registry_ok, matching_ok = await asyncio.gather(
-            state.registry.ready(), state.matching.ready()
-        )
-        redis = (
-            "not configured"
-            if not settings.redis_url
-            else (
-                "ok"
-                if state.cache.redis_ok and state.limiter.redis_ok
-                else "degraded: in-process fallback"
-            )
+        registry_ok, matching_ok, redis = await asyncio.gather(
+            state.registry.ready(), state.matching.ready(), _redis_check(app)
         )
         checks = {
             "registry": "ok" if registry_ok else "down",
@@ -144,6 +141,19 @@ def create_app(
     return app
 
 
+async def _redis_check(app: FastAPI) -> str:
+    """Asks Redis now rather than reporting the last request's experience: a Redis that was
+    never reached (or has come back) would otherwise be reported wrongly until some request
+    touched it. A successful ping also ends an outage at once."""
+    state = app.state
+    if not state.settings.redis_url:
+        return "not configured"
+    answers = await asyncio.gather(
+        state.cache.ping(), state.limiter.ping(), state.idempotency.ping()
+    )
+    return "ok" if all(answers) else "degraded: in-process fallback"
+
+
 def _bootstrap_admin_loader(app: FastAPI) -> Any:
     """The bootstrap admin's principal, fetched from the registry once (lazily, so a registry
     that is down at start-up does not stop the gateway from starting)."""
@@ -162,11 +172,8 @@ def _bootstrap_admin_loader(app: FastAPI) -> Any:
 
 
 async def _watch_model_version(app: FastAPI) -> None:
-    """Which model the matching service serves: part of every cached answer's key."""
+    # Promotions made through this gateway refresh at once (admin routes); others, made on
+    # another replica or by automatic retraining, are seen within the poll interval.
     while True:
-        try:
-            current = await app.state.matching.current_model()
-            app.state.model_version = str(current["version"])
-        except ProblemError as exc:
-            log.debug("model version unknown: %s", exc)
-        await asyncio.sleep(MODEL_POLL_SECONDS)
+        await refresh_model_version(app)
+        await asyncio.sleep(app.state.settings.model_poll_seconds)

@@ -9,7 +9,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.gateway.request_context import new_request_id, request_id_var
+from shared.request_context import new_request_id, request_id_var
 
 log = logging.getLogger("finmatch.gateway.access")
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -38,8 +38,12 @@ class RequestContextMiddleware:
                 status = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
+                # A 429 already carries these fields (and Retry-After); a field sent twice
+                # would read as a list ("3, 3").
+                present = {name.lower() for name, _value in headers}
                 for name, value in (state.get("rate_limit_headers") or {}).items():
-                    headers.append((name.lower().encode(), str(value).encode()))
+                    if name.lower().encode() not in present:
+                        headers.append((name.lower().encode(), str(value).encode()))
                 message["headers"] = headers
             await send(message)
 

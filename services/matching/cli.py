@@ -11,6 +11,7 @@ from services.matching.lifecycle import ModelManager
 from services.matching.registry_client import RegistryClient
 from services.matching.train import TrainingRefused
 from shared.events import event_bus
+from shared.logging import configure_logging
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--no-promote", action="store_true", help="keep it as a candidate")
     args = parser.parse_args(argv)
     settings = get_settings()
+    configure_logging("matching", settings.log_level)
 
     if args.command == "serve":
         import uvicorn
@@ -32,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
             host=settings.matching_host,
             port=settings.matching_port,
             log_level=settings.log_level.lower(),
+            log_config=None,  # keep our format (service and request id on every line)
+            access_log=False,  # our access middleware logs each request once, with its id
         )
         return 0
     return asyncio.run(_train(auto_promote=not args.no_promote))

@@ -101,7 +101,8 @@ def lending_limit(
     if mask.any():
         kinds = products.collateral_kind[product_idx[mask]]
         basis[mask] = collateral_value(firms, firm_idx[mask], kinds)
-    cap = products.cap_pct[product_idx] / 100.0 * basis
+    # No basis means no cap, whatever the percentage says (0 % of "unlimited" is not 0).
+    cap = np.where(np.isinf(basis), np.inf, products.cap_pct[product_idx] / 100.0 * basis)
     limit: Floats = np.minimum(products.amount_max[product_idx], cap)
     return limit
 

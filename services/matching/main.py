@@ -14,6 +14,7 @@ from services.matching.config import MatchingSettings, get_settings
 from services.matching.lifecycle import ModelManager
 from services.matching.ranking import CatalogueCache
 from services.matching.registry_client import RegistryClient
+from shared.access_log import AccessLogMiddleware
 from shared.errors import install_error_handlers
 from shared.events import event_bus
 from shared.internal import require_internal_token
@@ -65,6 +66,7 @@ def create_app(
     if manager is not None:
         app.state.models = manager
     install_error_handlers(app)
+    app.add_middleware(AccessLogMiddleware)
     guard = [Depends(require_internal_token)]
     app.include_router(rank.router, dependencies=guard)
     app.include_router(models.router, dependencies=guard)

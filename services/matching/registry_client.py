@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 
 from shared.errors import ServiceUnavailable
+from shared.request_context import current_request_id
 
 
 class RegistryError(Exception):
@@ -42,6 +43,9 @@ class RegistryClient:
         await self._http.aclose()
 
     async def _request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        request_id = current_request_id()
+        if request_id is not None:
+            kwargs["headers"] = {"X-Request-ID": request_id} | kwargs.get("headers", {})
         try:
             response = await self._http.request(method, url, **kwargs)
         except httpx.HTTPError as exc:

@@ -9,6 +9,7 @@ from pathlib import Path
 from services.registry.config import get_settings
 from services.registry.db import make_engine
 from services.registry.migrate import check, upgrade
+from shared.logging import configure_logging
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     settings = get_settings()
+    configure_logging("registry", settings.log_level)
     url = args.database_url or settings.database_url
     if args.command == "migrate":
         upgrade(url)
@@ -49,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
             host=settings.registry_host,
             port=settings.registry_port,
             log_level=settings.log_level.lower(),
+            log_config=None,  # keep our format (service and request id on every line)
+            access_log=False,  # our access middleware logs each request once, with its id
         )
     return 0
 

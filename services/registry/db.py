@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -66,8 +67,14 @@ def _disable_pysqlite_begin(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None
 
 
+@lru_cache(maxsize=16)
+def _writer_engine(engine: Engine) -> Engine:
+    # Same pool and listeners; only the option differs, so the lock is taken lazily at the
+    # first statement, in the thread that runs it — never while a dependency waits for a
+    # worker thread to become free.
+    return engine.execution_options(**{IMMEDIATE: True})
+
+
 def write_session(engine: Engine) -> Session:
-    """A session whose first transaction is a writer's (BEGIN IMMEDIATE on SQLite)."""
-    session = Session(engine, expire_on_commit=False)
-    session.connection(execution_options={IMMEDIATE: True})
-    return session
+    """A session whose transactions are a writer's (BEGIN IMMEDIATE on SQLite)."""
+    return Session(_writer_engine(engine), expire_on_commit=False)

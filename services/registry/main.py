@@ -16,6 +16,7 @@ from services.registry.api import access, applications, firms, internal, models,
 from services.registry.api.deps import require_internal_token
 from services.registry.config import RegistrySettings, get_settings
 from services.registry.db import make_engine
+from shared.access_log import AccessLogMiddleware
 from shared.errors import install_error_handlers
 
 log = logging.getLogger("finmatch.registry")
@@ -50,6 +51,7 @@ def create_app(settings: RegistrySettings | None = None, engine: Engine | None =
     if engine is not None:
         app.state.engine = engine
     install_error_handlers(app)
+    app.add_middleware(AccessLogMiddleware)
     guarded = [firms.router, products.router, applications.router, access.router, stats.router]
     for router in guarded:
         app.include_router(router, dependencies=[Depends(require_internal_token)])

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import pytest
+import redis
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 
 from services.gateway.config import GatewaySettings
 from services.gateway.main import create_app as create_gateway
@@ -17,9 +21,13 @@ from services.matching.lifecycle import ModelManager
 from services.matching.main import create_app as create_matching
 from services.matching.registry_client import RegistryClient as MatchingRegistryClient
 from services.registry.config import RegistrySettings
+from services.registry.db import make_engine, normalize_url
 from services.registry.main import create_app as create_registry
+from services.registry.migrate import upgrade
 from shared.events import LocalEventBus
+from tests.conftest import _admin_execute, _database_name
 from tests.matching.conftest import matching_settings
+from tests.services import need_postgres
 
 TOKEN = "test-internal-token"
 BOOTSTRAP = "bootstrap-admin-key-for-tests-0123456789abcdef"
@@ -85,28 +93,105 @@ def gateway_settings(**overrides: Any) -> GatewaySettings:
     return GatewaySettings(**(values | overrides))
 
 
-def build_stack(engine: Engine, **gateway_overrides: Any) -> tuple[TestClient, Any]:
-    registry = create_registry(
-        RegistrySettings(internal_token=TOKEN, database_url="unused://"), engine
-    )
-    registry_transport = httpx.ASGITransport(app=registry)
+def registry_app(engine: Engine) -> FastAPI:
+    return create_registry(RegistrySettings(internal_token=TOKEN, database_url="unused://"), engine)
+
+
+def matching_app(to_registry: httpx.AsyncBaseTransport) -> tuple[FastAPI, ModelManager]:
     settings = matching_settings()
     manager = ModelManager(
         settings=settings,
-        registry=MatchingRegistryClient("http://registry", TOKEN, transport=registry_transport),
+        registry=MatchingRegistryClient("http://registry", TOKEN, transport=to_registry),
         bus=LocalEventBus(),
     )
-    matching = create_matching(settings, manager=manager)
+    return create_matching(settings, manager=manager), manager
+
+
+def build_stack(
+    engine: Engine,
+    *,
+    registry_transport: httpx.AsyncBaseTransport | None = None,
+    matching_transport: httpx.AsyncBaseTransport | None = None,
+    **gateway_overrides: Any,
+) -> tuple[TestClient, Any]:
+    """The gateway over an in-process registry and matching service.
+
+    A transport given here replaces the gateway's route to that service (the matching
+    service keeps its own route to the registry), e.g. one to a closed port.
+    """
+    to_registry = httpx.ASGITransport(app=registry_app(engine))
+    matching, manager = matching_app(to_registry)
     gateway = create_gateway(
         gateway_settings(**gateway_overrides),
-        registry_transport=registry_transport,
-        matching_transport=httpx.ASGITransport(app=matching),
+        registry_transport=registry_transport or to_registry,
+        matching_transport=matching_transport or httpx.ASGITransport(app=matching),
     )
     return TestClient(gateway), manager
 
 
+@contextmanager
+def running_stack(engine: Engine, **overrides: Any) -> Iterator[Stack]:
+    """A started stack (see build_stack for the arguments).
+
+    With a ``redis_url``, the gateway's keys get a prefix of their own (unless one is given)
+    and are deleted afterwards: the Redis is shared with other tests and other runs, whose
+    principal and firm ids are the same small numbers.
+    """
+    if overrides.get("redis_url") and "redis_prefix" not in overrides:
+        overrides["redis_prefix"] = f"finmatch-test:{uuid.uuid4().hex}:"
+    client, _manager = build_stack(engine, **overrides)
+    try:
+        with client:
+            yield Stack(client=client, admin=Api(client, BOOTSTRAP), engine=engine)
+    finally:
+        if overrides.get("redis_url"):
+            delete_keys(overrides["redis_url"], overrides["redis_prefix"])
+
+
+def delete_keys(redis_url: str, prefix: str) -> None:
+    """Delete this test's keys only (never FLUSHDB: the server is shared); best effort."""
+    try:
+        client = redis.Redis.from_url(redis_url, socket_connect_timeout=0.5, socket_timeout=2)
+        with client:
+            keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+            if keys:
+                client.delete(*keys)
+    except (redis.RedisError, OSError):
+        pass  # a Redis that is gone (a test stopped it) has nothing left to clean
+
+
 @pytest.fixture
 def stack(engine: Engine) -> Iterator[Stack]:
-    client, _manager = build_stack(engine)
-    with client:
-        yield Stack(client=client, admin=Api(client, BOOTSTRAP), engine=engine)
+    with running_stack(engine) as running:
+        yield running
+
+
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@contextmanager
+def own_database(backend: str, directory: Any) -> Iterator[Engine]:
+    """A migrated database apart from the `engine` fixture's, for a world that several tests
+    share (the `engine` fixture empties its database before every test)."""
+    if backend == "sqlite":
+        url = f"sqlite:///{directory / 'shared.db'}"
+        upgrade(url)
+        engine = make_engine(url)
+        try:
+            yield engine
+        finally:
+            engine.dispose()
+        return
+    base_url = need_postgres()
+    name = f"{_database_name()}_{uuid.uuid4().hex[:8]}"
+    _admin_execute(base_url, f'CREATE DATABASE "{name}"')
+    try:
+        url = make_url(normalize_url(base_url)).set(database=name).render_as_string(False)
+        upgrade(url)
+        engine = make_engine(url)
+        try:
+            yield engine
+        finally:
+            engine.dispose()
+    finally:
+        _admin_execute(base_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -24,7 +24,7 @@ from services.gateway.clients import (
     PassThrough,
     RegistryClient,
 )
-from services.gateway.request_context import request_id_var
+from shared.request_context import request_id_var
 
 TOKEN = "internal-test-token"
 Answer = httpx.Response | type[httpx.TransportError]

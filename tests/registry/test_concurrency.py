@@ -55,3 +55,26 @@ def test_racing_decisions_leave_exactly_one(portal: Actor, bank: Actor, engine: 
     assert statuses == [201] + [409] * 15
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM decision")).scalar_one() == 1
+
+
+def test_racing_identical_applications_leave_one_open(
+    portal: Actor, bank: Actor, engine: Engine
+) -> None:
+    firm_id = portal.post("/v1/firms", json=data.firm()).json()["id"]
+    product_id = bank.post("/v1/products", json=data.product()).json()["id"]
+    body = {
+        "firm_id": firm_id,
+        "product_id": product_id,
+        "requested_amount_yuan": 1_000_000,
+        "requested_term_months": 12,
+        "consent_share_profile": True,
+    }
+
+    def apply(_: int) -> int:
+        return portal.post("/v1/applications", json=body).status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = sorted(pool.map(apply, range(20)))
+    assert statuses == [201] + [409] * 19
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM application")).scalar_one() == 1

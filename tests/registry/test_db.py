@@ -18,18 +18,21 @@ def test_postgres_urls_use_psycopg3() -> None:
     assert normalize_url("sqlite:///x.db") == "sqlite:///x.db"
 
 
-def test_writer_holds_lock_from_begin_and_readers_pass(tmp_path: Path) -> None:
+def test_writer_takes_the_lock_at_its_first_statement_and_readers_pass(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path}/lock.db")
     with engine.begin() as conn:
         conn.execute(sa.text("CREATE TABLE t (x INTEGER)"))
         conn.execute(sa.text("INSERT INTO t VALUES (1)"))
         assert conn.execute(sa.text("PRAGMA journal_mode")).scalar_one() == "wal"
 
-    writer = write_session(engine)  # BEGIN IMMEDIATE already issued: the lock is ours
+    writer = write_session(engine)
+    other = sqlite3.connect(tmp_path / "lock.db", timeout=0.05, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # nothing is held until the writer's first statement
+    other.execute("ROLLBACK")
+    assert writer.execute(sa.text("SELECT x FROM t")).scalar_one() == 1  # BEGIN IMMEDIATE
     with Session(engine) as reader:
         assert reader.execute(sa.text("SELECT x FROM t")).scalar_one() == 1
 
-    other = sqlite3.connect(tmp_path / "lock.db", timeout=0.05, isolation_level=None)
     with pytest.raises(sqlite3.OperationalError, match="locked"):
         other.execute("BEGIN IMMEDIATE")
     writer.close()

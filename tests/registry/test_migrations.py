@@ -25,7 +25,7 @@ def test_upgrade_is_idempotent(engine: Engine) -> None:
     upgrade(_url(engine))
     with engine.connect() as conn:
         version = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one()
-    assert version == "0002"
+    assert version == "0003"
 
 
 @pytest.mark.postgres

@@ -9,8 +9,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from services.gateway.api.proxy import forward
-from services.gateway.auth import CurrentPrincipal, require
+from services.gateway.auth import CurrentPrincipal, keys_changed, require
 from services.gateway.idempotency import IdempotentRoute
+from services.gateway.model_version import refresh_model_version
 from services.registry.api.access import KeyCreate, KeyCreated, KeyPublic
 from services.registry.models import (
     InstitutionCreate,
@@ -65,9 +66,12 @@ async def create_key(body: KeyCreate, request: Request, principal: CurrentPrinci
 
 @router.post("/keys/{key_id}/revoke", response_model=KeyPublic)
 async def revoke_key(key_id: IdPath, request: Request, principal: CurrentPrincipal) -> Response:
-    """The key stops working at once here; other replicas stop within the key cache time."""
+    """The key stops working at once on every replica sharing the Redis cache (without Redis,
+    other replicas stop within the key cache time)."""
     require(principal, PrincipalRole.ADMIN)
-    return await forward(request, "POST", f"/v1/keys/{key_id}/revoke", principal)
+    answer = await forward(request, "POST", f"/v1/keys/{key_id}/revoke", principal)
+    await keys_changed(request)
+    return answer
 
 
 class TrainRequest(BaseModel):
@@ -86,16 +90,21 @@ async def train(body: TrainRequest, request: Request, principal: CurrentPrincipa
     """Promoted only if it beats the champion on the same holdout (and auto_promote is on)."""
     require(principal, PrincipalRole.ADMIN)
     outcome = await request.app.state.matching.train(body.auto_promote, principal.id)
+    await refresh_model_version(request.app)
     return JSONResponse(outcome)
 
 
 @router.post("/models/{version}/promote")
 async def promote(version: Version, request: Request, principal: CurrentPrincipal) -> JSONResponse:
     require(principal, PrincipalRole.ADMIN)
-    return JSONResponse(await request.app.state.matching.promote(version, principal.id))
+    promoted = await request.app.state.matching.promote(version, principal.id)
+    await refresh_model_version(request.app)
+    return JSONResponse(promoted)
 
 
 @router.post("/models/rollback")
 async def rollback(request: Request, principal: CurrentPrincipal) -> JSONResponse:
     require(principal, PrincipalRole.ADMIN)
-    return JSONResponse(await request.app.state.matching.rollback(principal.id))
+    restored = await request.app.state.matching.rollback(principal.id)
+    await refresh_model_version(request.app)
+    return JSONResponse(restored)

@@ -32,8 +32,8 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from services.gateway.request_context import current_request_id, new_request_id
 from shared.errors import ProblemError, ServiceUnavailable
+from shared.request_context import current_request_id, new_request_id
 
 log = logging.getLogger("finmatch.gateway.clients")
 

@@ -15,6 +15,7 @@ from services.registry import audit
 from services.registry.api.deps import (
     IdPath,
     PrincipalDep,
+    ReadSessionDep,
     RequestIdDep,
     SessionDep,
     require_internal_token,
@@ -233,7 +234,7 @@ class KeyResolve(BaseModel):
 
 
 @internal.post("/auth/resolve", response_model=PrincipalPublic)
-def resolve_key(body: KeyResolve, session: SessionDep) -> Principal:
+def resolve_key(body: KeyResolve, session: ReadSessionDep) -> Principal:
     """The gateway sends a key's digest; an unknown or revoked key is 401."""
     row = session.exec(
         select(ApiKey, Principal)

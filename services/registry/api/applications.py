@@ -102,7 +102,15 @@ def apply(
         submitted_at=now,
     )
     session.add(application)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError as exc:  # a concurrent identical application won
+        session.rollback()
+        raise Conflict(
+            "an application for this product is still open",
+            code="application_open",
+            field="product_id",
+        ) from exc
     audit.record(
         session,
         principal_id=principal.id,

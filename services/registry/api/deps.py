@@ -52,7 +52,14 @@ def get_session(
             raise
 
 
+def get_read_session(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Session]:
+    """A reader's session whatever the method (a lookup sent as POST takes no write lock)."""
+    with Session(engine, expire_on_commit=False) as session:
+        yield session
+
+
 SessionDep = Annotated[Session, Depends(get_session)]
+ReadSessionDep = Annotated[Session, Depends(get_read_session)]
 SettingsDep = Annotated[RegistrySettings, Depends(get_settings)]
 
 

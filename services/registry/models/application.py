@@ -40,6 +40,15 @@ class Application(SQLModel, table=True):
         sa.Index("ix_application_institution", "institution_id", "id"),
         sa.Index("ix_application_owner", "owner_principal_id", "id"),
         sa.Index("ix_application_town_submitted", "town_code", "submitted_at"),
+        # One open application per firm and product, whatever races the API loses.
+        sa.Index(
+            "uq_application_one_open",
+            "firm_id",
+            "product_id",
+            unique=True,
+            postgresql_where=sa.text("status = 'submitted'"),
+            sqlite_where=sa.text("status = 'submitted'"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True, sa_type=BigId)

@@ -140,9 +140,17 @@ def generate_history(
     missing = (PENDING_SHARE - STALLED_SHARE) * n_applications - sum(pending)
     scale = max(0.0, missing) / open_weight if open_weight else 0.0
     rolls = sampler.rng.random(n_applications)
+    # A firm has at most one open application per product (the registry enforces it), so a
+    # second one for the same pair keeps the decision it was drafted with.
+    open_pairs: set[tuple[int, int]] = set()
     for draft, weight, is_pending, roll in zip(drafts, weights, pending, rolls, strict=True):
-        if is_pending or roll < STALLED_SHARE + scale * weight:
+        pair = (draft["firm_index"], draft["product_index"])
+        if (is_pending or roll < STALLED_SHARE + scale * weight) and pair not in open_pairs:
+            open_pairs.add(pair)
             yield {**draft, **_PENDING}
+        elif draft["decided_at"] >= end_utc:  # rare: decided just in time instead
+            submitted = draft["submitted_at"]
+            yield {**draft, "decided_at": submitted + (end_utc - submitted) / 2}
         else:
             yield draft
 

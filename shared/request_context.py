@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from contextvars import ContextVar
 
-# Set by the gateway's middleware for each request; None outside a request (startup, tasks).
+# Set by each service's middleware per request (from X-Request-ID); None outside a request.
 request_id_var: ContextVar[str | None] = ContextVar("finmatch_request_id", default=None)
 
 

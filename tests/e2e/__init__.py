@@ -1,0 +1,1 @@
+"""End to end: registry, matching and gateway as real processes over PostgreSQL and Redis."""
