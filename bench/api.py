@@ -43,7 +43,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/7"
 BENCH_DATABASE = "finmatch_bench_api"
-CACHE_PREFIX = "finmatch:"  # shared.cache.make_cache's default prefix
+CACHE_PREFIX = "finmatch-bench:"  # the gateway's Redis key prefix (FINMATCH_REDIS_PREFIX)
 FLOOR_PATH = "/bench/floor/firms/{firm_id}/matches"
 FLOOR_BODY_VARIABLE = "FINMATCH_BENCH_FLOOR_BODY"
 INSTITUTION_NAME = "基准测试银行（演示）"
@@ -92,8 +92,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--profile",
         type=Path,
         metavar="DIR",
-        help="after the measured phases, repeat the uncached phase under py-spy (gateway and "
-        "matching) and write the raw profiles to DIR",
+        help="after the measured phases, send uncached requests one at a time under py-spy "
+        "(gateway, matching, registry) and write the raw profiles to DIR",
     )
     args = parser.parse_args(argv)
     if min(args.products, args.uncached, args.cached, args.floor, args.cached_firms) < 1:
@@ -274,6 +274,7 @@ def services(db_url: str, redis_url: str, floor_body: Path) -> Iterator[Services
             "FINMATCH_REGISTRY_URL": registry.url,
             "FINMATCH_MATCHING_URL": matching.url,
             "FINMATCH_REDIS_URL": redis_url,
+            "FINMATCH_REDIS_PREFIX": CACHE_PREFIX,
             "FINMATCH_BOOTSTRAP_ADMIN_KEY": admin_key,
             # The limiter still counts every request in Redis; it just never refuses one.
             "FINMATCH_RATE_LIMIT_PORTAL": "100000000",
@@ -474,7 +475,7 @@ class Phase:
     crcs: list[int]
     sizes: list[int]
     seconds: float
-    cpu: dict[str, float]
+    cpu: dict[str, list[float]]  # (user, system) seconds of each process group
     requested: int
 
     @property
@@ -697,7 +698,13 @@ def py_spy(pids: dict[str, int], outdir: Path) -> Iterator[dict[str, Path]]:
 
 # Leaf frames where py-spy caught a thread waiting rather than working (it counts some waits
 # in system calls as active): shown apart, not in the breakdown.
-WAITING = ("EpollSelector.select", "Condition.wait", "Event.wait", "Thread.join", "_worker")
+WAITING = (
+    "EpollSelector.select",
+    "Condition.wait",
+    "Event.wait",
+    "Thread.join",
+    "Connection.wait (psycopg",  # waiting for PostgreSQL's answer
+)
 
 
 def frame_name(frame: str) -> str:
@@ -746,7 +753,7 @@ def summarize_profile(name: str, raw: Path, top: int = 12) -> list[str]:
     lines = [
         f"{name}: {total:,} samples in Python and native code at 250 Hz ({total / 250:.1f} s); "
         f"left out: {socket_calls:,} in socket send/recv calls, {waiting:,} waiting (select, "
-        "condition, thread pool)"
+        "thread pool, PostgreSQL)"
     ]
     if not total:
         return lines
@@ -846,9 +853,11 @@ def print_report(
     cost_ratio = floor.rps / cached.rps
     p50_ratio = cached.pct(50) / floor.pct(50)
     gateway_ratio = cached.cpu_ms_per_request("gateway") / floor.cpu_ms_per_request("gateway")
+    machine_ratio = cached.cpu_ms_per_request("machine") / floor.cpu_ms_per_request("machine")
     print(
         f"\ncached ÷ floor: {cost_ratio:.2f}× the cost per request (1/req/s), "
-        f"{p50_ratio:.2f}× the p50, {gateway_ratio:.2f}× the gateway's CPU per request"
+        f"{p50_ratio:.2f}× the p50; CPU per request: {gateway_ratio:.2f}× the gateway's, "
+        f"{machine_ratio:.2f}× the machine's"
     )
     for phase in phases:
         client_share = sum(phase.cpu["load generator"]) / phase.seconds
@@ -891,7 +900,8 @@ def wait_for_model(
     model_version: str,
 ) -> dict[str, Any]:
     """Spend warm-up firms until the gateway keys its cache by the trained model's version
-    (it polls matching every 10 s) and matching ranks with it; returns the last answer."""
+    (a promotion it did not make reaches it by polling) and matching ranks with it; returns
+    the last answer."""
     deadline = time.monotonic() + MODEL_SWITCH_TIMEOUT_SECONDS
     for firm in firms:
         response = client.get(matches_path(firm))
@@ -1050,7 +1060,7 @@ def measure(
         if args.profile is not None:
             # Every stored answer of the portal goes stale, as after a firm write.
             cache.incr(f"{CACHE_PREFIX}firms:generation:{world.portal_id}")
-            profiled_pids = {"gateway": svc.pids["gateway"], "matching": svc.pids["matching"]}
+            profiled_pids = svc.pids
             # One request at a time: with the CPUs saturated, py-spy would also count the time
             # a process waits for a CPU (its samples are wall time of threads not asleep).
             profiled_firms = measured[:PROFILE_REQUESTS]
