@@ -152,7 +152,6 @@ def print_summary() -> None:
         "finmatch is running (synthetic demo data, SQLite, in-process cache):",
         f"  API        {gateway.url}/v1",
         f"  API docs   {gateway.url}/docs",
-        f"  dashboard  {gateway.url}/dashboard",
         "  internal   " + ", ".join(f"{s.name} {s.url}" for s in SERVICES if s is not gateway),
     ]
     if KEYS_FILE.exists():
