@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import logging
-import re
 import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.request_context import new_request_id, request_id_var
+from shared.request_context import request_id_from_headers, request_id_var
 
 log = logging.getLogger("finmatch.access")
-_VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
 class AccessLogMiddleware:
@@ -22,8 +20,7 @@ class AccessLogMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        token = request_id_var.set(given if _VALID_ID.match(given) else new_request_id())
+        token = request_id_var.set(request_id_from_headers(scope["headers"]))
         started = time.perf_counter()
         status = 500
 

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import logging
-import re
 import time
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.request_context import new_request_id, request_id_var
+from shared.request_context import request_id_from_headers, request_id_var
 
 log = logging.getLogger("finmatch.gateway.access")
-_VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
 class RequestContextMiddleware:
@@ -25,8 +23,7 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        request_id = given if _VALID_ID.match(given) else new_request_id()
+        request_id = request_id_from_headers(scope["headers"])
         token = request_id_var.set(request_id)
         state: dict[str, Any] = scope.setdefault("state", {})
         started = time.perf_counter()
