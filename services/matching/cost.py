@@ -102,7 +102,9 @@ def lending_limit(
         kinds = products.collateral_kind[product_idx[mask]]
         basis[mask] = collateral_value(firms, firm_idx[mask], kinds)
     # No basis means no cap, whatever the percentage says (0 % of "unlimited" is not 0).
-    cap = np.where(np.isinf(basis), np.inf, products.cap_pct[product_idx] / 100.0 * basis)
+    unbounded = np.isinf(basis)
+    cap = np.full(basis.shape, np.inf)
+    cap[~unbounded] = products.cap_pct[product_idx[~unbounded]] / 100.0 * basis[~unbounded]
     limit: Floats = np.minimum(products.amount_max[product_idx], cap)
     return limit
 
