@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from pydantic import Field
+
 from shared.settings import ServiceSettings
+from shared.vocab.categories import ProductCategory
 
 
 class RegistrySettings(ServiceSettings):
@@ -15,6 +18,24 @@ class RegistrySettings(ServiceSettings):
     bulk_batch_size: int = 5_000
     bulk_max_lines: int = 1_000_000
     page_max: int = 500
+    # Officials' targets, defaults from the action plan (东金〔2020〕75号).
+    target_firms_registered: int = Field(default=5_000, ge=0, description="item 65")
+    target_credit_granted_yuan: int = Field(default=10_000_000_000, ge=0, description="item 65")
+    target_trade_finance_sme_share: float = Field(default=0.5, ge=0, le=1, description="item 69")
+    # Item 74 asks ≥ 60 %; the national rule for government guarantors now asks ≥ 80 %.
+    target_guarantee_small_agri_share: float = Field(default=0.6, ge=0, le=1, description="item 74")
+    # Which categories count as trade finance (item 69) and as guarantees (item 74).
+    trade_finance_categories: tuple[ProductCategory, ...] = (
+        ProductCategory.GUANMAOTONG,
+        ProductCategory.CREDIT_INSURANCE_GUARANTEE,
+    )
+    guarantee_categories: tuple[ProductCategory, ...] = (
+        ProductCategory.GUARANTEED,
+        ProductCategory.CREDIT_INSURANCE_GUARANTEE,
+        ProductCategory.INVEST_LOAN_GUARANTEE,
+    )
+    # League table: applications still unanswered this many working days after submission.
+    response_deadline_working_days: int = Field(default=5, ge=1, le=60)
 
 
 @lru_cache

@@ -244,15 +244,18 @@ def portal_to_decision_to_statistics(flow: Flow) -> None:
     assert mine[applied_gov["id"]]["status"] == "rejected"
 
     # The town official's statistics count it.
+    overview = ok(official.get("/v1/stats/overview"))
+    assert (overview["applications"], overview["approvals"], overview["rejections"]) == (2, 1, 1)
+    assert overview["approved_amount_yuan"] == 1_500_000
+    assert overview["approval_rate"] == 0.5
+    # Two firms only: each category's cell is there with its figures withheld.
     by_category = ok(official.get("/v1/stats/breakdown", params={"by": "category"}))
-    rows = {row["key"]: row for row in by_category["rows"]}
-    assert rows["ip_pledge"]["approved"] == 1
-    assert rows["ip_pledge"]["approved_amount_yuan"] == 1_500_000
-    assert rows["gov_procurement"]["rejected"] == 1
-    assert rows["gov_procurement"]["approved"] == 0
-    by_institution = ok(official.get("/v1/stats/breakdown", params={"by": "institution"}))
-    [row] = by_institution["rows"]
-    assert (row["applications"], row["approved"], row["rejected"]) == (2, 1, 1)
+    assert {(row["key"], row["suppressed"]) for row in by_category["rows"]} == {
+        ("ip_pledge", True),
+        ("gov_procurement", True),
+    }
+    league = ok(official.get("/v1/stats/institutions"))["rows"]
+    assert [row["suppressed"] for row in league] == [True]
     registered = ok(official.get("/v1/stats/firms"))
     assert (registered["town_code"], registered["firms"]) == (TANGXIA, 4), registered
 

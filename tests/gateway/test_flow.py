@@ -67,8 +67,9 @@ def test_portal_to_decision_to_statistics(stack: Stack) -> None:
     stats = official.get("/v1/stats/breakdown", params={"by": "category"})
     assert stats.status_code == 200, stats.text
     [row] = stats.json()["rows"]
-    assert row["approved"] == 1
-    assert row["approved_amount_yuan"] == 2_000_000
+    assert (row["key"], row["suppressed"]) == ("ip_pledge", True)  # one firm: withheld
+    overview = official.get("/v1/stats/overview").json()
+    assert (overview["approvals"], overview["approved_amount_yuan"]) == (1, 2_000_000)
 
 
 def test_firm_changes_invalidate_cached_matches(stack: Stack) -> None:

@@ -212,6 +212,12 @@ def _stats(path: str, **params: Any) -> Callable[[World, str], Call]:
     return call
 
 
+def _what_if(w: World, side: str) -> Call:
+    town = _pick(side, TANGXIA, HUMEN)
+    question = {"category": "ip_pledge", "criterion": "min_patents", "value": 0, "town_code": town}
+    return "POST", "/v1/stats/what-if", {"json": question}
+
+
 def _new_key(w: World, side: str) -> Call:
     return "POST", "/v1/admin/keys", {"json": {"principal_id": w["spare_principal"]}}
 
@@ -246,6 +252,11 @@ ENDPOINTS = {
         "GET /v1/stats/breakdown", _stats("/v1/stats/breakdown", by="category")
     ),
     "stats.firms": Endpoint("GET /v1/stats/firms", _stats("/v1/stats/firms")),
+    "stats.overview": Endpoint("GET /v1/stats/overview", _stats("/v1/stats/overview")),
+    "stats.league": Endpoint("GET /v1/stats/institutions", _stats("/v1/stats/institutions")),
+    "stats.targets": Endpoint("GET /v1/stats/targets", _stats("/v1/stats/targets")),
+    "stats.coverage": Endpoint("GET /v1/stats/coverage", _stats("/v1/stats/coverage")),
+    "stats.what_if": Endpoint("POST /v1/stats/what-if", _what_if),
     "admin.institution": _on(
         "POST /v1/admin/institutions", json={"name": "丙担保", "kind": "guarantor"}
     ),
@@ -304,6 +315,11 @@ MATRIX = [
     Row("app.decision",      A_ONLY,     A_ONLY,       X,           X,           X,           BOTH),
     Row("stats.breakdown",   X,          X,            A_ONLY,      B_ONLY,      BOTH,        BOTH),
     Row("stats.firms",       X,          X,            A_ONLY,      B_ONLY,      BOTH,        BOTH),
+    Row("stats.overview",    X,          X,            A_ONLY,      B_ONLY,      BOTH,        BOTH),
+    Row("stats.league",      X,          X,            A_ONLY,      B_ONLY,      BOTH,        BOTH),
+    Row("stats.targets",     X,          X,            A_ONLY,      B_ONLY,      BOTH,        BOTH),
+    Row("stats.coverage",    X,          X,            A_ONLY,      B_ONLY,      BOTH,        BOTH),
+    Row("stats.what_if",     X,          X,            A_ONLY,      B_ONLY,      BOTH,        BOTH),
     Row("admin.institution", 404,        404,          404,         404,         404,         201),
     Row("admin.institutions", 404,       404,          404,         404,         404,         200),
     Row("admin.principal",   404,        404,          404,         404,         404,         201),
@@ -406,7 +422,8 @@ def _check_cell(world: World, endpoint: str, role: str, side: str, expected: int
     if endpoint in {"app.decision", "app.decide"}:
         assert body["application_id"] == world[f"{side}_decided" if method == "GET" else "A_open"]
     if endpoint.startswith("stats."):
-        assert body["town_code"] == kwargs["params"]["town_code"]
+        asked = kwargs["json" if method == "POST" else "params"]["town_code"]
+        assert body.get("town_code", body.get("filters", {}).get("town_code")) == asked
     if endpoint == "apps.create":
         assert (body["firm_id"], body["product_id"]) == (world["FA"], world["PY"])
 
@@ -531,7 +548,8 @@ def test_town_official_sees_own_town_only(world: World) -> None:
     assert own.status_code == 200, own.text
     assert own.json()["town_code"] == TANGXIA
     assert [row["key"] for row in own.json()["rows"]] == [TANGXIA]
-    assert own.json()["rows"][0]["applications"] == 2
+    assert own.json()["rows"][0]["suppressed"] is True  # two firms: too few to show
+    assert tangxia.get("/v1/stats/overview").json()["applications"] == 2
     other = tangxia.get("/v1/stats/breakdown", params={"by": "town", "town_code": HUMEN})
     assert other.status_code == 404
     assert other.json()["code"] == "not_found"
@@ -551,7 +569,9 @@ def test_city_official_sees_every_town(world: World) -> None:
     assert by_town.json()["town_code"] is None
     rows = {row["key"]: row for row in by_town.json()["rows"]}
     assert sorted(rows) == [TANGXIA, HUMEN]
-    assert rows[TANGXIA]["approved"] == rows[HUMEN]["approved"] == 1
+    for town in (TANGXIA, HUMEN):
+        overview = city.get("/v1/stats/overview", params={"town_code": town})
+        assert overview.json()["approvals"] == 1
     firms = city.get("/v1/stats/firms")
     assert firms.json()["firms"] == 2
     for town in (TANGXIA, HUMEN):

@@ -25,7 +25,7 @@ def test_upgrade_is_idempotent(engine: Engine) -> None:
     upgrade(_url(engine))
     with engine.connect() as conn:
         version = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one()
-    assert version == "0003"
+    assert version == "0004"
 
 
 @pytest.mark.postgres
@@ -54,3 +54,29 @@ def test_downgrade_to_base_and_back(tmp_path: pytest.TempPathFactory) -> None:
     upgrade(url)
     assert "firm" in sa.inspect(inspector_engine).get_table_names()
     inspector_engine.dispose()
+
+
+@pytest.mark.postgres
+def test_concurrent_upgrades_wait_for_each_other(postgres_engine: Engine) -> None:
+    """Two processes migrating an empty database at once (a replica and the migration Job):
+    without the advisory lock one of them fails creating a table the other just created."""
+    import multiprocessing
+
+    name = f"{postgres_engine.url.database}_race"
+    admin = sa.create_engine(postgres_engine.url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = postgres_engine.url.set(database=name).render_as_string(hide_password=False)
+    try:
+        with multiprocessing.get_context("spawn").Pool(2) as pool:
+            pool.map(upgrade, [url, url])
+        fresh = sa.create_engine(url)
+        with fresh.connect() as conn:
+            version = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one()
+        fresh.dispose()
+        assert version == "0004"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

@@ -37,6 +37,24 @@ def test_seed_writes_a_consistent_world_once(engine: Engine, client: TestClient)
         )
         == 0
     )
+    # Every applicant was shown its product; some other firms were shown matches only.
+    unshown = (
+        "SELECT count(*) FROM application a WHERE NOT EXISTS (SELECT 1 FROM match_event m "
+        "WHERE m.firm_id = a.firm_id AND m.product_id = a.product_id)"
+    )
+    assert scalar(engine, unshown) == 0
+    browsers = (
+        "SELECT count(DISTINCT m.firm_id) FROM match_event m WHERE NOT EXISTS "
+        "(SELECT 1 FROM application a WHERE a.firm_id = m.firm_id)"
+    )
+    assert scalar(engine, browsers) > 0
+    # The statistics' copy of each decision's amount and rate agrees with the decision.
+    copied = (
+        "SELECT count(*) FROM decision d JOIN application a ON a.id = d.application_id "
+        "WHERE d.outcome = 'approved' AND (a.approved_amount_yuan IS DISTINCT FROM "
+        "d.approved_amount_yuan OR a.approved_rate_bp IS DISTINCT FROM d.rate_bp)"
+    )
+    assert scalar(engine, copied) == 0
     again = seed_demo(engine, n_firms=400, n_applications=500, now=now, progress=False)
     assert not again.seeded
     assert scalar(engine, "SELECT count(*) FROM firm") == 400

@@ -228,6 +228,8 @@ def decide(
         ApplicationStatus.APPROVED if approved else ApplicationStatus.REJECTED
     ).value
     application.decided_at = now
+    application.approved_amount_yuan = body.approved_amount_yuan if approved else None
+    application.approved_rate_bp = body.rate_bp if approved else None
     application.version += 1
     session.add(decision)
     try:

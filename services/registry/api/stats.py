@@ -1,54 +1,48 @@
-"""Statistics aggregations for officials: applications and amounts by a chosen dimension."""
+"""Statistics for officials (their town; a city official all towns) and admins.
+
+Filters common to every route: a period [date_from, date_to) in China time, a town, a product
+category. A town official asking for another town gets 404, as for any object out of scope.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
-from enum import StrEnum
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
+import orjson
 import sqlalchemy as sa
-from fastapi import APIRouter, Query
-from pydantic import BaseModel
-from sqlmodel import Session
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+from sqlmodel import Session, select
 
-from services.registry.api.deps import PrincipalDep, SessionDep, require_role
-from services.registry.models import Application, Decision, Firm, Principal, Product
+from services.registry import audit, stats
+from services.registry.api.deps import (
+    PrincipalDep,
+    ReadSessionDep,
+    SessionDep,
+    get_settings,
+    require_internal_token,
+    require_role,
+)
+from services.registry.api.deps import request_id as request_id_dep
+from services.registry.config import RegistrySettings
+from services.registry.models import Firm, Principal
 from services.registry.models.columns import table_of
+from services.registry.seed.loader import DEMO_PORTAL
+from services.registry.stats import Dimension, Filters
 from shared.enums import PrincipalRole
-from shared.errors import NotFound
+from shared.errors import NotFound, Unprocessable
+from shared.schemas.firm import FirmFeatures
+from shared.vocab.categories import CATEGORIES, ProductCategory
 from shared.vocab.towns import is_town_code
 
 router = APIRouter(prefix="/v1/stats", tags=["stats"])
 
-APP = table_of(Application)
-DEC = table_of(Decision)
-PROD = table_of(Product)
-FIRM = table_of(Firm)
-
-
-class Dimension(StrEnum):
-    TOWN = "town"
-    CATEGORY = "category"
-    INSTITUTION = "institution"
-    SIZE_CLASS = "size_class"
-    MONTH = "month"
-
-
-class BreakdownRow(BaseModel):
-    key: str
-    applications: int
-    approved: int
-    rejected: int
-    pending: int
-    requested_amount_yuan: int
-    approved_amount_yuan: int
-    first_loan_approved: int
-
-
-class Breakdown(BaseModel):
-    by: Dimension
-    town_code: str | None
-    rows: list[BreakdownRow]
+SettingsDep = Annotated[RegistrySettings, Depends(get_settings)]
+EARLIEST = date(2000, 1, 1)
+LATEST = date(2100, 1, 1)
 
 
 def scoped_town(principal: Principal, town_code: str | None) -> str | None:
@@ -62,93 +56,333 @@ def scoped_town(principal: Principal, town_code: str | None) -> str | None:
     return town_code
 
 
-def _month(session: Session, column: Any) -> Any:
-    if session.get_bind().dialect.name == "postgresql":
-        return sa.func.to_char(column, "YYYY-MM")
-    return sa.func.strftime("%Y-%m", column)
+def filters(
+    principal: PrincipalDep,
+    date_from: Annotated[date | None, Query(description="first day (China time)")] = None,
+    date_to: Annotated[date | None, Query(description="day after the last day")] = None,
+    town_code: Annotated[str | None, Query(max_length=9)] = None,
+    category: Annotated[ProductCategory | None, Query()] = None,
+) -> Filters:
+    require_role(principal, PrincipalRole.OFFICIAL, PrincipalRole.ADMIN)
+    for name, day in (("date_from", date_from), ("date_to", date_to)):
+        if day is not None and not EARLIEST <= day < LATEST:
+            raise Unprocessable(f"{name} must lie between 2000 and 2099", field=name)
+    if date_from is not None and date_to is not None and date_to <= date_from:
+        raise Unprocessable("date_to must be after date_from", field="date_to")
+    return Filters(
+        date_from=date_from,
+        date_to=date_to,
+        town_code=scoped_town(principal, town_code),
+        category=None if category is None else category.value,
+    )
+
+
+FiltersDep = Annotated[Filters, Depends(filters)]
+
+
+class Overview(BaseModel):
+    filters: dict[str, Any]
+    synthetic: bool = Field(description="True when the figures come from the demo data")
+    firms_registered: int
+    firms_with_need: int
+    firms_matched: int
+    applications: int
+    approvals: int
+    rejections: int
+    pending: int
+    approval_rate: float | None = Field(description="approvals / decided applications")
+    requested_amount_yuan: int
+    approved_amount_yuan: int
+    first_loan_firms: int = Field(description="首贷户: firms whose first loan was approved")
+    first_loan_rate: float | None = Field(description="first-loan firms / firms approved")
+    small_micro_share_of_approved: float | None
+    response_hours_median: float | None
+    response_hours_p90: float | None
+    average_approved_rate_bp: float | None
+
+
+class BreakdownRow(BaseModel):
+    key: str
+    label_zh: str
+    label_en: str
+    suppressed: bool = Field(description="fewer than 3 firms: figures withheld")
+    firms: int | None
+    applications: int | None
+    approved: int | None
+    rejected: int | None
+    pending: int | None
+    approval_rate: float | None
+    requested_amount_yuan: int | None
+    approved_amount_yuan: int | None
+    first_loan_approved: int | None
+
+
+class Breakdown(BaseModel):
+    by: Dimension
+    filters: dict[str, Any]
+    town_code: str | None
+    rows: list[BreakdownRow]
+
+
+class LeagueRow(BaseModel):
+    institution_id: int
+    name: str
+    kind: str
+    suppressed: bool
+    applications: int | None
+    decided: int | None
+    approved: int | None
+    approval_rate: float | None
+    response_hours_median: float | None
+    response_hours_p90: float | None
+    approved_amount_yuan: int | None
+    small_micro_approved_amount_yuan: int | None
+    first_loans: int | None
+    overdue: int | None = Field(description="answered after the deadline, or not yet and late")
+    overdue_share: float | None
+
+
+class League(BaseModel):
+    deadline_working_days: int
+    filters: dict[str, Any]
+    rows: list[LeagueRow]
+
+
+class MatchedGap(BaseModel):
+    town_code: str
+    town_zh: str
+    town_en: str
+    industry_section: str
+    section_zh: str
+    section_en: str
+    suppressed: bool
+    firms_matched: int | None
+    firms_matched_no_application: int | None
+
+
+class MatchedGaps(BaseModel):
+    filters: dict[str, Any]
+    rows: list[MatchedGap]
+
+
+class Target(BaseModel):
+    key: str
+    label_zh: str
+    label_en: str
+    plan_item: int
+    unit: str
+    comparison: str
+    target: float
+    current: float | None
+    progress: float | None = Field(description="current / target; 1.0 or more is met")
+    met: bool
+
+
+class Targets(BaseModel):
+    town_code: str | None
+    rows: list[Target]
+
+
+def is_synthetic(session: Session) -> bool:
+    """Whether the demo data was seeded into this database (then every figure is synthetic)."""
+    demo = session.exec(select(Principal.id).where(Principal.name == DEMO_PORTAL)).first()
+    return demo is not None
+
+
+@router.get("/overview", response_model=Overview)
+def overview(session: ReadSessionDep, f: FiltersDep) -> dict[str, Any]:
+    """Registered firms, needs, matches, applications, approvals, amounts and response times."""
+    figures = stats.overview(session.connection(), f)
+    return {"filters": f.as_dict(), "synthetic": is_synthetic(session), **figures}
 
 
 @router.get("/breakdown", response_model=Breakdown)
-def breakdown(
-    session: SessionDep,
-    principal: PrincipalDep,
-    by: Dimension,
-    town_code: Annotated[str | None, Query(max_length=9)] = None,
-    date_from: datetime | None = None,
-    date_to: datetime | None = None,
+def breakdown(session: ReadSessionDep, f: FiltersDep, by: Dimension) -> dict[str, Any]:
+    rows = stats.breakdown(session.connection(), by, f)
+    return {"by": by, "filters": f.as_dict(), "town_code": f.town_code, "rows": rows}
+
+
+@router.get("/institutions", response_model=League)
+def institutions(
+    session: ReadSessionDep,
+    f: FiltersDep,
+    settings: SettingsDep,
+    deadline_days: Annotated[int | None, Query(ge=1, le=60)] = None,
 ) -> dict[str, Any]:
-    require_role(principal, PrincipalRole.OFFICIAL, PrincipalRole.ADMIN)
-    town = scoped_town(principal, town_code)
-    key = {
-        Dimension.TOWN: APP.c.town_code,
-        Dimension.CATEGORY: PROD.c.category,
-        Dimension.INSTITUTION: sa.cast(APP.c.institution_id, sa.String),
-        Dimension.SIZE_CLASS: APP.c.size_class,
-        Dimension.MONTH: _month(session, APP.c.submitted_at),
-    }[by].label("key")
-    status = APP.c.status
-    stmt = (
-        sa.select(
-            key,
-            sa.func.count().label("applications"),
-            sa.func.sum(sa.case((status == "approved", 1), else_=0)).label("approved"),
-            sa.func.sum(sa.case((status == "rejected", 1), else_=0)).label("rejected"),
-            sa.func.sum(sa.case((status == "submitted", 1), else_=0)).label("pending"),
-            sa.func.coalesce(sa.func.sum(APP.c.requested_amount_yuan), 0).label("requested"),
-            sa.func.coalesce(sa.func.sum(DEC.c.approved_amount_yuan), 0).label("approved_amt"),
-            sa.func.sum(
-                sa.case((sa.and_(status == "approved", APP.c.is_first_loan), 1), else_=0)
-            ).label("first_loan"),
-        )
-        .select_from(
-            APP.join(PROD, PROD.c.id == APP.c.product_id).outerjoin(
-                DEC, DEC.c.application_id == APP.c.id
-            )
-        )
-        .group_by(key)
-        .order_by(key)
-    )
-    if town is not None:
-        stmt = stmt.where(APP.c.town_code == town)
-    if date_from is not None:
-        stmt = stmt.where(APP.c.submitted_at >= date_from)
-    if date_to is not None:
-        stmt = stmt.where(APP.c.submitted_at < date_to)
+    """The institution league table (action-plan item 68)."""
+    days = deadline_days or settings.response_deadline_working_days
+    today = datetime.now(UTC).astimezone(stats.CHINA_TZ).date()
+    rows = stats.institutions(session.connection(), f, days, today)
+    return {"deadline_working_days": days, "filters": f.as_dict(), "rows": rows}
+
+
+@router.get("/coverage/matched", response_model=MatchedGaps)
+def matched_without_application(session: ReadSessionDep, f: FiltersDep) -> dict[str, Any]:
+    """Per town and industry section: firms shown matches that never applied."""
+    rows = stats.matched_without_application(session.connection(), f)
+    return {"filters": f.as_dict(), "rows": rows}
+
+
+@router.get("/targets", response_model=Targets)
+def targets(session: ReadSessionDep, f: FiltersDep, settings: SettingsDep) -> dict[str, Any]:
+    """Progress towards the action plan's targets (for a town: its contribution to them)."""
+    conn = session.connection()
+    town_only = Filters(town_code=f.town_code)
+    firms, _ = stats.registered_firms(conn, f.town_code)
+    amounts = stats.category_amounts(conn, town_only)
+    granted = sum(v["approved"] for v in amounts.values())
+
+    def share(categories: tuple[ProductCategory, ...], part: str) -> float | None:
+        chosen = [amounts.get(c.value) for c in categories]
+        total = sum(v["approved"] for v in chosen if v)
+        return None if total == 0 else round(sum(v[part] for v in chosen if v) / total, 4)
+
+    def names(categories: tuple[ProductCategory, ...]) -> str:
+        return "、".join(CATEGORIES[c].name_zh for c in categories)
+
     rows = [
-        BreakdownRow(
-            key=str(r.key),
-            applications=int(r.applications),
-            approved=int(r.approved or 0),
-            rejected=int(r.rejected or 0),
-            pending=int(r.pending or 0),
-            requested_amount_yuan=int(r.requested),
-            approved_amount_yuan=int(r.approved_amt),
-            first_loan_approved=int(r.first_loan or 0),
-        )
-        for r in session.execute(stmt)
+        _target(
+            "firms_registered",
+            "平台注册企业数",
+            "Firms registered on the platform",
+            65,
+            "firms",
+            ">=",
+            settings.target_firms_registered,
+            firms,
+        ),
+        _target(
+            "credit_granted_yuan",
+            "获得授信金额",
+            "Credit granted on the platform",
+            65,
+            "yuan",
+            ">=",
+            settings.target_credit_granted_yuan,
+            granted,
+        ),
+        _target(
+            "trade_finance_sme_share",
+            f"贸易融资中小企业金额占比（{names(settings.trade_finance_categories)}）",
+            "SME share of trade-finance amount",
+            69,
+            "share",
+            ">",
+            settings.target_trade_finance_sme_share,
+            share(settings.trade_finance_categories, "sme"),
+        ),
+        _target(
+            "guarantee_small_agri_share",
+            f"新增支小支农担保金额占比（{names(settings.guarantee_categories)}）",
+            "Share of guarantee amount to small, micro and agricultural firms",
+            74,
+            "share",
+            ">=",
+            settings.target_guarantee_small_agri_share,
+            share(settings.guarantee_categories, "small_micro_or_agri"),
+        ),
     ]
-    return {"by": by, "town_code": town, "rows": rows}
+    return {"town_code": f.town_code, "rows": rows}
+
+
+def _target(
+    key: str,
+    label_zh: str,
+    label_en: str,
+    plan_item: int,
+    unit: str,
+    comparison: str,
+    target: float,
+    current: float | None,
+) -> dict[str, Any]:
+    progress = None if current is None or not target else round(current / target, 4)
+    met = current is not None and (current > target if comparison == ">" else current >= target)
+    return {
+        "key": key,
+        "label_zh": label_zh,
+        "label_en": label_en,
+        "plan_item": plan_item,
+        "unit": unit,
+        "comparison": comparison,
+        "target": target,
+        "current": current,
+        "progress": progress,
+        "met": met,
+    }
 
 
 @router.get("/firms")
 def firms_registered(
-    session: SessionDep,
+    session: ReadSessionDep,
     principal: PrincipalDep,
     town_code: Annotated[str | None, Query(max_length=9)] = None,
 ) -> dict[str, Any]:
     """Registered firms by size class (and town), with how many state a financing need."""
     require_role(principal, PrincipalRole.OFFICIAL, PrincipalRole.ADMIN)
     town = scoped_town(principal, town_code)
-    stmt = sa.select(
-        FIRM.c.size_class,
-        sa.func.count().label("firms"),
-        sa.func.sum(sa.case((FIRM.c.need_amount_yuan.is_not(None), 1), else_=0)).label("needs"),
-    ).group_by(FIRM.c.size_class)
-    if town is not None:
-        stmt = stmt.where(FIRM.c.town_code == town)
-    by_size = {
-        r.size_class: {"firms": int(r.firms), "with_need": int(r.needs or 0)}
-        for r in session.execute(stmt)
-    }
+    by_size = stats.firms_by_size(session.connection(), town)
     total = sum(v["firms"] for v in by_size.values())
     return {"town_code": town, "firms": total, "by_size_class": by_size}
+
+
+# Internal: what the matching service needs for coverage and what-if, and their audit trail.
+
+internal = APIRouter(tags=["internal"], dependencies=[Depends(require_internal_token)])
+
+FEATURE_COLUMNS = ("id", *FirmFeatures.model_fields)
+
+
+@internal.get(
+    "/internal/exports/firms",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/x-ndjson": {}}}},
+)
+def export_firms(
+    request: Request, town_code: Annotated[str | None, Query(max_length=9)] = None
+) -> StreamingResponse:
+    """Every registered firm as the matching service sees it (no name, no credit code)."""
+    if town_code is not None and not is_town_code(town_code):
+        raise NotFound(f"town {town_code} not found")
+    engine = request.app.state.engine
+    firm = table_of(Firm)
+    stmt = sa.select(*(firm.c[name] for name in FEATURE_COLUMNS)).order_by(firm.c.id)
+    if town_code is not None:
+        stmt = stmt.where(firm.c.town_code == town_code)
+
+    def stream() -> Iterator[bytes]:
+        with engine.connect() as conn:
+            result = conn.execution_options(yield_per=5_000).execute(stmt)
+            for rows in result.partitions():
+                yield b"".join(orjson.dumps(dict(row._mapping)) + b"\n" for row in rows)
+
+    return StreamingResponse(stream(), media_type="application/x-ndjson")
+
+
+class AuditIn(BaseModel):
+    action: str = Field(max_length=32, pattern=r"^[a-z_.-]+$")
+    entity: str = Field(max_length=32, pattern=r"^[a-z_.-]+$")
+    entity_id: str | None = Field(default=None, max_length=64)
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+@internal.post("/internal/audit", status_code=201)
+def append_audit(
+    body: AuditIn,
+    session: SessionDep,
+    principal: PrincipalDep,
+    request_id: Annotated[str | None, Depends(request_id_dep)],
+) -> dict[str, bool]:
+    """Record a read that must leave a trace (a policy what-if) for the acting principal."""
+    if len(orjson.dumps(body.detail)) > 8_192:
+        raise Unprocessable("detail is larger than 8 KiB", field="detail")
+    audit.record(
+        session,
+        principal_id=principal.id,
+        action=body.action,
+        entity=body.entity,
+        entity_id=body.entity_id,
+        request_id=request_id,
+        detail=body.detail,
+    )
+    session.commit()
+    return {"recorded": True}

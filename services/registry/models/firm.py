@@ -86,6 +86,7 @@ class Firm(SQLModel, table=True):
     __table_args__ = (
         sa.Index("ix_firm_owner_id", "owner_principal_id", "id"),
         sa.Index("ix_firm_town_size", "town_code", "size_class"),
+        sa.Index("ix_firm_created", "created_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True, sa_type=BigId)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -23,6 +24,7 @@ from services.registry.models import (
     Decision,
     Firm,
     Institution,
+    MatchEvent,
     Principal,
     Product,
     ProductCreate,
@@ -145,6 +147,7 @@ def seed_demo(
         now,
         progress,
     )
+    _seed_match_events(engine, product_rows, seed, now)
     if keys_file is not None:
         keys_file.parent.mkdir(parents=True, exist_ok=True)
         keys_file.write_text(json.dumps(result.keys, indent=2, ensure_ascii=False))
@@ -208,6 +211,8 @@ def _seed_history(
                         "is_first_loan": not firm.has_borrowed_before,
                         "submitted_at": submitted,
                         "decided_at": item["decided_at"] if outcome else None,
+                        "approved_amount_yuan": item.get("approved_amount_yuan"),
+                        "approved_rate_bp": item.get("rate_bp"),
                         "version": 1 if outcome is None else 2,
                     },
                 ).scalar_one()
@@ -230,6 +235,51 @@ def _seed_history(
         bar.update(len(chunk))
     bar.close()
     return written
+
+
+def _seed_match_events(
+    engine: Engine, product_rows: list[Product], seed: int, now: datetime
+) -> None:
+    """What the portal showed firms: every applicant saw its product the day before it
+    applied, and about a third of the other firms with a need browsed matches and stopped
+    there (the officials' "matched but never applied")."""
+    rng = random.Random(seed)
+    event = table_of(MatchEvent)
+    with Session(engine) as session:
+        applied = session.execute(
+            select(Application.firm_id, Application.product_id, Application.submitted_at)
+        ).all()
+        firms = session.execute(select(Firm.id, Firm.town_code, Firm.need_amount_yuan)).all()
+        towns = {f.id: f.town_code for f in firms}
+        rows = [
+            _event(firm_id, product_id, towns[firm_id], at - timedelta(days=1))
+            for firm_id, product_id, at in applied
+            if firm_id in towns
+        ]
+        seen = {firm_id for firm_id, _, _ in applied}
+        for firm in firms:
+            if firm.id not in seen and firm.need_amount_yuan is not None and rng.random() < 0.33:
+                product = rng.choice(product_rows)
+                at = now - timedelta(days=rng.uniform(0, 365))
+                rows.append(_event(firm.id, product.id or 0, firm.town_code, at))
+        for chunk in _chunks(rows, 5_000):
+            session.execute(event.insert(), chunk)
+        session.commit()
+
+
+def _event(firm_id: int, product_id: int, town_code: str, at: datetime) -> dict[str, Any]:
+    return {
+        "firm_id": firm_id,
+        "product_id": product_id,
+        "rank": 1,
+        "score": 0.5,
+        "approval_probability": None,
+        "eligible": True,
+        "model_version": "demo-seed",
+        "degraded": False,
+        "town_code": town_code,
+        "created_at": at,
+    }
 
 
 def _str_or_none(value: object) -> str | None:

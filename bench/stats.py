@@ -1,0 +1,404 @@
+"""Benchmark officials' statistics on PostgreSQL at city scale: uncached and cached.
+
+Builds a database of 500,000 firms, 1,000,000 applications (with their snapshots, so rows are
+as wide as real ones) and 600,000 match events, spread over two years, with COPY; then times
+the overview (city and one town) and the breakdown by town:
+
+- uncached: straight from the registry process over HTTP (the SQL aggregates, every time);
+- cached: through a gateway process whose Redis cache already holds the answer;
+- the baseline in the same run: the gateway's /healthz, i.e. the cost of an HTTP round trip
+  with nothing behind it, so the cached figure can be read as a ratio.
+
+Targets (issue 5): ≤ 200 ms uncached, ≤ 10 ms cached.
+
+    python -m bench.stats [--firms 500000] [--applications 1000000] [--repeat 15] [--keep]
+
+Needs FINMATCH_BENCH_POSTGRES_URL (default postgresql://postgres@127.0.0.1:5432/test) and
+FINMATCH_BENCH_REDIS_URL (default redis://127.0.0.1:6379/7).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import orjson
+import psycopg
+import redis
+from sqlmodel import Session
+
+from bench.import_firms import create_database, database_url, drop_database, free_port
+from services.registry.db import make_engine
+from services.registry.migrate import upgrade
+from services.registry.models import Institution, Principal, Product
+from services.registry.models.product import ProductCreate
+from services.registry.seed.catalogue import institutions, products
+from shared.vocab.towns import TOWNS, census_weights
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DATABASE = "finmatch_bench_stats"
+TOKEN = "bench-internal-token"
+TANGXIA = "441900116"
+TARGET_UNCACHED_MS = 200.0
+TARGET_CACHED_MS = 10.0
+NOW = datetime(2026, 11, 1, tzinfo=UTC)
+SECTIONS = list("ABCDEFGHIJKLMNOPQRST")
+SECTION_WEIGHTS = np.array([2, 0.2, 45, 0.5, 3, 12] + [37.3 / 14] * 14)
+SIZES = ["micro", "small", "medium", "large"]
+FIRM_DEFAULTS: dict[str, Any] = {
+    "export_revenue_usd": 0,
+    "invention_patents": 1,
+    "utility_patents": 2,
+    "trademarks": 1,
+    "is_high_tech": False,
+    "is_specialized_sme": False,
+    "gov_procurement_contracts_yuan": 0,
+    "core_enterprise_receivables_yuan": 0,
+    "is_green_listed": False,
+    "collateral_real_estate_yuan": 0,
+    "collateral_equipment_yuan": 0,
+    "consent_matching": True,
+    "version": 1,
+}
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--firms", type=int, default=500_000)
+    parser.add_argument("--applications", type=int, default=1_000_000)
+    parser.add_argument("--events", type=int, default=600_000)
+    parser.add_argument("--repeat", type=int, default=15, help="timed requests per query")
+    parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    parser.add_argument("--reuse", action="store_true", help="reuse a kept database")
+    return parser.parse_args(argv)
+
+
+# --- the world ----------------------------------------------------------------------------
+
+
+def _copy(conn: psycopg.Connection[Any], table: str, columns: Sequence[str], rows: Any) -> None:
+    with conn.cursor() as cur, cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as cp:
+        for row in rows:
+            cp.write_row(row)
+
+
+def build(url: str, n_firms: int, n_apps: int, n_events: int) -> dict[str, int]:
+    rng = np.random.default_rng(20201105)
+    upgrade(url)
+    engine = make_engine(url)
+    with Session(engine, expire_on_commit=False) as session:
+        people = {
+            "portal": Principal(role="portal", name="bench portal"),
+            "city": Principal(role="official", name="bench city official"),
+            "town": Principal(role="official", name="bench town official", town_code=TANGXIA),
+        }
+        session.add_all(people.values())
+        inst_rows = [Institution(**spec) for spec in institutions()]
+        session.add_all(inst_rows)
+        session.flush()
+        product_objs = []
+        for inst_index, spec in products():
+            values = ProductCreate.model_validate(spec).model_dump(mode="json")
+            product_objs.append(Product(**values, institution_id=inst_rows[inst_index].id))
+        session.add_all(product_objs)
+        session.commit()
+        ids = {name: int(p.id or 0) for name, p in people.items()}
+        product_rows = [(p.id, p.institution_id, {"name": p.name}) for p in product_objs]
+    engine.dispose()
+    with psycopg.connect(url) as conn:
+        portal = ids["portal"]
+
+        print(f"  firms: {n_firms:,} …", flush=True)
+        weights = census_weights()
+        towns = [t.code for t in TOWNS]
+        town_p = np.array([weights.get(t, 0.5) for t in towns])
+        firm_town = rng.choice(len(towns), n_firms, p=town_p / town_p.sum())
+        firm_section = rng.choice(len(SECTIONS), n_firms, p=SECTION_WEIGHTS / SECTION_WEIGHTS.sum())
+        firm_size = rng.choice(4, n_firms, p=[0.62, 0.3, 0.07, 0.01])
+        firm_need = rng.random(n_firms) < 0.7
+        firm_created = NOW - timedelta(days=730) * rng.random(n_firms)
+        firm_first = rng.random(n_firms) < 0.15
+
+        def firms() -> Iterator[tuple[Any, ...]]:
+            for i in range(n_firms):
+                yield (
+                    f"91441900B{i:08d}X"[:18],
+                    portal,
+                    f"东莞市基准{i}有限公司",
+                    towns[firm_town[i]],
+                    SECTIONS[firm_section[i]],
+                    date(2010, 1, 1) + timedelta(days=int(i % 4000)),
+                    int(5 + i % 200),
+                    int(1_000_000 + (i * 7919) % 90_000_000),
+                    int(1_000_000 + (i * 104729) % 60_000_000),
+                    2_000_000 if firm_need[i] else None,
+                    12 if firm_need[i] else None,
+                    not firm_first[i],
+                    SIZES[firm_size[i]],
+                    "miit-2011",
+                    firm_created[i],
+                    firm_created[i],
+                    *FIRM_DEFAULTS.values(),
+                )
+
+        _copy(
+            conn,
+            "firm",
+            [
+                "credit_code", "owner_principal_id", "name", "town_code", "industry_section",
+                "established_on", "employees", "annual_revenue_yuan", "total_assets_yuan",
+                "need_amount_yuan", "need_term_months", "has_borrowed_before", "size_class",
+                "size_ruleset", "created_at", "updated_at", *FIRM_DEFAULTS,
+            ],
+            firms(),
+        )  # fmt: skip
+        conn.commit()
+        first_firm = conn.execute("SELECT min(id) FROM firm").fetchone()[0]  # type: ignore[index]
+
+        print(f"  applications: {n_apps:,} …", flush=True)
+        app_firm = rng.integers(0, n_firms, n_apps)
+        app_product = rng.integers(0, len(product_rows), n_apps)
+        submitted = NOW - timedelta(days=730) * rng.random(n_apps)
+        response_days = rng.gamma(2.0, 2.0, n_apps)
+        status_roll = rng.random(n_apps)
+        snapshot = orjson.dumps(
+            {"name": "东莞市基准有限公司", "employees": 45, "annual_revenue_yuan": 18_000_000,
+             "total_assets_yuan": 12_000_000, "export_revenue_usd": 0, "invention_patents": 2,
+             "utility_patents": 5, "credit_rating": "A", "need_purpose": "采购原材料" * 4}
+        ).decode()  # fmt: skip
+
+        still_open: set[tuple[int, int]] = set()
+
+        def applications() -> Iterator[tuple[Any, ...]]:
+            for k in range(n_apps):
+                i = int(app_firm[k])
+                pid, inst, spec = product_rows[int(app_product[k])]
+                roll = status_roll[k]
+                status = (
+                    "approved" if roll < 0.55 else "rejected" if roll < 0.85
+                    else "withdrawn" if roll < 0.87 else "submitted"
+                )  # fmt: skip
+                if status == "submitted":  # one open application per firm and product
+                    if (i, pid) in still_open:
+                        status = "withdrawn"
+                    still_open.add((i, pid))
+                decided = status in ("approved", "rejected")
+                at = submitted[k]
+                approved = status == "approved"
+                yield (
+                    first_firm + i, pid, inst, portal, 2_000_000, 12, status, True, "2026-11-v1",
+                    at, snapshot, orjson.dumps({"name": spec["name"]}).decode(),
+                    towns[firm_town[i]], SECTIONS[firm_section[i]], SIZES[firm_size[i]],
+                    bool(firm_first[i]), at,
+                    at + timedelta(days=float(response_days[k])) if decided else None,
+                    1_500_000 if approved else None, 380 if approved else None,
+                    2 if decided else 1,
+                )  # fmt: skip
+
+        _copy(
+            conn,
+            "application",
+            [
+                "firm_id", "product_id", "institution_id", "owner_principal_id",
+                "requested_amount_yuan", "requested_term_months", "status",
+                "consent_share_profile", "consent_text_version", "consent_at", "firm_snapshot",
+                "product_snapshot", "town_code", "industry_section", "size_class",
+                "is_first_loan", "submitted_at", "decided_at", "approved_amount_yuan",
+                "approved_rate_bp", "version",
+            ],
+            applications(),
+        )  # fmt: skip
+        conn.commit()
+
+        print(f"  match events: {n_events:,} …", flush=True)
+        event_firm = rng.integers(0, n_firms, n_events)
+        event_product = rng.integers(0, len(product_rows), n_events)
+        event_at = NOW - timedelta(days=730) * rng.random(n_events)
+        _copy(
+            conn,
+            "match_event",
+            ["firm_id", "product_id", "rank", "score", "eligible", "model_version", "degraded",
+             "town_code", "created_at"],
+            (
+                (first_firm + int(event_firm[k]), product_rows[int(event_product[k])][0], 1, 0.5,
+                 True, "bench", False, towns[firm_town[int(event_firm[k])]], event_at[k])
+                for k in range(n_events)
+            ),
+        )  # fmt: skip
+        conn.commit()
+    with psycopg.connect(url, autocommit=True) as conn:
+        print("  VACUUM ANALYZE …", flush=True)
+        conn.execute("VACUUM ANALYZE")
+    return {"city": ids["city"], "town": ids["town"]}
+
+
+def officials(url: str) -> dict[str, int]:
+    with psycopg.connect(url) as conn:
+        rows = dict(
+            conn.execute(
+                "SELECT name, id FROM principal WHERE name IN "
+                "('bench city official', 'bench town official')"
+            ).fetchall()
+        )
+    return {"city": rows["bench city official"], "town": rows["bench town official"]}
+
+
+# --- the services ---------------------------------------------------------------------------
+
+
+@contextmanager
+def serve(module: str, port: int, env: dict[str, str]) -> Iterator[str]:
+    base = f"http://127.0.0.1:{port}"
+    full = os.environ | env | {"FINMATCH_INTERNAL_TOKEN": TOKEN, "FINMATCH_LOG_LEVEL": "WARNING"}
+    full["PYTHONPATH"] = str(REPO_ROOT)
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", module, "serve"], cwd=REPO_ROOT, env=full, stdout=log, stderr=log
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    log.seek(0)
+                    raise SystemExit(f"{module} did not start:\n{log.read().decode()[-3000:]}")
+                try:
+                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.2)
+            yield base
+        finally:
+            process.terminate()
+            process.wait(timeout=20)
+
+
+def timed(client: httpx.Client, path: str, repeat: int, **kwargs: Any) -> list[float]:
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        answer = client.get(path, **kwargs)
+        times.append((time.perf_counter() - started) * 1000)
+        if answer.status_code != 200:
+            raise SystemExit(f"{path}: {answer.status_code} {answer.text[:300]}")
+    return times
+
+
+def issue_key(url: str, principal_id: int) -> str:
+    from services.registry.api.access import issue_key as issue
+
+    engine = make_engine(url)
+    try:
+        with Session(engine) as session:
+            owner = session.get(Principal, principal_id)
+            assert owner is not None
+            key, _ = issue(session, owner, label="bench")
+            session.commit()
+            return key
+    finally:
+        engine.dispose()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    admin_url = os.environ.get(
+        "FINMATCH_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+    )
+    redis_url = os.environ.get("FINMATCH_BENCH_REDIS_URL", "redis://127.0.0.1:6379/7")
+    url = database_url(admin_url, DATABASE)
+    print(f"bench-stats: {args.firms:,} firms, {args.applications:,} applications on PostgreSQL")
+    if args.reuse:
+        who = officials(url)
+    else:
+        create_database(admin_url, DATABASE)
+        started = time.perf_counter()
+        who = build(url, args.firms, args.applications, args.events)
+        print(f"  built in {time.perf_counter() - started:.0f} s")
+    prefix = f"finmatch-bench-stats:{os.getpid()}:"
+    registry_port, gateway_port = free_port(), free_port()
+    registry_env = {
+        "FINMATCH_DATABASE_URL": url,
+        "FINMATCH_REGISTRY_PORT": str(registry_port),
+    }
+    gateway_env = {
+        "FINMATCH_GATEWAY_PORT": str(gateway_port),
+        "FINMATCH_REGISTRY_URL": f"http://127.0.0.1:{registry_port}",
+        "FINMATCH_MATCHING_URL": "http://127.0.0.1:1",
+        "FINMATCH_REDIS_URL": redis_url,
+        "FINMATCH_REDIS_PREFIX": prefix,
+        "FINMATCH_STATS_CACHE_SECONDS": "600",
+        "FINMATCH_RATE_LIMIT_OFFICIAL": "1000000",
+    }
+    city_key = issue_key(url, who["city"])
+    town_key = issue_key(url, who["town"])
+    queries = [
+        ("overview, city", "/v1/stats/overview", {}, "city"),
+        ("overview, one town", "/v1/stats/overview", {}, "town"),
+        ("overview, city, one year", "/v1/stats/overview",
+         {"date_from": "2025-11-01", "date_to": "2026-11-01"}, "city"),
+        ("breakdown by town", "/v1/stats/breakdown", {"by": "town"}, "city"),
+    ]  # fmt: skip
+    results = []
+    try:
+        with (
+            serve("services.registry.cli", registry_port, registry_env) as registry,
+            serve("services.gateway.cli", gateway_port, gateway_env) as gateway,
+            httpx.Client(base_url=registry, timeout=60) as reg,
+            httpx.Client(base_url=gateway, timeout=60) as gw,
+        ):
+            for name, path, params, role in queries:
+                headers = {"X-Internal-Token": TOKEN, "X-Principal-Id": str(who[role])}
+                timed(reg, path, 2, params=params, headers=headers)  # warm the buffer cache
+                uncached = timed(reg, path, args.repeat, params=params, headers=headers)
+                auth = {"Authorization": f"Bearer {city_key if role == 'city' else town_key}"}
+                timed(gw, path, 3, params=params, headers=auth)  # fills the cache
+                cached = timed(gw, path, args.repeat * 10, params=params, headers=auth)
+                results.append((name, uncached, cached))
+            floor = timed(gw, "/healthz", args.repeat * 10)
+    finally:
+        client = redis.Redis.from_url(redis_url)
+        keys = list(client.scan_iter(match=f"{prefix}*"))
+        if keys:
+            client.delete(*keys)
+        if not args.keep:
+            drop_database(admin_url, DATABASE)
+    return report(results, floor)
+
+
+def report(results: list[tuple[str, list[float], list[float]]], floor: list[float]) -> int:
+    floor_ms = statistics.median(floor)
+    print()
+    print(
+        f"{'query':<28} {'uncached p50':>13} {'max':>8} {'cached p50':>11} {'p99':>7} {'÷floor':>7}"
+    )
+    ok = True
+    for name, uncached, cached in results:
+        u50, umax = statistics.median(uncached), max(uncached)
+        c50, c99 = statistics.median(cached), float(np.percentile(cached, 99))
+        ok &= u50 <= TARGET_UNCACHED_MS and c50 <= TARGET_CACHED_MS
+        print(
+            f"{name:<28} {u50:>10.1f} ms {umax:>5.0f} ms {c50:>8.2f} ms {c99:>4.1f} ms "
+            f"{c50 / floor_ms:>6.1f}×"
+        )
+    print(f"{'floor: gateway /healthz':<28} {'':>13} {'':>8} {floor_ms:>8.2f} ms")
+    print()
+    print(
+        f"targets: uncached ≤ {TARGET_UNCACHED_MS:.0f} ms, cached ≤ {TARGET_CACHED_MS:.0f} ms "
+        f"(p50, one client): {'met' if ok else 'NOT met'}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,133 @@
+"""Coverage gaps and policy what-ifs for officials (the gateway scopes the town first)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field, model_validator
+
+from services.matching.policy import Criterion, coverage_gaps, what_if
+from services.matching.registry_client import RegistryClient
+from services.matching.tables import FirmTable
+from shared.errors import NotFound, Unprocessable
+from shared.schemas.firm import FirmFeatures
+from shared.schemas.product import ProductFeatures
+from shared.vocab.categories import ProductCategory
+from shared.vocab.towns import is_town_code
+
+router = APIRouter(prefix="/internal/policy", tags=["policy"])
+
+TownQuery = Annotated[str | None, Query(max_length=9)]
+
+
+class FirmSnapshots:
+    """The registered firms as columns, per town scope, re-read after ``ttl`` seconds.
+
+    Policy questions are about the population, not one firm: a snapshot a minute old answers
+    them as well as a fresh one, and reading 500,000 firms per question would not.
+    """
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._tables: dict[str | None, tuple[float, FirmTable]] = {}
+        self._lock = asyncio.Lock()
+
+    async def table(self, registry: RegistryClient, town_code: str | None) -> FirmTable:
+        async with self._lock:
+            cached = self._tables.get(town_code)
+            if cached is not None and time.monotonic() - cached[0] < self.ttl:
+                return cached[1]
+            lines = await registry.firms_export(town_code)
+            table = await run_in_threadpool(_firm_table, lines)
+            self._tables[town_code] = (time.monotonic(), table)
+            return table
+
+
+def _firm_table(lines: list[bytes]) -> FirmTable:
+    firms = [FirmFeatures.model_validate(orjson.loads(line)) for line in lines]
+    return FirmTable.from_firms(firms, datetime.now(UTC).date())
+
+
+def _registry(request: Request) -> RegistryClient:
+    registry: RegistryClient = request.app.state.models.registry
+    return registry
+
+
+def _town(town_code: str | None) -> str | None:
+    if town_code is not None and not is_town_code(town_code):
+        raise NotFound(f"town {town_code} not found")
+    return town_code
+
+
+async def _products(request: Request) -> tuple[str, list[ProductFeatures]]:
+    catalogue = await _registry(request).catalogue()
+    products = [ProductFeatures.model_validate(p) for p in catalogue["products"]]
+    return str(catalogue["version"]), products
+
+
+class WhatIfRequest(BaseModel):
+    product_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
+    category: ProductCategory | None = None
+    criterion: Criterion
+    value: float | list[str] | None = Field(
+        description="the new threshold (null removes it), or the allowed classes/sections"
+    )
+    town_code: str | None = Field(default=None, max_length=9)
+
+    @model_validator(mode="after")
+    def _one_target(self) -> WhatIfRequest:
+        if (self.product_id is None) == (self.category is None):
+            raise ValueError("name exactly one of product_id and category")
+        return self
+
+
+@router.post("/what-if")
+async def policy_what_if(body: WhatIfRequest, request: Request) -> dict[str, Any]:
+    """Firms that would newly qualify if one criterion of a product (or category) changed."""
+    town = _town(body.town_code)
+    version, catalogue = await _products(request)
+    if body.product_id is not None:
+        chosen = [p for p in catalogue if p.id == body.product_id]
+        if not chosen:
+            raise NotFound(f"product {body.product_id} not found", field="product_id")
+    else:
+        chosen = [p for p in catalogue if p.category == body.category]
+        if not chosen:
+            raise Unprocessable(f"no active product in category {body.category}", field="category")
+    firms = await request.app.state.firm_snapshots.table(_registry(request), town)
+    value: Any = body.value
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    today = datetime.now(UTC).date()
+    result = await run_in_threadpool(what_if, firms, chosen, body.criterion, value, today)
+    return {
+        "criterion": body.criterion,
+        "value": value,
+        "products": [p.id for p in chosen],
+        "town_code": town,
+        "catalogue_version": version,
+        "as_of": today.isoformat(),
+        **result.__dict__,
+    }
+
+
+@router.get("/coverage")
+async def coverage(request: Request, town_code: TownQuery = None) -> dict[str, Any]:
+    """Per town and section: firms with a need that no active product's rules admit."""
+    town = _town(town_code)
+    version, catalogue = await _products(request)
+    firms = await request.app.state.firm_snapshots.table(_registry(request), town)
+    today = datetime.now(UTC).date()
+    rows = await run_in_threadpool(coverage_gaps, firms, catalogue, today)
+    return {
+        "town_code": town,
+        "catalogue_version": version,
+        "as_of": today.isoformat(),
+        "rows": rows,
+    }

@@ -1,0 +1,186 @@
+"""Officials' policy questions answered by the eligibility rules over the registered firms.
+
+- Coverage: where firms state a need that no active product's rules admit.
+- What-if: change one eligibility criterion of a product (or of every product of a category)
+  and count the firms that would newly qualify for it, without changing any product.
+
+Both run the same vectorised rules as ranking (eligibility.evaluate_pairs) over every firm in
+chunks, so the answer is exactly what matching would say, firm by firm.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
+
+from services.matching.batch import eligibility_counts
+from services.matching.tables import SECTION_LETTERS, SIZE_CLASSES, TOWN_CODES, FirmTable, Ints
+from services.matching.tables import ProductTable as Products
+from shared.errors import Unprocessable
+from shared.schemas.product import ProductFeatures
+from shared.vocab.labels import section_label, size_class_label, town_label
+
+MIN_CELL_FIRMS = 3
+
+
+class Criterion(StrEnum):
+    """The criteria an official may change, named as the product's field it sets."""
+
+    MIN_EXPORT_USD = "min_export_usd"
+    MIN_REVENUE_YUAN = "min_revenue_yuan"
+    MAX_REVENUE_YUAN = "max_revenue_yuan"
+    MIN_YEARS = "min_years"
+    MIN_EMPLOYEES = "min_employees"
+    MIN_PATENTS = "min_patents"
+    SIZE_CLASSES = "size_classes"
+    INDUSTRY_SECTIONS = "industry_sections"
+
+
+FIELD_OF: dict[Criterion, str] = {
+    Criterion.MIN_EXPORT_USD: "min_export_usd",
+    Criterion.MIN_REVENUE_YUAN: "min_revenue_yuan",
+    Criterion.MAX_REVENUE_YUAN: "max_revenue_yuan",
+    Criterion.MIN_YEARS: "min_years_established",
+    Criterion.MIN_EMPLOYEES: "min_employees",
+    Criterion.MIN_PATENTS: "min_patents",
+    Criterion.SIZE_CLASSES: "elig_size_classes",
+    Criterion.INDUSTRY_SECTIONS: "elig_industry_sections",
+}
+LIST_CRITERIA = frozenset({Criterion.SIZE_CLASSES, Criterion.INDUSTRY_SECTIONS})
+
+
+def changed_products(
+    products: Sequence[ProductFeatures], criterion: Criterion, value: Any
+) -> list[ProductFeatures]:
+    """The products with the criterion set to ``value`` (None removes a threshold).
+
+    The new value goes through the same validation as a product listed over the API, so an
+    impossible value (a negative threshold, an unknown size class) is a 422 naming ``value``.
+    """
+    if criterion in LIST_CRITERIA and value is None:
+        value = []
+    if criterion not in LIST_CRITERIA and isinstance(value, list):
+        raise Unprocessable(f"{criterion.value} takes a number or null", field="value")
+    if criterion in LIST_CRITERIA and not isinstance(value, list):
+        raise Unprocessable(f"{criterion.value} takes a list", field="value")
+    field = FIELD_OF[criterion]
+    out = []
+    for product in products:
+        data = product.model_dump() | {field: value}
+        try:
+            out.append(ProductFeatures.model_validate(data))
+        except ValidationError as exc:
+            message = "; ".join(str(e["msg"]) for e in exc.errors())
+            raise Unprocessable(f"{criterion.value}: {message}", field="value") from exc
+    return out
+
+
+def _any_eligible(firms: FirmTable, products: Sequence[ProductFeatures], as_of: date) -> Any:
+    counts = eligibility_counts(firms, Products.from_products(products), as_of=as_of)
+    return counts.eligible_counts > 0
+
+
+def _cells(keys: Ints, mask: Any, names: Sequence[str], label: Any) -> list[dict[str, Any]]:
+    counts = np.bincount(keys[mask], minlength=len(names))
+    rows: list[dict[str, Any]] = []
+    for index in np.flatnonzero(counts).tolist():
+        key = str(names[index])
+        zh, en = label(key)
+        firms = int(counts[index])
+        suppressed = firms < MIN_CELL_FIRMS
+        rows.append(
+            {
+                "key": key,
+                "label_zh": zh,
+                "label_en": en,
+                "firms": None if suppressed else firms,
+                "suppressed": suppressed,
+            }
+        )
+    rows.sort(key=lambda r: (bool(r["suppressed"]), -int(r["firms"] or 0), str(r["key"])))
+    return rows
+
+
+@dataclass(frozen=True)
+class WhatIf:
+    firms_considered: int
+    baseline_eligible: int
+    changed_eligible: int
+    newly_qualifying: int
+    no_longer_qualifying: int
+    requested_amount_yuan: int
+    by_industry: list[dict[str, Any]]
+    by_size_class: list[dict[str, Any]]
+
+
+def what_if(
+    firms: FirmTable,
+    products: Sequence[ProductFeatures],
+    criterion: Criterion,
+    value: Any,
+    as_of: date,
+) -> WhatIf:
+    """Firms eligible for at least one of ``products`` now, and once the criterion changes."""
+    changed = changed_products(products, criterion, value)
+    if firms.m == 0:
+        before = after = np.zeros(0, dtype=np.bool_)
+    else:
+        before = _any_eligible(firms, products, as_of)
+        after = _any_eligible(firms, changed, as_of)
+    newly = after & ~before
+    need = np.nan_to_num(firms.need_amount[newly], nan=0.0)
+    return WhatIf(
+        firms_considered=firms.m,
+        baseline_eligible=int(before.sum()),
+        changed_eligible=int(after.sum()),
+        newly_qualifying=int(newly.sum()),
+        no_longer_qualifying=int((before & ~after).sum()),
+        requested_amount_yuan=int(need.sum()),
+        by_industry=_cells(firms.section, newly, SECTION_LETTERS, section_label),
+        by_size_class=_cells(firms.size, newly, SIZE_CLASSES, size_class_label),
+    )
+
+
+def coverage_gaps(
+    firms: FirmTable, products: Sequence[ProductFeatures], as_of: date
+) -> list[dict[str, Any]]:
+    """Per town and industry section: firms with a stated need, and those no product admits."""
+    if firms.m == 0:
+        return []
+    if products:
+        eligible = _any_eligible(firms, products, as_of)
+    else:
+        eligible = np.zeros(firms.m, dtype=np.bool_)
+    needs = ~np.isnan(firms.need_amount)
+    cell = firms.town * len(SECTION_LETTERS) + firms.section
+    size = len(TOWN_CODES) * len(SECTION_LETTERS)
+    with_need = np.bincount(cell[needs], minlength=size)
+    stranded = np.bincount(cell[needs & ~eligible], minlength=size)
+    rows: list[dict[str, Any]] = []
+    for index in np.flatnonzero(with_need).tolist():
+        town_index, section_index = divmod(int(index), len(SECTION_LETTERS))
+        town, section = TOWN_CODES[town_index], SECTION_LETTERS[section_index]
+        town_zh, town_en = town_label(town)
+        section_zh, section_en = section_label(section)
+        suppressed = int(with_need[index]) < MIN_CELL_FIRMS
+        rows.append(
+            {
+                "town_code": town,
+                "town_zh": town_zh,
+                "town_en": town_en,
+                "industry_section": section,
+                "section_zh": section_zh,
+                "section_en": section_en,
+                "firms_with_need": None if suppressed else int(with_need[index]),
+                "firms_with_need_no_eligible": None if suppressed else int(stranded[index]),
+                "suppressed": suppressed,
+            }
+        )
+    rows.sort(key=lambda r: (bool(r["suppressed"]), -int(r["firms_with_need_no_eligible"] or 0)))
+    return rows
