@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.finmatch-installed
 BENCH_STAMP := $(VENV)/.finmatch-bench-installed
 
-.PHONY: help install run seed test test-fast lint format migrate bench bench-quality bench-latency bench-batch bench-api clean
+.PHONY: help install run seed test test-fast lint format migrate bench bench-quality bench-latency bench-batch bench-api bench-stats clean
 
 help:
 	@echo "make run    - start registry, matching and gateway on SQLite with demo data"
@@ -17,6 +17,7 @@ help:
 	@echo "make bench  - benchmarks (set FINMATCH_BENCH_POSTGRES_URL for the PostgreSQL ones)"
 	@echo "make bench-quality / bench-latency / bench-batch - the matching benchmarks alone"
 	@echo "make bench-api - GET /v1/firms/{id}/matches through the gateway (PostgreSQL + Redis)"
+	@echo "make bench-stats - officials' statistics on 500k firms / 1M applications (PostgreSQL + Redis)"
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -50,13 +51,15 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# The browser tests get a session of their own (see tests/dashboard/conftest.py).
 test: lint
-	$(BIN)/pytest -n 2 -q
+	$(BIN)/pytest -n 2 -q --durations=15 --ignore=tests/dashboard/test_browser.py
+	$(BIN)/pytest -q tests/dashboard/test_browser.py
 
 test-fast: $(STAMP)
 	$(BIN)/pytest -q -x
 
-bench: $(STAMP) bench-quality bench-latency bench-batch bench-api
+bench: $(STAMP) bench-quality bench-latency bench-batch bench-api bench-stats
 	$(BIN)/python bench/import_firms.py
 
 bench-quality: $(BENCH_STAMP)
@@ -74,3 +77,6 @@ bench-api: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache var
+
+bench-stats: $(STAMP)
+	$(BIN)/python -m bench.stats

@@ -85,6 +85,8 @@ def main() -> int:
     # One fresh internal token per run, shared by the services and never printed.
     env.setdefault("FINMATCH_INTERNAL_TOKEN", secrets.token_urlsafe(32))
     env.setdefault("FINMATCH_MODEL_SIGNING_KEY", _signing_key())
+    # Three services share this terminal: lines for people, not JSON for a log pipeline.
+    env.setdefault("FINMATCH_LOG_FORMAT", "text")
     Path("var").mkdir(exist_ok=True)
     processes: list[tuple[ServiceSpec, subprocess.Popen[bytes]]] = []
 
@@ -152,6 +154,7 @@ def print_summary() -> None:
         "finmatch is running (synthetic demo data, SQLite, in-process cache):",
         f"  API        {gateway.url}/v1",
         f"  API docs   {gateway.url}/docs",
+        f"  dashboard  {gateway.url}/dashboard  (sign in with an official_* or admin key below)",
         "  internal   " + ", ".join(f"{s.name} {s.url}" for s in SERVICES if s is not gateway),
     ]
     if KEYS_FILE.exists():

@@ -11,6 +11,12 @@ from typing import Annotated
 import orjson
 from fastapi import Depends, Request
 
+from services.gateway.dashboard.sessions import (
+    DASHBOARD_HEADER,
+    SESSION_COOKIE,
+    session_key_digest,
+)
+from services.gateway.metrics import RATE_LIMIT_REJECTIONS
 from shared.enums import PrincipalRole
 from shared.errors import NotFound, ProblemError, TooManyRequests, Unauthorized
 
@@ -20,6 +26,10 @@ BEARER = {"WWW-Authenticate": 'Bearer realm="finmatch"'}
 # Part of every cached key's cache key: bumping it on a revocation drops every cached key at
 # once (on every replica that shares the cache), so a revoked key is refused immediately.
 KEYS_GENERATION = "keys:generation"
+# The dashboard's session cookie stands in for a key on these paths only, and only when no
+# Authorization header is sent (a key always wins).
+SESSION_PATHS = ("/v1/stats/",)
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 @dataclass(frozen=True)
@@ -65,10 +75,22 @@ def _bearer(request: Request) -> str:
 
 
 async def _resolve(request: Request, key: str) -> Principal:
+    return await resolve_digest(request, key_digest(key))
+
+
+async def principal_for_key(request: Request, key: str) -> Principal:
+    """A key given in a request body rather than the header (the dashboard's sign-in form)."""
+    key = key.strip()
+    if not key or len(key) > MAX_KEY_LENGTH or not key.isascii():
+        raise Unauthorized("unknown or revoked API key", code="invalid_key")
+    return await _resolve(request, key)
+
+
+async def resolve_digest(request: Request, digest: str) -> Principal:
+    """The principal of the key with this digest (an API key, or the key behind a session)."""
     state = request.app.state
-    digest = key_digest(key)
     bootstrap: str | None = state.settings.bootstrap_admin_key
-    if bootstrap and hmac.compare_digest(key.encode(), bootstrap.encode()):
+    if bootstrap and hmac.compare_digest(digest, key_digest(bootstrap)):
         body = await state.bootstrap_admin()
         return Principal.from_registry(body, digest)
     generation = (await state.cache.get(KEYS_GENERATION) or b"0").decode()
@@ -98,7 +120,15 @@ async def authenticate(request: Request) -> Principal:
     existing: Principal | None = getattr(request.state, "principal", None)
     if existing is not None:
         return existing
-    principal = await _resolve(request, _bearer(request))
+    session_id = request.cookies.get(SESSION_COOKIE)
+    if (
+        session_id
+        and "authorization" not in request.headers
+        and request.url.path.startswith(SESSION_PATHS)
+    ):
+        principal = await _session_principal(request, session_id)
+    else:
+        principal = await _resolve(request, _bearer(request))
     settings = request.app.state.settings
     decision = await request.app.state.limiter.hit(
         f"key:{principal.key_digest[:32]}",
@@ -107,6 +137,7 @@ async def authenticate(request: Request) -> Principal:
     )
     request.state.rate_limit_headers = decision.headers()
     if not decision.allowed:
+        RATE_LIMIT_REJECTIONS.labels(principal.role.value).inc()
         raise TooManyRequests(
             f"rate limit of {decision.limit} requests per "
             f"{settings.rate_limit_window_seconds} s reached; retry in {decision.reset_seconds} s",
@@ -117,6 +148,23 @@ async def authenticate(request: Request) -> Principal:
 
 
 CurrentPrincipal = Annotated[Principal, Depends(authenticate)]
+
+
+class Forbidden(ProblemError):
+    status, code, title = 403, "forbidden", "Forbidden"
+
+
+async def _session_principal(request: Request, session_id: str) -> Principal:
+    """The principal behind a dashboard session; a write must also carry the dashboard's header."""
+    digest = await session_key_digest(request.app.state.cache, session_id)
+    if digest is None:
+        raise Unauthorized("the session has ended; sign in again", code="invalid_session")
+    if request.method not in SAFE_METHODS and request.headers.get(DASHBOARD_HEADER) != "1":
+        raise Forbidden(
+            f"a request authenticated by the session cookie must send {DASHBOARD_HEADER}: 1",
+            code="csrf_header_missing",
+        )
+    return await resolve_digest(request, digest)
 
 
 async def keys_changed(request: Request) -> None:
