@@ -10,18 +10,51 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Collection, MutableSet
-from typing import Final, Protocol, TypeVar, cast
+from typing import Any, Final, Protocol, TypeVar, cast
 
 import redis.asyncio as aioredis
+from prometheus_client import Counter
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import DataError, ReadOnlyError, ResponseError
 from redis.maint_notifications import MaintNotificationsConfig
 
 log = logging.getLogger("finmatch.cache")
+
+_LOOKUP_LABELS: Final = ["namespace", "backend"]
+CACHE_HITS: Final = Counter(
+    "finmatch_cache_hits_total",
+    "Cache lookups that found a value, by key namespace (the key's first segment: key, match, "
+    "stats, ...) and backend (redis; local: in-process, also while Redis is down). Hit ratio: "
+    "sum(rate(finmatch_cache_hits_total[5m])) / (sum(rate(finmatch_cache_hits_total[5m])) "
+    "+ sum(rate(finmatch_cache_misses_total[5m]))).",
+    _LOOKUP_LABELS,
+)
+CACHE_MISSES: Final = Counter(
+    "finmatch_cache_misses_total",
+    "Cache lookups that found nothing (absent or expired), by key namespace and backend.",
+    _LOOKUP_LABELS,
+)
+_NAMESPACE = re.compile(r"[a-z][a-z_]{0,31}")
+_lookup_counters: dict[tuple[str, str, bool], Any] = {}
+
+
+def _count_lookup(key: str, backend: str, hit: bool) -> None:
+    """One lookup in the hit or miss counter; Counter.labels() is too slow to call each time."""
+    namespace = key.partition(":")[0]
+    counter = _lookup_counters.get((namespace, backend, hit))
+    if counter is None:
+        # Keys are built by our code from a literal first segment; anything else is one label.
+        label = namespace if _NAMESPACE.fullmatch(namespace) else "other"
+        counter = (CACHE_HITS if hit else CACHE_MISSES).labels(label, backend)
+        if label == namespace:
+            _lookup_counters[(namespace, backend, hit)] = counter
+    counter.inc()
+
 
 T = TypeVar("T")
 Clock = Callable[[], float]
@@ -204,7 +237,9 @@ class LocalCache:
         return False
 
     async def get(self, key: str) -> bytes | None:
-        return self._lookup(key)
+        value = self._lookup(key)
+        _count_lookup(key, "local", value is not None)
+        return value
 
     def _lookup(self, key: str) -> bytes | None:
         counter = self._counters.get(key)
@@ -265,7 +300,9 @@ class RedisCache:
         self.client = redis_client(url, connect_timeout=connect_timeout, op_timeout=op_timeout)
 
     async def get(self, key: str) -> bytes | None:
-        return cast(bytes | None, await self.client.get(self.prefix + key))
+        value = cast(bytes | None, await self.client.get(self.prefix + key))
+        _count_lookup(key, "redis", value is not None)
+        return value
 
     async def set(self, key: str, value: bytes, ttl_seconds: float) -> None:
         await self.client.set(self.prefix + key, value, px=_ttl_ms(ttl_seconds))

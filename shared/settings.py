@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.logging import LogFormat
+
 DEV_PLACEHOLDER = "dev-only-change-me"
 
 
@@ -15,6 +17,8 @@ class ServiceSettings(BaseSettings):
     environment: str = "development"
     internal_token: str = DEV_PLACEHOLDER
     log_level: str = "INFO"
+    # json: one JSON object per line, for the log pipeline; text: for a terminal (make run).
+    log_format: LogFormat = "json"
 
     def check_secrets(self) -> None:
         """Refuse to start outside development with a placeholder secret."""

@@ -13,7 +13,7 @@ from shared.logging import configure_logging
 
 def main() -> int:
     settings = get_settings()
-    configure_logging("gateway", settings.log_level)
+    configure_logging("gateway", settings.log_level, settings.log_format)
     uvicorn.run(
         create_app(settings),
         host=settings.gateway_host,

@@ -11,8 +11,7 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from fastapi.responses import JSONResponse
 
 from services.gateway.api import admin, applications, firms, matches, products, reference, stats
 from services.gateway.catalogue import CatalogueProvider
@@ -20,12 +19,15 @@ from services.gateway.clients.base import CircuitBreaker
 from services.gateway.clients.matching import MatchingClient
 from services.gateway.clients.registry import RegistryClient
 from services.gateway.config import GatewaySettings, get_settings
+from services.gateway.dashboard import router as dashboard
+from services.gateway.metrics import GatewayCollector
 from services.gateway.middleware import RequestContextMiddleware
 from services.gateway.model_version import refresh_model_version
 from services.gateway.recorder import MatchEventRecorder
 from shared.cache import make_cache
 from shared.errors import install_error_handlers, problem_responses
 from shared.idempotency import IdempotencyStore
+from shared.metrics import mount_metrics
 from shared.ratelimit import RateLimiter
 
 log = logging.getLogger("finmatch.gateway")
@@ -108,6 +110,8 @@ def create_app(
     app.add_middleware(RequestContextMiddleware)
     for module in (firms, matches, products, applications, stats, admin, reference):
         app.include_router(module.router)
+    app.include_router(dashboard.router)
+    app.mount(dashboard.STATIC_PATH, dashboard.static_files(), name="dashboard-static")
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict[str, str]:
@@ -134,10 +138,7 @@ def create_app(
             headers=headers,
         )
 
-    @app.get("/metrics", tags=["operations"], response_class=Response)
-    async def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
+    mount_metrics(app, "gateway", GatewayCollector(app), tags=["operations"])
     return app
 
 

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared.access_log import access_fields, log_access
 from shared.request_context import request_id_from_headers, request_id_var
-
-log = logging.getLogger("finmatch.gateway.access")
 
 
 class RequestContextMiddleware:
@@ -47,14 +45,8 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_with_headers)
         finally:
-            principal = state.get("principal")
-            log.info(
-                "%s %s %s %.1fms principal=%s request_id=%s",
-                scope["method"],
-                scope["path"],
-                status,
-                (time.perf_counter() - started) * 1000,
-                getattr(principal, "id", "-"),
-                request_id,
-            )
+            seconds = time.perf_counter() - started
+            # Set by services.gateway.auth once the key is known (and within its limit).
+            principal_id = getattr(state.get("principal"), "id", None)
+            log_access(access_fields(scope, status, seconds, principal_id))
             request_id_var.reset(token)

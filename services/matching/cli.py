@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--no-promote", action="store_true", help="keep it as a candidate")
     args = parser.parse_args(argv)
     settings = get_settings()
-    configure_logging("matching", settings.log_level)
+    configure_logging("matching", settings.log_level, settings.log_format)
 
     if args.command == "serve":
         import uvicorn

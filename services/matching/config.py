@@ -20,6 +20,8 @@ class MatchingSettings(ServiceSettings):
     retrain_check_seconds: float = 300.0
     auto_retrain: bool = True
     min_training_rows: int = 200
+    # Coverage and what-if read every registered firm; a snapshot serves this many seconds.
+    firm_snapshot_seconds: float = 60.0
 
     def check_secrets(self) -> None:
         super().check_secrets()

@@ -9,15 +9,17 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
 
-from services.matching.api import models, rank
+from services.matching.api import models, policy, rank
 from services.matching.config import MatchingSettings, get_settings
 from services.matching.lifecycle import ModelManager
+from services.matching.metrics import MatchingCollector
 from services.matching.ranking import CatalogueCache
 from services.matching.registry_client import RegistryClient
 from shared.access_log import AccessLogMiddleware
 from shared.errors import install_error_handlers
 from shared.events import event_bus
 from shared.internal import require_internal_token
+from shared.metrics import mount_metrics
 
 log = logging.getLogger("finmatch.matching")
 
@@ -63,6 +65,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.catalogues = CatalogueCache()
+    app.state.firm_snapshots = policy.FirmSnapshots(settings.firm_snapshot_seconds)
     if manager is not None:
         app.state.models = manager
     install_error_handlers(app)
@@ -70,6 +73,7 @@ def create_app(
     guard = [Depends(require_internal_token)]
     app.include_router(rank.router, dependencies=guard)
     app.include_router(models.router, dependencies=guard)
+    app.include_router(policy.router, dependencies=guard)
 
     @app.get("/healthz", tags=["probes"])
     async def healthz() -> dict[str, str]:
@@ -87,4 +91,5 @@ def create_app(
         }
         return JSONResponse(body)
 
+    mount_metrics(app, "matching", MatchingCollector(app))
     return app

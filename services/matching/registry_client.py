@@ -61,6 +61,20 @@ class RegistryClient:
         self._check(response)
         return [line for line in response.content.splitlines() if line.strip()]
 
+    async def firms_export(self, town_code: str | None = None) -> list[bytes]:
+        """Every registered firm's matching features (NDJSON lines), of one town or all."""
+        params = {} if town_code is None else {"town_code": town_code}
+        response = await self._request("GET", "/internal/exports/firms", params=params)
+        self._check(response)
+        return [line for line in response.content.splitlines() if line.strip()]
+
+    async def catalogue(self) -> dict[str, Any]:
+        """The active products and the catalogue's version."""
+        response = await self._request("GET", "/internal/catalogue")
+        self._check(response)
+        body: dict[str, Any] = response.json()
+        return body
+
     async def decisions_count(self) -> int:
         response = await self._request("GET", "/internal/decisions/count")
         self._check(response)

@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     settings = get_settings()
-    configure_logging("registry", settings.log_level)
+    configure_logging("registry", settings.log_level, settings.log_format)
     url = args.database_url or settings.database_url
     if args.command == "migrate":
         upgrade(url)

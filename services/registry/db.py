@@ -1,15 +1,30 @@
-"""Database engine and session scope: SQLite (WAL, busy timeout) by default, PostgreSQL in prod."""
+"""Database engine, session scope and pool metrics: SQLite (WAL, busy timeout) or PostgreSQL."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from functools import lru_cache
-from typing import Any
+from typing import Any, Final
 
 import sqlalchemy as sa
+from prometheus_client import Counter
+from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
+from prometheus_client.registry import Collector
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, ExceptionContext
+from sqlalchemy.pool import QueuePool
 from sqlmodel import Session
+
+DB_ERRORS: Final = Counter(
+    "finmatch_db_errors_total",
+    "Database errors, by operation (select, insert, update, delete; transaction: begin, "
+    "commit, rollback; connect; other) and SQLAlchemy error class (IntegrityError, "
+    "OperationalError, ...). Includes errors the API turns into a 409.",
+    ["operation", "error"],
+)
+_STATEMENTS: Final = frozenset({"select", "insert", "update", "delete"})
+_TRANSACTION: Final = frozenset({"begin", "commit", "rollback", "savepoint", "release"})
 
 
 def normalize_url(url: str) -> str:
@@ -59,8 +74,29 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
         # pysqlite's own transaction handling would issue a deferred BEGIN; we issue ours.
         event.listen(engine, "connect", _disable_pysqlite_begin)
         event.listen(engine, "begin", _sqlite_begin)
-        return engine
-    return sa.create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    else:
+        engine = sa.create_engine(
+            url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+        )
+    event.listen(engine, "handle_error", _count_error)
+    return engine
+
+
+def _count_error(context: ExceptionContext) -> None:
+    if context.is_pre_ping:  # a stale pooled connection, replaced without the caller noticing
+        return
+    statement = context.statement
+    if statement is None:
+        operation = "connect" if context.connection is None else "transaction"
+    else:
+        words = statement.split(None, 1)
+        verb = words[0].lower() if words else ""
+        if verb in _STATEMENTS:
+            operation = verb
+        else:
+            operation = "transaction" if verb in _TRANSACTION else "other"
+    error = context.sqlalchemy_exception or context.original_exception
+    DB_ERRORS.labels(operation, type(error).__name__).inc()
 
 
 def _disable_pysqlite_begin(dbapi_connection: Any, _record: Any) -> None:
@@ -78,3 +114,35 @@ def _writer_engine(engine: Engine) -> Engine:
 def write_session(engine: Engine) -> Session:
     """A session whose transactions are a writer's (BEGIN IMMEDIATE on SQLite)."""
     return Session(_writer_engine(engine), expire_on_commit=False)
+
+
+class PoolCollector(Collector):
+    """The connection pool of the engine ``engine()`` returns, read at scrape time.
+
+    PostgreSQL and SQLite files use a QueuePool (SQLite's default since SQLAlchemy 2.0); other
+    pools (an in-memory SQLite's per-thread pool, NullPool) keep no counts, so only their kind
+    is reported.
+    """
+
+    def __init__(self, engine: Callable[[], Engine | None]) -> None:
+        self.engine = engine
+
+    def collect(self) -> Iterator[Metric]:
+        engine = self.engine()
+        if engine is None:
+            return
+        pool = engine.pool
+        info = InfoMetricFamily("finmatch_db_pool", "The database and the kind of its pool.")
+        info.add_metric([], {"dialect": engine.dialect.name, "pool": type(pool).__name__})
+        yield info
+        if not isinstance(pool, QueuePool):
+            return
+        gauges = (
+            ("size", "Connections the pool keeps open (pool_size).", pool.size()),
+            ("checked_out", "Connections in use by a request now.", pool.checkedout()),
+            ("idle", "Open connections waiting in the pool.", pool.checkedin()),
+            # QueuePool counts from -size upwards; only what exceeds the size is overflow.
+            ("overflow", "Connections open beyond the pool size now.", max(0, pool.overflow())),
+        )
+        for name, documentation, value in gauges:
+            yield GaugeMetricFamily(f"finmatch_db_pool_{name}", documentation, value=value)

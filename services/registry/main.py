@@ -15,9 +15,10 @@ from sqlalchemy.engine import Engine
 from services.registry.api import access, applications, firms, internal, models, products, stats
 from services.registry.api.deps import require_internal_token
 from services.registry.config import RegistrySettings, get_settings
-from services.registry.db import make_engine
+from services.registry.db import PoolCollector, make_engine
 from shared.access_log import AccessLogMiddleware
 from shared.errors import install_error_handlers
+from shared.metrics import mount_metrics
 
 log = logging.getLogger("finmatch.registry")
 
@@ -57,6 +58,7 @@ def create_app(settings: RegistrySettings | None = None, engine: Engine | None =
         app.include_router(router, dependencies=[Depends(require_internal_token)])
     app.include_router(access.internal)
     app.include_router(internal.router)
+    app.include_router(stats.internal)
     app.include_router(models.router)
 
     @app.get("/healthz", tags=["probes"])
@@ -78,6 +80,7 @@ def create_app(settings: RegistrySettings | None = None, engine: Engine | None =
             )
         return JSONResponse({"status": "ok", "checks": {"database": "ok"}})
 
+    mount_metrics(app, "registry", PoolCollector(lambda: getattr(app.state, "engine", None)))
     return app
 
 

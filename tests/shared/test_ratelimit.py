@@ -118,7 +118,12 @@ def test_the_window_resets_on_redis_and_the_counter_always_expires(
 @pytest.mark.redis
 def test_replicas_share_one_atomic_count(redis_url: str, prefix: str) -> None:
     async def scenario() -> None:
-        replicas = [RateLimiter(redis_url, prefix=prefix) for _ in range(5)]
+        # Generous timeouts: this is about atomicity, and 100 connections opening at once on a
+        # loaded CI machine can take longer than the services' fail-fast 0.5 s.
+        replicas = [
+            RateLimiter(redis_url, prefix=prefix, connect_timeout=10, op_timeout=10)
+            for _ in range(5)
+        ]
         decisions = await asyncio.gather(
             *(replicas[i % 5].hit("shared", 30, 60) for i in range(100))
         )

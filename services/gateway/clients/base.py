@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypedDict
 
 import httpx
+from prometheus_client import Counter
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -36,6 +37,13 @@ from shared.errors import ProblemError, ServiceUnavailable
 from shared.request_context import current_request_id, new_request_id
 
 log = logging.getLogger("finmatch.gateway.clients")
+
+BREAKER_TRANSITIONS = Counter(
+    "finmatch_circuit_breaker_transitions_total",
+    "Circuit-breaker state changes, by downstream service and from/to state "
+    "(closed, half_open, open).",
+    ["downstream", "from_state", "to_state"],
+)
 
 BreakerState = Literal["closed", "open", "half_open"]
 Sleep = Callable[[float], Awaitable[None]]
@@ -135,6 +143,10 @@ class CircuitBreaker:
     Our own small class rather than a library: the asyncio-capable ones (circuitbreaker 2.x,
     purgatory 3.x) let every concurrent call through once half-open, read a clock that tests
     cannot inject, and report the state under other names; this one admits exactly one trial.
+
+    Each change of the stored state is counted in BREAKER_TRANSITIONS under ``name`` (the
+    downstream client that uses the breaker names it). The open → half-open change is counted
+    when the trial call goes out, not when the pause ends.
     """
 
     def __init__(
@@ -143,9 +155,11 @@ class CircuitBreaker:
         reset_seconds: float = 30.0,
         *,
         clock: Callable[[], float] = time.monotonic,
+        name: str | None = None,
     ) -> None:
         if failure_threshold < 1:
             raise ValueError("failure_threshold must be at least 1")
+        self.name = name
         self.failure_threshold = failure_threshold
         self.reset_seconds = reset_seconds
         self._clock = clock
@@ -173,22 +187,30 @@ class CircuitBreaker:
         if self._state == "closed":
             return True
         if self._state == "open" and self.seconds_until_trial() <= 0:
-            self._state = "half_open"
+            self._move("half_open")
             return True
         return False  # open, or half-open with the trial still in flight
 
     def record_success(self) -> None:
-        self._state, self._failures = "closed", 0
+        self._failures = 0
+        if self._state != "closed":
+            self._move("closed")
 
     def record_failure(self) -> None:
         self._failures += 1
         if self._state == "half_open" or self._failures >= self.failure_threshold:
-            self._state, self._opened_at = "open", self._clock()
+            self._opened_at = self._clock()
+            if self._state != "open":
+                self._move("open")
 
     def release(self) -> None:
         """A call ended without a verdict (cancelled): a trial slot becomes free again."""
         if self._state == "half_open":
-            self._state = "open"
+            self._move("open")
+
+    def _move(self, state: BreakerState) -> None:
+        BREAKER_TRANSITIONS.labels(self.name or "unnamed", self._state, state).inc()
+        self._state = state
 
 
 @dataclass(frozen=True)
@@ -265,6 +287,8 @@ class DownstreamClient:
         self.name = name
         self.retries = retries
         self.breaker = breaker or CircuitBreaker()
+        if self.breaker.name is None:  # so that its metrics say which downstream it guards
+            self.breaker.name = name
         self.backoff = backoff or Backoff()
         self._sleep: Sleep = sleep or asyncio.sleep
         self._http = httpx.AsyncClient(
