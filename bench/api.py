@@ -849,6 +849,19 @@ def print_report(
         "not charged to them, and anything else running on the machine; busy = share of all "
         "CPUs. postgres counts the backends alive at the start and the end of the phase"
     )
+    # A shared machine's speed varies from run to run (other work, CPU contention inflates
+    # every process's CPU time). The floor's gateway CPU is a fixed piece of work measured in
+    # the same run, so uncached costs in units of it compare across runs far better.
+    yardstick = floor.cpu_ms_per_request("gateway")
+    if yardstick > 0:
+        units = ", ".join(
+            f"{label} {uncached.cpu_ms_per_request(name) / yardstick:.1f}"
+            for name, label in zip(names[:4], labels[:4], strict=True)
+        )
+        print(
+            f"  uncached CPU per request in floor units (the floor's gateway CPU per request, "
+            f"{yardstick:.2f} ms in this run): {units}"
+        )
 
     cost_ratio = floor.rps / cached.rps
     p50_ratio = cached.pct(50) / floor.pct(50)

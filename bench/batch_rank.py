@@ -33,7 +33,7 @@ from services.matching.cost import estimate_costs
 from services.matching.eligibility import evaluate_firm
 from services.matching.features import pair_features
 from services.matching.model import LearnedModel
-from services.matching.ranking import _score, rank_products_for_firm, requested_terms
+from services.matching.ranking import rank_products_for_firm, requested_terms, score_pairs
 from services.matching.tables import FirmTable, Floats, Ints, ProductTable
 from services.registry.seed.population import generate_firms
 from shared.schemas.firm import FirmFeatures
@@ -136,7 +136,7 @@ def naive_predict(
             subset = type(elig)(failed=elig.failed[eligible], gap=elig.gap[eligible])
             x = pair_features(table, zeros, products, every[eligible], amounts, terms, subset)
             probability = model.predict(x)
-        score = _score(probability, costs, model.is_prior)
+        score = score_pairs(probability, costs, model.is_prior)
         order = np.argsort(-score, kind="stable")[:TOP_K]
         ids[i, : len(order)] = products.ids[eligible[order]]
         scores[i, : len(order)] = score[order]

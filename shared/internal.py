@@ -10,7 +10,7 @@ from fastapi import Header, Request
 from shared.errors import Unauthorized
 
 
-def require_internal_token(
+async def require_internal_token(  # async: a check this small must not cost a thread hop
     request: Request,
     x_internal_token: Annotated[str | None, Header()] = None,
 ) -> None:

@@ -18,11 +18,27 @@ class Catalogue:
     version: str
     products: list[dict[str, Any]]
     by_id: dict[int, dict[str, Any]] = field(default_factory=dict)
+    # What a match answer shows of each product, built once per catalogue, not per answer.
+    summaries: dict[int, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, body: dict[str, Any]) -> Catalogue:
         products = list(body["products"])
-        return cls(str(body["version"]), products, {int(p["id"]): p for p in products})
+        by_id = {int(p["id"]): p for p in products}
+        return cls(str(body["version"]), products, by_id, {k: summary(p) for k, p in by_id.items()})
+
+    def summary(self, product_id: int) -> dict[str, Any]:
+        """Name, category and institution of a product (empty values if it is not listed)."""
+        found = self.summaries.get(product_id)
+        return found if found is not None else summary({})
+
+
+def summary(product: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": product.get("name", ""),
+        "category": product.get("category", ""),
+        "institution_id": product.get("institution_id", 0),
+    }
 
 
 class CatalogueProvider:

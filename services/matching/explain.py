@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -23,6 +24,7 @@ from services.matching.tables import (
     Bools,
     FirmTable,
     Floats,
+    Ints,
     ProductTable,
 )
 from shared.enums import CollateralKind, CreditRating
@@ -186,7 +188,7 @@ _NUMERIC: dict[str, _Numeric] = {
     "min_years_established": (lambda f: f.years, lambda p: p.min_years, _years_text),
 }
 # Most specific first: a threshold the firm clears says more than the town it happens to be in.
-_MET_ORDER: tuple[str, ...] = (
+MET_ORDER: tuple[str, ...] = (
     *_NUMERIC,
     "min_credit_rating",
     *FLAG_RULES,
@@ -207,6 +209,22 @@ def unmet_criteria(
     lang: Lang,
 ) -> list[UnmetCriterion]:
     """One entry per criterion that pair k (firm i, product j) fails, in CRITERIA order."""
+    return [
+        UnmetCriterion.model_validate(item)
+        for item in unmet_items(elig, k, firms, i, products, j, lang)
+    ]
+
+
+def unmet_items(
+    elig: PairEligibility,
+    k: int,
+    firms: FirmTable,
+    i: int,
+    products: ProductTable,
+    j: int,
+    lang: Lang,
+) -> list[dict[str, Any]]:
+    """unmet_criteria as the plain data UnmetCriterion validates (the ranking serves these)."""
     out = []
     for c in np.flatnonzero(elig.failed[k]):
         gap = float(elig.gap[k, c])
@@ -214,14 +232,14 @@ def unmet_criteria(
             CRITERION_CODES[c], None if math.isnan(gap) else gap, firms, i, products, j, lang
         )
         out.append(
-            UnmetCriterion(
-                code=CRITERION_CODES[c],
-                message=message,
-                required=required,
-                actual=actual,
-                gap=gap_or_none,
-                actionable=bool(ACTIONABLE[c]),
-            )
+            {
+                "code": CRITERION_CODES[c],
+                "message": message,
+                "required": required,
+                "actual": actual,
+                "gap": gap_or_none,
+                "actionable": bool(ACTIONABLE[c]),
+            }
         )
     return out
 
@@ -293,6 +311,39 @@ def _product_sets(code: str, products: ProductTable, j: int) -> bool:
     return bool(restricted[code][j])
 
 
+def restrictive_rules(products: ProductTable, rows: Ints) -> Bools:
+    """len(rows) × MET_ORDER: whether product rows[r] sets rule c (_product_sets, all at once)."""
+    restricted = {
+        "elig_size_classes": products.size_restricted,
+        "elig_industry_sections": products.section_restricted,
+        "elig_town_codes": products.town_restricted,
+    }
+    columns = []
+    for code in MET_ORDER:
+        if code in _NUMERIC:
+            columns.append(~np.isnan(_NUMERIC[code][1](products)[rows]))
+        elif code == "min_credit_rating":
+            columns.append(~np.isnan(products.min_rating_rank[rows]))
+        elif code in FLAG_RULES:
+            columns.append(products.requires[rows, FLAG_RULES.index(code)])
+        else:
+            columns.append(restricted[code][rows])
+    out: Bools = np.stack(columns, axis=1).reshape(len(rows), len(MET_ORDER))
+    return out
+
+
+def met_key(code: str, products: ProductTable, j: int) -> tuple[object, ...]:
+    """What met_message's text depends on besides the firm and the language."""
+    category = int(products.category[j])
+    if code in _NUMERIC:
+        return (code, float(_NUMERIC[code][1](products)[j]), category)
+    if code == "min_credit_rating":
+        return (code, float(products.min_rating_rank[j]))
+    if code in FLAG_RULES:
+        return (code, category)
+    return (code,)
+
+
 def rule_reasons(
     elig: PairEligibility,
     k: int,
@@ -305,15 +356,16 @@ def rule_reasons(
     """The product's restrictive rules that firm i meets, with its values; thresholds first."""
     failed = {CRITERION_CODES[c] for c in np.flatnonzero(elig.failed[k])}
     return [
-        Reason(code=code, message=_describe_met(code, firms, i, products, j, lang), source="rule")
-        for code in _MET_ORDER
+        Reason(code=code, message=met_message(code, firms, i, products, j, lang), source="rule")
+        for code in MET_ORDER
         if code not in failed and _product_sets(code, products, j)
     ]
 
 
-def _describe_met(
+def met_message(
     code: str, firms: FirmTable, i: int, products: ProductTable, j: int, lang: Lang
 ) -> str:
+    """How firm i meets the restrictive rule ``code`` of product j."""
     key, category = f"met:{code}", _category(products, j, lang)
     if code in _NUMERIC:
         firm_column, product_column, show = _NUMERIC[code]
@@ -345,10 +397,14 @@ def _describe_met(
 
 def cost_reason(costs: PairCosts, k: int, products: ProductTable, j: int, lang: Lang) -> Reason:
     """What the product would cost a year after subsidy and fees, and what that is made of."""
+    return Reason(code="cost", message=cost_message(costs, k, products, j, lang), source="cost")
+
+
+def cost_message(costs: PairCosts, k: int, products: ProductTable, j: int, lang: Lang) -> str:
+    """The text of cost_reason."""
     offer = float(costs.offer_amount[k])
     if offer <= 0:
-        message = _say("cost:none", lang, v=format_yuan(float(products.amount_min[j]), lang))
-        return Reason(code="cost", message=message, source="cost")
+        return _say("cost:none", lang, v=format_yuan(float(products.amount_min[j]), lang))
     subsidy_pct, cap = float(products.subsidy_pct[j]), float(products.subsidy_cap[j])
     fee_bp = float(products.guarantee_fee_bp[j])
     parts = [_say("cost:rate", lang, v=_pct(float(costs.rate_bp[k])))]
@@ -366,7 +422,7 @@ def cost_reason(costs: PairCosts, k: int, products: ProductTable, j: int, lang: 
     coverage = float(costs.coverage[k])
     if coverage < 1:
         message += _say("cost:partial", lang, v=format_yuan(offer, lang), share=f"{coverage:.0%}")
-    return Reason(code="cost", message=message, source="cost")
+    return message
 
 
 # --- model factors -------------------------------------------------------------------------
@@ -414,12 +470,18 @@ def model_reason(
     if group not in MODEL_GROUPS or weight == 0 or math.isnan(weight):
         return None
     term_months = float(firms.need_term[i]) if term is None else float(term)
-    fact = _model_fact(group, firms, i, products, j, amount, term_months, lang)
-    message = fact + _say("helps" if weight > 0 else "hurts", lang)
-    return Reason(code=group, message=message, source="model", weight=weight)
+    fact = model_fact(group, firms, i, products, j, amount, term_months, lang)
+    return Reason(
+        code=group, message=model_message(fact, weight, lang), source="model", weight=weight
+    )
 
 
-def _model_fact(
+def model_message(fact: str, weight: float, lang: Lang) -> str:
+    """A model fact and whether it helps (weight > 0) or hurts."""
+    return fact + _say("helps" if weight > 0 else "hurts", lang)
+
+
+def model_fact(
     group: str,
     firms: FirmTable,
     i: int,
@@ -428,7 +490,11 @@ def _model_fact(
     amount: float,
     term: float,
     lang: Lang,
+    *,
+    cap: float | None = None,
 ) -> str:
+    """The fact behind a model group for firm i and product j; ``cap`` is product j's lending
+    limit for the firm when the caller has it already (amount_cap), else it is computed."""
     requested = format_yuan(amount, lang)
     per_amount = max(amount, 1.0)  # amounts are positive; this only keeps a bad call finite
     if group == "revenue_to_amount":
@@ -466,8 +532,9 @@ def _model_fact(
         return _say(group if first else "first_loan:none", lang)
     if group == "term":
         return _term(float(products.term_min[j]), float(products.term_max[j]), term, lang)
-    one_firm, one_product = np.array([i], dtype=np.int64), np.array([j], dtype=np.int64)
-    cap = float(lending_limit(firms, one_firm, products, one_product)[0])
+    if cap is None:
+        one_firm, one_product = np.array([i], dtype=np.int64), np.array([j], dtype=np.int64)
+        cap = float(lending_limit(firms, one_firm, products, one_product)[0])
     key = "amount_cap" if amount <= cap else "amount_cap:over"
     return _say(key, lang, v=requested, cap=format_yuan(cap, lang))
 

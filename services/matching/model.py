@@ -15,6 +15,12 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import ThreadpoolController  # type: ignore[import-untyped]
 
 from services.matching.features import FEATURE_GROUPS, FEATURE_NAMES
+from services.matching.predictors import (
+    LinearPredictor,
+    Predictor,
+    TreesPredictor,
+    fast_predictor,
+)
 from services.matching.tables import Floats
 
 PRIOR_VERSION = "prior-v1"
@@ -24,12 +30,19 @@ PRIOR_VERSION = "prior-v1"
 # difference up to ~100 rows and was slower from there (1,000 rows: 2.9 vs 1.9 ms). So small
 # calls, which are per-firm rankings, run on one thread; batches keep every core.
 SINGLE_THREAD_MAX_ROWS = 256
+# The fast paths (predictors.py) pay off where scikit-learn's per-call overhead dominates: one
+# firm's few hundred rows and their occlusions. Bigger calls (batch.py's chunks) keep
+# scikit-learn, whose trees run compiled on every core without rows × trees index arrays.
+FAST_PATH_MAX_ROWS = 4_096
 _EPS = 1e-6
 
 # d × groups: summing feature columns into their explanation groups is one matrix product.
 _GROUP_MATRIX = np.zeros((len(FEATURE_NAMES), len(FEATURE_GROUPS)))
 for _g, _cols in enumerate(FEATURE_GROUPS.values()):
     _GROUP_MATRIX[list(_cols), _g] = 1.0
+_GROUP_COLUMNS = tuple(tuple(cols) for cols in FEATURE_GROUPS.values())
+# (1 + groups) × d: which columns each occlusion block replaces (none in block 0).
+_OCCLUDED = np.vstack([np.zeros(len(FEATURE_NAMES)), _GROUP_MATRIX.T]).astype(bool)
 
 
 class Scorer(Protocol):
@@ -86,6 +99,9 @@ class LearnedModel:
         # controller.limit 10 µs), so do it once per loaded model.
         self._threads = ThreadpoolController()
         self._linear = _linear_parts(estimator)
+        # The same numbers without scikit-learn's per-call overhead (predictors.py), when the
+        # estimator is one of ours and agrees bit for bit on probe rows.
+        self._fast: Predictor | None = fast_predictor(estimator, self._means) if fast_path else None
 
     def _settings(self, rows: int) -> ExitStack:
         stack = ExitStack()
@@ -100,6 +116,8 @@ class LearnedModel:
         return stack
 
     def _proba(self, x: Floats) -> Floats:
+        if self._fast is not None and len(x) <= FAST_PATH_MAX_ROWS:
+            return self._fast.proba(x)
         with self._settings(len(x)):
             p: Floats = self.estimator.predict_proba(x)[:, 1]
         return p
@@ -116,6 +134,11 @@ class LearnedModel:
         Both are in log-odds so reasons read the same whichever model won.
         """
         x = _check(x)
+        if isinstance(self._fast, LinearPredictor):
+            fast = self._fast
+            centred = fast.scaled(x) - fast.scaled(self._means[None, :])
+            fast_linear: Floats = (centred * fast.coef) @ _GROUP_MATRIX
+            return fast_linear
         if self._linear is not None:
             scaler, coef = self._linear
             with self._settings(len(x)):
@@ -123,10 +146,14 @@ class LearnedModel:
             linear: Floats = (centred * coef) @ _GROUP_MATRIX
             return linear
         n, groups = len(x), len(FEATURE_GROUPS)
-        stacked = np.tile(x, (groups + 1, 1))
-        for g, cols in enumerate(FEATURE_GROUPS.values(), start=1):
-            stacked[g * n : (g + 1) * n, list(cols)] = self._means[list(cols)]
-        logit = _logit(self._proba(stacked)).reshape(groups + 1, n)
+        # Block 0 is x; block g is x with group g's columns at their training means.
+        stacked = np.where(_OCCLUDED[:, None, :], self._means, x[None, :, :])
+        stacked = stacked.reshape(-1, x.shape[1])
+        if isinstance(self._fast, TreesPredictor) and len(stacked) <= FAST_PATH_MAX_ROWS:
+            proba = self._fast.proba_occluded(stacked, n, _GROUP_COLUMNS)
+        else:
+            proba = self._proba(stacked)
+        logit = _logit(proba).reshape(groups + 1, n)
         occluded: Floats = (logit[0] - logit[1:]).T
         return occluded
 

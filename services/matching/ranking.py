@@ -14,32 +14,23 @@ among the eligible products: transparent rules and cost only.
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import date
+from typing import Any
 
 import numpy as np
 
-from services.matching.cost import PairCosts, cost_estimate, estimate_costs
+from services.matching.cost import PairCosts, estimate_costs
 from services.matching.eligibility import ACTIONABLE, PairEligibility, evaluate_firm
-from services.matching.explain import (
-    MODEL_GROUPS,
-    cost_reason,
-    model_reason,
-    rule_reasons,
-    unmet_criteria,
-)
+from services.matching.explain import MODEL_GROUPS
 from services.matching.features import FEATURE_GROUPS, pair_features
 from services.matching.model import Scorer
+from services.matching.reasons import Explainer, cost_items, top_groups
 from services.matching.tables import FirmTable, Floats, Ints, ProductTable
 from shared.schemas.firm import FirmFeatures
-from shared.schemas.matching import (
-    NearMiss,
-    RankedProduct,
-    RankOptions,
-    RankResponse,
-    Reason,
-)
+from shared.schemas.matching import RankOptions, RankResponse
 from shared.schemas.product import ProductFeatures
 
 COST_WEIGHT = 2.0
@@ -98,19 +89,26 @@ def rank_products_for_firm(
     *,
     as_of: date | None = None,
 ) -> RankResponse:
+    """Eligible products ranked by score, each with its cost and reasons, and near misses."""
+    return RankResponse.model_validate(rank_answer(firm, products, scorer, options, as_of=as_of))
+
+
+def rank_answer(
+    firm: FirmFeatures,
+    products: ProductTable,
+    scorer: Scorer,
+    options: RankOptions,
+    *,
+    as_of: date | None = None,
+) -> dict[str, Any]:
+    """rank_products_for_firm as the plain data RankResponse validates: what the service
+    serialises, without building (and then dumping) a model per reason."""
     as_of = as_of or date.today()
     firms = FirmTable.from_firms([firm], as_of)
     amount, term = requested_terms(firm, options)
     n = products.n
     if n == 0:
-        return RankResponse(
-            model_version=scorer.version,
-            is_prior=scorer.is_prior,
-            evaluated=0,
-            eligible=0,
-            ranked=[],
-            near_misses=[],
-        )
+        return _answer(scorer, 0, 0, [], [])
     elig = evaluate_firm(firms, 0, products)
     firm_idx = np.zeros(n, dtype=np.int64)
     product_idx = np.arange(n, dtype=np.int64)
@@ -135,44 +133,58 @@ def rank_products_for_firm(
     score = score_pairs(probability, costs, scorer.is_prior)
     order = eligible[np.argsort(-score[eligible], kind="stable")][: options.limit]
 
-    contributions = None
+    model_groups = None
     if features is not None and len(order):
-        position = {int(j): k for k, j in enumerate(eligible)}
-        contributions = scorer.contributions(features[[position[int(j)] for j in order]])
+        # eligible is sorted, so a product's row among the features is its position in it.
+        contributions = scorer.contributions(features[np.searchsorted(eligible, order)])
+        model_groups = top_groups(contributions, EXPLAINED, GROUP_NAMES, MODEL_REASONS)
 
-    ranked = [
-        RankedProduct(
-            product_id=int(products.ids[j]),
-            rank=rank + 1,
-            score=round(float(score[j]), 6),
-            approval_probability=_probability(probability[j]),
-            coverage=round(float(costs.coverage[j]), 4),
-            cost=cost_estimate(costs, int(j)),
-            reasons=_reasons(
-                elig,
-                costs,
-                firms,
-                products,
-                int(j),
-                (amount, term),
-                options,
-                None if contributions is None else contributions[rank],
-            ),
-        )
-        for rank, j in enumerate(order)
-    ]
-    return RankResponse(
-        model_version=scorer.version,
-        is_prior=scorer.is_prior,
-        evaluated=n,
-        eligible=len(eligible),
-        ranked=ranked,
-        near_misses=_near_misses(elig, costs, firms, products, options),
+    explainer = Explainer(firms, 0, products, amount, term, options.lang)
+    reasons = explainer.reasons(elig, costs, order, model_groups)
+    cost = cost_items(costs, order)
+    columns = zip(
+        products.ids[order].tolist(),
+        score[order].tolist(),
+        probability[order].tolist(),
+        costs.coverage[order].tolist(),
+        strict=True,
     )
+    ranked = [
+        {
+            "product_id": product_id,
+            "rank": rank + 1,
+            "score": round(product_score, 6),
+            "approval_probability": _probability(p),
+            "coverage": round(coverage, 4),
+            "cost": cost[rank],
+            "reasons": reasons[rank],
+        }
+        for rank, (product_id, product_score, p, coverage) in enumerate(columns)
+    ]
+    near_misses = _near_misses(elig, costs, products, options, explainer)
+    return _answer(scorer, n, len(eligible), ranked, near_misses)
+
+
+def _answer(
+    scorer: Scorer,
+    evaluated: int,
+    eligible: int,
+    ranked: list[dict[str, Any]],
+    near_misses: list[dict[str, Any]],
+) -> dict[str, Any]:
+    return {
+        "model_version": scorer.version,
+        "is_prior": scorer.is_prior,
+        "degraded": False,
+        "evaluated": evaluated,
+        "eligible": eligible,
+        "ranked": ranked,
+        "near_misses": near_misses,
+    }
 
 
 def _probability(value: float) -> float | None:
-    return None if np.isnan(value) else round(float(value), 4)
+    return None if math.isnan(value) else round(value, 4)
 
 
 def _subset(elig: PairEligibility, rows: Ints) -> PairEligibility:
@@ -186,46 +198,13 @@ def score_pairs(probability: Floats, costs: PairCosts, is_prior: bool) -> Floats
     return result
 
 
-def _reasons(
-    elig: PairEligibility,
-    costs: PairCosts,
-    firms: FirmTable,
-    products: ProductTable,
-    j: int,
-    request: tuple[float, float],
-    options: RankOptions,
-    contributions: Floats | None,
-) -> list[Reason]:
-    amount, term = request
-    reasons = rule_reasons(elig, j, firms, 0, products, j, options.lang)
-    if contributions is not None:
-        # Strongest effects first, among the groups that read as a fact about the firm.
-        for g in np.argsort(-np.abs(contributions[EXPLAINED]), kind="stable")[:MODEL_REASONS]:
-            group = EXPLAINED[g]
-            reason = model_reason(
-                GROUP_NAMES[group],
-                float(contributions[group]),
-                firms,
-                0,
-                products,
-                j,
-                amount,
-                options.lang,
-                term=term,
-            )
-            if reason is not None:
-                reasons.append(reason)
-    reasons.append(cost_reason(costs, j, products, j, options.lang))
-    return reasons
-
-
 def _near_misses(
     elig: PairEligibility,
     costs: PairCosts,
-    firms: FirmTable,
     products: ProductTable,
     options: RankOptions,
-) -> list[NearMiss]:
+    explainer: Explainer,
+) -> list[dict[str, Any]]:
     """Products the firm fails on one or two rules: fewest gaps, fixable ones, first."""
     if options.near_miss_limit == 0:
         return []
@@ -233,11 +212,11 @@ def _near_misses(
     candidates = np.flatnonzero((unmet >= 1) & (unmet <= options.max_unmet_for_near_miss))
     fixable = (elig.failed[candidates] & ~ACTIONABLE).sum(axis=1) == 0
     order = candidates[np.lexsort((-costs.coverage[candidates], ~fixable, unmet[candidates]))]
+    order = order[: options.near_miss_limit]
+    cost = cost_items(costs, order)
     return [
-        NearMiss(
-            product_id=int(products.ids[j]),
-            unmet=unmet_criteria(elig, int(j), firms, 0, products, int(j), options.lang),
-            cost=cost_estimate(costs, int(j)),
+        {"product_id": product_id, "unmet": explainer.unmet(elig, j), "cost": cost[k]}
+        for k, (product_id, j) in enumerate(
+            zip(products.ids[order].tolist(), order.tolist(), strict=True)
         )
-        for j in order[: options.near_miss_limit]
     ]

@@ -735,3 +735,42 @@ def test_model_lifecycle_calls_name_the_actor_and_quote_the_version() -> None:
     assert train.extensions["timeout"]["read"] == 300.0
     assert promote.url.raw_path == b"/internal/models/v%2F1/promote"
     assert "X-Principal-Id" not in rollback.headers
+
+
+@pytest.mark.parametrize("body", [b"<html>oops</html>", b"[1, 2]", b'{"ranked": [}'])
+def test_a_rank_answer_that_is_not_a_json_object_is_a_502(body: bytes) -> None:
+    downstream = Downstream(httpx.Response(200, content=body))
+
+    async def scenario() -> None:
+        client = matching_client(downstream)
+        with pytest.raises(DownstreamError) as raised:
+            await client.rank({"firm": {}})
+        assert raised.value.status == 502
+        await client.aclose()
+
+    run(scenario)
+
+
+def test_rank_and_match_events_are_sent_as_json() -> None:
+    downstream = Downstream(httpx.Response(202, json={"recorded": 1}))
+    events = [{"firm_id": 1, "product_id": 2, "score": 0.25, "town_code": "441900116"}]
+
+    async def scenario() -> None:
+        matching = matching_client(downstream)
+        await matching.rank({"firm": {"town_code": "441900116"}, "options": {"lang": "zh"}})
+        await matching.aclose()
+        registry = RegistryClient(
+            "http://registry.test", TOKEN, transport=httpx.MockTransport(downstream)
+        )
+        assert await registry.record_match_events(events) == {"recorded": 1}
+        await registry.aclose()
+
+    run(scenario)
+    rank, recorded = downstream.requests
+    assert rank.headers["Content-Type"] == "application/json"
+    assert json.loads(rank.content) == {
+        "firm": {"town_code": "441900116"},
+        "options": {"lang": "zh"},
+    }
+    assert recorded.headers["Content-Type"] == "application/json"
+    assert json.loads(recorded.content) == {"events": events}

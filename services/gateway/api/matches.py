@@ -12,8 +12,9 @@ from pydantic import BaseModel, Field
 
 from services.gateway.auth import CurrentPrincipal, require
 from services.gateway.catalogue import Catalogue
+from services.gateway.metrics import match_served
 from services.matching.model import PriorModel
-from services.matching.ranking import CatalogueCache, CatalogueUnknown, rank_products_for_firm
+from services.matching.ranking import CatalogueCache, CatalogueUnknown, rank_answer
 from shared.enums import PrincipalRole
 from shared.errors import NotFound, ProblemError
 from shared.schemas.firm import FirmFeatures
@@ -57,15 +58,15 @@ class MatchesResponse(BaseModel):
     near_misses: list[NearMissProduct]
 
 
+# What matching ranks on: the firm as the registry answered it, without identity or free text.
+# Matching validates it (RankRequest); the gateway validates it only to rank locally.
+_FIRM_FEATURES = tuple(FirmFeatures.model_fields)
+
+
 def _with_product(catalogue: Catalogue, item: dict[str, Any]) -> dict[str, Any]:
     """A ranked product or near miss with the product's name, category and institution."""
-    product = catalogue.by_id.get(item["product_id"], {})
-    summary = {
-        "name": product.get("name", ""),
-        "category": product.get("category", ""),
-        "institution_id": product.get("institution_id", 0),
-    }
-    return item | {"product": summary}
+    item["product"] = catalogue.summary(item["product_id"])
+    return item
 
 
 @router.get(
@@ -98,12 +99,12 @@ async def firm_matches(
     )
     cached = await state.cache.get(key)
     if cached is not None:
+        match_served("cached")
         return Response(cached, media_type="application/json")
 
     firm, _etag = await state.registry.get_firm(principal.id, firm_id)
     if firm["owner_principal_id"] != principal.id:
         raise NotFound(f"firm {firm_id} not found")
-    features = FirmFeatures.model_validate(firm)
     options = RankOptions(
         lang=lang,
         limit=limit,
@@ -114,7 +115,7 @@ async def firm_matches(
     degraded_reason = None
     try:
         ranking = await state.matching.rank_with_catalogue(
-            features.model_dump(mode="json"),
+            {name: firm[name] for name in _FIRM_FEATURES if name in firm},
             catalogue.version,
             catalogue.products,
             options.model_dump(mode="json"),
@@ -124,6 +125,7 @@ async def firm_matches(
             raise
         degraded_reason = f"matching service unavailable ({exc.code}): rule-and-cost ranking"
         log.warning("firm %s: %s", firm_id, degraded_reason)
+        features = FirmFeatures.model_validate(firm)
         ranking = await run_in_threadpool(_rank_locally, features, catalogue, options)
 
     body = {
@@ -152,6 +154,7 @@ async def firm_matches(
                 for r in ranking["ranked"]
             ]
         )
+    match_served("fresh" if degraded_reason is None else "degraded")
     return Response(payload, media_type="application/json")
 
 
@@ -163,5 +166,4 @@ def _rank_locally(
     except CatalogueUnknown:
         products = [ProductFeatures.model_validate(p) for p in catalogue.products]
         table = _fallback_tables.table(catalogue.version, products)
-    answer = rank_products_for_firm(features, table, PriorModel(), options)
-    return answer.model_dump(mode="json")
+    return rank_answer(features, table, PriorModel(), options)

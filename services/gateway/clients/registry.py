@@ -6,6 +6,7 @@ from collections.abc import AsyncIterable
 from typing import Unpack
 
 import httpx
+import orjson
 
 from services.gateway.clients.base import (
     JSON,
@@ -244,7 +245,12 @@ class RegistryClient(DownstreamClient):
 
     async def record_match_events(self, events: list[JSON]) -> JSON:
         """Append what a firm was shown; sent once, since a repeat would count it twice."""
-        response = await self.request("POST", "/internal/match-events", json={"events": events})
+        response = await self.request(
+            "POST",
+            "/internal/match-events",
+            content=orjson.dumps({"events": events}),  # batches of up to 1,000 events
+            headers={"Content-Type": "application/json"},
+        )
         return self.json_object(response)
 
     # Health

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+import orjson
+from fastapi import APIRouter, Request, Response
 
-from services.matching.ranking import CatalogueUnknown, rank_products_for_firm
+from services.matching.metrics import ranked
+from services.matching.ranking import CatalogueUnknown, rank_answer
 from shared.errors import Conflict
 from shared.schemas.matching import RankRequest, RankResponse
 
@@ -12,8 +14,13 @@ router = APIRouter(prefix="/internal", tags=["rank"])
 
 
 @router.post("/rank", response_model=RankResponse)
-def rank(body: RankRequest, request: Request) -> RankResponse:
-    """Eligibility, approval probability, effective cost, reasons and near misses."""
+async def rank(body: RankRequest, request: Request) -> Response:
+    """Eligibility, approval probability, effective cost, reasons and near misses.
+
+    The answer is RankResponse's data, serialised once (rank_answer's tests hold it to the
+    schema), not validated again as a response model. The work is a few milliseconds of CPU
+    under the GIL, so it runs on the event loop: a thread per request would only add hand-offs.
+    """
     state = request.app.state
     try:
         table = state.catalogues.table(body.catalogue_version, body.products)
@@ -23,4 +30,6 @@ def rank(body: RankRequest, request: Request) -> RankResponse:
             code="catalogue_unknown",
             field="catalogue_version",
         ) from exc
-    return rank_products_for_firm(body.firm, table, state.models.scorer, body.options)
+    answer = rank_answer(body.firm, table, state.models.scorer, body.options)
+    ranked(RankResponse.model_construct(**answer))  # counts only: no validation needed
+    return Response(orjson.dumps(answer), media_type="application/json")

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
+import psycopg
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, field_validator
@@ -29,7 +30,7 @@ from services.registry.models import (
     PrincipalPublic,
     Product,
 )
-from services.registry.models.columns import table_of
+from services.registry.models.columns import table_of, utcnow
 from services.registry.pagination import decode_cursor, next_cursor
 from shared.enums import PrincipalRole
 from shared.errors import Unprocessable
@@ -63,19 +64,45 @@ class MatchEventBatch(BaseModel):
     events: list[MatchEventIn] = Field(max_length=10_000)
 
 
+_EVENT_COLUMNS = tuple(MatchEventIn.model_fields)
+
+
 @router.post("/internal/match-events", status_code=202)
 def record_match_events(body: MatchEventBatch, session: SessionDep) -> dict[str, int]:
-    """Bulk-append what the gateway showed a firm (statistics of "matched")."""
+    """Bulk-append what the gateway showed a firm (statistics of "matched").
+
+    The gateway sends batches of hundreds of events. One timestamp per batch (they were
+    shown within a fraction of a second); on PostgreSQL one COPY, which costs a fifth of
+    SQLAlchemy's many-row INSERT in this process.
+    """
     if body.events:
+        now = utcnow()
+        rows = [(*(getattr(event, name) for name in _EVENT_COLUMNS), now) for event in body.events]
         try:
-            session.execute(table_of(MatchEvent).insert(), [e.model_dump() for e in body.events])
+            if session.get_bind().dialect.driver == "psycopg":
+                _copy_events(session, rows)
+            else:
+                names = (*_EVENT_COLUMNS, "created_at")
+                values = [dict(zip(names, row, strict=True)) for row in rows]
+                session.execute(table_of(MatchEvent).insert(), values)
             session.commit()
-        except IntegrityError as exc:
+        except (IntegrityError, psycopg.errors.IntegrityError) as exc:
             session.rollback()
             raise Unprocessable(
                 "events name a firm_id or product_id that does not exist", field="events"
             ) from exc
     return {"recorded": len(body.events)}
+
+
+def _copy_events(session: Session, rows: list[tuple[Any, ...]]) -> None:
+    """COPY the rows into match_event inside the session's transaction."""
+    columns = ", ".join((*_EVENT_COLUMNS, "created_at"))
+    driver = session.connection().connection.driver_connection
+    if not isinstance(driver, psycopg.Connection):
+        raise TypeError(f"expected a psycopg connection, not {type(driver).__name__}")
+    with driver.cursor() as cursor, cursor.copy(f"COPY match_event ({columns}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
 
 
 def training_rows(session: Session, since: datetime | None) -> Iterator[bytes]:
