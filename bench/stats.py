@@ -357,6 +357,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             httpx.Client(base_url=registry, timeout=60) as reg,
             httpx.Client(base_url=gateway, timeout=60) as gw,
         ):
+            city = {"X-Internal-Token": TOKEN, "X-Principal-Id": str(who["city"])}
+            # The first query builds the statistics cube from scratch (every month is dirty
+            # after the bulk load): the cost of a fresh database, or of a TRUNCATE.
+            first = timed(reg, "/v1/stats/overview", 1, headers=city)[0]
             for name, path, params, role in queries:
                 headers = {"X-Internal-Token": TOKEN, "X-Principal-Id": str(who[role])}
                 timed(reg, path, 2, params=params, headers=headers)  # warm the buffer cache
@@ -365,6 +369,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 timed(gw, path, 3, params=params, headers=auth)  # fills the cache
                 cached = timed(gw, path, args.repeat * 10, params=params, headers=auth)
                 results.append((name, uncached, cached))
+            # Uncached just after a decision: the decided month is rebuilt by the query.
+            after_write = []
+            with psycopg.connect(url, autocommit=True) as conn:
+                app_id = conn.execute(
+                    "SELECT id FROM application ORDER BY submitted_at DESC LIMIT 1"
+                ).fetchone()
+                for _ in range(args.repeat):
+                    conn.execute("UPDATE application SET status = status WHERE id = %s", app_id)
+                    after_write += timed(reg, "/v1/stats/overview", 1, headers=city)
+            results.append(("overview, city, after a write", after_write, []))
             floor = timed(gw, "/healthz", args.repeat * 10)
     finally:
         client = redis.Redis.from_url(redis_url)
@@ -373,6 +387,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             client.delete(*keys)
         if not args.keep:
             drop_database(admin_url, DATABASE)
+    print(f"\nfirst query on the freshly loaded database (builds the cube): {first / 1000:.1f} s")
     return report(results, floor)
 
 
@@ -380,18 +395,19 @@ def report(results: list[tuple[str, list[float], list[float]]], floor: list[floa
     floor_ms = statistics.median(floor)
     print()
     print(
-        f"{'query':<28} {'uncached p50':>13} {'max':>8} {'cached p50':>11} {'p99':>7} {'÷floor':>7}"
+        f"{'query':<30} {'uncached p50':>13} {'max':>8} {'cached p50':>11} {'p99':>7} {'÷floor':>7}"
     )
     ok = True
     for name, uncached, cached in results:
         u50, umax = statistics.median(uncached), max(uncached)
-        c50, c99 = statistics.median(cached), float(np.percentile(cached, 99))
-        ok &= u50 <= TARGET_UNCACHED_MS and c50 <= TARGET_CACHED_MS
-        print(
-            f"{name:<28} {u50:>10.1f} ms {umax:>5.0f} ms {c50:>8.2f} ms {c99:>4.1f} ms "
-            f"{c50 / floor_ms:>6.1f}×"
-        )
-    print(f"{'floor: gateway /healthz':<28} {'':>13} {'':>8} {floor_ms:>8.2f} ms")
+        ok &= u50 <= TARGET_UNCACHED_MS
+        line = f"{name:<30} {u50:>10.1f} ms {umax:>5.0f} ms"
+        if cached:
+            c50, c99 = statistics.median(cached), float(np.percentile(cached, 99))
+            ok &= c50 <= TARGET_CACHED_MS
+            line += f" {c50:>8.2f} ms {c99:>4.1f} ms {c50 / floor_ms:>6.1f}×"
+        print(line)
+    print(f"{'floor: gateway /healthz':<30} {'':>13} {'':>8} {floor_ms:>8.2f} ms")
     print()
     print(
         f"targets: uncached ≤ {TARGET_UNCACHED_MS:.0f} ms, cached ≤ {TARGET_CACHED_MS:.0f} ms "

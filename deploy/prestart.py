@@ -3,7 +3,7 @@
 Runs in the registry image before any registry replica serves (the compose ``migrate``
 service, the Kubernetes migration Job):
 
-    python deploy/prestart.py                      # wait, then alembic upgrade head
+    python deploy/prestart.py                      # wait, alembic upgrade head, stats cube
     python deploy/prestart.py --seed-demo \\
         --train-first-model http://matching:8002   # the compose ``demo`` profile
 
@@ -86,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     print("prestart: database answers; alembic upgrade head", flush=True)
     upgrade(settings.database_url)
     print("prestart: the schema is at head", flush=True)
+    # After a migration or a bulk load the cube is dirty: rebuild it before officials ask.
+    registry_cli.refresh_stats(settings.database_url)
     if args.seed_demo:
         registry_cli.main(["seed", "--keys-file", str(args.keys_file)])
         if args.keys_file.exists():

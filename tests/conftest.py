@@ -15,6 +15,8 @@ from services.registry.migrate import upgrade
 from tests.services import need_postgres
 
 TABLES_CHILD_FIRST = [
+    "stats_cube",
+    "stats_dirty",
     "model_version",
     "match_event",
     "import_batch",

@@ -1,9 +1,10 @@
-"""Registry command line: migrate, seed the demo world, serve."""
+"""Registry command line: migrate, seed the demo world, rebuild the statistics cube, serve."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 from services.registry.config import get_settings
@@ -18,6 +19,9 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("migrate", help="alembic upgrade head")
     commands.add_parser("check-migrations", help="fail if models and migrations disagree")
+    commands.add_parser(
+        "stats-refresh", help="rebuild the statistics cube's dirty months (after a bulk load)"
+    )
     seed = commands.add_parser("seed", help="write the synthetic Dongguan demo data (once)")
     seed.add_argument("--firms", type=int, default=5_000)
     seed.add_argument("--applications", type=int, default=6_000)
@@ -37,10 +41,15 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "seed":
         upgrade(url)
         _seed(url, args.firms, args.applications, args.keys_file)
+        refresh_stats(url)
+    elif args.command == "stats-refresh":
+        upgrade(url)
+        refresh_stats(url)
     elif args.command == "serve":
         upgrade(url)
         if args.seed:
             _seed(url, 5_000, 6_000, Path("var/demo-keys.json"))
+        refresh_stats(url)
         import uvicorn
 
         from services.registry.main import create_app
@@ -55,6 +64,21 @@ def main(argv: list[str] | None = None) -> int:
             access_log=False,  # our access middleware logs each request once, with its id
         )
     return 0
+
+
+def refresh_stats(url: str) -> None:
+    """Rebuild the statistics cube where writes left it dirty, so no official waits for it."""
+    from services.registry import stats_cube
+
+    engine = make_engine(url)
+    try:
+        started = time.perf_counter()
+        months = stats_cube.refresh(engine)
+    finally:
+        engine.dispose()
+    if months:
+        took = time.perf_counter() - started
+        print(f"statistics cube: {months} month(s) rebuilt in {took:.1f} s", flush=True)
 
 
 def _seed(url: str, firms: int, applications: int, keys_file: Path) -> None:

@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement
 
+from services.registry import stats_cube as cube
 from services.registry.models import Application, Firm, Institution, MatchEvent, Product
 from services.registry.models.columns import table_of
 from shared.enums import ApplicationStatus
@@ -194,6 +195,54 @@ def roomy(conn: Connection) -> None:
 
 
 def overview(conn: Connection, filters: Filters) -> dict[str, Any]:
+    """The period's headline figures, from the statistics cube (see stats_cube)."""
+    f = filters
+    c = cube.read(conn, f.date_from, f.date_to, f.town_code, f.category, None, OVERVIEW).get(
+        "", cube.Cell()
+    )
+    registered = cube.registered_by(conn, f.date_to, f.town_code)
+    decided = c.approved + c.rejected
+    hours = c.response_hours
+    p50, p90 = (
+        (_round(float(np.percentile(hours, 50))), _round(float(np.percentile(hours, 90))))
+        if hours.size
+        else (None, None)
+    )
+    approved_firms = c.distinct("approved_firms")
+    first_loan_firms = c.distinct("first_loan_firms")
+    return {
+        "firms_registered": registered.firms_registered,
+        "firms_with_need": registered.firms_with_need,
+        "firms_matched": c.distinct("matched_firms"),
+        "applications": c.applications,
+        "approvals": c.approved,
+        "rejections": c.rejected,
+        "pending": c.pending,
+        "approval_rate": _ratio(c.approved, decided),
+        "requested_amount_yuan": c.requested_yuan,
+        "approved_amount_yuan": c.approved_yuan,
+        "first_loan_firms": first_loan_firms,
+        "first_loan_rate": _ratio(first_loan_firms, approved_firms),
+        "small_micro_share_of_approved": _ratio(c.small_micro_yuan, c.approved_yuan),
+        "response_hours_median": p50,
+        "response_hours_p90": p90,
+        "average_approved_rate_bp": _round(c.rate_bp_sum / c.rate_bp_n) if c.rate_bp_n else None,
+    }
+
+
+OVERVIEW = (
+    *cube.COUNTS[:10],
+    "approved_firms",
+    "first_loan_firms",
+    "matched_firms",
+    "response_hours",
+)
+BREAKDOWN = (*cube.COUNTS[:8], "applicant_firms")
+CUBE_DIMENSIONS = {"town", "category", "month"}
+
+
+def overview_from_rows(conn: Connection, filters: Filters) -> dict[str, Any]:
+    """``overview`` computed straight from the rows: the definition the cube must match."""
     roomy(conn)
     firms_where: list[ColumnElement[bool]] = []
     if filters.date_to is not None:  # registered by the end of the period
@@ -263,7 +312,59 @@ def _labels(conn: Connection, by: Dimension, keys: Iterable[str]) -> dict[str, t
 
 
 def breakdown(conn: Connection, by: Dimension, filters: Filters) -> list[dict[str, Any]]:
-    """Application figures per town, category, institution, size class, section or month."""
+    """Application figures per town, category, institution, size class, section or month.
+
+    Town, category and month come from the statistics cube; the others from the rows.
+    """
+    if by.value not in CUBE_DIMENSIONS:
+        return breakdown_from_rows(conn, by, filters)
+    f = filters
+    cells = cube.read(conn, f.date_from, f.date_to, f.town_code, f.category, by.value, BREAKDOWN)
+    labels = _labels(conn, by, cells)
+    out = []
+    for key in sorted(cells):
+        c = cells[key]
+        if not c.applications:  # a month or town with registrations or matches only
+            continue
+        zh, en = labels[key]
+        out.append(
+            _breakdown_cell(
+                key,
+                zh,
+                en,
+                firms=c.distinct("applicant_firms"),
+                applications=c.applications,
+                approved=c.approved,
+                rejected=c.rejected,
+                pending=c.pending,
+                requested=c.requested_yuan,
+                approved_amount=c.approved_yuan,
+                first_loans=c.first_loans,
+            )
+        )
+    return out
+
+
+def _breakdown_cell(key: str, zh: str, en: str, **n: int) -> dict[str, Any]:
+    cell: dict[str, Any] = {"key": key, "label_zh": zh, "label_en": en}
+    if n["firms"] < MIN_CELL_FIRMS:
+        return cell | dict.fromkeys(BREAKDOWN_FIGURES) | {"suppressed": True}
+    return cell | {
+        "firms": n["firms"],
+        "applications": n["applications"],
+        "approved": n["approved"],
+        "rejected": n["rejected"],
+        "pending": n["pending"],
+        "approval_rate": _ratio(n["approved"], n["approved"] + n["rejected"]),
+        "requested_amount_yuan": n["requested"],
+        "approved_amount_yuan": n["approved_amount"],
+        "first_loan_approved": n["first_loans"],
+        "suppressed": False,
+    }
+
+
+def breakdown_from_rows(conn: Connection, by: Dimension, filters: Filters) -> list[dict[str, Any]]:
+    """``breakdown`` straight from the rows, for every dimension."""
     roomy(conn)
     source: Any = APP
     if by is Dimension.CATEGORY:
@@ -285,28 +386,21 @@ def breakdown(conn: Connection, by: Dimension, filters: Filters) -> list[dict[st
     )
     rows = conn.execute(stmt).all()
     labels = _labels(conn, by, (str(r.key) for r in rows))
-    out = []
-    for r in rows:
-        zh, en = labels[str(r.key)]
-        cell: dict[str, Any] = {"key": str(r.key), "label_zh": zh, "label_en": en}
-        if int(r.firms) < MIN_CELL_FIRMS:
-            cell |= dict.fromkeys(BREAKDOWN_FIGURES) | {"suppressed": True}
-        else:
-            decided = int(r.approved) + int(r.rejected)
-            cell |= {
-                "firms": int(r.firms),
-                "applications": int(r.applications),
-                "approved": int(r.approved),
-                "rejected": int(r.rejected),
-                "pending": int(r.pending),
-                "approval_rate": _ratio(int(r.approved), decided),
-                "requested_amount_yuan": int(r.requested),
-                "approved_amount_yuan": int(r.approved_amount),
-                "first_loan_approved": int(r.first_loans),
-                "suppressed": False,
-            }
-        out.append(cell)
-    return out
+    return [
+        _breakdown_cell(
+            str(r.key),
+            *labels[str(r.key)],
+            firms=int(r.firms),
+            applications=int(r.applications),
+            approved=int(r.approved),
+            rejected=int(r.rejected),
+            pending=int(r.pending),
+            requested=int(r.requested),
+            approved_amount=int(r.approved_amount),
+            first_loans=int(r.first_loans),
+        )
+        for r in rows
+    ]
 
 
 BREAKDOWN_FIGURES = (

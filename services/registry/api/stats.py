@@ -15,13 +15,15 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from services.registry import audit, stats
+from services.registry import audit, stats, stats_cube
 from services.registry.api.deps import (
     PrincipalDep,
     ReadSessionDep,
     SessionDep,
+    get_engine,
     get_settings,
     require_internal_token,
     require_role,
@@ -189,14 +191,22 @@ def is_synthetic(session: Session) -> bool:
     return demo is not None
 
 
-@router.get("/overview", response_model=Overview)
+def fresh_cube(engine: Annotated[Engine, Depends(get_engine)]) -> None:
+    """Rebuild the statistics cube's dirty months before the request reads it."""
+    stats_cube.refresh(engine)
+
+
+FreshCube = Depends(fresh_cube)
+
+
+@router.get("/overview", response_model=Overview, dependencies=[FreshCube])
 def overview(session: ReadSessionDep, f: FiltersDep) -> dict[str, Any]:
     """Registered firms, needs, matches, applications, approvals, amounts and response times."""
     figures = stats.overview(session.connection(), f)
     return {"filters": f.as_dict(), "synthetic": is_synthetic(session), **figures}
 
 
-@router.get("/breakdown", response_model=Breakdown)
+@router.get("/breakdown", response_model=Breakdown, dependencies=[FreshCube])
 def breakdown(session: ReadSessionDep, f: FiltersDep, by: Dimension) -> dict[str, Any]:
     rows = stats.breakdown(session.connection(), by, f)
     return {"by": by, "filters": f.as_dict(), "town_code": f.town_code, "rows": rows}

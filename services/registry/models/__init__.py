@@ -28,6 +28,7 @@ from services.registry.models.product import (
     ProductPublic,
     ProductUpdate,
 )
+from services.registry.models.stats_cube import stats_cube, stats_dirty
 
 __all__ = [
     "ApiKey",
@@ -57,4 +58,6 @@ __all__ = [
     "ProductCreate",
     "ProductPublic",
     "ProductUpdate",
+    "stats_cube",
+    "stats_dirty",
 ]

@@ -1,0 +1,53 @@
+"""The officials' statistics cube: per China-time month, figures summed over applications,
+match events and registrations, at four levels (the city, a town, a category, a town and a
+category), with the firms behind each cell as compressed bitmaps so that distinct firms over
+any run of months stay exact.
+
+``stats_dirty`` names the months whose cube rows no longer match the rows they summarise.
+Database triggers (migration 0005) mark a month dirty on every insert, update or delete that
+touches it, whatever wrote it (the API, a bulk import, COPY, a hand-made UPDATE); the next
+statistics query rebuilds those months first. See services/registry/stats_cube.py.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlmodel import SQLModel
+
+ALL = ""  # the town or category column of a cell that covers all of them
+
+stats_dirty = sa.Table(
+    "stats_dirty",
+    SQLModel.metadata,
+    sa.Column("month", sa.String(7), primary_key=True),  # YYYY-MM, China time
+    # Bumped by every marking write, so a rebuild clears only what it has seen.
+    sa.Column("version", sa.BigInteger(), nullable=False),
+)
+
+stats_cube = sa.Table(
+    "stats_cube",
+    SQLModel.metadata,
+    sa.Column("month", sa.String(7), primary_key=True),
+    sa.Column("town_code", sa.String(9), primary_key=True),
+    sa.Column("category", sa.String(40), primary_key=True),
+    sa.Column("applications", sa.BigInteger(), nullable=False),
+    sa.Column("approved", sa.BigInteger(), nullable=False),
+    sa.Column("rejected", sa.BigInteger(), nullable=False),
+    sa.Column("pending", sa.BigInteger(), nullable=False),
+    sa.Column("requested_yuan", sa.BigInteger(), nullable=False),
+    sa.Column("approved_yuan", sa.BigInteger(), nullable=False),
+    sa.Column("small_micro_yuan", sa.BigInteger(), nullable=False),
+    sa.Column("first_loans", sa.BigInteger(), nullable=False),
+    sa.Column("rate_bp_sum", sa.BigInteger(), nullable=False),
+    sa.Column("rate_bp_n", sa.BigInteger(), nullable=False),
+    # Firms registered in the month (by created_at) as they are now; category cells hold 0.
+    sa.Column("firms_registered", sa.BigInteger(), nullable=False),
+    sa.Column("firms_with_need", sa.BigInteger(), nullable=False),
+    # Roaring bitmaps (pyroaring's portable format) of firm ids.
+    sa.Column("applicant_firms", sa.LargeBinary(), nullable=False),
+    sa.Column("approved_firms", sa.LargeBinary(), nullable=False),
+    sa.Column("first_loan_firms", sa.LargeBinary(), nullable=False),
+    sa.Column("matched_firms", sa.LargeBinary(), nullable=False),
+    # Application → decision in hours of the decided applications, float64, unordered.
+    sa.Column("response_hours", sa.LargeBinary(), nullable=False),
+)

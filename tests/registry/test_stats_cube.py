@@ -1,0 +1,281 @@
+"""The statistics cube answers exactly what the rows answer, and stays fresh after any write.
+
+The reference is ``overview_from_rows`` / ``breakdown_from_rows``: the same figures computed
+by SQL over the rows themselves. A seeded world (a year and more of decided applications,
+match events, some erased firms) is read both ways for periods that start and end on month
+boundaries, inside months, across a New Year in China time, open on either side, or empty.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from services.registry import stats, stats_cube
+from services.registry.models import stats_cube as cube_table
+from services.registry.models import stats_dirty
+from services.registry.seed.loader import seed_demo
+from services.registry.stats import Dimension, Filters
+
+SEEDED_AT = datetime(2026, 11, 20, 3, 0, tzinfo=UTC)
+TANGXIA = "441900116"
+
+PERIODS = [
+    (None, None),
+    (date(2026, 1, 1), date(2026, 7, 1)),  # whole months
+    (date(2025, 12, 17), date(2026, 3, 9)),  # cut at both ends, across New Year
+    (date(2026, 4, 3), date(2026, 4, 21)),  # inside one month
+    (date(2026, 2, 1), date(2026, 2, 14)),  # starts on a boundary, ends inside
+    (date(2026, 5, 9), date(2026, 6, 1)),  # starts inside, ends on a boundary
+    (date(2026, 6, 15), None),
+    (None, date(2026, 3, 15)),
+    (date(2026, 3, 1), date(2026, 3, 1)),  # empty
+    (date(2027, 1, 1), None),  # after everything
+]
+
+
+@pytest.fixture
+def world(engine: Engine) -> Engine:
+    assert seed_demo(engine, n_firms=300, n_applications=700, now=SEEDED_AT, progress=False).seeded
+    with engine.begin() as conn:
+        # Erased firms: their applications and match events stay, without the firm.
+        conn.execute(sa.text("UPDATE application SET firm_id = NULL WHERE id % 37 = 0"))
+        conn.execute(sa.text("UPDATE match_event SET firm_id = NULL WHERE id % 41 = 0"))
+    return engine
+
+
+def both_ways(engine: Engine, f: Filters) -> tuple[dict[str, Any], dict[str, Any]]:
+    stats_cube.refresh(engine)
+    with engine.connect() as conn:
+        return stats.overview(conn, f), stats.overview_from_rows(conn, f)
+
+
+def assert_same_overview(cube: dict[str, Any], rows: dict[str, Any]) -> None:
+    cube, rows = dict(cube), dict(rows)
+    for name in ("response_hours_median", "response_hours_p90"):
+        a, b = cube.pop(name), rows.pop(name)
+        assert (a is None) == (b is None), name
+        if a is not None:
+            # Two interpolations of the same values may round either side of a 0.05 h boundary.
+            assert a == pytest.approx(b, abs=0.11), name
+    assert cube == rows
+
+
+@pytest.mark.parametrize("category", [None, "ip_pledge"])
+@pytest.mark.parametrize("town", [None, TANGXIA])
+def test_the_cube_answers_what_the_rows_answer(
+    world: Engine, town: str | None, category: str | None
+) -> None:
+    seen_applications = 0
+    for date_from, date_to in PERIODS:
+        f = Filters(date_from=date_from, date_to=date_to, town_code=town, category=category)
+        cube, rows = both_ways(world, f)
+        assert_same_overview(cube, rows)
+        seen_applications += rows["applications"]
+        with world.connect() as conn:
+            for by in (Dimension.TOWN, Dimension.CATEGORY, Dimension.MONTH):
+                assert stats.breakdown(conn, by, f) == stats.breakdown_from_rows(conn, by, f), (
+                    by,
+                    f,
+                )
+    assert seen_applications > 0  # the world has something to compare
+
+
+def test_whole_history_matches_and_is_not_trivial(world: Engine) -> None:
+    cube, rows = both_ways(world, Filters())
+    assert rows["applications"] > 600
+    assert rows["firms_matched"] > 0
+    assert rows["response_hours_median"] is not None
+    assert_same_overview(cube, rows)
+
+
+def dirty_months(engine: Engine) -> set[str]:
+    with engine.connect() as conn:
+        return set(conn.execute(sa.select(stats_dirty.c.month)).scalars())
+
+
+def test_every_month_of_a_fresh_database_starts_dirty_and_a_query_cleans_it(
+    world: Engine,
+) -> None:
+    months = dirty_months(world)
+    assert len(months) > 12  # the seeded history spans more than a year
+    assert stats_cube.refresh(world) == len(months)
+    assert dirty_months(world) == set()
+    assert stats_cube.refresh(world) == 0
+    with world.connect() as conn:
+        cube_months = set(conn.execute(sa.select(cube_table.c.month).distinct()).scalars())
+    assert cube_months == months
+
+
+def one_application(engine: Engine) -> tuple[int, str]:
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.text("SELECT id, submitted_at FROM application WHERE status = 'submitted' LIMIT 1")
+        ).one()
+    submitted = row.submitted_at
+    if isinstance(submitted, str):
+        submitted = datetime.fromisoformat(submitted)
+    local = submitted.replace(tzinfo=submitted.tzinfo or UTC) + stats_cube.CHINA
+    return int(row.id), f"{local.year:04d}-{local.month:02d}"
+
+
+@pytest.mark.parametrize(
+    "write",
+    [
+        "UPDATE application SET status = 'withdrawn' WHERE id = :id",
+        "DELETE FROM decision WHERE application_id = :id; DELETE FROM application WHERE id = :id",
+    ],
+)
+def test_a_write_by_hand_marks_its_month_and_the_next_query_sees_it(
+    world: Engine, write: str
+) -> None:
+    stats_cube.refresh(world)
+    app_id, month = one_application(world)
+    with world.begin() as conn:
+        for statement in write.split("; "):
+            conn.execute(sa.text(statement), {"id": app_id})
+    assert dirty_months(world) == {month}
+    cube, rows = both_ways(world, Filters())
+    assert_same_overview(cube, rows)
+    assert dirty_months(world) == set()
+
+
+def test_a_firm_edit_marks_a_month_only_when_it_moves_a_figure(world: Engine) -> None:
+    stats_cube.refresh(world)
+    with world.begin() as conn:
+        firm_id = conn.execute(sa.text("SELECT min(id) FROM firm")).scalar_one()
+        conn.execute(
+            sa.text("UPDATE firm SET name = name || '（改）' WHERE id = :i"), {"i": firm_id}
+        )
+    assert dirty_months(world) == set()
+    with world.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE firm SET town_code = '441900121' WHERE id = :i"), {"i": firm_id}
+        )
+    assert len(dirty_months(world)) == 1
+    cube, rows = both_ways(world, Filters(town_code="441900121"))
+    assert_same_overview(cube, rows)
+
+
+def test_a_product_changing_category_marks_every_month(world: Engine) -> None:
+    stats_cube.refresh(world)
+    with world.begin() as conn:
+        product_id = conn.execute(
+            sa.text("SELECT product_id FROM application GROUP BY product_id LIMIT 1")
+        ).scalar_one()
+        conn.execute(
+            sa.text("UPDATE product SET category = 'leasing' WHERE id = :i"), {"i": product_id}
+        )
+    with world.connect() as conn:
+        all_months = set(conn.execute(sa.select(cube_table.c.month).distinct()).scalars())
+    assert dirty_months(world) == all_months
+    for category in ("leasing", "ip_pledge"):
+        cube, rows = both_ways(world, Filters(category=category))
+        assert_same_overview(cube, rows)
+
+
+# TRUNCATE fires no row triggers; SQLite has no TRUNCATE at all.
+@pytest.mark.parametrize(
+    "engine", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+def test_truncate_on_postgres_marks_every_month(world: Engine) -> None:
+    stats_cube.refresh(world)
+    with world.begin() as conn:
+        conn.execute(sa.text("TRUNCATE match_event"))
+    assert dirty_months(world)
+    cube, rows = both_ways(world, Filters())
+    assert cube["firms_matched"] == rows["firms_matched"] == 0
+
+
+def test_a_write_during_a_rebuild_leaves_the_month_dirty(
+    world: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rebuild read the rows before the write committed: it must not clear the mark."""
+    stats_cube.refresh(world)
+    app_id, month = one_application(world)
+    with world.begin() as conn:  # a decision, say: the month is dirty
+        conn.execute(
+            sa.text("UPDATE application SET status = status WHERE id = :id"), {"id": app_id}
+        )
+    real_build = stats_cube.build
+    wrote = threading.Event()
+
+    def build_then_write(*args: Any, **kwargs: Any) -> Any:
+        cells = real_build(*args, **kwargs)
+        if not wrote.is_set():
+            wrote.set()
+            done = threading.Event()
+
+            def write() -> None:
+                # Another connection, as another request would; SQLite's single writer has
+                # to wait for the rebuild, so its write lands just after, still seen.
+                with world.begin() as other:
+                    other.execute(
+                        sa.text("UPDATE application SET status = 'withdrawn' WHERE id = :id"),
+                        {"id": app_id},
+                    )
+                done.set()
+
+            thread = threading.Thread(target=write)
+            thread.start()
+            if world.dialect.name == "postgresql":
+                # PostgreSQL: the writer upserts the mark, waits on it only if we deleted it.
+                done.wait(10)
+            threads.append(thread)
+        return cells
+
+    threads: list[threading.Thread] = []
+    monkeypatch.setattr(stats_cube, "build", build_then_write)
+    stats_cube.refresh(world)
+    for thread in threads:
+        thread.join(10)
+    monkeypatch.setattr(stats_cube, "build", real_build)
+    assert wrote.is_set()
+    assert month in dirty_months(world)
+    cube, rows = both_ways(world, Filters())
+    assert_same_overview(cube, rows)
+
+
+@pytest.mark.parametrize(
+    ("date_from", "date_to", "first", "last", "edges"),
+    [
+        (None, None, None, None, ()),
+        (date(2026, 1, 1), date(2026, 3, 1), "2026-01", "2026-02", ()),
+        (
+            date(2025, 12, 17),
+            date(2026, 3, 9),
+            "2026-01",
+            "2026-02",
+            ((date(2025, 12, 17), date(2026, 1, 1)), (date(2026, 3, 1), date(2026, 3, 9))),
+        ),
+        (
+            date(2026, 4, 3),
+            date(2026, 4, 21),
+            "2026-05",
+            "2026-03",
+            ((date(2026, 4, 3), date(2026, 4, 21)),),
+        ),
+        (date(2026, 6, 15), None, "2026-07", None, ((date(2026, 6, 15), date(2026, 7, 1)),)),
+        (None, date(2026, 3, 15), None, "2026-02", ((date(2026, 3, 1), date(2026, 3, 15)),)),
+    ],
+)
+def test_a_period_splits_into_whole_months_and_cut_days(
+    date_from: date | None,
+    date_to: date | None,
+    first: str | None,
+    last: str | None,
+    edges: tuple[tuple[date, date], ...],
+) -> None:
+    period = stats_cube.split(date_from, date_to)
+    assert (period.first, period.last, period.edges) == (first, last, edges)
+
+
+def test_an_empty_period_reads_nothing() -> None:
+    period = stats_cube.split(date(2026, 3, 1), date(2026, 3, 1))
+    assert period.empty()
+    assert period.edges == ()
