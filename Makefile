@@ -72,7 +72,9 @@ bench-batch: $(STAMP)
 	$(BIN)/python -m bench.batch_rank
 
 # Needs PostgreSQL (FINMATCH_BENCH_POSTGRES_URL) and Redis (FINMATCH_BENCH_REDIS_URL, DB 7).
+# The load generator is wrk where installed (apt-get install wrk), else a Python client.
 bench-api: $(STAMP)
+	@command -v wrk >/dev/null || echo "bench-api: wrk not found (apt-get install wrk); the Python client will limit the figures"
 	$(BIN)/python -m bench.api
 
 clean:

@@ -193,6 +193,8 @@ class RedisGuard:
 class Cache(Protocol):
     async def get(self, key: str) -> bytes | None: ...
 
+    async def get_many(self, *keys: str) -> list[bytes | None]: ...
+
     async def set(self, key: str, value: bytes, ttl_seconds: float) -> None: ...
 
     async def delete(self, *keys: str) -> None: ...
@@ -200,6 +202,20 @@ class Cache(Protocol):
     async def incr(self, key: str) -> int: ...
 
     async def aclose(self) -> None: ...
+
+
+def stamped(payload: bytes, *stamps: str) -> bytes:
+    """``payload`` with the versions it was computed from (generations, a model version), so
+    that one MGET can fetch it with the current versions and ``unstamped`` can check them."""
+    return "|".join(stamps).encode() + b"\n" + payload
+
+
+def unstamped(value: bytes | None, *stamps: str) -> bytes | None:
+    """The payload of a ``stamped`` value if it carries exactly these stamps, else None."""
+    if value is None:
+        return None
+    head, sep, payload = value.partition(b"\n")
+    return payload if sep and head == "|".join(stamps).encode() else None
 
 
 def _ttl_ms(ttl_seconds: float) -> int:
@@ -240,6 +256,9 @@ class LocalCache:
         value = self._lookup(key)
         _count_lookup(key, "local", value is not None)
         return value
+
+    async def get_many(self, *keys: str) -> list[bytes | None]:
+        return [await self.get(key) for key in keys]
 
     def _lookup(self, key: str) -> bytes | None:
         counter = self._counters.get(key)
@@ -303,6 +322,13 @@ class RedisCache:
         value = cast(bytes | None, await self.client.get(self.prefix + key))
         _count_lookup(key, "redis", value is not None)
         return value
+
+    async def get_many(self, *keys: str) -> list[bytes | None]:
+        """Several keys in one round trip (MGET)."""
+        values = cast(list[bytes | None], await self.client.mget([self.prefix + k for k in keys]))
+        for key, value in zip(keys, values, strict=True):
+            _count_lookup(key, "redis", value is not None)
+        return values
 
     async def set(self, key: str, value: bytes, ttl_seconds: float) -> None:
         await self.client.set(self.prefix + key, value, px=_ttl_ms(ttl_seconds))
@@ -381,6 +407,12 @@ class FallbackCache:
             return await self._guard.run(lambda: self.redis.get(key))
         except RedisUnavailable:
             return await self.local.get(key)
+
+    async def get_many(self, *keys: str) -> list[bytes | None]:
+        try:
+            return await self._guard.run(lambda: self.redis.get_many(*keys))
+        except RedisUnavailable:
+            return await self.local.get_many(*keys)
 
     async def set(self, key: str, value: bytes, ttl_seconds: float) -> None:
         _ttl_ms(ttl_seconds)  # a bad TTL is the caller's bug: raise it even during an outage

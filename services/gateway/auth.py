@@ -17,13 +17,14 @@ from services.gateway.dashboard.sessions import (
     session_key_digest,
 )
 from services.gateway.metrics import RATE_LIMIT_REJECTIONS
+from shared.cache import stamped, unstamped
 from shared.enums import PrincipalRole
 from shared.errors import NotFound, ProblemError, TooManyRequests, Unauthorized
 
 log = logging.getLogger("finmatch.gateway.auth")
 MAX_KEY_LENGTH = 200
 BEARER = {"WWW-Authenticate": 'Bearer realm="finmatch"'}
-# Part of every cached key's cache key: bumping it on a revocation drops every cached key at
+# Stamped on every cached key: bumping it on a revocation makes every cached key stale at
 # once (on every replica that shares the cache), so a revoked key is refused immediately.
 KEYS_GENERATION = "keys:generation"
 # The dashboard's session cookie stands in for a key on these paths only, and only when no
@@ -93,13 +94,14 @@ async def resolve_digest(request: Request, digest: str) -> Principal:
     if bootstrap and hmac.compare_digest(digest, key_digest(bootstrap)):
         body = await state.bootstrap_admin()
         return Principal.from_registry(body, digest)
-    generation = (await state.cache.get(KEYS_GENERATION) or b"0").decode()
-    cache_key = f"key:{generation}:{digest}"
-    cached = await state.cache.get(cache_key)
+    # One round trip: the keys' generation and the principal cached under this digest, which
+    # is valid only if it was stored under that same generation.
+    current, stored = await state.cache.get_many(KEYS_GENERATION, f"key:{digest}")
+    generation = (current or b"0").decode()
+    cached = unstamped(stored, generation)
     if cached is not None:
-        return Principal(
-            **(orjson.loads(cached) | {"role": PrincipalRole(orjson.loads(cached)["role"])})
-        )
+        fields = orjson.loads(cached)
+        return Principal(**(fields | {"role": PrincipalRole(fields["role"])}))
     try:
         body = await state.registry.resolve_key(digest)
     except ProblemError as exc:
@@ -110,7 +112,9 @@ async def resolve_digest(request: Request, digest: str) -> Principal:
         raise
     principal = Principal.from_registry(body, digest)
     await state.cache.set(
-        cache_key, orjson.dumps(asdict(principal)), state.settings.key_cache_seconds
+        f"key:{digest}",
+        stamped(orjson.dumps(asdict(principal)), generation),
+        state.settings.key_cache_seconds,
     )
     return principal
 

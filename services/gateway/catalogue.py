@@ -55,8 +55,12 @@ class CatalogueProvider:
         self._held: tuple[bytes, float, Catalogue] | None = None
         self._lock = asyncio.Lock()
 
-    async def get(self) -> Catalogue:
-        generation = await self._cache.get(GENERATION_KEY) or b"0"
+    async def get(self, generation: bytes | None = None) -> Catalogue:
+        """The active catalogue; ``generation`` is GENERATION_KEY's value if the caller read it
+        (with other keys, in one round trip)."""
+        if generation is None:
+            generation = await self._cache.get(GENERATION_KEY)
+        generation = generation or b"0"
         held = self._held
         if held is not None and held[0] == generation and time.monotonic() < held[1]:
             return held[2]

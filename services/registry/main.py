@@ -49,6 +49,7 @@ def create_app(settings: RegistrySettings | None = None, engine: Engine | None =
     )
     # Set early too, so that code using app.state before startup (tests) finds them.
     app.state.settings = settings
+    app.state.principals = {}  # id → Principal, read once (principals are immutable)
     if engine is not None:
         app.state.engine = engine
     install_error_handlers(app)

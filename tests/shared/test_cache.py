@@ -17,7 +17,7 @@ import pytest
 import redis
 from redis.exceptions import ResponseError
 
-from shared.cache import FallbackCache, LocalCache, RedisCache, make_cache
+from shared.cache import FallbackCache, LocalCache, RedisCache, make_cache, stamped, unstamped
 from tests.services import need_redis
 
 CLOSED_PORT_URL = "redis://127.0.0.1:1/0"  # nothing listens there: connection refused
@@ -178,9 +178,22 @@ def test_without_a_redis_url_the_cache_is_in_process() -> None:
         assert await cache.get("k") is None
         assert [await cache.incr("gen") for _ in range(3)] == [1, 2, 3]
         assert await cache.get("gen") == b"3"  # as in Redis
+        await cache.set("other", b"o", 60)
+        assert await cache.get_many("gen", "missing", "other") == [b"3", None, b"o"]
         await cache.aclose()
 
     asyncio.run(scenario())
+
+
+def test_a_stamped_value_stands_only_under_the_same_versions() -> None:
+    value = stamped(b'{"ranked": []}\nline two', "7", "cat-abc", "m-1")
+    assert unstamped(value, "7", "cat-abc", "m-1") == b'{"ranked": []}\nline two'
+    assert unstamped(value, "8", "cat-abc", "m-1") is None  # the firms changed
+    assert unstamped(value, "7", "cat-abd", "m-1") is None  # the catalogue changed
+    assert unstamped(value, "7", "cat-abc", "m-2") is None  # another model
+    assert unstamped(value, "7", "cat-abc") is None
+    assert unstamped(None, "7") is None
+    assert unstamped(b"no stamp line at all", "no stamp line at all") is None
 
 
 def test_local_entries_expire_after_their_ttl() -> None:
@@ -266,6 +279,8 @@ def test_redis_cache_round_trip_under_the_prefix(redis_url: str, prefix: str) ->
         assert await cache.incr("gen") == 1
         assert await cache.incr("gen") == 2
         assert raw.ttl(f"{prefix}gen") == -1  # counters have no expiry
+        # Several keys in one MGET, in the order asked, counters read as Redis stores them.
+        assert await cache.get_many("gen", "missing", "k") == [b"2", None, b"\x00\xffbinary"]
         await cache.delete("k", "gen", "missing")
         assert await cache.get("k") is None
         assert raw.exists(f"{prefix}k", f"{prefix}gen") == 0
@@ -322,9 +337,10 @@ def test_closed_port_degrades_to_local_without_raising_and_fast() -> None:
             assert await cache.get(f"k{i}") == b"v"
             await cache.delete(f"k{i}")
             assert await cache.incr("gen") == i + 1
+            assert await cache.get_many("gen", f"k{i}") == [str(i + 1).encode(), None]
             slowest = max(slowest, time.perf_counter() - before)
         assert slowest < 0.5
-        assert time.perf_counter() - started < 0.5  # 800 calls: no socket work at all
+        assert time.perf_counter() - started < 0.5  # 1,000 calls: no socket work at all
         assert not await cache.ping()
         await cache.aclose()
 

@@ -11,10 +11,12 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from services.gateway.auth import CurrentPrincipal, require
+from services.gateway.catalogue import GENERATION_KEY as CATALOGUE_GENERATION
 from services.gateway.catalogue import Catalogue
 from services.gateway.metrics import match_served
 from services.matching.model import PriorModel
 from services.matching.ranking import CatalogueCache, CatalogueUnknown, rank_answer
+from shared.cache import stamped, unstamped
 from shared.enums import PrincipalRole
 from shared.errors import NotFound, ProblemError
 from shared.schemas.firm import FirmFeatures
@@ -91,13 +93,18 @@ async def firm_matches(
 ) -> Response:
     require(principal, PrincipalRole.PORTAL)
     state = request.app.state
-    generation = await state.cache.get(f"firms:generation:{principal.id}") or b"0"
-    catalogue: Catalogue = await state.catalogue.get()
     key = (
-        f"match:{principal.id}:{firm_id}:{generation.decode()}:{catalogue.version}:"
-        f"{state.model_version}:{lang}:{limit}:{near_miss_limit}:{amount_yuan}:{term_months}"
+        f"match:{principal.id}:{firm_id}:"
+        f"{lang}:{limit}:{near_miss_limit}:{amount_yuan}:{term_months}"
     )
-    cached = await state.cache.get(key)
+    # One round trip: the portal's firms generation, the catalogue's, and the stored answer,
+    # which stands only if it was computed from those same versions (and the current model).
+    firms_generation, catalogue_generation, stored = await state.cache.get_many(
+        f"firms:generation:{principal.id}", CATALOGUE_GENERATION, key
+    )
+    catalogue: Catalogue = await state.catalogue.get(catalogue_generation)
+    stamps = ((firms_generation or b"0").decode(), catalogue.version, state.model_version)
+    cached = unstamped(stored, *stamps)
     if cached is not None:
         match_served("cached")
         return Response(cached, media_type="application/json")
@@ -139,7 +146,7 @@ async def firm_matches(
     }
     payload = orjson.dumps(body)
     if degraded_reason is None:
-        await state.cache.set(key, payload, state.settings.match_cache_seconds)
+        await state.cache.set(key, stamped(payload, *stamps), state.settings.match_cache_seconds)
         state.recorder.record(
             [
                 {

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Header, Path, Request
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -63,18 +64,37 @@ ReadSessionDep = Annotated[Session, Depends(get_read_session)]
 SettingsDep = Annotated[RegistrySettings, Depends(get_settings)]
 
 
-def get_principal(
-    engine: Annotated[Engine, Depends(get_engine)],
-    x_principal_id: Annotated[int | None, Header(ge=1, le=2**63 - 1)] = None,
-) -> Principal:
-    if x_principal_id is None:
-        raise Unauthorized("X-Principal-Id is required", code="principal_required")
+PRINCIPALS_CACHED = 10_000
+
+
+def _load_principal(engine: Engine, principal_id: int) -> Principal | None:
     # Its own short read: the request's session may be a writer that must not start early,
     # and the bulk import writes in sessions of its own.
     with Session(engine, expire_on_commit=False) as session:
-        principal = session.get(Principal, x_principal_id)
+        return session.get(Principal, principal_id)
+
+
+async def get_principal(
+    request: Request,
+    x_principal_id: Annotated[int | None, Header(ge=1, le=2**63 - 1)] = None,
+) -> Principal:
+    """The acting principal, from this process's memory after the first request.
+
+    Principals are immutable (created, never edited or deleted: keys are what is revoked, at
+    the gateway), so a principal read once stays right; ids are never reused.
+    """
+    if x_principal_id is None:
+        raise Unauthorized("X-Principal-Id is required", code="principal_required")
+    known: dict[int, Principal] = request.app.state.principals
+    principal = known.get(x_principal_id)
     if principal is None:
-        raise Unauthorized("unknown principal", code="unknown_principal")
+        engine = get_engine(request)
+        principal = await run_in_threadpool(_load_principal, engine, x_principal_id)
+        if principal is None:
+            raise Unauthorized("unknown principal", code="unknown_principal")
+        if len(known) >= PRINCIPALS_CACHED:
+            known.pop(next(iter(known)), None)  # the oldest: principals in use come back
+        known[x_principal_id] = principal
     return principal
 
 

@@ -98,12 +98,15 @@ def list_firms(
 
 
 @router.get("/{firm_id}", response_model=FirmPublic)
-def get_firm(
-    firm_id: IdPath, session: SessionDep, principal: PrincipalDep, response: Response
-) -> Firm:
+def get_firm(firm_id: IdPath, session: SessionDep, principal: PrincipalDep) -> Response:
     firm = firm_rules.firm_visible_to(session, firm_id, principal)
-    response.headers["ETag"] = etag(firm)
-    return firm
+    # Every match asks for its firm: serialised by pydantic-core in one step, not validated
+    # again and re-encoded by FastAPI (the declared response_model still documents it).
+    return Response(
+        FirmPublic.model_validate(firm).model_dump_json().encode(),
+        media_type="application/json",
+        headers={"ETag": etag(firm)},
+    )
 
 
 @router.patch("/{firm_id}", response_model=FirmPublic)
