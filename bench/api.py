@@ -106,8 +106,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--profile",
         type=Path,
         metavar="DIR",
-        help="after the measured phases, send uncached requests one at a time under py-spy "
-        "(gateway, matching, registry) and write the raw profiles to DIR",
+        help="after the measured phases, send cached requests (gateway) and then uncached ones "
+        "(gateway, matching, registry) one at a time under py-spy; raw profiles go to DIR",
     )
     args = parser.parse_args(argv)
     if min(args.products, args.uncached, args.cached, args.floor, args.cached_firms) < 1:
@@ -1184,6 +1184,22 @@ def measure(
 
         profile_lines: list[str] = []
         if args.profile is not None:
+            # The cached path first (the gateway alone does the work), while answers are stored.
+            with py_spy({"gateway": svc.pids["gateway"]}, args.profile / "cached") as files:
+                hits = runner.run(
+                    "cached, one at a time, under py-spy",
+                    cached_paths,
+                    PROFILE_REQUESTS * 3,
+                    cached_paths,
+                    len(cached_paths),
+                    concurrency=1,
+                )
+            check_statuses(hits)
+            profile_lines += [
+                f"cached, one request at a time, {hits.requests:,} requests: gateway CPU "
+                f"{hits.cpu_ms_per_request('gateway'):.2f} ms per request"
+            ]
+            profile_lines += summarize_profile("gateway (cached)", files["gateway"])
             # Every stored answer of the portal goes stale, as after a firm write.
             cache.incr(f"{CACHE_PREFIX}firms:generation:{world.portal_id}")
             profiled_pids = svc.pids
