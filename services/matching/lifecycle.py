@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
+import signal
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -116,7 +117,9 @@ class ModelManager:
         if self._pool is None:
             # A separate process: training never competes with ranking for the GIL.
             self._pool = ProcessPoolExecutor(
-                max_workers=1, mp_context=multiprocessing.get_context("spawn")
+                max_workers=1,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_ignore_interrupts,
             )
         return self._pool
 
@@ -254,3 +257,9 @@ class ModelManager:
                     log.info("automatic retraining: %s (%s)", outcome.version, outcome.reason)
             except (TrainingRefused, ServiceUnavailable, RegistryError) as exc:
                 log.warning("automatic retraining skipped: %s", exc)
+
+
+def _ignore_interrupts() -> None:
+    """In the training process: Ctrl-C reaches the whole terminal's process group, but the
+    service, not the worker, decides when training stops (it shuts the pool down)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import signal
 
 import pytest
 from fastapi import FastAPI
@@ -140,3 +141,15 @@ def test_redis_announcement_reaches_a_second_replica(seeded_registry: FastAPI) -
             await models.registry.aclose()
 
     asyncio.run(scenario())
+
+
+def test_the_training_process_leaves_ctrl_c_to_the_service(registry_app: FastAPI) -> None:
+    """Ctrl-C in `make run` reaches every process of the terminal: the training worker must
+    not die with a traceback of its own; the service shuts its pool down."""
+    pool = manager(registry_app, matching_settings())._executor()
+    try:
+        handler = pool.submit(signal.getsignal, signal.SIGINT).result(timeout=60)
+    finally:
+        pool.shutdown()
+    assert handler == signal.SIG_IGN
+    assert signal.getsignal(signal.SIGINT) != signal.SIG_IGN  # the service's own is untouched
