@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta, timezone
+from datetime import date, timezone
 from enum import StrEnum
 from typing import Any
 
@@ -73,13 +73,8 @@ class Filters:
         }
 
 
-CHINA = timedelta(hours=8)
-CHINA_TZ = timezone(CHINA)
-
-
-def day_start(day: date) -> datetime:
-    """00:00 China time of ``day``, in UTC."""
-    return datetime.combine(day, time(0), UTC) - CHINA
+CHINA_TZ = timezone(cube.CHINA)
+day_start = cube.instant  # 00:00 China time of a day, in UTC
 
 
 def _period(column: Any, filters: Filters) -> list[ColumnElement[bool]]:
@@ -144,19 +139,12 @@ def _ratio(numerator: float, denominator: float) -> float | None:
     return None if not denominator else round(numerator / denominator, 4)
 
 
-def _hours(conn: Connection) -> Any:
-    """Application → decision in hours, as a SQL expression for the connection's dialect."""
-    if conn.dialect.name == "postgresql":
-        return sa.extract("epoch", APP.c.decided_at - APP.c.submitted_at) / 3600.0
-    return (sa.func.julianday(APP.c.decided_at) - sa.func.julianday(APP.c.submitted_at)) * 24.0
-
-
 def response_percentiles(
     conn: Connection, where: Sequence[ColumnElement[bool]], group: Any = None
 ) -> dict[Any, tuple[float | None, float | None]]:
     """Median and 90th percentile of response hours, per ``group`` value (or under None)."""
     decided = [*where, APP.c.decided_at.is_not(None), APP.c.status.in_((APPROVED, REJECTED))]
-    hours = _hours(conn)
+    hours = cube.response_hours_sql(conn)
     key = sa.literal(None) if group is None else group
     if conn.dialect.name == "postgresql":
         stmt = (

@@ -167,7 +167,8 @@ def split(date_from: date | None, date_to: date | None) -> Split:
 # --- building cells from the rows ----------------------------------------------------------
 
 
-def _hours(conn: Connection) -> Any:
+def response_hours_sql(conn: Connection) -> Any:
+    """Application → decision in hours, as a SQL expression for the connection's dialect."""
     if conn.dialect.name == "postgresql":
         return sa.extract("epoch", APP.c.decided_at - APP.c.submitted_at) / 3600.0
     return (sa.func.julianday(APP.c.decided_at) - sa.func.julianday(APP.c.submitted_at)) * 24.0
@@ -239,7 +240,7 @@ def build(
                     sa.and_(
                         APP.c.decided_at.is_not(None), APP.c.status.in_((approved_s, rejected_s))
                     ),
-                    _hours(conn),
+                    response_hours_sql(conn),
                 )
             ),
         )
