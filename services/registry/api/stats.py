@@ -196,6 +196,12 @@ def fresh_cube(engine: Annotated[Engine, Depends(get_engine)]) -> None:
     stats_cube.refresh(engine)
 
 
+def fresh_cube_for(by: Dimension, engine: Annotated[Engine, Depends(get_engine)]) -> None:
+    """The same, for a breakdown that reads the cube (the others read the rows)."""
+    if by.value in stats.CUBE_DIMENSIONS:
+        stats_cube.refresh(engine)
+
+
 FreshCube = Depends(fresh_cube)
 
 
@@ -206,7 +212,7 @@ def overview(session: ReadSessionDep, f: FiltersDep) -> dict[str, Any]:
     return {"filters": f.as_dict(), "synthetic": is_synthetic(session), **figures}
 
 
-@router.get("/breakdown", response_model=Breakdown, dependencies=[FreshCube])
+@router.get("/breakdown", response_model=Breakdown, dependencies=[Depends(fresh_cube_for)])
 def breakdown(session: ReadSessionDep, f: FiltersDep, by: Dimension) -> dict[str, Any]:
     rows = stats.breakdown(session.connection(), by, f)
     return {"by": by, "filters": f.as_dict(), "town_code": f.town_code, "rows": rows}

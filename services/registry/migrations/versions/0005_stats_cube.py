@@ -27,23 +27,19 @@ SOURCES = (("application", "submitted_at"), ("match_event", "created_at"), ("fir
 
 PG_MARK = """
 CREATE FUNCTION finmatch_stats_mark() RETURNS trigger LANGUAGE plpgsql AS $fn$
+DECLARE
+    changed text := CASE TG_OP
+        WHEN 'INSERT' THEN 'SELECT %1$I AS at FROM new_rows'
+        WHEN 'DELETE' THEN 'SELECT %1$I AS at FROM old_rows'
+        ELSE 'SELECT %1$I AS at FROM new_rows UNION ALL SELECT %1$I FROM old_rows'
+    END;
 BEGIN
-    IF TG_OP <> 'DELETE' THEN
-        EXECUTE format(
-            $q$INSERT INTO stats_dirty (month, version)
-               SELECT DISTINCT to_char(%1$I AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM'), 1
-               FROM new_rows WHERE %1$I IS NOT NULL
-               ON CONFLICT (month) DO UPDATE SET version = stats_dirty.version + 1$q$,
-            TG_ARGV[0]);
-    END IF;
-    IF TG_OP <> 'INSERT' THEN
-        EXECUTE format(
-            $q$INSERT INTO stats_dirty (month, version)
-               SELECT DISTINCT to_char(%1$I AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM'), 1
-               FROM old_rows WHERE %1$I IS NOT NULL
-               ON CONFLICT (month) DO UPDATE SET version = stats_dirty.version + 1$q$,
-            TG_ARGV[0]);
-    END IF;
+    EXECUTE format(
+        'INSERT INTO stats_dirty (month, version) '
+        'SELECT DISTINCT to_char(at AT TIME ZONE ''Asia/Shanghai'', ''YYYY-MM''), 1 '
+        'FROM (' || changed || ') AS changed WHERE at IS NOT NULL '
+        'ON CONFLICT (month) DO UPDATE SET version = stats_dirty.version + 1',
+        TG_ARGV[0]);
     RETURN NULL;
 END
 $fn$
