@@ -201,6 +201,8 @@ class Cache(Protocol):
 
     async def incr(self, key: str) -> int: ...
 
+    def redis_key(self, key: str) -> str | None: ...
+
     async def aclose(self) -> None: ...
 
 
@@ -296,6 +298,10 @@ class LocalCache:
         self._counters[key] = current + 1
         return current + 1
 
+    def redis_key(self, key: str) -> str | None:
+        """No Redis behind this cache."""
+        return None
+
     def clear(self) -> None:
         self._entries.clear()
         self._counters.clear()
@@ -339,6 +345,10 @@ class RedisCache:
 
     async def incr(self, key: str) -> int:
         return int(await self.client.incr(self.prefix + key))
+
+    def redis_key(self, key: str) -> str:
+        """The key's whole name in Redis, for a script run on another client (the limiter)."""
+        return self.prefix + key
 
     async def replay_invalidations(self, deleted: Collection[str], bumped: Collection[str]) -> None:
         """Apply, in one round trip, the deletes and increments made while Redis was away."""
@@ -434,6 +444,11 @@ class FallbackCache:
         except RedisUnavailable:
             self._remember(self._missed_incrs, (key,))
             return await self.local.incr(key)
+
+    def redis_key(self, key: str) -> str | None:
+        """The key's whole name in Redis while Redis is in use (and the invalidations missed
+        during an outage have been replayed), else None: read it elsewhere only then."""
+        return self.redis.redis_key(key) if self._guard.redis_ok else None
 
     async def aclose(self) -> None:
         await self.redis.aclose()

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import redis.asyncio as aioredis
 
@@ -23,13 +23,17 @@ from shared.cache import Clock, RedisGuard, RedisUnavailable, redis_client
 
 # INCR and the expiry in one script, so no replica can ever leave a counter without an expiry
 # (a crash between INCR and EXPIRE would otherwise block the bucket for good). PTTL < 0 also
-# repairs a key that somehow lost its expiry.
+# repairs a key that somehow lost its expiry. A second key, when given, is read in the same
+# round trip (the gateway reads the keys' generation with each hit; see RateLimiter.hit).
 _HIT_SCRIPT: Final = """
 local count = redis.call('INCR', KEYS[1])
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl < 0 then
   redis.call('PEXPIRE', KEYS[1], ARGV[1])
   ttl = tonumber(ARGV[1])
+end
+if KEYS[2] then
+  return {count, ttl, redis.call('GET', KEYS[2])}
 end
 return {count, ttl}
 """
@@ -41,6 +45,9 @@ class RateDecision:
     limit: int
     remaining: int
     reset_seconds: int  # seconds until the window resets, at least 1
+    # hit(read=key): whether Redis counted the hit and so answered the read, and its value
+    read_ok: bool = False
+    read: bytes | None = None
 
     def headers(self) -> dict[str, str]:
         """RateLimit-* fields (IETF httpapi draft), plus Retry-After on a refusal."""
@@ -54,12 +61,16 @@ class RateDecision:
         return headers
 
 
-def _decide(count: int, limit: int, reset_seconds: float) -> RateDecision:
+def _decide(
+    count: int, limit: int, reset_seconds: float, *, read_ok: bool = False, read: Any = None
+) -> RateDecision:
     return RateDecision(
         allowed=count <= limit,
         limit=limit,
         remaining=max(0, limit - count),
         reset_seconds=max(1, math.ceil(reset_seconds)),
+        read_ok=read_ok,
+        read=read if isinstance(read, bytes) else None,  # Lua turns a missing key into false
     )
 
 
@@ -148,20 +159,35 @@ class RateLimiter:
     async def ping(self) -> bool:
         return self._guard is not None and await self._guard.check()
 
-    async def hit(self, bucket: str, limit: int, window_seconds: int) -> RateDecision:
-        """Count one request against ``bucket`` and say whether it is within ``limit``."""
+    async def hit(
+        self, bucket: str, limit: int, window_seconds: int, *, read: str | None = None
+    ) -> RateDecision:
+        """Count one request against ``bucket`` and say whether it is within ``limit``.
+
+        ``read`` names a Redis key (whole, with its prefix) to GET in the same round trip; the
+        decision carries its value with ``read_ok`` True when Redis counted the hit, and
+        ``read_ok`` False when the hit was counted in-process (no Redis, or Redis is down).
+        """
         _check(limit, window_seconds)
         key = f"{self.prefix}{bucket}:{window_seconds}"
         if self._guard is not None:
             script = self._script
+            keys = [key] if read is None else [key, read]
             try:
-                count, ttl_ms = await self._guard.run(
-                    lambda: script(keys=[key], args=[window_seconds * 1000])
+                answer = await self._guard.run(
+                    lambda: script(keys=keys, args=[window_seconds * 1000])
                 )
             except RedisUnavailable:
                 pass
             else:
-                return _decide(int(count), limit, int(ttl_ms) / 1000)
+                value = answer[2] if read is not None and len(answer) > 2 else None
+                return _decide(
+                    int(answer[0]),
+                    limit,
+                    int(answer[1]) / 1000,
+                    read_ok=read is not None,
+                    read=value,
+                )
         return await self._local.hit(key, limit, window_seconds)
 
     async def aclose(self) -> None:

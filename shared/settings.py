@@ -19,6 +19,8 @@ class ServiceSettings(BaseSettings):
     log_level: str = "INFO"
     # json: one JSON object per line, for the log pipeline; text: for a terminal (make run).
     log_format: LogFormat = "json"
+    # Freeze the start-up heap so that full garbage collections skip it (see shared.heap).
+    gc_freeze: bool = True
 
     def check_secrets(self) -> None:
         """Refuse to start outside development with a placeholder secret."""

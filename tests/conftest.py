@@ -14,6 +14,10 @@ from services.registry.db import make_engine, normalize_url
 from services.registry.migrate import upgrade
 from tests.services import need_postgres
 
+# The suite builds hundreds of apps in one process: freezing each one's start-up heap
+# (shared.heap) would keep all their cycles alive. Services started as processes inherit it.
+os.environ.setdefault("FINMATCH_GC_FREEZE", "false")
+
 TABLES_CHILD_FIRST = [
     "stats_cube",
     "stats_dirty",

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import time
+from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from typing import Annotated
 
@@ -17,9 +19,10 @@ from services.gateway.dashboard.sessions import (
     session_key_digest,
 )
 from services.gateway.metrics import RATE_LIMIT_REJECTIONS
-from shared.cache import stamped, unstamped
+from shared.cache import Clock, stamped, unstamped
 from shared.enums import PrincipalRole
 from shared.errors import NotFound, ProblemError, TooManyRequests, Unauthorized
+from shared.ratelimit import RateDecision, RateLimiter
 
 log = logging.getLogger("finmatch.gateway.auth")
 MAX_KEY_LENGTH = 200
@@ -54,6 +57,46 @@ class Principal:
             town_code=None if body.get("town_code") is None else str(body["town_code"]),
             key_digest=digest,
         )
+
+
+class KnownKeys:
+    """Principals this process has resolved, each with the keys generation it was valid under.
+
+    Not a cache that can serve a stale key: an entry is used only together with the current
+    generation, which the rate-limit hit reads from Redis in the same round trip, so a
+    revocation (which bumps the generation) takes effect on the next request on every replica,
+    as with the shared cache. It saves the shared cache's round trip on every request of a key.
+    Bounded (least recently used first out) and expiring like the shared entries.
+    """
+
+    def __init__(
+        self, ttl_seconds: float, max_entries: int = 10_000, *, clock: Clock = time.monotonic
+    ) -> None:
+        self.ttl_seconds = ttl_seconds
+        self.max_entries = max_entries
+        self._clock = clock
+        self._entries: OrderedDict[str, tuple[Principal, str, float]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, digest: str) -> tuple[Principal, str] | None:
+        entry = self._entries.get(digest)
+        if entry is None:
+            return None
+        principal, generation, expires_at = entry
+        if self._clock() >= expires_at:
+            del self._entries[digest]
+            return None
+        self._entries.move_to_end(digest)
+        return principal, generation
+
+    def remember(self, principal: Principal, generation: str) -> None:
+        digest = principal.key_digest
+        self._entries[digest] = (principal, generation, self._clock() + self.ttl_seconds)
+        self._entries.move_to_end(digest)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
 
 
 def key_digest(key: str) -> str:
@@ -96,12 +139,16 @@ async def resolve_digest(request: Request, digest: str) -> Principal:
         return Principal.from_registry(body, digest)
     # One round trip: the keys' generation and the principal cached under this digest, which
     # is valid only if it was stored under that same generation.
+    in_redis = state.cache.redis_key(KEYS_GENERATION) is not None
     current, stored = await state.cache.get_many(KEYS_GENERATION, f"key:{digest}")
-    generation = (current or b"0").decode()
+    generation = _generation(current)
     cached = unstamped(stored, generation)
     if cached is not None:
         fields = orjson.loads(cached)
-        return Principal(**(fields | {"role": PrincipalRole(fields["role"])}))
+        principal = Principal(**(fields | {"role": PrincipalRole(fields["role"])}))
+        if in_redis:  # a generation read from the in-process fallback is not the shared one
+            state.known_keys.remember(principal, generation)
+        return principal
     try:
         body = await state.registry.resolve_key(digest)
     except ProblemError as exc:
@@ -116,7 +163,46 @@ async def resolve_digest(request: Request, digest: str) -> Principal:
         stamped(orjson.dumps(asdict(principal)), generation),
         state.settings.key_cache_seconds,
     )
+    if in_redis:
+        state.known_keys.remember(principal, generation)
     return principal
+
+
+def _generation(value: bytes | None) -> str:
+    return (value or b"0").decode()
+
+
+async def _hit(request: Request, principal: Principal, read: str | None = None) -> RateDecision:
+    """Count the request against the key's rate limit (reading ``read`` in the same trip)."""
+    settings = request.app.state.settings
+    limiter: RateLimiter = request.app.state.limiter
+    return await limiter.hit(
+        f"key:{principal.key_digest[:32]}",
+        settings.rate_limit_for(principal.role.value),
+        settings.rate_limit_window_seconds,
+        read=read,
+    )
+
+
+async def _key_principal(request: Request, digest: str) -> tuple[Principal, RateDecision]:
+    """The principal of an API key and its rate-limit decision, in one Redis round trip for a
+    key this process has seen: the hit reads the keys generation, which must still be the one
+    the principal was resolved under. Otherwise (a new key, a revocation since, Redis down)
+    the key is resolved as usual, and counted after it is known, so unknown keys make no
+    buckets."""
+    state = request.app.state
+    known = state.known_keys.get(digest)
+    generation_key = state.cache.redis_key(KEYS_GENERATION)
+    if known is not None and generation_key is not None:
+        principal, generation = known
+        decision = await _hit(request, principal, read=generation_key)
+        if decision.read_ok and _generation(decision.read) == generation:
+            return principal, decision
+        # Counted already; a revoked key answers 401 from here. Principals never change, so
+        # the decision (made with this principal's role) stands for a key still valid.
+        return await resolve_digest(request, digest), decision
+    principal = await resolve_digest(request, digest)
+    return principal, await _hit(request, principal)
 
 
 async def authenticate(request: Request) -> Principal:
@@ -131,14 +217,10 @@ async def authenticate(request: Request) -> Principal:
         and request.url.path.startswith(SESSION_PATHS)
     ):
         principal = await _session_principal(request, session_id)
+        decision = await _hit(request, principal)
     else:
-        principal = await _resolve(request, _bearer(request))
+        principal, decision = await _key_principal(request, key_digest(_bearer(request)))
     settings = request.app.state.settings
-    decision = await request.app.state.limiter.hit(
-        f"key:{principal.key_digest[:32]}",
-        settings.rate_limit_for(principal.role.value),
-        settings.rate_limit_window_seconds,
-    )
     request.state.rate_limit_headers = decision.headers()
     if not decision.allowed:
         RATE_LIMIT_REJECTIONS.labels(principal.role.value).inc()

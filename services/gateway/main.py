@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from services.gateway.api import admin, applications, firms, matches, products, reference, stats
+from services.gateway.auth import KnownKeys
 from services.gateway.catalogue import CatalogueProvider
 from services.gateway.clients.base import CircuitBreaker
 from services.gateway.clients.matching import MatchingClient
@@ -26,6 +27,7 @@ from services.gateway.model_version import refresh_model_version
 from services.gateway.recorder import MatchEventRecorder
 from shared.cache import make_cache
 from shared.errors import install_error_handlers, problem_responses
+from shared.heap import freeze_startup_heap
 from shared.idempotency import IdempotencyStore
 from shared.metrics import mount_metrics
 from shared.ratelimit import RateLimiter
@@ -48,6 +50,7 @@ def create_app(
         prefix = settings.redis_prefix
         state.cache = make_cache(settings.redis_url, prefix=prefix)
         state.limiter = RateLimiter(settings.redis_url, prefix=f"{prefix}rl:")
+        state.known_keys = KnownKeys(settings.key_cache_seconds)
         # Longer timeouts than the cache's: a spurious fall-back to the per-process store
         # while another request holds the key in Redis would let a duplicate through.
         state.idempotency = IdempotencyStore(
@@ -74,6 +77,7 @@ def create_app(
         state.recorder.start()
         state.model_version = "unknown"
         watcher = asyncio.create_task(_watch_model_version(app))
+        freeze_startup_heap(settings.gc_freeze)
         try:
             yield
         finally:

@@ -18,6 +18,7 @@ from services.matching.registry_client import RegistryClient
 from shared.access_log import AccessLogMiddleware
 from shared.errors import install_error_handlers
 from shared.events import event_bus
+from shared.heap import freeze_startup_heap
 from shared.internal import require_internal_token
 from shared.metrics import mount_metrics
 
@@ -50,6 +51,7 @@ def create_app(
         app.state.models = models
         await models.refresh()
         models.start()
+        freeze_startup_heap(settings.gc_freeze)
         try:
             yield
         finally:

@@ -18,6 +18,7 @@ from services.registry.config import RegistrySettings, get_settings
 from services.registry.db import PoolCollector, make_engine
 from shared.access_log import AccessLogMiddleware
 from shared.errors import install_error_handlers
+from shared.heap import freeze_startup_heap
 from shared.metrics import mount_metrics
 
 log = logging.getLogger("finmatch.registry")
@@ -34,6 +35,7 @@ def create_app(settings: RegistrySettings | None = None, engine: Engine | None =
         app.state.engine = engine or make_engine(
             settings.database_url, pool_size=settings.db_pool_size
         )
+        freeze_startup_heap(settings.gc_freeze)
         try:
             yield
         finally:

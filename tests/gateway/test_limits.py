@@ -161,3 +161,55 @@ def test_replicas_without_shared_redis_count_apart(engine: Engine) -> None:
             assert on_one.get("/v1/firms").status_code == 200
         assert on_one.get("/v1/firms").status_code == 429
         assert on_two.get("/v1/firms").status_code == 200
+
+
+def _counting_key_lookups(stack: Stack) -> list[tuple[str, ...]]:
+    """Every shared-cache read of a key (its principal under the keys generation) from now on."""
+    cache = stack.client.app.state.cache  # type: ignore[attr-defined]
+    lookups: list[tuple[str, ...]] = []
+    original = cache.get_many
+
+    async def get_many(*keys: str) -> list[bytes | None]:
+        if any(k.startswith("key:") for k in keys):
+            lookups.append(keys)
+        return await original(*keys)
+
+    cache.get_many = get_many
+    return lookups
+
+
+@pytest.mark.redis
+def test_a_known_key_is_checked_with_its_rate_limit_hit(engine: Engine) -> None:
+    """One Redis round trip authenticates and counts a key this replica has seen."""
+    with running_stack(engine, redis_url=need_redis()) as stack:
+        portal = stack.principal("portal")
+        lookups = _counting_key_lookups(stack)
+        assert portal.get("/v1/firms").status_code == 200
+        assert len(lookups) <= 1  # the admin's key calls above may already have taught it
+        lookups.clear()
+        for _ in range(3):
+            answer = portal.get("/v1/firms")
+            assert answer.status_code == 200
+        assert lookups == []
+        assert int(answer.headers["ratelimit-remaining"]) < int(answer.headers["ratelimit-limit"])
+
+
+@pytest.mark.redis
+def test_a_key_revoked_on_one_replica_is_refused_at_once_by_another(engine: Engine) -> None:
+    shared: dict[str, Any] = {
+        "redis_url": need_redis(),
+        "redis_prefix": f"finmatch-test:{uuid.uuid4().hex}:",
+    }
+    with running_stack(engine, **shared) as one, running_stack(engine, **shared) as two:
+        holder = one.admin.post("/v1/admin/principals", json={"role": "portal", "name": "撤"})
+        assert holder.status_code == 201, holder.text
+        made = one.admin.post("/v1/admin/keys", json={"principal_id": holder.json()["id"]})
+        assert made.status_code == 201, made.text
+        portal = Api(one.client, made.json()["key"])
+        for _ in range(2):  # now known to replica one, which no longer reads the key's entry
+            assert portal.get("/v1/firms").status_code == 200
+        revoked = two.admin.post(f"/v1/admin/keys/{made.json()['id']}/revoke")
+        assert revoked.status_code == 200, revoked.text
+        refused = portal.get("/v1/firms")
+        assert refused.status_code == 401
+        assert refused.json()["code"] == "invalid_key"

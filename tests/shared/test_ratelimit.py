@@ -222,3 +222,35 @@ def test_limits_return_to_redis_after_the_retry_time(redis_url: str, prefix: str
         await proxy.stop()
 
     asyncio.run(scenario())
+
+
+@pytest.mark.redis
+def test_a_hit_reads_a_key_in_the_same_round_trip(redis_url: str, prefix: str) -> None:
+    async def scenario() -> None:
+        limiter = RateLimiter(redis_url, prefix=prefix)
+        absent = await limiter.hit("b", 5, 60, read=f"{prefix}generation")
+        assert (absent.read_ok, absent.read, absent.remaining) == (True, None, 4)
+        raw = raw_redis(redis_url)
+        raw.set(f"{prefix}generation", b"7")
+        raw.close()
+        present = await limiter.hit("b", 5, 60, read=f"{prefix}generation")
+        assert (present.read_ok, present.read, present.remaining) == (True, b"7", 3)
+        plain = await limiter.hit("b", 5, 60)
+        assert (plain.read_ok, plain.read, plain.remaining) == (False, None, 2)
+        await limiter.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_a_hit_counted_in_process_reads_nothing() -> None:
+    """Without Redis (or while it is down) the caller must not take the read as an answer."""
+
+    async def scenario() -> None:
+        for url in (None, CLOSED_PORT_URL):
+            limiter = RateLimiter(url)
+            decision = await limiter.hit("b", 5, 60, read="finmatch:generation")
+            assert decision.allowed
+            assert (decision.read_ok, decision.read) == (False, None)
+            await limiter.aclose()
+
+    asyncio.run(scenario())
