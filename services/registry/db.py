@@ -111,6 +111,20 @@ def _writer_engine(engine: Engine) -> Engine:
     return engine.execution_options(**{IMMEDIATE: True})
 
 
+@lru_cache(maxsize=16)
+def _statement_engine(engine: Engine) -> Engine:
+    if is_sqlite(engine):
+        return engine  # our own BEGIN (see _sqlite_begin); a WAL read takes no lock anyway
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
+def statement_session(engine: Engine) -> Session:
+    """A session for a read whose statements may each see their own snapshot (a lookup by
+    key): on PostgreSQL it runs without a transaction, so it costs no BEGIN and no ROLLBACK
+    round trip, only its statements (the pool restores the isolation level on return)."""
+    return Session(_statement_engine(engine), expire_on_commit=False)
+
+
 def write_session(engine: Engine) -> Session:
     """A session whose transactions are a writer's (BEGIN IMMEDIATE on SQLite)."""
     return Session(_writer_engine(engine), expire_on_commit=False)

@@ -153,3 +153,26 @@ def test_if_match_star_and_malformed(portal: Actor) -> None:
         )
         assert response.status_code == 412, bad
     assert portal.get(f"/v1/firms/{firm_id}").json()["employees"] == 9
+
+
+def test_reading_a_firm_opens_no_transaction_on_postgresql(portal: Actor, engine: Engine) -> None:
+    """The firm read every uncached match makes runs its statement in autocommit there (no
+    BEGIN and ROLLBACK round trips); SQLite keeps its own deferred BEGIN, which locks nothing."""
+    firm_id = portal.post("/v1/firms", json=data.firm()).json()["id"]
+    seen: list[bool] = []
+
+    def record(conn: sa.Connection, *_args: object) -> None:
+        if "FROM firm" in str(_args[1]):
+            seen.append(getattr(conn.connection.dbapi_connection, "autocommit", False) is True)
+
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        read = portal.get(f"/v1/firms/{firm_id}")
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+    assert read.status_code == 200
+    assert read.headers["ETag"] == '"1"'
+    assert read.json()["id"] == firm_id
+    assert seen == [engine.dialect.name == "postgresql"]
+    with engine.connect() as conn:  # the pool handed the connection back as it was
+        assert getattr(conn.connection.dbapi_connection, "autocommit", False) is not True

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypedDict
 
 import httpx
+from httpx_aiohttp import AiohttpTransport
 from prometheus_client import Counter
 from tenacity import (
     AsyncRetrying,
@@ -296,7 +297,7 @@ class DownstreamClient:
             headers={"X-Internal-Token": token},
             timeout=as_timeout(timeout),
             limits=limits or DEFAULT_LIMITS,
-            transport=transport,
+            transport=transport or AiohttpTransport(limits=limits or DEFAULT_LIMITS),
         )
 
     @property

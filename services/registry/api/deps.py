@@ -24,12 +24,14 @@ class Forbidden(ProblemError):
     status, code, title = 403, "forbidden", "Forbidden"
 
 
-def get_settings(request: Request) -> RegistrySettings:
+# The small dependencies are coroutines: FastAPI runs a plain ``def`` dependency in the thread
+# pool, a hand-off between threads (and a wake-up of the event loop) for a field read.
+async def get_settings(request: Request) -> RegistrySettings:
     settings: RegistrySettings = request.app.state.settings
     return settings
 
 
-def get_engine(request: Request) -> Engine:
+async def get_engine(request: Request) -> Engine:
     engine: Engine = request.app.state.engine
     return engine
 
@@ -60,6 +62,7 @@ def get_read_session(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+EngineDep = Annotated[Engine, Depends(get_engine)]
 ReadSessionDep = Annotated[Session, Depends(get_read_session)]
 SettingsDep = Annotated[RegistrySettings, Depends(get_settings)]
 
@@ -88,7 +91,7 @@ async def get_principal(
     known: dict[int, Principal] = request.app.state.principals
     principal = known.get(x_principal_id)
     if principal is None:
-        engine = get_engine(request)
+        engine = request.app.state.engine
         principal = await run_in_threadpool(_load_principal, engine, x_principal_id)
         if principal is None:
             raise Unauthorized("unknown principal", code="unknown_principal")
@@ -107,7 +110,9 @@ def require_role(principal: Principal, *roles: PrincipalRole) -> None:
         raise NotFound("no such resource")
 
 
-def request_id(x_request_id: Annotated[str | None, Header(max_length=64)] = None) -> str | None:
+async def request_id(
+    x_request_id: Annotated[str | None, Header(max_length=64)] = None,
+) -> str | None:
     return x_request_id
 
 
