@@ -55,11 +55,13 @@ class CatalogueProvider:
         self._held: tuple[bytes, float, Catalogue] | None = None
         self._lock = asyncio.Lock()
 
-    async def get(self, generation: bytes | None = None) -> Catalogue:
-        """The active catalogue; ``generation`` is GENERATION_KEY's value if the caller read it
-        (with other keys, in one round trip)."""
-        if generation is None:
-            generation = await self._cache.get(GENERATION_KEY)
+    async def get(self) -> Catalogue:
+        """The active catalogue (reading its generation from the cache)."""
+        return await self.at(await self._cache.get(GENERATION_KEY))
+
+    async def at(self, generation: bytes | None) -> Catalogue:
+        """The active catalogue, given GENERATION_KEY's value as the caller read it with other
+        keys in one round trip (None: the key is absent, i.e. generation 0)."""
         generation = generation or b"0"
         held = self._held
         if held is not None and held[0] == generation and time.monotonic() < held[1]:

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from tests.gateway.conftest import Stack
+from collections import Counter
+
+import pytest
+from sqlalchemy.engine import Engine
+
+from tests.gateway.conftest import Stack, running_stack
 from tests.registry import data
+from tests.services import need_redis
 
 
 def test_portal_to_decision_to_statistics(stack: Stack) -> None:
@@ -120,3 +126,30 @@ def test_probes(stack: Stack) -> None:
     assert "x-request-id" in ready.headers
     echoed = stack.client.get("/healthz", headers={"X-Request-ID": "abc-123"})
     assert echoed.headers["x-request-id"] == "abc-123"
+
+
+@pytest.mark.redis
+def test_a_cached_match_costs_two_redis_round_trips(engine: Engine) -> None:
+    """Key check with the rate-limit hit (one script), then the generations and the stored
+    answer (one MGET); nothing else, however often the same answer is asked for."""
+    with running_stack(engine, redis_url=need_redis()) as stack:
+        bank = stack.institution("银行")
+        bank.post("/v1/products", json=data.product())
+        portal = stack.principal("portal")
+        firm_id = portal.post("/v1/firms", json=data.firm()).json()["id"]
+        first = portal.get(f"/v1/firms/{firm_id}/matches")
+        assert first.status_code == 200, first.text
+        state = stack.client.app.state  # type: ignore[attr-defined]
+        sent: Counter[str] = Counter()
+        for client in (state.cache.redis.client, state.limiter._redis):
+            original = client.execute_command
+
+            async def counted(*args: object, _original: object = original, **kw: object) -> object:
+                sent[str(args[0]).split()[0].upper()] += 1
+                return await _original(*args, **kw)  # type: ignore[operator]
+
+            client.execute_command = counted
+        for _ in range(3):
+            again = portal.get(f"/v1/firms/{firm_id}/matches")
+            assert again.content == first.content
+        assert sent == Counter({"EVALSHA": 3, "MGET": 3})

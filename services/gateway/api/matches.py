@@ -102,7 +102,7 @@ async def firm_matches(
     firms_generation, catalogue_generation, stored = await state.cache.get_many(
         f"firms:generation:{principal.id}", CATALOGUE_GENERATION, key
     )
-    catalogue: Catalogue = await state.catalogue.get(catalogue_generation)
+    catalogue: Catalogue = await state.catalogue.at(catalogue_generation)
     stamps = ((firms_generation or b"0").decode(), catalogue.version, state.model_version)
     cached = unstamped(stored, *stamps)
     if cached is not None:
