@@ -123,9 +123,12 @@ def validation_errors(errors: Sequence[Any]) -> list[dict[str, str]]:
         msg = str(err.get("msg", "invalid value"))
         if err.get("type") == "json_invalid":
             # FastAPI locates unparseable JSON at ("body", <character offset>): the field is the
-            # body; the offset and the parser's reason belong in the message.
-            reason = err.get("ctx", {}).get("error", "")
-            msg = f"{msg} at character {field}: {reason}"
+            # body; the offset and the parser's reason belong in the message. pydantic-core's
+            # own parser (a body read by hand) says the line and column in the message itself.
+            loc = err.get("loc", ())
+            if loc and isinstance(loc[-1], int):
+                reason = err.get("ctx", {}).get("error", "")
+                msg = f"{msg} at character {loc[-1]}: {reason}"
             field = "body"
         out.append({"field": field, "message": msg, "type": str(err.get("type", ""))})
     return out

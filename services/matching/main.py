@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
@@ -76,6 +77,12 @@ def create_app(
     app.include_router(rank.router, dependencies=guard)
     app.include_router(models.router, dependencies=guard)
     app.include_router(policy.router, dependencies=guard)
+    generate_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        return rank.document_body(generate_openapi())  # cached by FastAPI; adding is idempotent
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     @app.get("/healthz", tags=["probes"])
     async def healthz() -> dict[str, str]:

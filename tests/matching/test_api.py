@@ -142,3 +142,46 @@ def test_training_without_decisions_is_a_clear_refusal(client: TestClient) -> No
     rollback = client.post("/internal/models/rollback", headers=H)
     assert rollback.status_code == 409
     assert client.post("/internal/models/nope/promote", headers=H).status_code == 404
+
+
+def _refs(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "$ref" and isinstance(value, str):
+                yield value
+            else:
+                yield from _refs(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _refs(value)
+
+
+def test_the_openapi_document_describes_the_rank_body(client: TestClient) -> None:
+    """The body is parsed by hand (in one step), so its schema is added by hand: every $ref
+    must still resolve, and the rank request must name its parts."""
+    document = client.get("/openapi.json").json()
+    schemas = document["components"]["schemas"]
+    for ref in set(_refs(document)):
+        assert ref.startswith("#/components/schemas/"), ref
+        assert ref.removeprefix("#/components/schemas/") in schemas, ref
+    body = document["paths"]["/internal/rank"]["post"]["requestBody"]
+    assert body["content"]["application/json"]["schema"]["$ref"].endswith("/RankRequest")
+    assert {"firm", "products", "catalogue_version", "options"} <= set(
+        schemas["RankRequest"]["properties"]
+    )
+    assert (
+        "town_code"
+        in schemas[schemas["RankRequest"]["properties"]["firm"]["$ref"].rsplit("/", 1)[1]][
+            "properties"
+        ]
+    )
+
+
+def test_malformed_rank_json_is_422_naming_the_body(client: TestClient) -> None:
+    response = client.post(
+        "/internal/rank", content=b'{"firm": ', headers=H | {"content-type": "application/json"}
+    )
+    assert response.status_code == 422
+    [error] = response.json()["errors"]
+    assert error["field"] == "body"
+    assert error["message"] == "Invalid JSON: EOF while parsing a value at line 1 column 9"

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 from fastapi import APIRouter, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 
 from services.matching.metrics import ranked
 from services.matching.ranking import CatalogueUnknown, rank_answer
@@ -13,14 +17,41 @@ from shared.schemas.matching import RankRequest, RankResponse
 router = APIRouter(prefix="/internal", tags=["rank"])
 
 
-@router.post("/rank", response_model=RankResponse)
-async def rank(body: RankRequest, request: Request) -> Response:
+# The body is parsed and validated by pydantic-core in one step (FastAPI would parse it with
+# the standard library's json and then validate the objects); the schema is still documented.
+_BODY_SCHEMA = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RankRequest"}}},
+    }
+}
+
+
+def document_body(openapi: dict[str, Any]) -> dict[str, Any]:
+    """Put RankRequest and the models it uses into an OpenAPI document's components, where
+    _BODY_SCHEMA points (FastAPI adds only the models of declared parameters)."""
+    schema = RankRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+    components = openapi.setdefault("components", {}).setdefault("schemas", {})
+    for name, definition in schema.pop("$defs", {}).items():
+        components.setdefault(name, definition)
+    components.setdefault("RankRequest", schema)
+    return openapi
+
+
+@router.post("/rank", response_model=RankResponse, openapi_extra=_BODY_SCHEMA)
+async def rank(request: Request) -> Response:
     """Eligibility, approval probability, effective cost, reasons and near misses.
 
     The answer is RankResponse's data, serialised once (rank_answer's tests hold it to the
     schema), not validated again as a response model. The work is a few milliseconds of CPU
     under the GIL, so it runs on the event loop: a thread per request would only add hand-offs.
     """
+    try:
+        body = RankRequest.model_validate_json(await request.body())
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]
+        ) from None
     state = request.app.state
     try:
         table = state.catalogues.table(body.catalogue_version, body.products)
