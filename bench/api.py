@@ -43,6 +43,7 @@ from fastapi import Path as PathParam
 from fastapi import Request, Response
 
 from bench.import_firms import create_database, database_url, drop_database, free_port
+from services.gateway.auth import CurrentPrincipal
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -51,6 +52,12 @@ BENCH_DATABASE = "finmatch_bench_api"
 CACHE_PREFIX = "finmatch-bench:"  # the gateway's Redis key prefix (FINMATCH_REDIS_PREFIX)
 FLOOR_PATH = "/bench/floor/firms/{firm_id}/matches"
 FLOOR_BODY_VARIABLE = "FINMATCH_BENCH_FLOOR_BODY"
+# The hops floor: the uncached path's plumbing (gateway → registry → matching) with
+# precomputed bytes at each end instead of a database read and a ranking.
+HOPS_PATH = "/bench/hops/firms/{firm_id}/matches"
+REGISTRY_FLOOR_PATH = "/bench/floor/firms/{firm_id}"
+MATCHING_FLOOR_PATH = "/bench/floor/rank"
+FIRM_BODY_VARIABLE = "FINMATCH_BENCH_FIRM_BODY"
 INSTITUTION_NAME = "基准测试银行（演示）"
 
 TARGET_UNCACHED_P99_MS = 50.0
@@ -257,6 +264,7 @@ class Services:
     matching: Server
     gateway: Server
     admin_key: str
+    internal_token: str
 
     @property
     def pids(self) -> dict[str, int]:
@@ -264,25 +272,26 @@ class Services:
 
 
 @contextmanager
-def services(db_url: str, redis_url: str, floor_body: Path) -> Iterator[Services]:
+def services(db_url: str, redis_url: str, floor_body: Path, firm_body: Path) -> Iterator[Services]:
     admin_key = secrets.token_urlsafe(32)
+    internal_token = secrets.token_urlsafe(32)
     env = os.environ | {
-        "FINMATCH_INTERNAL_TOKEN": secrets.token_urlsafe(32),
+        "FINMATCH_INTERNAL_TOKEN": internal_token,
         "FINMATCH_LOG_LEVEL": "WARNING",
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
     }
     with ExitStack() as stack:
-        registry = start_server(
-            "registry", "services.registry.main:create_app", env | {"FINMATCH_DATABASE_URL": db_url}
-        )
+        registry_env = env | {"FINMATCH_DATABASE_URL": db_url, FIRM_BODY_VARIABLE: str(firm_body)}
+        registry = start_server("registry", "bench.api:registry_app", registry_env)
         stack.callback(stop_server, registry)
         matching_env = env | {
             "FINMATCH_REGISTRY_URL": registry.url,
             "FINMATCH_REDIS_URL": redis_url,
             "FINMATCH_MODEL_SIGNING_KEY": secrets.token_urlsafe(32),
             "FINMATCH_AUTO_RETRAIN": "false",  # no retraining in the middle of a phase
+            FLOOR_BODY_VARIABLE: str(floor_body),
         }
-        matching = start_server("matching", "services.matching.main:create_app", matching_env)
+        matching = start_server("matching", "bench.api:matching_app", matching_env)
         stack.callback(stop_server, matching)
         gateway_env = env | {
             "FINMATCH_REGISTRY_URL": registry.url,
@@ -297,7 +306,7 @@ def services(db_url: str, redis_url: str, floor_body: Path) -> Iterator[Services
         gateway = start_server("gateway", "bench.api:gateway_app", gateway_env)
         stack.callback(stop_server, gateway)
         try:
-            yield Services(registry, matching, gateway, admin_key)
+            yield Services(registry, matching, gateway, admin_key, internal_token)
         except BenchFailure:
             for server in (registry, matching, gateway):
                 output = server_output(server).strip()
@@ -318,17 +327,93 @@ async def floor_answer(firm_id: FirmId, request: Request) -> Response:
     return Response(body, media_type="application/json")
 
 
-def gateway_app() -> Any:
-    """The real gateway app (services.gateway.main.create_app) plus the floor route.
+def _file_bytes(request: Request, variable: str) -> bytes:
+    """The bytes of the file an environment variable names, read once per process."""
+    held: dict[str, bytes] = request.app.state.__dict__.setdefault("bench_files", {})
+    body = held.get(variable)
+    if body is None:
+        body = held[variable] = Path(os.environ[variable]).read_bytes()
+    return body
 
-    The floor route is added after every gateway route, so it runs through the same uvicorn
-    process, middleware, exception handlers and router, and answers the bytes of a real match
-    answer that the bench captured into the file named by FINMATCH_BENCH_FLOOR_BODY.
+
+def gateway_app() -> Any:
+    """The real gateway app (services.gateway.main.create_app) plus the two floor routes.
+
+    They are added after every gateway route, so they run through the same uvicorn process,
+    middleware, exception handlers and router. The floor answers the bytes of a real match
+    answer that the bench captured into the file named by FINMATCH_BENCH_FLOOR_BODY. The hops
+    floor makes the uncached path's calls (key and rate limit, the answer's cache lookup, the
+    firm from the registry, the ranking from matching) to routes that answer precomputed bytes.
     """
+    from services.gateway.catalogue import GENERATION_KEY
     from services.gateway.main import create_app
+
+    async def hops_answer(
+        firm_id: FirmId, request: Request, principal: CurrentPrincipal
+    ) -> Response:
+        state = request.app.state
+        await state.cache.get_many(
+            f"firms:generation:{principal.id}", GENERATION_KEY, f"bench:hops:{firm_id}"
+        )
+        firm = await state.registry.request(
+            "GET", REGISTRY_FLOOR_PATH.format(firm_id=firm_id), principal_id=principal.id
+        )
+        ranking = await state.matching.request(
+            "POST",
+            MATCHING_FLOOR_PATH,
+            content=b'{"firm":' + firm.content + b',"catalogue_version":"bench"}',
+            headers={"Content-Type": "application/json"},
+            idempotent=True,
+        )
+        return Response(ranking.content, media_type="application/json")
 
     app = create_app()
     app.add_api_route(FLOOR_PATH, floor_answer, methods=["GET"], include_in_schema=False)
+    app.add_api_route(HOPS_PATH, hops_answer, methods=["GET"], include_in_schema=False)
+    return app
+
+
+def registry_app() -> Any:
+    """The real registry app plus the hops floor's firm: precomputed bytes, no database."""
+    from fastapi import Depends
+
+    from services.registry.api.deps import get_principal, require_internal_token
+    from services.registry.main import create_app
+
+    async def firm_floor(firm_id: FirmId, request: Request) -> Response:
+        return Response(_file_bytes(request, FIRM_BODY_VARIABLE), media_type="application/json")
+
+    app = create_app()
+    app.add_api_route(
+        REGISTRY_FLOOR_PATH,
+        firm_floor,
+        methods=["GET"],
+        dependencies=[Depends(require_internal_token), Depends(get_principal)],
+        include_in_schema=False,
+    )
+    return app
+
+
+def matching_app() -> Any:
+    """The real matching app plus the hops floor's ranking: reads the body, answers the bytes
+    of a real match answer, ranks nothing."""
+    from fastapi import Depends
+
+    from services.matching.main import create_app
+    from shared.internal import require_internal_token
+
+    async def rank_floor(request: Request) -> Response:
+        await request.body()
+        return Response(_file_bytes(request, FLOOR_BODY_VARIABLE), media_type="application/json")
+
+    app = create_app()
+    app.add_api_route(
+        MATCHING_FLOOR_PATH,
+        rank_floor,
+        methods=["POST"],
+        dependencies=[Depends(require_internal_token)],
+        include_in_schema=False,
+    )
     return app
 
 
@@ -915,8 +1000,8 @@ def print_report(
     notes: list[str],
     phases: list[Phase],
     concurrency: int,
-) -> tuple[Phase, Phase, Phase]:
-    uncached, cached, floor = phases
+) -> tuple[Phase, Phase, Phase, Phase]:
+    uncached, cached, floor, hops = phases
     print("\nmachine")
     for label, value in info:
         print(f"  {label:<11} {value}")
@@ -1009,7 +1094,15 @@ def print_report(
     print("\ntargets")
     for target, actual, met in targets:
         print(f"  {target:<46} {actual:>12}  {'met' if met else 'NOT met'}")
-    return uncached, cached, floor
+    # What no uncached answer can beat here: the same calls with nothing to do at either end.
+    print(
+        f"  the hops floor (the uncached path's calls, precomputed bytes at each end): "
+        f"p99 {hops.pct(99):.1f} ms, {hops.rps:,.0f}/s, machine CPU "
+        f"{hops.cpu_ms_per_request('machine'):.2f} ms per request; the uncached path adds "
+        f"{uncached.cpu_ms_per_request('machine') - hops.cpu_ms_per_request('machine'):.2f} ms "
+        f"(the database read, the ranking, the answer's JSON, storing it, the match events)"
+    )
+    return uncached, cached, floor, hops
 
 
 # --- main -----------------------------------------------------------------------------------
@@ -1074,9 +1167,10 @@ def measure(
     open_firms = firms[WAIT_FIRMS + CAPTURE_FIRMS : WAIT_FIRMS + CAPTURE_FIRMS + OPEN_FIRMS]
     measured = firms[WAIT_FIRMS + CAPTURE_FIRMS + OPEN_FIRMS :][: args.uncached]
     floor_file = workdir / "floor-body.json"
+    firm_file = workdir / "firm-body.json"
     headers = {"Authorization": f"Bearer {world.portal_key}"}
 
-    with services(db_url, redis_url, floor_file) as svc:
+    with services(db_url, redis_url, floor_file, firm_file) as svc:
         expected_model: str | None = None  # with --prior, the first answer names it
         if args.prior:
             model_note = "rule-and-cost prior (--prior: no model trained)"
@@ -1123,6 +1217,16 @@ def measure(
         ]
         floor_firm = sorted(cached_firms, key=lambda f: len(captured[f]))[len(cached_firms) // 2]
         floor_file.write_bytes(captured[floor_firm])
+        firm_answer = httpx.get(
+            f"{svc.registry.url}/v1/firms/{floor_firm}",
+            headers={
+                "X-Internal-Token": svc.internal_token,
+                "X-Principal-Id": str(world.portal_id),
+            },
+        )
+        if firm_answer.status_code != 200:
+            raise BenchFailure(f"the registry answered {firm_answer.status_code} for a firm")
+        firm_file.write_bytes(firm_answer.content)
 
         redis_pid = int(cache.info("server")["process_id"])
 
@@ -1181,6 +1285,16 @@ def measure(
         )
         floor_body = captured[floor_firm]
         verify_same_bytes(floor, [(zlib.crc32(floor_body), len(floor_body))])
+
+        hops_paths = [HOPS_PATH.format(firm_id=f) for f in measured]
+        hops = runner.run(
+            "hops floor: gateway → registry → matching, no work",
+            hops_paths,
+            len(hops_paths),
+            hops_paths[: len(open_firms)],
+            len(open_firms),
+        )
+        verify_same_bytes(hops, [(zlib.crc32(floor_body), len(floor_body))])
 
         profile_lines: list[str] = []
         if args.profile is not None:
@@ -1260,7 +1374,7 @@ def measure(
         )
         info.append(("client", client))
 
-    print_report(info, notes, [uncached, cached, floor], args.concurrency)
+    print_report(info, notes, [uncached, cached, floor, hops], args.concurrency)
     if profile_lines:
         print("\nprofile of the uncached path")
         for line in profile_lines:
