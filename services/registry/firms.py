@@ -6,12 +6,14 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from services.registry import audit
+from services.registry.db import fetch_one
 from services.registry.models import Application, Firm, FirmCreate, FirmUpdate, Principal
-from services.registry.models.columns import utcnow
+from services.registry.models.columns import UtcDateTime, utcnow
 from services.registry.models.firm import FirmProfile, derive_size
 from shared.enums import ApplicationStatus, PrincipalRole
 from shared.errors import Conflict, NotFound, PreconditionFailed, Unprocessable
@@ -23,14 +25,43 @@ def firm_visible_to(session: Session, firm_id: int, principal: Principal) -> Fir
     firm = session.get(Firm, firm_id)
     if firm is None:
         raise NotFound(f"firm {firm_id} not found")
-    role = principal.role
-    if role == PrincipalRole.ADMIN:
-        return firm
-    if role == PrincipalRole.PORTAL and firm.owner_principal_id == principal.id:
-        return firm
-    if role == PrincipalRole.INSTITUTION and _has_live_application(session, firm_id, principal):
+    allowed = readable_by_role(firm.owner_principal_id, principal)
+    if allowed or (allowed is None and _has_live_application(session, firm_id, principal)):
         return firm
     raise NotFound(f"firm {firm_id} not found")
+
+
+def readable_by_role(owner_principal_id: int, principal: Principal) -> bool | None:
+    """Whether the principal may read a firm with this owner, when its role alone decides:
+    an admin any, a portal its own, an official none (aggregates only); None for an
+    institution, which may read the firms that applied to it (with consent) and no other."""
+    role = principal.role
+    if role == PrincipalRole.ADMIN:
+        return True
+    if role == PrincipalRole.PORTAL:
+        return owner_principal_id == principal.id
+    if role == PrincipalRole.INSTITUTION:
+        return None
+    return False
+
+
+_FIRM_COLUMNS = tuple(column.name for column in Firm.__table__.columns)  # type: ignore[attr-defined]
+_SELECT_FIRM = f"SELECT {', '.join(_FIRM_COLUMNS)} FROM firm WHERE id = %s"
+_UTC_COLUMNS = tuple(
+    column.name
+    for column in Firm.__table__.columns  # type: ignore[attr-defined]
+    if isinstance(column.type, UtcDateTime)
+)
+
+
+def firm_row(engine: Engine, firm_id: int) -> dict[str, Any] | None:
+    """A firm's stored values as the ORM would load them, read on PostgreSQL without the ORM
+    (see services.registry.db.fetch_one): every uncached match reads its firm."""
+    row = fetch_one(engine, _SELECT_FIRM, (firm_id,))
+    if row is not None:
+        for name in _UTC_COLUMNS:
+            row[name] = UtcDateTime().process_result_value(row[name], engine.dialect)
+    return row
 
 
 def firm_owned_by(

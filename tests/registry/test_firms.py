@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import psycopg
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
+from services.registry.db import fetch_one
+from services.registry.models import Firm, FirmPublic
 from tests.registry import data
 from tests.registry.conftest import Actor
 
@@ -155,24 +162,89 @@ def test_if_match_star_and_malformed(portal: Actor) -> None:
     assert portal.get(f"/v1/firms/{firm_id}").json()["employees"] == 9
 
 
-def test_reading_a_firm_opens_no_transaction_on_postgresql(portal: Actor, engine: Engine) -> None:
-    """The firm read every uncached match makes runs its statement in autocommit there (no
-    BEGIN and ROLLBACK round trips); SQLite keeps its own deferred BEGIN, which locks nothing."""
-    firm_id = portal.post("/v1/firms", json=data.firm()).json()["id"]
+def _firm_statements(engine: Engine) -> tuple[list[bool], Any]:
+    """Each statement on the firm table sent through SQLAlchemy: True if in autocommit."""
     seen: list[bool] = []
 
-    def record(conn: sa.Connection, *_args: object) -> None:
-        if "FROM firm" in str(_args[1]):
+    def record(conn: sa.Connection, _cursor: object, statement: str, *_rest: object) -> None:
+        if "FROM firm" in statement:
             seen.append(getattr(conn.connection.dbapi_connection, "autocommit", False) is True)
 
     sa.event.listen(engine, "before_cursor_execute", record)
+    return seen, lambda: sa.event.remove(engine, "before_cursor_execute", record)
+
+
+def _orm_bytes(engine: Engine, firm_id: int) -> bytes:
+    with Session(engine) as session:
+        firm = session.get(Firm, firm_id)
+        assert firm is not None
+        return FirmPublic.model_validate(firm).model_dump_json().encode()
+
+
+def test_a_portal_reads_its_firm_in_one_driver_statement_on_postgresql(
+    portal: Actor, other_portal: Actor, admin: Actor, engine: Engine
+) -> None:
+    """The read every uncached match makes: on PostgreSQL a driver-level statement outside
+    any transaction (no ORM, no BEGIN/ROLLBACK), answering what the ORM path answers, byte
+    for byte; on SQLite the ORM path. Tenancy is the same on both."""
+    sparse = portal.post("/v1/firms", json=data.firm(1, credit_rating=None, need_amount_yuan=None))
+    full = portal.post("/v1/firms", json=data.firm(2, export_revenue_usd=3_000_000))
+    ids = [sparse.json()["id"], full.json()["id"]]
+    seen, stop = _firm_statements(engine)
     try:
-        read = portal.get(f"/v1/firms/{firm_id}")
+        reads = [portal.get(f"/v1/firms/{firm_id}") for firm_id in ids]
+        assert admin.get(f"/v1/firms/{ids[0]}").status_code == 200
+        assert other_portal.get(f"/v1/firms/{ids[0]}").status_code == 404
+        assert portal.get("/v1/firms/987654321").status_code == 404
     finally:
-        sa.event.remove(engine, "before_cursor_execute", record)
-    assert read.status_code == 200
-    assert read.headers["ETag"] == '"1"'
-    assert read.json()["id"] == firm_id
-    assert seen == [engine.dialect.name == "postgresql"]
-    with engine.connect() as conn:  # the pool handed the connection back as it was
+        stop()
+    postgres = engine.dialect.name == "postgresql"
+    assert seen == ([] if postgres else [False] * 5)
+    for firm_id, read in zip(ids, reads, strict=True):
+        assert read.status_code == 200
+        assert read.headers["ETag"] == '"1"'
+        assert read.content == _orm_bytes(engine, firm_id)
+    with engine.connect() as conn:  # the pool handed its connections back as they were
         assert getattr(conn.connection.dbapi_connection, "autocommit", False) is not True
+
+
+def test_an_institution_reads_an_applicant_in_autocommit_on_postgresql(
+    portal: Actor, bank: Actor, other_bank: Actor, engine: Engine
+) -> None:
+    """An institution's access depends on its applications: the ORM path, two statements,
+    each on its own snapshot on PostgreSQL (no BEGIN/ROLLBACK round trips)."""
+    firm_id = portal.post("/v1/firms", json=data.firm()).json()["id"]
+    product_id = bank.post("/v1/products", json=data.product()).json()["id"]
+    applied = portal.post(
+        "/v1/applications",
+        json={
+            "firm_id": firm_id,
+            "product_id": product_id,
+            "requested_amount_yuan": 1_000_000,
+            "requested_term_months": 12,
+            "consent_share_profile": True,
+        },
+    )
+    assert applied.status_code == 201, applied.text
+    seen, stop = _firm_statements(engine)
+    try:
+        read = bank.get(f"/v1/firms/{firm_id}")
+        assert other_bank.get(f"/v1/firms/{firm_id}").status_code == 404
+    finally:
+        stop()
+    assert read.status_code == 200
+    assert read.content == _orm_bytes(engine, firm_id)
+    assert seen == [engine.dialect.name == "postgresql"] * 2
+
+
+@pytest.mark.postgres
+def test_a_failed_driver_read_leaves_the_pool_sound(engine: Engine) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("the driver-level read is PostgreSQL's")
+    with pytest.raises(psycopg.errors.UndefinedColumn):
+        fetch_one(engine, "SELECT no_such_column FROM firm WHERE id = %s", (1,))
+    assert fetch_one(engine, "SELECT 41 + %s AS answer", (1,)) == {"answer": 42}
+    assert fetch_one(engine, "SELECT 1 AS one WHERE false", ()) is None
+    with engine.connect() as conn:
+        assert getattr(conn.connection.dbapi_connection, "autocommit", False) is not True
+        assert conn.execute(sa.text("SELECT 1")).scalar_one() == 1
