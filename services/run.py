@@ -87,18 +87,24 @@ def main() -> int:
     env.setdefault("FINMATCH_MODEL_SIGNING_KEY", _signing_key())
     # Three services share this terminal: lines for people, not JSON for a log pipeline.
     env.setdefault("FINMATCH_LOG_FORMAT", "text")
+    # Each service finds the others at the ports this run gives them (FINMATCH_*_PORT).
+    urls = {spec.name: spec.url for spec in SERVICES}
+    env.setdefault("FINMATCH_REGISTRY_URL", urls["registry"])
+    env.setdefault("FINMATCH_MATCHING_URL", urls["matching"])
     Path("var").mkdir(exist_ok=True)
     processes: list[tuple[ServiceSpec, subprocess.Popen[bytes]]] = []
 
     def stop(*_: object) -> None:
-        for _spec, process in processes:
+        # The gateway first, the registry last: the gateway sends its last match events to a
+        # registry that still answers, and matching stops before the registry it reads from.
+        for _spec, process in reversed(processes):
             if process.poll() is None:
                 process.terminate()
-        for _spec, process in processes:
             try:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 process.kill()
+                process.wait()
 
     def on_sigterm(*_: object) -> None:
         stop()
@@ -107,7 +113,9 @@ def main() -> int:
     signal.signal(signal.SIGTERM, on_sigterm)
     try:
         for spec in SERVICES:
-            process = subprocess.Popen([sys.executable, *spec.args], env=env)
+            # A process group of its own: Ctrl-C in the terminal reaches this process only,
+            # which then stops the services in order (see stop).
+            process = subprocess.Popen([sys.executable, *spec.args], env=env, process_group=0)
             processes.append((spec, process))
             wait_ready(spec, process)
         train_first_model(env)

@@ -774,3 +774,122 @@ def test_rank_and_match_events_are_sent_as_json() -> None:
     }
     assert recorded.headers["Content-Type"] == "application/json"
     assert json.loads(recorded.content) == {"events": events}
+
+
+# The default transport (aiohttp's pool under httpx) against real sockets.
+
+
+async def _tcp_server(
+    on_connect: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Coroutine[Any, Any, None]],
+) -> tuple[asyncio.Server, str]:
+    server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    return server, f"http://127.0.0.1:{port}"
+
+
+def _pooled(url: str, **options: Any) -> DownstreamClient:
+    return DownstreamClient(
+        "registry",
+        url,
+        TOKEN,
+        timeout=httpx.Timeout(0.5, connect=0.5),
+        backoff=Backoff(0.01, 0.02),
+        **options,
+    )
+
+
+async def _ignore(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    writer.close()
+
+
+def test_a_refused_connection_is_a_503_naming_connect_error() -> None:
+    async def scenario() -> None:
+        server, url = await _tcp_server(_ignore)
+        server.close()
+        await server.wait_closed()  # nothing listens on the port now
+        client = _pooled(url)
+        with pytest.raises(DownstreamUnavailable) as raised:
+            await client.request("GET", "/v1/firms")
+        assert "ConnectError" in raised.value.detail
+        await client.aclose()
+
+    run(scenario)
+
+
+def test_a_connection_closed_without_an_answer_is_a_protocol_error() -> None:
+    """Retried for a read (and then a 502), never for a POST."""
+    accepted: list[int] = []
+
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        accepted.append(1)
+        writer.close()
+
+    async def scenario() -> None:
+        server, url = await _tcp_server(hang_up)
+        client = _pooled(url)
+        with pytest.raises(DownstreamError) as read:
+            await client.request("GET", "/v1/firms")
+        assert read.value.status == 502
+        assert "RemoteProtocolError" in read.value.detail
+        # Three attempts (the first and two retries), each of which aiohttp's pool makes twice:
+        # it resends an idempotent request once when the server closes the connection (the
+        # race with a keep-alive timeout). Bounded either way.
+        assert len(accepted) == 6
+        with pytest.raises(DownstreamError) as write:
+            await client.request("POST", "/v1/firms", json={})
+        assert write.value.status == 502
+        assert len(accepted) == 7  # a POST is sent once, at every level
+        await client.aclose()
+        server.close()
+        await server.wait_closed()
+
+    run(scenario)
+
+
+def test_no_answer_within_the_read_timeout_is_a_504() -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        await asyncio.sleep(5)
+        writer.close()
+
+    async def scenario() -> None:
+        server, url = await _tcp_server(silent)
+        client = _pooled(url, retries=0)
+        with pytest.raises(DownstreamTimeout) as raised:
+            await client.request("GET", "/v1/firms")
+        assert raised.value.status == 504
+        await client.aclose()
+        server.close()
+
+    run(scenario)
+
+
+def test_the_pooled_transport_reuses_one_connection_for_sequential_calls() -> None:
+    connections: list[int] = []
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(1)
+        while True:
+            try:
+                await reader.readuntil(b"\r\n\r\n")
+            except asyncio.IncompleteReadError:
+                break
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+            )
+            await writer.drain()
+        writer.close()
+
+    async def scenario() -> None:
+        server, url = await _tcp_server(answer)
+        client = _pooled(url)
+        for _ in range(5):
+            response = await client.request("GET", "/v1/firms")
+            assert response.json() == {}
+        await client.aclose()
+        server.close()
+        await server.wait_closed()
+
+    run(scenario)
+    assert connections == [1]
