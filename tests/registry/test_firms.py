@@ -14,6 +14,7 @@ from services.registry.db import fetch_one
 from services.registry.models import Firm, FirmPublic
 from tests.registry import data
 from tests.registry.conftest import Actor
+from tests.registry.test_applications import apply, setup_firm_and_product
 
 
 def count(engine: Engine, table: str) -> int:
@@ -213,19 +214,8 @@ def test_an_institution_reads_an_applicant_in_autocommit_on_postgresql(
 ) -> None:
     """An institution's access depends on its applications: the ORM path, two statements,
     each on its own snapshot on PostgreSQL (no BEGIN/ROLLBACK round trips)."""
-    firm_id = portal.post("/v1/firms", json=data.firm()).json()["id"]
-    product_id = bank.post("/v1/products", json=data.product()).json()["id"]
-    applied = portal.post(
-        "/v1/applications",
-        json={
-            "firm_id": firm_id,
-            "product_id": product_id,
-            "requested_amount_yuan": 1_000_000,
-            "requested_term_months": 12,
-            "consent_share_profile": True,
-        },
-    )
-    assert applied.status_code == 201, applied.text
+    firm_id, product_id = setup_firm_and_product(portal, bank)
+    apply(portal, firm_id, product_id)
     seen, stop = _firm_statements(engine)
     try:
         read = bank.get(f"/v1/firms/{firm_id}")
