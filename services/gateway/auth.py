@@ -139,8 +139,9 @@ async def resolve_digest(request: Request, digest: str) -> Principal:
         return Principal.from_registry(body, digest)
     # One round trip: the keys' generation and the principal cached under this digest, which
     # is valid only if it was stored under that same generation.
-    in_redis = state.cache.redis_key(KEYS_GENERATION) is not None
     current, stored = await state.cache.get_many(KEYS_GENERATION, f"key:{digest}")
+    # Asked after the read: one that failed over to the in-process cache marked Redis down.
+    in_redis = state.cache.redis_key(KEYS_GENERATION) is not None
     generation = _generation(current)
     cached = unstamped(stored, generation)
     if cached is not None:

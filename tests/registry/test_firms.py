@@ -228,9 +228,9 @@ def test_an_institution_reads_an_applicant_in_autocommit_on_postgresql(
 
 
 @pytest.mark.postgres
-def test_a_failed_driver_read_leaves_the_pool_sound(engine: Engine) -> None:
-    if engine.dialect.name != "postgresql":
-        pytest.skip("the driver-level read is PostgreSQL's")
+def test_a_failed_driver_read_leaves_the_pool_sound(postgres_engine: Engine) -> None:
+    """The driver-level read is PostgreSQL's only."""
+    engine = postgres_engine
     with pytest.raises(psycopg.errors.UndefinedColumn):
         fetch_one(engine, "SELECT no_such_column FROM firm WHERE id = %s", (1,))
     assert fetch_one(engine, "SELECT 41 + %s AS answer", (1,)) == {"answer": 42}
