@@ -235,3 +235,9 @@ def configure_logging(service: str, level: str = "INFO", log_format: LogFormat =
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # httpx logs every request it sends at INFO ("HTTP Request: GET …"): one line per internal
+    # call, which the callee's access line and the gateway's client warnings already cover.
+    # Those lines show at DEBUG only.
+    logging.getLogger("httpx").setLevel(
+        logging.DEBUG if root.level <= logging.DEBUG else logging.WARNING
+    )

@@ -204,3 +204,17 @@ def test_uvicorns_coloured_copy_is_dropped(json_lines: Callable[[], list[dict[st
     (line,) = json_lines()
     assert line["message"] == "Started server process [42]"
     assert "color_message" not in line
+
+
+@pytest.mark.parametrize(("level", "shown"), [("INFO", False), ("WARNING", False), ("DEBUG", True)])
+def test_httpx_request_lines_show_at_debug_only(level: str, shown: bool) -> None:
+    root = logging.getLogger()
+    handlers, root_level = root.handlers[:], root.level
+    try:
+        configure_logging("observed", level)
+        assert logging.getLogger("httpx").isEnabledFor(logging.INFO) is shown
+        assert logging.getLogger("httpx").isEnabledFor(logging.WARNING)
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(root_level)
+        logging.getLogger("httpx").setLevel(logging.NOTSET)
