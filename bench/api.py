@@ -373,32 +373,36 @@ def gateway_app() -> Any:
     return app
 
 
-def registry_app() -> Any:
-    """The real registry app plus the hops floor's firm: precomputed bytes, no database."""
+def _with_floor_route(app: Any, path: str, method: str, endpoint: Any, *guards: Any) -> Any:
+    """``app`` with one bench route, behind the service's own guards, after all its routes."""
     from fastapi import Depends
 
+    app.add_api_route(
+        path,
+        endpoint,
+        methods=[method],
+        dependencies=[Depends(guard) for guard in guards],
+        include_in_schema=False,
+    )
+    return app
+
+
+def registry_app() -> Any:
+    """The real registry app plus the hops floor's firm: precomputed bytes, no database."""
     from services.registry.api.deps import get_principal, require_internal_token
     from services.registry.main import create_app
 
     async def firm_floor(firm_id: FirmId, request: Request) -> Response:
         return Response(_file_bytes(request, FIRM_BODY_VARIABLE), media_type="application/json")
 
-    app = create_app()
-    app.add_api_route(
-        REGISTRY_FLOOR_PATH,
-        firm_floor,
-        methods=["GET"],
-        dependencies=[Depends(require_internal_token), Depends(get_principal)],
-        include_in_schema=False,
+    return _with_floor_route(
+        create_app(), REGISTRY_FLOOR_PATH, "GET", firm_floor, require_internal_token, get_principal
     )
-    return app
 
 
 def matching_app() -> Any:
     """The real matching app plus the hops floor's ranking: reads the body, answers the bytes
     of a real match answer, ranks nothing."""
-    from fastapi import Depends
-
     from services.matching.main import create_app
     from shared.internal import require_internal_token
 
@@ -406,15 +410,9 @@ def matching_app() -> Any:
         await request.body()
         return Response(_file_bytes(request, FLOOR_BODY_VARIABLE), media_type="application/json")
 
-    app = create_app()
-    app.add_api_route(
-        MATCHING_FLOOR_PATH,
-        rank_floor,
-        methods=["POST"],
-        dependencies=[Depends(require_internal_token)],
-        include_in_schema=False,
+    return _with_floor_route(
+        create_app(), MATCHING_FLOOR_PATH, "POST", rank_floor, require_internal_token
     )
-    return app
 
 
 def train_model(gateway_url: str, admin_key: str) -> dict[str, Any]:

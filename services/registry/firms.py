@@ -47,6 +47,7 @@ def readable_by_role(owner_principal_id: int, principal: Principal) -> bool | No
 
 _FIRM_COLUMNS = tuple(column.name for column in Firm.__table__.columns)  # type: ignore[attr-defined]
 _SELECT_FIRM = f"SELECT {', '.join(_FIRM_COLUMNS)} FROM firm WHERE id = %s"
+_UTC = UtcDateTime()
 _UTC_COLUMNS = tuple(
     column.name
     for column in Firm.__table__.columns  # type: ignore[attr-defined]
@@ -60,7 +61,7 @@ def firm_row(engine: Engine, firm_id: int) -> dict[str, Any] | None:
     row = fetch_one(engine, _SELECT_FIRM, (firm_id,))
     if row is not None:
         for name in _UTC_COLUMNS:
-            row[name] = UtcDateTime().process_result_value(row[name], engine.dialect)
+            row[name] = _UTC.process_result_value(row[name], engine.dialect)
     return row
 
 

@@ -34,6 +34,15 @@ def limit_headers(answer: httpx.Response) -> tuple[int, int, int]:
     return values[0], values[1], values[2]
 
 
+def one_redis(**overrides: Any) -> dict[str, Any]:
+    """Settings for replicas that share one Redis under a prefix of this test's own."""
+    return {
+        "redis_url": need_redis(),
+        "redis_prefix": f"finmatch-test:{uuid.uuid4().hex}:",
+        **overrides,
+    }
+
+
 @pytest.fixture(params=["in-process", pytest.param("redis", marks=pytest.mark.redis)])
 def limited(request: pytest.FixtureRequest, engine: Engine) -> Iterator[Stack]:
     redis_url = need_redis() if request.param == "redis" else None
@@ -133,11 +142,7 @@ def test_a_key_without_credentials_is_401_not_429(limited: Stack) -> None:
 
 @pytest.mark.redis
 def test_replicas_sharing_redis_share_a_key_budget(engine: Engine) -> None:
-    shared: dict[str, Any] = {
-        "redis_url": need_redis(),
-        "redis_prefix": f"finmatch-test:{uuid.uuid4().hex}:",
-        **TINY,
-    }
+    shared = one_redis(**TINY)
     with running_stack(engine, **shared) as one, running_stack(engine, **shared) as two:
         on_one = one.principal("portal")
         on_two = Api(two.client, on_one.key)
@@ -196,10 +201,7 @@ def test_a_known_key_is_checked_with_its_rate_limit_hit(engine: Engine) -> None:
 
 @pytest.mark.redis
 def test_a_key_revoked_on_one_replica_is_refused_at_once_by_another(engine: Engine) -> None:
-    shared: dict[str, Any] = {
-        "redis_url": need_redis(),
-        "redis_prefix": f"finmatch-test:{uuid.uuid4().hex}:",
-    }
+    shared = one_redis()
     with running_stack(engine, **shared) as one, running_stack(engine, **shared) as two:
         holder = one.admin.post("/v1/admin/principals", json={"role": "portal", "name": "撤"})
         assert holder.status_code == 201, holder.text

@@ -111,8 +111,9 @@ async def get_firm(firm_id: IdPath, engine: EngineDep, principal: PrincipalDep) 
 def _read_firm(engine: Engine, firm_id: int, principal: Principal) -> tuple[bytes, int]:
     # Serialised by pydantic-core in one step, not validated again and re-encoded by FastAPI
     # (the declared response_model still documents it).
-    if not is_sqlite(engine) and firm_rules.readable_by_role(0, principal) is not None:
-        # A role that decides alone (a portal's own firms, an admin): one driver-level read.
+    if not is_sqlite(engine) and principal.role != PrincipalRole.INSTITUTION:
+        # The role and the owner decide (readable_by_role): one driver-level read. An
+        # institution's access depends on its applications: the session path below.
         row = firm_rules.firm_row(engine, firm_id)
         if row is None or not firm_rules.readable_by_role(row["owner_principal_id"], principal):
             raise NotFound(f"firm {firm_id} not found")
