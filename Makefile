@@ -12,7 +12,7 @@ BENCH_STAMP := $(VENV)/.finmatch-bench-installed
 help:
 	@echo "make run    - start registry, matching and gateway on SQLite with demo data"
 	@echo "make test   - lint, type-check and run the whole test suite"
-	@echo "make lint   - ruff check, ruff format --check, mypy"
+	@echo "make lint   - ruff check, ruff format --check, mypy, import-linter (service boundaries)"
 	@echo "make seed   - (re)generate the synthetic Dongguan demo data into the registry database"
 	@echo "make bench  - benchmarks (set FINMATCH_BENCH_POSTGRES_URL for the PostgreSQL ones)"
 	@echo "make bench-quality / bench-latency / bench-batch - the matching benchmarks alone"
@@ -46,6 +46,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .

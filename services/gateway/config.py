@@ -32,6 +32,8 @@ class GatewaySettings(ServiceSettings):
     key_cache_seconds: float = 30.0
     catalogue_cache_seconds: float = 60.0
     match_cache_seconds: float = 300.0
+    # How long a firm's last answer is kept to be served, marked stale, while matching is down.
+    match_stale_if_error_seconds: float = Field(default=86_400.0, gt=0)
     stats_cache_seconds: float = 30.0
     registry_timeout_seconds: float = 10.0
     matching_timeout_seconds: float = 5.0

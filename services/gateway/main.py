@@ -131,7 +131,7 @@ def create_app(
         )
         checks = {
             "registry": "ok" if registry_ok else "down",
-            "matching": "ok" if matching_ok else "down: rule-only fallback for matches",
+            "matching": "ok" if matching_ok else "down: matches served stale where held, else 503",
             "redis": redis,
         }
         status = 200 if registry_ok else 503

@@ -14,13 +14,14 @@ from prometheus_client.registry import Collector
 from services.gateway.clients.base import BreakerState
 from shared.enums import PrincipalRole
 
-MatchOutcome = Literal["fresh", "cached", "degraded"]
+MatchOutcome = Literal["fresh", "cached", "stale", "unavailable"]
 
 MATCHES_SERVED: Final = Counter(
     "finmatch_gateway_matches_served_total",
     "Match lists answered by GET /v1/firms/{firm_id}/matches, by outcome: fresh (ranked by the "
-    "matching service), cached (the same answer from the cache), degraded (ranked by the rules "
-    "in the gateway because the matching service could not answer).",
+    "matching service), cached (the same answer from the cache), stale (the matching service "
+    "could not answer: the last answer for that firm and query), unavailable (it could not "
+    "answer and none was held: 503).",
     ["outcome"],
 )
 RATE_LIMIT_REJECTIONS: Final = Counter(
@@ -29,7 +30,7 @@ RATE_LIMIT_REJECTIONS: Final = Counter(
     ["role"],
 )
 # Every series exists from the start, so rate() and alerts see a 0 rather than nothing.
-for _outcome in ("fresh", "cached", "degraded"):
+for _outcome in ("fresh", "cached", "stale", "unavailable"):
     MATCHES_SERVED.labels(_outcome)
 for _role in PrincipalRole:
     RATE_LIMIT_REJECTIONS.labels(_role.value)

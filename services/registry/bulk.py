@@ -27,9 +27,10 @@ from sqlmodel import Session
 from services.registry import audit
 from services.registry.db import write_session
 from services.registry.firms import stored_values
-from services.registry.models import Firm, FirmCreate, ImportBatch
+from services.registry.models import Firm, ImportBatch
 from services.registry.models.columns import table_of, utcnow
 from shared.errors import validation_errors
+from shared.schemas.firm import FirmCreate
 
 FIRM_TABLE = table_of(Firm)
 WRITE_COLUMNS = [c.name for c in FIRM_TABLE.columns if c.name not in {"id"}]

@@ -12,12 +12,12 @@ from sqlmodel import Session, select
 
 from services.registry import audit
 from services.registry.db import fetch_one
-from services.registry.models import Application, Firm, FirmCreate, FirmUpdate, Principal
+from services.registry.models import Application, Firm, Principal
 from services.registry.models.columns import UtcDateTime, utcnow
-from services.registry.models.firm import FirmProfile, derive_size
+from services.registry.models.firm import derive_size
 from shared.enums import ApplicationStatus, PrincipalRole
 from shared.errors import Conflict, NotFound, PreconditionFailed, Unprocessable
-from shared.schemas.firm import FirmAttributes
+from shared.schemas.firm import FirmAttributes, FirmCreate, FirmProfile, FirmUpdate
 
 
 def firm_visible_to(session: Session, firm_id: int, principal: Principal) -> Firm:

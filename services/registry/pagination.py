@@ -4,18 +4,9 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Sequence
-from typing import Any, Generic, TypeVar
-
-from pydantic import BaseModel
+from typing import Any
 
 from shared.errors import Unprocessable
-
-T = TypeVar("T")
-
-
-class Page(BaseModel, Generic[T]):
-    data: list[T]
-    next_cursor: str | None = None
 
 
 def encode_cursor(last_id: int) -> str:

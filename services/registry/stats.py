@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timezone
-from enum import StrEnum
 from typing import Any
 
 import numpy as np
@@ -27,6 +26,7 @@ from services.registry import stats_cube as cube
 from services.registry.models import Application, Firm, Institution, MatchEvent, Product
 from services.registry.models.columns import table_of
 from shared.enums import ApplicationStatus
+from shared.schemas.stats import Dimension
 from shared.vocab.labels import category_label, section_label, size_class_label, town_label
 from shared.vocab.size_class import SizeClass
 
@@ -41,15 +41,6 @@ SMALL_AND_MICRO = (SizeClass.SMALL.value, SizeClass.MICRO.value)
 APPROVED = ApplicationStatus.APPROVED.value
 REJECTED = ApplicationStatus.REJECTED.value
 SUBMITTED = ApplicationStatus.SUBMITTED.value
-
-
-class Dimension(StrEnum):
-    TOWN = "town"
-    CATEGORY = "category"
-    INSTITUTION = "institution"
-    SIZE_CLASS = "size_class"
-    INDUSTRY = "industry"
-    MONTH = "month"
 
 
 @dataclass(frozen=True)

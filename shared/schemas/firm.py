@@ -1,18 +1,25 @@
-"""Firm attributes shared by the registry (which stores them) and matching (which ranks on them)."""
+"""The firm (SME) profile, each field declared once: what portals submit and read, what the
+registry's table stores (it inherits these classes) and what matching ranks on."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
+import sqlalchemy as sa
 from pydantic import field_validator, model_validator
 from sqlmodel import Field, SQLModel
 
 from shared.enums import CreditRating
 from shared.errors import invalid_fields
-from shared.types import Count, PositiveYuan, TermMonths, Usd, Yuan
+from shared.schemas.partial import partial_model
+from shared.types import Count, Name, PositiveYuan, ShortText, TermMonths, Usd, Yuan
+from shared.vocab.credit_code import normalize_credit_code
 from shared.vocab.industries import SECTIONS_BY_LETTER, validate_industry
 from shared.vocab.size_class import SizeClass
 from shared.vocab.towns import is_town_code
+
+# Money columns are BIGINT: yuan figures pass 2**31 well within an SME's range.
+_MONEY = sa.BigInteger
 
 EARLIEST_ESTABLISHED = date(1900, 1, 1)
 
@@ -40,22 +47,22 @@ class FirmAttributes(SQLModel):
     industry_division: int | None = Field(default=None, ge=1, le=97)
     established_on: date
     employees: Count
-    annual_revenue_yuan: Yuan
-    total_assets_yuan: Yuan
-    export_revenue_usd: Usd = 0
+    annual_revenue_yuan: Yuan = Field(sa_type=_MONEY)
+    total_assets_yuan: Yuan = Field(sa_type=_MONEY)
+    export_revenue_usd: Usd = Field(default=0, sa_type=_MONEY)
     invention_patents: Count = 0
     utility_patents: Count = 0
     trademarks: Count = 0
     is_high_tech: bool = False
     is_specialized_sme: bool = Field(default=False, description="专精特新")
-    gov_procurement_contracts_yuan: Yuan = 0
-    core_enterprise_receivables_yuan: Yuan = 0
+    gov_procurement_contracts_yuan: Yuan = Field(default=0, sa_type=_MONEY)
+    core_enterprise_receivables_yuan: Yuan = Field(default=0, sa_type=_MONEY)
     is_green_listed: bool = False
     has_borrowed_before: bool = Field(default=True, description="False marks a 首贷户 candidate")
-    collateral_real_estate_yuan: Yuan = 0
-    collateral_equipment_yuan: Yuan = 0
-    credit_rating: CreditRating | None = None
-    need_amount_yuan: PositiveYuan | None = None
+    collateral_real_estate_yuan: Yuan = Field(default=0, sa_type=_MONEY)
+    collateral_equipment_yuan: Yuan = Field(default=0, sa_type=_MONEY)
+    credit_rating: CreditRating | None = Field(default=None, sa_type=sa.String(3))
+    need_amount_yuan: PositiveYuan | None = Field(default=None, sa_type=_MONEY)
     need_term_months: TermMonths | None = None
 
     @field_validator("town_code")
@@ -92,3 +99,39 @@ class FirmFeatures(FirmAttributes):
     """A firm as the matching service sees it: its attributes and the derived size class."""
 
     size_class: SizeClass
+
+
+class FirmProfile(FirmAttributes):
+    """Everything a portal submits about a firm, apart from its credit code."""
+
+    name: Name = Field(max_length=200)
+    need_purpose: ShortText | None = Field(default=None, max_length=500)
+    consent_matching: bool = Field(
+        default=True, description="the firm agreed that its profile is used to rank products"
+    )
+
+
+class FirmCreate(FirmProfile):
+    """A firm as a portal submits it; the credit code is the natural key."""
+
+    credit_code: str = Field(max_length=40, description="统一社会信用代码, 18 characters")
+
+    @field_validator("credit_code")
+    @classmethod
+    def _credit_code(cls, value: str) -> str:
+        return normalize_credit_code(value)
+
+
+class FirmUpdate(partial_model(FirmProfile)):  # type: ignore[misc]
+    """A partial update; only the fields given change. The credit code never changes."""
+
+
+class FirmPublic(FirmProfile):
+    id: int
+    credit_code: str
+    owner_principal_id: int
+    size_class: SizeClass
+    size_ruleset: str
+    created_at: datetime
+    updated_at: datetime
+    version: int

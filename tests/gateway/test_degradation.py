@@ -1,10 +1,10 @@
 """A dependency that is really down degrades the answer, not the service.
 
 Redis down: served uncached, limits and idempotency keys in-process, /readyz 200 "degraded".
-Matching down: matches ranked by the rules in the gateway, flagged ``degraded``; the breaker
-opens and the answer stays fast. Registry down: 503 with Retry-After, never 500; /readyz 503,
-/healthz 200. "Down" means a real socket that nobody answers (a closed port) or a real
-redis-server process that this test stops, not a mock.
+Matching down: a firm's last answer, marked ``stale`` with its age, else 503 with Retry-After
+(the gateway ranks nothing); the breaker opens and the answer stays fast. Registry down: 503
+with Retry-After, never 500; /readyz 503, /healthz 200. "Down" means a real socket that
+nobody answers (a closed port) or a real redis-server process that this test stops, not a mock.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from sqlalchemy.engine import Engine
 from tests.gateway.conftest import Api, Stack, matching_app, registry_app, running_stack
 from tests.gateway.test_tenancy import ENDPOINTS, MATRIX, ROLES, World
 from tests.registry import data
+from tests.services import need_redis
 
 CLOSED = "http://127.0.0.1:1"  # nothing listens on port 1: connections are refused at once
 
@@ -233,21 +234,64 @@ def test_redis_that_hangs_then_resumes(engine: Engine, redis_process: RedisProce
 # Matching down -------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def healthy_ranking(engine: Engine) -> Iterator[tuple[Api, int, dict[str, Any]]]:
-    """The world, and the answer of the healthy stack (the prior ranks: no decisions yet)."""
-    with running_stack(engine) as stack:
-        portal, firm_id, _ranked = seed_products_and_firm(stack)
-        answer = portal.get(f"/v1/firms/{firm_id}/matches")
-        assert answer.status_code == 200
-        assert answer.json()["degraded"] is False
-        yield portal, firm_id, answer.json()
+@pytest.fixture(params=["in-process", pytest.param("redis", marks=pytest.mark.redis)])
+def cache_backend(request: pytest.FixtureRequest) -> dict[str, Any]:
+    return {"redis_url": need_redis()} if request.param == "redis" else {}
 
 
-def test_matching_down_ranks_by_the_rules(
-    engine: Engine, healthy_ranking: tuple[Api, int, dict[str, Any]]
+def test_matching_down_serves_the_last_answer_stale(
+    engine: Engine, cache_backend: dict[str, Any]
 ) -> None:
-    portal_then, firm_id, healthy = healthy_ranking
+    matching, _manager = matching_app(httpx.ASGITransport(app=registry_app(engine)))
+    switch = Switchable(httpx.ASGITransport(app=matching))
+    with running_stack(
+        engine,
+        matching_transport=switch,
+        breaker_failures=100,  # the breaker is the next test's; here each call tries
+        match_cache_seconds=0.05,  # the fresh answer is gone: only the last one is left
+        **cache_backend,
+    ) as stack:
+        portal, firm_id, _ranked = seed_products_and_firm(stack)
+        healthy = portal.get(f"/v1/firms/{firm_id}/matches")
+        assert healthy.status_code == 200
+        assert healthy.json()["stale"] is False
+        assert "age" not in healthy.headers
+        time.sleep(1.1)
+
+        switch.down = True
+        answer = portal.get(f"/v1/firms/{firm_id}/matches")
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert (body["stale"], body["degraded"]) == (True, True)
+        assert body["stale_age_seconds"] >= 1
+        assert answer.headers["age"] == str(body["stale_age_seconds"])
+        assert "matching service unavailable" in body["degraded_reason"]
+        assert f"{body['stale_age_seconds']} s old" in body["degraded_reason"]
+        # The same answer, word for word, apart from the marks.
+        marks = ("degraded", "degraded_reason", "stale", "stale_age_seconds")
+        fresh = {k: v for k, v in healthy.json().items() if k not in marks}
+        assert {k: v for k, v in body.items() if k not in marks} == fresh
+
+        # Another query of the same firm was never answered: nothing to serve, 503.
+        other = portal.get(f"/v1/firms/{firm_id}/matches", params={"limit": 1})
+        assert other.status_code == 503
+        assert other.headers["content-type"] == "application/problem+json"
+        assert other.json()["code"] == "matching_unavailable"
+        assert int(other.headers["retry-after"]) >= 1
+
+        # Stale answers stay within the tenant: another portal still gets 404.
+        stranger = stack.principal("portal")
+        assert stranger.get(f"/v1/firms/{firm_id}/matches").status_code == 404
+
+        # When matching is back, the answer is fresh again (a stale one is never cached).
+        switch.down = False
+        back = portal.get(f"/v1/firms/{firm_id}/matches")
+        assert back.status_code == 200
+        assert back.json()["stale"] is False
+        assert back.json()["ranked"] == healthy.json()["ranked"]
+
+
+def test_matching_down_without_an_earlier_answer_is_503(engine: Engine) -> None:
     matching = Counting()
     with running_stack(
         engine,
@@ -256,62 +300,37 @@ def test_matching_down_ranks_by_the_rules(
         breaker_failures=3,
         breaker_reset_seconds=60,
     ) as stack:
-        portal = Api(stack.client, portal_then.key)
+        portal, firm_id, _ranked = seed_products_and_firm(stack)
         answer = portal.get(f"/v1/firms/{firm_id}/matches")
-        assert answer.status_code == 200, answer.text
-        body = answer.json()
-        assert body["degraded"] is True
-        assert "matching service unavailable" in body["degraded_reason"]
-        assert body["is_prior"] is True
-        assert all(r["approval_probability"] is None for r in body["ranked"])
-        # The same rules and costs the matching service would have applied.
-        assert [(r["product_id"], r["rank"], r["score"]) for r in body["ranked"]] == [
-            (r["product_id"], r["rank"], r["score"]) for r in healthy["ranked"]
-        ]
-        assert [m["product_id"] for m in body["near_misses"]] == [
-            m["product_id"] for m in healthy["near_misses"]
-        ]
-        assert body["near_misses"][0]["unmet"][0]["code"] == "min_export_usd"
-        assert body["ranked"][0]["product"]["name"] == "廉"
+        assert answer.status_code == 503, answer.text
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert answer.json()["code"] == "matching_unavailable"
+        assert f"firm {firm_id}" in answer.json()["detail"]
+        assert int(answer.headers["retry-after"]) >= 1
 
-        # The breaker is open now: further answers do not even try the matching service.
+        # The breaker opens: further answers do not even try the matching service.
+        for _ in range(3):
+            portal.get(f"/v1/firms/{firm_id}/matches")
         assert stack.client.app.state.matching.breaker_state == "open"  # type: ignore[attr-defined]
         tried = matching.attempts
         for _ in range(5):
             started = time.monotonic()
             fast = portal.get(f"/v1/firms/{firm_id}/matches")
             assert time.monotonic() - started < 0.5
-            assert fast.status_code == 200
-            assert fast.json()["degraded"] is True
-            assert fast.json()["ranked"] == body["ranked"]
+            assert fast.status_code == 503
+            assert int(fast.headers["retry-after"]) >= 1
         assert matching.attempts == tried
 
         ready = stack.client.get("/readyz")
         assert ready.status_code == 200
-        assert ready.json()["checks"]["matching"] == "down: rule-only fallback for matches"
+        assert ready.json()["checks"]["matching"] == (
+            "down: matches served stale where held, else 503"
+        )
         # The admin's model functions need the service itself: 503, said plainly.
         models = stack.admin.get("/v1/admin/models")
         assert models.status_code == 503
         assert models.headers["content-type"] == "application/problem+json"
         assert int(models.headers["retry-after"]) >= 1
-
-
-def test_a_degraded_answer_is_not_cached(
-    engine: Engine, healthy_ranking: tuple[Api, int, dict[str, Any]]
-) -> None:
-    """When matching comes back, the next answer is the full one (not a cached fallback)."""
-    portal_then, firm_id, healthy = healthy_ranking
-    matching, _manager = matching_app(httpx.ASGITransport(app=registry_app(engine)))
-    switch = Switchable(httpx.ASGITransport(app=matching))
-    with running_stack(engine, matching_transport=switch, breaker_failures=100) as stack:
-        portal = Api(stack.client, portal_then.key)
-        switch.down = True
-        degraded = portal.get(f"/v1/firms/{firm_id}/matches").json()
-        assert degraded["degraded"] is True
-        switch.down = False
-        whole = portal.get(f"/v1/firms/{firm_id}/matches").json()
-        assert whole["degraded"] is False
-        assert whole["ranked"] == healthy["ranked"]
 
 
 class Switchable(httpx.AsyncBaseTransport):

@@ -50,7 +50,8 @@ def test_matches_fresh_then_cached(stack: Stack) -> None:
     served = "finmatch_gateway_matches_served_total"
     assert delta(after, before, served, outcome="fresh") == 1
     assert delta(after, before, served, outcome="cached") == 1
-    assert delta(after, before, served, outcome="degraded") == 0
+    assert delta(after, before, served, outcome="stale") == 0
+    assert delta(after, before, served, outcome="unavailable") == 0
     assert (
         requests_seen(after, "gateway", MATCHES, 200)
         - requests_seen(before, "gateway", MATCHES, 200)
@@ -125,8 +126,9 @@ def test_a_stopped_matching_service_opens_its_breaker(engine: Engine) -> None:
         before = scrape(stack.client)
         for _ in range(2):
             answer = portal.get(f"/v1/firms/{firm_id}/matches")
-            assert answer.status_code == 200, answer.text
-            assert answer.json()["degraded"] is True
+            # Never answered before: nothing to serve stale, and the gateway ranks nothing.
+            assert answer.status_code == 503, answer.text
+            assert int(answer.headers["retry-after"]) >= 1
         after = scrape(stack.client)
 
     state = "finmatch_circuit_breaker_state"
@@ -135,7 +137,7 @@ def test_a_stopped_matching_service_opens_its_breaker(engine: Engine) -> None:
     assert after.has(state, downstream="registry")
     assert transitions("matching", "closed", "open") - opened_before == 1
     served = "finmatch_gateway_matches_served_total"
-    assert delta(after, before, served, outcome="degraded") == 2
+    assert delta(after, before, served, outcome="unavailable") == 2
     assert delta(after, before, served, outcome="fresh") == 0
 
 

@@ -11,7 +11,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from services.registry.db import fetch_one
-from services.registry.models import Firm, FirmPublic
+from services.registry.models import Firm
+from shared.schemas.firm import FirmPublic
 from tests.registry import data
 from tests.registry.conftest import Actor
 from tests.registry.test_applications import apply, setup_firm_and_product

@@ -10,9 +10,7 @@ from typing import Any
 
 import pytest
 
-from services.registry.models.application import DecisionCreate
-from services.registry.models.firm import FirmCreate
-from services.registry.models.product import InstitutionCreate, ProductCreate
+from services.registry.models.product import ProductCreate
 from services.registry.seed.approval_model import (
     APPETITE,
     INSTITUTION_BIAS,
@@ -23,6 +21,9 @@ from services.registry.seed.eligibility import eligibility_matrix, hard_rule_vio
 from services.registry.seed.history import generate_history
 from services.registry.seed.population import generate_firms
 from shared.enums import AmountCapBasis, CollateralKind, RejectionReason
+from shared.schemas.access import InstitutionCreate
+from shared.schemas.application import DecisionCreate
+from shared.schemas.firm import FirmCreate
 from shared.vocab.categories import ProductCategory
 from shared.vocab.size_class import classify_size
 from shared.vocab.towns import census_weights

@@ -20,7 +20,8 @@ from services.registry import stats, stats_cube
 from services.registry.models import stats_cube as cube_table
 from services.registry.models import stats_dirty
 from services.registry.seed.loader import seed_demo
-from services.registry.stats import Dimension, Filters
+from services.registry.stats import Filters
+from shared.schemas.stats import Dimension
 
 SEEDED_AT = datetime(2026, 11, 20, 3, 0, tzinfo=UTC)
 TANGXIA = "441900116"

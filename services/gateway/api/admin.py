@@ -12,14 +12,16 @@ from services.gateway.api.proxy import forward
 from services.gateway.auth import CurrentPrincipal, keys_changed, require
 from services.gateway.idempotency import IdempotentRoute
 from services.gateway.model_version import refresh_model_version
-from services.registry.api.access import KeyCreate, KeyCreated, KeyPublic
-from services.registry.models import (
+from shared.enums import PrincipalRole
+from shared.schemas.access import (
     InstitutionCreate,
     InstitutionPublic,
+    KeyCreate,
+    KeyCreated,
+    KeyPublic,
     PrincipalCreate,
     PrincipalPublic,
 )
-from shared.enums import PrincipalRole
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], route_class=IdempotentRoute)
 IdPath = Annotated[int, Path(ge=1, le=2**63 - 1)]

@@ -9,14 +9,14 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from services.gateway.api.proxy import forward
 from services.gateway.auth import CurrentPrincipal, require
 from services.gateway.idempotency import IdempotentRoute
-from services.registry.models import (
+from shared.enums import ApplicationStatus, PrincipalRole
+from shared.schemas.application import (
     ApplicationCreate,
     ApplicationPublic,
     DecisionCreate,
     DecisionPublic,
 )
-from services.registry.pagination import Page
-from shared.enums import ApplicationStatus, PrincipalRole
+from shared.schemas.page import Page
 
 router = APIRouter(prefix="/v1/applications", tags=["applications"], route_class=IdempotentRoute)
 IdPath = Annotated[int, Path(ge=1, le=2**63 - 1)]

@@ -9,9 +9,9 @@ from fastapi import APIRouter, Header, Path, Query, Request, Response
 from services.gateway.api.proxy import forward
 from services.gateway.auth import CurrentPrincipal, Principal, require
 from services.gateway.idempotency import IdempotentRoute
-from services.registry.models import FirmCreate, FirmPublic, FirmUpdate
-from services.registry.pagination import Page
 from shared.enums import PrincipalRole
+from shared.schemas.firm import FirmCreate, FirmPublic, FirmUpdate
+from shared.schemas.page import Page
 from shared.types import SafeStr
 
 router = APIRouter(prefix="/v1/firms", tags=["firms"], route_class=IdempotentRoute)

@@ -2,35 +2,33 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import math
+import time
 from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Path, Query, Request, Response
-from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from services.gateway.auth import CurrentPrincipal, require
 from services.gateway.catalogue import GENERATION_KEY as CATALOGUE_GENERATION
 from services.gateway.catalogue import Catalogue
 from services.gateway.metrics import match_served
-from services.matching.model import PriorModel
-from services.matching.ranking import CatalogueCache, CatalogueUnknown, rank_answer
 from shared.cache import stamped, unstamped
 from shared.enums import PrincipalRole
-from shared.errors import NotFound, ProblemError
+from shared.errors import NotFound, ProblemError, ServiceUnavailable
 from shared.schemas.firm import FirmFeatures
 from shared.schemas.matching import Lang, NearMiss, RankedProduct, RankOptions
-from shared.schemas.product import ProductFeatures
 from shared.types import PositiveYuan, TermMonths
 
 router = APIRouter(prefix="/v1", tags=["matches"])
 log = logging.getLogger("finmatch.gateway.matches")
 IdPath = Annotated[int, Path(ge=1, le=2**63 - 1, description="firm id")]
-# The rule-and-cost prior runs here when the matching service cannot answer. It is the same
-# code the matching service runs at cold start (both ship in this package), so a degraded
-# answer differs only by lacking the learned probability.
-_fallback_tables = CatalogueCache(capacity=2)
+# Seconds a client should wait before asking again when matching is down and no earlier
+# answer for the firm is held (the breaker's own Retry-After wins when it gives one).
+RETRY_AFTER_SECONDS = 5
 
 
 class ProductSummary(BaseModel):
@@ -53,6 +51,16 @@ class MatchesResponse(BaseModel):
     is_prior: bool
     degraded: bool = Field(description="True when the matching service could not answer")
     degraded_reason: str | None = None
+    stale: bool = Field(
+        default=False,
+        description=(
+            "True when the matching service could not answer and this is the last answer "
+            "computed for the same firm and query (stale-if-error, RFC 5861)"
+        ),
+    )
+    stale_age_seconds: int | None = Field(
+        default=None, description="how old a stale answer is; also in the Age header"
+    )
     catalogue_version: str
     evaluated: int
     eligible: int
@@ -93,10 +101,8 @@ async def firm_matches(
 ) -> Response:
     require(principal, PrincipalRole.PORTAL)
     state = request.app.state
-    key = (
-        f"match:{principal.id}:{firm_id}:"
-        f"{lang}:{limit}:{near_miss_limit}:{amount_yuan}:{term_months}"
-    )
+    query = f"{principal.id}:{firm_id}:{lang}:{limit}:{near_miss_limit}:{amount_yuan}:{term_months}"
+    key, last_key = f"match:{query}", f"match-last:{query}"
     # One round trip: the portal's firms generation, the catalogue's, and the stored answer,
     # which stands only if it was computed from those same versions (and the current model).
     firms_generation, catalogue_generation, stored = await state.cache.get_many(
@@ -119,7 +125,6 @@ async def firm_matches(
         requested_amount_yuan=amount_yuan,
         requested_term_months=term_months,
     )
-    degraded_reason = None
     try:
         ranking = await state.matching.rank_with_catalogue(
             {name: firm[name] for name in _FIRM_FEATURES if name in firm},
@@ -130,47 +135,72 @@ async def firm_matches(
     except ProblemError as exc:
         if exc.status < 500:
             raise
-        degraded_reason = f"matching service unavailable ({exc.code}): rule-and-cost ranking"
-        log.warning("firm %s: %s", firm_id, degraded_reason)
-        features = FirmFeatures.model_validate(firm)
-        ranking = await run_in_threadpool(_rank_locally, features, catalogue, options)
+        return await _last_answer(state, last_key, firm_id, exc)
 
     body = {
         **ranking,
         "firm_id": firm_id,
-        "degraded": degraded_reason is not None,
-        "degraded_reason": degraded_reason,
+        "degraded": False,
+        "degraded_reason": None,
+        "stale": False,
+        "stale_age_seconds": None,
         "catalogue_version": catalogue.version,
         "ranked": [_with_product(catalogue, r) for r in ranking["ranked"]],
         "near_misses": [_with_product(catalogue, m) for m in ranking["near_misses"]],
     }
     payload = orjson.dumps(body)
-    if degraded_reason is None:
-        await state.cache.set(key, stamped(payload, *stamps), state.settings.match_cache_seconds)
-        state.recorder.record(
-            [
-                {
-                    "firm_id": firm_id,
-                    "product_id": r["product_id"],
-                    "rank": r["rank"],
-                    "score": r["score"],
-                    "approval_probability": r["approval_probability"],
-                    "model_version": ranking["model_version"],
-                    "town_code": firm["town_code"],
-                }
-                for r in ranking["ranked"]
-            ]
-        )
-    match_served("fresh" if degraded_reason is None else "degraded")
+    settings = state.settings
+    await asyncio.gather(
+        state.cache.set(key, stamped(payload, *stamps), settings.match_cache_seconds),
+        # Kept longer and whatever changes since: what this firm is served if matching fails.
+        state.cache.set(
+            last_key, stamped(payload, f"{time.time():.3f}"), settings.match_stale_if_error_seconds
+        ),
+    )
+    state.recorder.record(
+        [
+            {
+                "firm_id": firm_id,
+                "product_id": r["product_id"],
+                "rank": r["rank"],
+                "score": r["score"],
+                "approval_probability": r["approval_probability"],
+                "model_version": ranking["model_version"],
+                "town_code": firm["town_code"],
+            }
+            for r in ranking["ranked"]
+        ]
+    )
+    match_served("fresh")
     return Response(payload, media_type="application/json")
 
 
-def _rank_locally(
-    features: FirmFeatures, catalogue: Catalogue, options: RankOptions
-) -> dict[str, Any]:
-    try:
-        table = _fallback_tables.table(catalogue.version, None)
-    except CatalogueUnknown:
-        products = [ProductFeatures.model_validate(p) for p in catalogue.products]
-        table = _fallback_tables.table(catalogue.version, products)
-    return rank_answer(features, table, PriorModel(), options)
+async def _last_answer(state: Any, last_key: str, firm_id: int, error: ProblemError) -> Response:
+    """The last answer computed for this firm and query, marked stale with its age; or, when
+    none is held, 503 with Retry-After. The gateway ranks nothing itself."""
+    retry_after = error.headers.get("Retry-After", str(RETRY_AFTER_SECONDS))
+    held = await state.cache.get(last_key)
+    computed_at, _, payload = (held or b"").partition(b"\n")
+    if not payload:
+        match_served("unavailable")
+        log.warning("firm %s: matching unavailable (%s), no earlier answer", firm_id, error.code)
+        raise ServiceUnavailable(
+            f"the matching service is unavailable ({error.code}) and no earlier answer for "
+            f"firm {firm_id} is held; retry after {retry_after} s",
+            code="matching_unavailable",
+            headers={"Retry-After": retry_after},
+        )
+    age = max(0, math.floor(time.time() - float(computed_at)))
+    body = orjson.loads(payload)
+    body.update(
+        degraded=True,
+        degraded_reason=(
+            f"matching service unavailable ({error.code}): the last answer for this firm, "
+            f"{age} s old"
+        ),
+        stale=True,
+        stale_age_seconds=age,
+    )
+    match_served("stale")
+    log.warning("firm %s: matching unavailable (%s), served %d s stale", firm_id, error.code, age)
+    return Response(orjson.dumps(body), media_type="application/json", headers={"Age": str(age)})

@@ -7,7 +7,6 @@ import secrets
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, Field
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
@@ -21,20 +20,22 @@ from services.registry.api.deps import (
     require_internal_token,
     require_role,
 )
-from services.registry.models import (
-    ApiKey,
-    Institution,
+from services.registry.models import ApiKey, Institution, Principal
+from services.registry.models.columns import utcnow
+from services.registry.pagination import decode_cursor, next_cursor
+from shared.enums import PrincipalRole
+from shared.errors import Conflict, NotFound, Unauthorized
+from shared.schemas.access import (
     InstitutionCreate,
     InstitutionPublic,
-    Principal,
+    KeyCreate,
+    KeyCreated,
+    KeyPublic,
+    KeyResolve,
     PrincipalCreate,
     PrincipalPublic,
 )
-from services.registry.models.columns import utcnow
-from services.registry.pagination import Page, decode_cursor, next_cursor
-from shared.enums import PrincipalRole
-from shared.errors import Conflict, NotFound, Unauthorized
-from shared.types import ShortText
+from shared.schemas.page import Page
 
 router = APIRouter(prefix="/v1", tags=["access"])
 internal = APIRouter(
@@ -140,27 +141,6 @@ def get_principal(principal_id: IdPath, session: SessionDep, principal: Principa
     return found
 
 
-class KeyCreate(BaseModel):
-    principal_id: int = Field(ge=1, le=2**63 - 1)
-    label: ShortText = ""
-
-
-class KeyCreated(BaseModel):
-    id: int
-    principal_id: int
-    prefix: str
-    label: str
-    key: str = Field(description="shown once; only its digest is stored")
-
-
-class KeyPublic(BaseModel):
-    id: int
-    principal_id: int
-    prefix: str
-    label: str
-    revoked: bool
-
-
 @router.post("/keys", response_model=KeyCreated, status_code=201)
 def create_key(
     body: KeyCreate, session: SessionDep, principal: PrincipalDep, request_id: RequestIdDep
@@ -227,10 +207,6 @@ def revoke_key(
         label=api_key.label,
         revoked=True,
     )
-
-
-class KeyResolve(BaseModel):
-    key_hash: str = Field(min_length=64, max_length=64, pattern=r"^[0-9a-f]{64}$")
 
 
 @internal.post("/auth/resolve", response_model=PrincipalPublic)

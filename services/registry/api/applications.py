@@ -11,21 +11,19 @@ from sqlmodel import Session, col, select
 from services.registry import audit
 from services.registry.api.deps import IdPath, PrincipalDep, RequestIdDep, SessionDep, require_role
 from services.registry.firms import firm_owned_by, snapshot_of
-from services.registry.models import (
-    Application,
-    ApplicationCreate,
-    ApplicationPublic,
-    Decision,
-    DecisionCreate,
-    DecisionPublic,
-    Principal,
-    Product,
-)
+from services.registry.models import Application, Decision, Principal, Product
 from services.registry.models.columns import utcnow
 from services.registry.models.product import product_snapshot
-from services.registry.pagination import Page, decode_cursor, next_cursor
+from services.registry.pagination import decode_cursor, next_cursor
 from shared.enums import ApplicationStatus, DecisionOutcome, PrincipalRole
 from shared.errors import Conflict, NotFound, Unprocessable
+from shared.schemas.application import (
+    ApplicationCreate,
+    ApplicationPublic,
+    DecisionCreate,
+    DecisionPublic,
+)
+from shared.schemas.page import Page
 
 router = APIRouter(prefix="/v1/applications", tags=["applications"])
 

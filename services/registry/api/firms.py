@@ -31,10 +31,12 @@ from services.registry.bulk import (
     write_batch,
 )
 from services.registry.db import is_sqlite, statement_session
-from services.registry.models import Firm, FirmCreate, FirmPublic, FirmUpdate, Principal
-from services.registry.pagination import Page, decode_cursor, next_cursor
+from services.registry.models import Firm, Principal
+from services.registry.pagination import decode_cursor, next_cursor
 from shared.enums import PrincipalRole
 from shared.errors import NotFound, PayloadTooLarge, PreconditionFailed, PreconditionRequired
+from shared.schemas.firm import FirmCreate, FirmPublic, FirmUpdate
+from shared.schemas.page import Page
 from shared.types import SafeStr
 
 router = APIRouter(prefix="/v1/firms", tags=["firms"])

@@ -27,13 +27,13 @@ from services.registry.models import (
     Decision,
     MatchEvent,
     Principal,
-    PrincipalPublic,
     Product,
 )
 from services.registry.models.columns import table_of, utcnow
 from services.registry.pagination import decode_cursor, next_cursor
 from shared.enums import PrincipalRole
 from shared.errors import Unprocessable
+from shared.schemas.access import PrincipalPublic
 from shared.schemas.product import ProductFeatures
 from shared.types import SafeStr
 from shared.vocab.towns import is_town_code

@@ -19,9 +19,10 @@ from services.registry.models import (
     ProductUpdate,
 )
 from services.registry.models.columns import utcnow
-from services.registry.pagination import Page, decode_cursor, next_cursor
+from services.registry.pagination import decode_cursor, next_cursor
 from shared.enums import PrincipalRole
 from shared.errors import NotFound, PreconditionFailed
+from shared.schemas.page import Page
 from shared.types import SafeStr
 from shared.vocab.categories import ProductCategory
 

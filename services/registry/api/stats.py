@@ -33,10 +33,11 @@ from services.registry.config import RegistrySettings
 from services.registry.models import Firm, Principal
 from services.registry.models.columns import table_of
 from services.registry.seed.loader import DEMO_PORTAL
-from services.registry.stats import Dimension, Filters
+from services.registry.stats import Filters
 from shared.enums import PrincipalRole
 from shared.errors import NotFound, Unprocessable
 from shared.schemas.firm import FirmFeatures
+from shared.schemas.stats import Breakdown, Dimension, League, MatchedGaps, Overview, Targets
 from shared.vocab.categories import CATEGORIES, ProductCategory
 from shared.vocab.towns import is_town_code
 
@@ -80,109 +81,6 @@ def filters(
 
 
 FiltersDep = Annotated[Filters, Depends(filters)]
-
-
-class Overview(BaseModel):
-    filters: dict[str, Any]
-    synthetic: bool = Field(description="True when the figures come from the demo data")
-    firms_registered: int
-    firms_with_need: int
-    firms_matched: int
-    applications: int
-    approvals: int
-    rejections: int
-    pending: int
-    approval_rate: float | None = Field(description="approvals / decided applications")
-    requested_amount_yuan: int
-    approved_amount_yuan: int
-    first_loan_firms: int = Field(description="首贷户: firms whose first loan was approved")
-    first_loan_rate: float | None = Field(description="first-loan firms / firms approved")
-    small_micro_share_of_approved: float | None
-    response_hours_median: float | None
-    response_hours_p90: float | None
-    average_approved_rate_bp: float | None
-
-
-class BreakdownRow(BaseModel):
-    key: str
-    label_zh: str
-    label_en: str
-    suppressed: bool = Field(description="fewer than 3 firms: figures withheld")
-    firms: int | None
-    applications: int | None
-    approved: int | None
-    rejected: int | None
-    pending: int | None
-    approval_rate: float | None
-    requested_amount_yuan: int | None
-    approved_amount_yuan: int | None
-    first_loan_approved: int | None
-
-
-class Breakdown(BaseModel):
-    by: Dimension
-    filters: dict[str, Any]
-    town_code: str | None
-    rows: list[BreakdownRow]
-
-
-class LeagueRow(BaseModel):
-    institution_id: int
-    name: str
-    kind: str
-    suppressed: bool
-    applications: int | None
-    decided: int | None
-    approved: int | None
-    approval_rate: float | None
-    response_hours_median: float | None
-    response_hours_p90: float | None
-    approved_amount_yuan: int | None
-    small_micro_approved_amount_yuan: int | None
-    first_loans: int | None
-    overdue: int | None = Field(description="answered after the deadline, or not yet and late")
-    overdue_share: float | None
-
-
-class League(BaseModel):
-    deadline_working_days: int
-    filters: dict[str, Any]
-    rows: list[LeagueRow]
-
-
-class MatchedGap(BaseModel):
-    town_code: str
-    town_zh: str
-    town_en: str
-    industry_section: str
-    section_zh: str
-    section_en: str
-    suppressed: bool
-    firms_matched: int | None
-    firms_matched_no_application: int | None
-
-
-class MatchedGaps(BaseModel):
-    filters: dict[str, Any]
-    rows: list[MatchedGap]
-
-
-class Target(BaseModel):
-    key: str
-    label_zh: str
-    label_en: str
-    plan_item: int
-    unit: str
-    comparison: str
-    target: float
-    current: float | None
-    progress: float | None = Field(description="current / target; 1.0 or more is met")
-    met: bool
-
-
-class Targets(BaseModel):
-    town_code: str | None
-    rows: list[Target]
 
 
 def is_synthetic(session: Session) -> bool:

@@ -6,37 +6,9 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from pydantic import model_validator
 from sqlmodel import Field, SQLModel
 
 from services.registry.models.columns import BigId, UtcDateTime, utcnow
-from shared.enums import PrincipalRole
-from shared.errors import invalid_fields
-from shared.types import Name
-from shared.vocab.towns import is_town_code
-
-
-class PrincipalCreate(SQLModel):
-    role: PrincipalRole
-    name: Name
-    institution_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
-    town_code: str | None = Field(default=None, max_length=9, description="None = whole city")
-
-    @model_validator(mode="after")
-    def _scope(self) -> PrincipalCreate:
-        problems: dict[str, str] = {}
-        if self.role is PrincipalRole.INSTITUTION and self.institution_id is None:
-            problems["institution_id"] = "an institution principal needs institution_id"
-        if self.role is not PrincipalRole.INSTITUTION and self.institution_id is not None:
-            problems["institution_id"] = "institution_id is only for institution principals"
-        if self.town_code is not None:
-            if self.role is not PrincipalRole.OFFICIAL:
-                problems["town_code"] = "town_code is only for official principals"
-            elif not is_town_code(self.town_code):
-                problems["town_code"] = f"unknown town code {self.town_code!r}"
-        if problems:
-            raise invalid_fields(type(self).__name__, problems, self.model_dump())
-        return self
 
 
 class Principal(SQLModel, table=True):
@@ -48,15 +20,6 @@ class Principal(SQLModel, table=True):
     institution_id: int | None = Field(default=None, foreign_key="institution.id", sa_type=BigId)
     town_code: str | None = Field(default=None, max_length=9)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
-
-
-class PrincipalPublic(SQLModel):
-    id: int
-    role: PrincipalRole
-    name: str
-    institution_id: int | None
-    town_code: str | None
-    created_at: datetime
 
 
 class ApiKey(SQLModel, table=True):

@@ -6,32 +6,12 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from pydantic import field_validator, model_validator
 from sqlmodel import Field, SQLModel
 
 from services.registry.models.columns import BigId, UtcDateTime, utcnow
-from shared.enums import ApplicationStatus, DecisionOutcome, RejectionReason
-from shared.errors import invalid_fields
-from shared.types import PositiveYuan, RateBp, ShortText, TermMonths
+from shared.enums import ApplicationStatus
 
 CONSENT_TEXT_VERSION = "2026-11-v1"
-
-
-class ApplicationCreate(SQLModel):
-    firm_id: int = Field(ge=1, le=2**63 - 1)
-    product_id: int = Field(ge=1, le=2**63 - 1)
-    requested_amount_yuan: PositiveYuan
-    requested_term_months: TermMonths
-    consent_share_profile: bool = Field(
-        description="the firm agrees to share its profile with the product's institution"
-    )
-
-    @field_validator("consent_share_profile")
-    @classmethod
-    def _consent(cls, value: bool) -> bool:
-        if not value:
-            raise ValueError("consent_share_profile must be true to apply")
-        return value
 
 
 STATS_COLUMNS = [
@@ -107,62 +87,6 @@ class Application(SQLModel, table=True):
     version: int = 1
 
 
-class ApplicationPublic(SQLModel):
-    id: int
-    firm_id: int | None
-    product_id: int
-    institution_id: int
-    owner_principal_id: int
-    requested_amount_yuan: int
-    requested_term_months: int
-    status: ApplicationStatus
-    consent_share_profile: bool
-    consent_text_version: str
-    consent_at: datetime
-    consent_withdrawn_at: datetime | None
-    town_code: str
-    industry_section: str
-    size_class: str
-    is_first_loan: bool
-    submitted_at: datetime
-    decided_at: datetime | None
-    withdrawn_at: datetime | None
-    version: int
-
-
-class DecisionCreate(SQLModel):
-    outcome: DecisionOutcome
-    approved_amount_yuan: PositiveYuan | None = None
-    rate_bp: RateBp | None = None
-    term_months: TermMonths | None = None
-    rejection_reason: RejectionReason | None = None
-    note: ShortText | None = None
-
-    @model_validator(mode="after")
-    def _shape(self) -> DecisionCreate:
-        terms = {
-            "approved_amount_yuan": self.approved_amount_yuan,
-            "rate_bp": self.rate_bp,
-            "term_months": self.term_months,
-        }
-        problems: dict[str, str] = {}
-        if self.outcome is DecisionOutcome.APPROVED:
-            for name, value in terms.items():
-                if value is None:
-                    problems[name] = f"an approval needs {name}"
-            if self.rejection_reason is not None:
-                problems["rejection_reason"] = "rejection_reason is only for rejections"
-        else:
-            if self.rejection_reason is None:
-                problems["rejection_reason"] = "a rejection needs rejection_reason"
-            for name, value in terms.items():
-                if value is not None:
-                    problems[name] = f"a rejection carries no {name}"
-        if problems:
-            raise invalid_fields(type(self).__name__, problems, terms)
-        return self
-
-
 class Decision(SQLModel, table=True):
     __tablename__ = "decision"
 
@@ -176,16 +100,3 @@ class Decision(SQLModel, table=True):
     note: str | None = Field(default=None, max_length=500)
     decided_by_principal_id: int = Field(foreign_key="principal.id", sa_type=BigId)
     decided_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
-
-
-class DecisionPublic(SQLModel):
-    id: int
-    application_id: int
-    outcome: DecisionOutcome
-    approved_amount_yuan: int | None
-    rate_bp: int | None
-    term_months: int | None
-    rejection_reason: RejectionReason | None
-    note: str | None
-    decided_by_principal_id: int
-    decided_at: datetime

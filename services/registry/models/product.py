@@ -31,13 +31,8 @@ from shared.types import (
     Usd,
     Yuan,
 )
-from shared.vocab.categories import InstitutionKind, ProductCategory
+from shared.vocab.categories import ProductCategory
 from shared.vocab.size_class import SizeClass
-
-
-class InstitutionCreate(SQLModel):
-    name: Name
-    kind: InstitutionKind
 
 
 class Institution(SQLModel, table=True):
@@ -47,13 +42,6 @@ class Institution(SQLModel, table=True):
     name: str = Field(max_length=200, unique=True)
     kind: str = Field(max_length=16)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
-
-
-class InstitutionPublic(SQLModel):
-    id: int
-    name: str
-    kind: InstitutionKind
-    created_at: datetime
 
 
 class ProductCreate(ProductTerms, Eligibility):

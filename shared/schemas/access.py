@@ -1,0 +1,83 @@
+"""Who acts: institutions, principals and their API keys (admin), and key resolution."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field, model_validator
+from sqlmodel import SQLModel
+
+from shared.enums import PrincipalRole
+from shared.errors import invalid_fields
+from shared.types import Name, ShortText
+from shared.vocab.categories import InstitutionKind
+from shared.vocab.towns import is_town_code
+
+
+class InstitutionCreate(SQLModel):
+    name: Name
+    kind: InstitutionKind
+
+
+class InstitutionPublic(SQLModel):
+    id: int
+    name: str
+    kind: InstitutionKind
+    created_at: datetime
+
+
+class PrincipalCreate(SQLModel):
+    role: PrincipalRole
+    name: Name
+    institution_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
+    town_code: str | None = Field(default=None, max_length=9, description="None = whole city")
+
+    @model_validator(mode="after")
+    def _scope(self) -> PrincipalCreate:
+        problems: dict[str, str] = {}
+        if self.role is PrincipalRole.INSTITUTION and self.institution_id is None:
+            problems["institution_id"] = "an institution principal needs institution_id"
+        if self.role is not PrincipalRole.INSTITUTION and self.institution_id is not None:
+            problems["institution_id"] = "institution_id is only for institution principals"
+        if self.town_code is not None:
+            if self.role is not PrincipalRole.OFFICIAL:
+                problems["town_code"] = "town_code is only for official principals"
+            elif not is_town_code(self.town_code):
+                problems["town_code"] = f"unknown town code {self.town_code!r}"
+        if problems:
+            raise invalid_fields(type(self).__name__, problems, self.model_dump())
+        return self
+
+
+class PrincipalPublic(SQLModel):
+    id: int
+    role: PrincipalRole
+    name: str
+    institution_id: int | None
+    town_code: str | None
+    created_at: datetime
+
+
+class KeyCreate(BaseModel):
+    principal_id: int = Field(ge=1, le=2**63 - 1)
+    label: ShortText = ""
+
+
+class KeyCreated(BaseModel):
+    id: int
+    principal_id: int
+    prefix: str
+    label: str
+    key: str = Field(description="shown once; only its digest is stored")
+
+
+class KeyPublic(BaseModel):
+    id: int
+    principal_id: int
+    prefix: str
+    label: str
+    revoked: bool
+
+
+class KeyResolve(BaseModel):
+    key_hash: str = Field(min_length=64, max_length=64, pattern=r"^[0-9a-f]{64}$")

@@ -1,0 +1,66 @@
+"""Partial-update models derived from a full schema, so that no field is declared twice."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Collection
+from typing import Any, Optional, TypeVar
+
+from pydantic import ConfigDict, create_model, field_validator
+from pydantic.fields import FieldInfo
+from sqlmodel import SQLModel
+
+M = TypeVar("M", bound=SQLModel)
+
+
+class _PartialBase(SQLModel):
+    # A misspelt or read-only field (credit_code, id, version) is an error, not a silent no-op.
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+
+
+def _optional(info: FieldInfo) -> tuple[Any, FieldInfo]:
+    """The same field, with the same constraints, but optional and defaulting to None."""
+    merged = FieldInfo.merge_field_infos(info, default=None)
+    # A default_factory (an empty list) would make "not given" indistinguishable from "given".
+    merged.default_factory = None
+    return Optional[info.annotation], merged  # noqa: UP045 - the annotation is a runtime value
+
+
+def _skipping_none(check: Callable[..., Any]) -> Callable[..., Any]:
+    takes_info = len(inspect.signature(check).parameters) > 1
+
+    def optional_check(cls: type[Any], value: Any, info: Any) -> Any:
+        if value is None:
+            return None
+        return check(value, info) if takes_info else check(value)
+
+    return optional_check
+
+
+def partial_model(model: type[M], *, exclude: Collection[str] = ()) -> type[SQLModel]:
+    """A base of ``model``'s fields, all optional; its field validators run on the values given.
+
+    Subclass it to name the update model (``class FirmUpdate(partial_model(FirmProfile))``).
+
+    Model-level validators (a range, a pairing of two fields) are not carried over: a partial
+    update is checked by merging it onto the stored record and validating the whole ``model``.
+    """
+    fields = {
+        field: _optional(info) for field, info in model.model_fields.items() if field not in exclude
+    }
+    validators = {
+        f"_{key}": field_validator(*decorator.info.fields, mode=decorator.info.mode)(
+            classmethod(_skipping_none(decorator.func))
+        )
+        for key, decorator in model.__pydantic_decorators__.field_validators.items()
+        if any(field in fields for field in decorator.info.fields)
+    }
+    partial = create_model(  # type: ignore[call-overload]
+        f"Partial{model.__name__}",
+        __base__=_PartialBase,
+        __module__=model.__module__,
+        __validators__=validators,
+        **fields,
+    )
+    result: type[SQLModel] = partial
+    return result
