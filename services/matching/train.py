@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 import sklearn
-from pydantic import BaseModel, StrictBool, ValidationError, field_validator, model_validator
+from pydantic import ValidationError
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
@@ -26,9 +26,7 @@ from sklearn.preprocessing import StandardScaler
 from services.matching.eligibility import evaluate_pairs
 from services.matching.features import FEATURE_GROUPS, FEATURE_NAMES, pair_features
 from services.matching.tables import FirmTable, Floats, Ints, ProductTable
-from shared.schemas.firm import FirmFeatures
-from shared.schemas.product import ProductFeatures
-from shared.types import PositiveYuan, TermMonths
+from shared.schemas.internal import ExportRow
 
 MAX_LISTED = 10  # problem lines named in a refusal; the rest are counted
 NDCG_K = 5
@@ -37,35 +35,6 @@ Timestamps = npt.NDArray[np.datetime64]
 
 class TrainingRefused(Exception):
     """The data cannot train a model we would trust; the message says what is wrong."""
-
-
-class ExportRow(BaseModel):
-    """One line of /internal/exports/training, as far as training reads it."""
-
-    application_id: int
-    firm_id: int
-    product_id: int
-    submitted_at: datetime
-    decided_at: datetime
-    requested_amount_yuan: PositiveYuan
-    requested_term_months: TermMonths
-    firm: FirmFeatures
-    product: ProductFeatures
-    approved: StrictBool  # "yes" or 1 would hide a broken exporter
-
-    @field_validator("submitted_at", "decided_at")
-    @classmethod
-    def _utc(cls, value: datetime) -> datetime:
-        # The registry writes UTC; a naive time can only mean UTC too.
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-    @model_validator(mode="after")
-    def _consistent(self) -> ExportRow:
-        if self.decided_at < self.submitted_at:
-            raise ValueError("decided_at is before submitted_at")
-        if self.product.id != self.product_id:
-            raise ValueError(f"product_id {self.product_id} differs from product.id")
-        return self
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 from sqlmodel import SQLModel
@@ -81,3 +82,16 @@ class KeyPublic(BaseModel):
 
 class KeyResolve(BaseModel):
     key_hash: str = Field(min_length=64, max_length=64, pattern=r"^[0-9a-f]{64}$")
+
+
+class AuditPublic(BaseModel):
+    """One entry of the audit log: who did what to which record, and when."""
+
+    id: int
+    at: datetime
+    principal_id: int | None
+    action: str
+    entity: str
+    entity_id: str | None
+    request_id: str | None
+    detail: dict[str, Any]

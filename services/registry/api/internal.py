@@ -11,7 +11,6 @@ import orjson
 import psycopg
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field, field_validator
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -33,35 +32,13 @@ from services.registry.models.columns import table_of, utcnow
 from services.registry.pagination import decode_cursor, next_cursor
 from shared.enums import PrincipalRole
 from shared.errors import Unprocessable
-from shared.schemas.access import PrincipalPublic
+from shared.schemas.access import AuditPublic, PrincipalPublic
+from shared.schemas.internal import Catalogue, MatchEventBatch, MatchEventIn
+from shared.schemas.page import Page
 from shared.schemas.product import ProductFeatures
 from shared.types import SafeStr
-from shared.vocab.towns import is_town_code
 
 router = APIRouter(tags=["internal"], dependencies=[Depends(require_internal_token)])
-
-
-class MatchEventIn(BaseModel):
-    firm_id: int = Field(ge=1, le=2**63 - 1)
-    product_id: int = Field(ge=1, le=2**63 - 1)
-    rank: int = Field(ge=1, le=100_000)
-    score: float = Field(allow_inf_nan=False)
-    approval_probability: float | None = Field(default=None, ge=0, le=1)
-    eligible: bool = True
-    model_version: str = Field(max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
-    degraded: bool = False
-    town_code: str = Field(max_length=9)
-
-    @field_validator("town_code")
-    @classmethod
-    def _town(cls, value: str) -> str:
-        if not is_town_code(value):
-            raise ValueError(f"unknown town code {value!r}")
-        return value
-
-
-class MatchEventBatch(BaseModel):
-    events: list[MatchEventIn] = Field(max_length=10_000)
 
 
 _EVENT_COLUMNS = tuple(MatchEventIn.model_fields)
@@ -151,23 +128,7 @@ def export_training(request: Request, since: datetime | None = None) -> Streamin
     return StreamingResponse(stream(), media_type="application/x-ndjson")
 
 
-class AuditPublic(BaseModel):
-    id: int
-    at: datetime
-    principal_id: int | None
-    action: str
-    entity: str
-    entity_id: str | None
-    request_id: str | None
-    detail: dict[str, Any]
-
-
-class AuditPage(BaseModel):
-    data: list[AuditPublic]
-    next_cursor: str | None
-
-
-@router.get("/v1/audit", response_model=AuditPage)
+@router.get("/v1/audit", response_model=Page[AuditPublic])
 def list_audit(
     session: SessionDep,
     principal: PrincipalDep,
@@ -187,11 +148,6 @@ def list_audit(
         stmt = stmt.where(AuditEntry.entity_id == entity_id)
     rows = list(session.exec(stmt))
     return {"data": rows, "next_cursor": next_cursor(rows, limit)}
-
-
-class Catalogue(BaseModel):
-    version: str
-    products: list[ProductFeatures]
 
 
 @router.get("/internal/catalogue", response_model=Catalogue)

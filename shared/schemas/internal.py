@@ -1,0 +1,73 @@
+"""Contracts between the services (never public): the catalogue, match events, training export."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from pydantic import BaseModel, Field, StrictBool, field_validator, model_validator
+
+from shared.schemas.firm import FirmFeatures
+from shared.schemas.product import ProductFeatures
+from shared.types import PositiveYuan, TermMonths
+from shared.vocab.towns import is_town_code
+
+
+class Catalogue(BaseModel):
+    """Every active product as matching ranks it, and a version that changes with any of them."""
+
+    version: str
+    products: list[ProductFeatures]
+
+
+class MatchEventIn(BaseModel):
+    """A product shown to a firm at a rank, as the gateway records it for the statistics."""
+
+    firm_id: int = Field(ge=1, le=2**63 - 1)
+    product_id: int = Field(ge=1, le=2**63 - 1)
+    rank: int = Field(ge=1, le=100_000)
+    score: float = Field(allow_inf_nan=False)
+    approval_probability: float | None = Field(default=None, ge=0, le=1)
+    eligible: bool = True
+    model_version: str = Field(max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
+    degraded: bool = False
+    town_code: str = Field(max_length=9)
+
+    @field_validator("town_code")
+    @classmethod
+    def _town(cls, value: str) -> str:
+        if not is_town_code(value):
+            raise ValueError(f"unknown town code {value!r}")
+        return value
+
+
+class MatchEventBatch(BaseModel):
+    events: list[MatchEventIn] = Field(max_length=10_000)
+
+
+class ExportRow(BaseModel):
+    """One line of the registry's /internal/exports/training, as far as training reads it."""
+
+    application_id: int
+    firm_id: int
+    product_id: int
+    submitted_at: datetime
+    decided_at: datetime
+    requested_amount_yuan: PositiveYuan
+    requested_term_months: TermMonths
+    firm: FirmFeatures
+    product: ProductFeatures
+    approved: StrictBool  # "yes" or 1 would hide a broken exporter
+
+    @field_validator("submitted_at", "decided_at")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        # The registry writes UTC; a naive time can only mean UTC too.
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ExportRow:
+        if self.decided_at < self.submitted_at:
+            raise ValueError("decided_at is before submitted_at")
+        if self.product.id != self.product_id:
+            raise ValueError(f"product_id {self.product_id} differs from product.id")
+        return self
