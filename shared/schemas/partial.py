@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Collection
-from typing import Any, Optional, TypeVar
+from typing import Annotated, Any, Optional, TypeVar
 
-from pydantic import ConfigDict, create_model, field_validator
+from pydantic import ConfigDict, Field, create_model, field_validator
 from pydantic.fields import FieldInfo
 from sqlmodel import SQLModel
 
@@ -19,11 +19,17 @@ class _PartialBase(SQLModel):
 
 
 def _optional(info: FieldInfo) -> tuple[Any, FieldInfo]:
-    """The same field, with the same constraints, but optional and defaulting to None."""
-    merged = FieldInfo.merge_field_infos(info, default=None)
-    # A default_factory (an empty list) would make "not given" indistinguishable from "given".
-    merged.default_factory = None
-    return Optional[info.annotation], merged  # noqa: UP045 - the annotation is a runtime value
+    """The same field, optional and defaulting to None, with the same constraints.
+
+    The constraints and validators move into the annotation (``Annotated[int, Ge(0)] | None``)
+    so that they check a given value and never see the None of a field left out.
+    """
+    # SQLModel's column options (sa_type, …) are the table's business, not an update's.
+    checks = [m for m in info.metadata if not type(m).__module__.startswith("sqlmodel")]
+    inner = Annotated[(info.annotation, *checks)] if checks else info.annotation
+    # No default_factory: an empty list would make "not given" look like "given".
+    field = Field(default=None, description=info.description, title=info.title)
+    return Optional[inner], field  # noqa: UP045 - built at run time from a value
 
 
 def _skipping_none(check: Callable[..., Any]) -> Callable[..., Any]:
