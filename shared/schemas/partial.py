@@ -6,7 +6,7 @@ import inspect
 from collections.abc import Callable, Collection
 from typing import Annotated, Any, Optional, TypeVar
 
-from pydantic import ConfigDict, Field, create_model, field_validator
+from pydantic import ConfigDict, create_model, field_validator
 from pydantic.fields import FieldInfo
 from sqlmodel import SQLModel
 
@@ -28,7 +28,7 @@ def _optional(info: FieldInfo) -> tuple[Any, FieldInfo]:
     checks = [m for m in info.metadata if not type(m).__module__.startswith("sqlmodel")]
     inner = Annotated[(info.annotation, *checks)] if checks else info.annotation
     # No default_factory: an empty list would make "not given" look like "given".
-    field = Field(default=None, description=info.description, title=info.title)
+    field = FieldInfo(default=None, description=info.description, title=info.title)
     return Optional[inner], field  # noqa: UP045 - built at run time from a value
 
 
