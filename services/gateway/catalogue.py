@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.gateway.clients.registry import RegistryClient
+from services.gateway.clients import RegistryClient
 from shared.cache import Cache
 
 GENERATION_KEY = "catalogue:generation"

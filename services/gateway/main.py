@@ -16,9 +16,7 @@ from fastapi.responses import JSONResponse
 from services.gateway.api import admin, applications, firms, matches, products, reference, stats
 from services.gateway.auth import KnownKeys
 from services.gateway.catalogue import CatalogueProvider
-from services.gateway.clients.base import CircuitBreaker
-from services.gateway.clients.matching import MatchingClient
-from services.gateway.clients.registry import RegistryClient
+from services.gateway.clients import CircuitBreaker, MatchingClient, RegistryClient
 from services.gateway.config import GatewaySettings, get_settings
 from services.gateway.dashboard import router as dashboard
 from services.gateway.metrics import GatewayCollector

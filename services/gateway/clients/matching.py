@@ -9,14 +9,9 @@ from urllib.parse import quote
 import httpx
 import orjson
 
-from services.gateway.clients.base import (
-    JSON,
-    ClientOptions,
-    DownstreamClient,
-    DownstreamError,
-    PassThrough,
-    as_timeout,
-)
+from services.gateway.clients._client import JSON, ClientOptions, DownstreamClient
+from services.gateway.clients._errors import DownstreamError, PassThrough
+from services.gateway.clients._transport import as_timeout
 
 CATALOGUE_UNKNOWN = "catalogue_unknown"
 

@@ -8,14 +8,8 @@ from typing import Unpack
 import httpx
 import orjson
 
-from services.gateway.clients.base import (
-    JSON,
-    ClientOptions,
-    DownstreamClient,
-    Params,
-    as_timeout,
-    query,
-)
+from services.gateway.clients._client import JSON, ClientOptions, DownstreamClient, Params, query
+from services.gateway.clients._transport import as_timeout
 
 
 class RegistryClient(DownstreamClient):
