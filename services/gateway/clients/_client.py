@@ -14,6 +14,7 @@ from collections.abc import AsyncIterable, Mapping
 from typing import Any, TypedDict
 
 import httpx
+import orjson
 from tenacity import RetryCallState
 
 from services.gateway.clients._breaker import BreakerState, CircuitBreaker
@@ -170,9 +171,11 @@ class DownstreamClient:
         return body
 
     def _json(self, response: httpx.Response) -> Any:
+        # orjson: a ranking is ~25 KB, which the standard library parses several times slower,
+        # on every uncached match. Our services answer UTF-8, the only encoding orjson reads.
         try:
-            return response.json()
-        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            return orjson.loads(response.content)
+        except orjson.JSONDecodeError as exc:  # also raised for bytes that are not UTF-8
             raise DownstreamError(
                 self.name, f"the {self.name} service answered malformed JSON"
             ) from exc
