@@ -11,12 +11,12 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from services.gateway.auth import CurrentPrincipal, require
+from services.gateway.cache import stamped, unstamped
 from services.gateway.catalogue import GENERATION_KEY as CATALOGUE_GENERATION
 from services.gateway.catalogue import Catalogue
 from services.gateway.metrics import match_served
 from services.matching.model import PriorModel
 from services.matching.ranking import CatalogueCache, CatalogueUnknown, rank_answer
-from shared.cache import stamped, unstamped
 from shared.enums import PrincipalRole
 from shared.errors import NotFound, ProblemError
 from shared.schemas.firm import FirmFeatures
