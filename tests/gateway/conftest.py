@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine, make_url
 
 from services.gateway.config import GatewaySettings
 from services.gateway.main import create_app as create_gateway
+from services.matching.events import LocalEventBus
 from services.matching.lifecycle import ModelManager
 from services.matching.main import create_app as create_matching
 from services.matching.registry_client import RegistryClient as MatchingRegistryClient
@@ -23,7 +24,6 @@ from services.registry.config import RegistrySettings
 from services.registry.db import make_engine, normalize_url
 from services.registry.main import create_app as create_registry
 from services.registry.migrate import upgrade
-from shared.events import LocalEventBus
 from tests.conftest import _admin_execute, _database_name
 from tests.gateway.redis_helpers import delete_keys, unique_prefix
 from tests.matching.conftest import matching_settings
