@@ -20,7 +20,6 @@ import io
 import logging
 import statistics
 import time
-from collections.abc import Awaitable, Callable
 
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -30,8 +29,6 @@ from services.gateway.main import create_app
 from shared.access_log import access_fields, log_access
 from shared.logging import configure_logging
 from shared.metrics import MetricsMiddleware
-
-Call = Callable[[], Awaitable[None]]
 
 
 async def _answer(scope: Scope, receive: Receive, send: Send) -> None:

@@ -1,4 +1,4 @@
--- wrk script for bench/api.py: GET the paths of a file in order (cycling), stop after a
+-- wrk script for bench/api (phases.py): GET the paths of a file in order (cycling), stop after a
 -- number of answers (and say so in OUT_FILE.done), and write what came back (status and
 -- body-size counts, latency percentiles) as JSON to OUT_FILE.
 --

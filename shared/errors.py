@@ -3,7 +3,6 @@
 Hierarchy (all render as ``application/problem+json`` with a machine-readable ``code``)::
 
     ProblemError                  base: status, code, title, detail, optional field
-    ├── BadRequest (400)
     ├── NotFound (404)            also used for out-of-scope ids, so ids cannot be probed
     ├── Conflict (409)            duplicate, invalid state transition, in-flight duplicate
     ├── PreconditionFailed (412)  stale If-Match version
@@ -66,10 +65,6 @@ class ProblemError(Exception):
             body["instance"] = instance
         body.update(self.extra)
         return body
-
-
-class BadRequest(ProblemError):
-    status, code, title = 400, "bad_request", "Bad request"
 
 
 class Unauthorized(ProblemError):

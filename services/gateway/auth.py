@@ -13,16 +13,16 @@ from typing import Annotated
 import orjson
 from fastapi import Depends, Request
 
+from services.gateway.cache import Clock, stamped, unstamped
 from services.gateway.dashboard.sessions import (
     DASHBOARD_HEADER,
     SESSION_COOKIE,
     session_key_digest,
 )
 from services.gateway.metrics import RATE_LIMIT_REJECTIONS
-from shared.cache import Clock, stamped, unstamped
+from services.gateway.ratelimit import RateDecision, RateLimiter
 from shared.enums import PrincipalRole
 from shared.errors import NotFound, ProblemError, TooManyRequests, Unauthorized
-from shared.ratelimit import RateDecision, RateLimiter
 
 log = logging.getLogger("finmatch.gateway.auth")
 MAX_KEY_LENGTH = 200

@@ -7,8 +7,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.gateway.clients.registry import RegistryClient
-from shared.cache import Cache
+from services.gateway.cache import Cache
+from services.gateway.clients import RegistryClient
 
 GENERATION_KEY = "catalogue:generation"
 

@@ -15,22 +15,20 @@ from fastapi.responses import JSONResponse
 
 from services.gateway.api import admin, applications, firms, matches, products, reference, stats
 from services.gateway.auth import KnownKeys
+from services.gateway.cache import make_cache
 from services.gateway.catalogue import CatalogueProvider
-from services.gateway.clients.base import CircuitBreaker
-from services.gateway.clients.matching import MatchingClient
-from services.gateway.clients.registry import RegistryClient
+from services.gateway.clients import CircuitBreaker, MatchingClient, RegistryClient
 from services.gateway.config import GatewaySettings, get_settings
 from services.gateway.dashboard import router as dashboard
+from services.gateway.idempotency import IdempotencyStore
 from services.gateway.metrics import GatewayCollector
 from services.gateway.middleware import RequestContextMiddleware
 from services.gateway.model_version import refresh_model_version
+from services.gateway.ratelimit import RateLimiter
 from services.gateway.recorder import MatchEventRecorder
-from shared.cache import make_cache
 from shared.errors import install_error_handlers, problem_responses
 from shared.heap import freeze_startup_heap
-from shared.idempotency import IdempotencyStore
 from shared.metrics import mount_metrics
-from shared.ratelimit import RateLimiter
 
 log = logging.getLogger("finmatch.gateway")
 

@@ -11,7 +11,7 @@ from prometheus_client import Counter
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from services.gateway.clients.base import BreakerState
+from services.gateway.clients import BreakerState
 from shared.enums import PrincipalRole
 
 MatchOutcome = Literal["fresh", "cached", "stale", "unavailable"]

@@ -8,7 +8,7 @@ import logging
 from collections import deque
 from typing import Any
 
-from services.gateway.clients.registry import RegistryClient
+from services.gateway.clients import RegistryClient
 from shared.errors import ProblemError
 
 log = logging.getLogger("finmatch.gateway.events")

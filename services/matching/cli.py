@@ -7,10 +7,10 @@ import asyncio
 import sys
 
 from services.matching.config import get_settings
+from services.matching.events import event_bus
 from services.matching.lifecycle import ModelManager
 from services.matching.registry_client import RegistryClient
 from services.matching.train import TrainingRefused
-from shared.events import event_bus
 from shared.logging import configure_logging
 
 

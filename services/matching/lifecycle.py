@@ -22,11 +22,11 @@ from fastapi.concurrency import run_in_threadpool
 
 from services.matching.artifact import ArtifactError, dump, load
 from services.matching.config import MatchingSettings
+from services.matching.events import EventBus
 from services.matching.model import PriorModel, Scorer
 from services.matching.registry_client import RegistryClient, RegistryError
 from services.matching.train import TrainingRefused, evaluate, parse_export, train
 from shared.errors import ServiceUnavailable
-from shared.events import EventBus
 
 log = logging.getLogger("finmatch.matching.lifecycle")
 PROMOTIONS = "finmatch:model-promoted"

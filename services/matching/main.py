@@ -12,13 +12,13 @@ from fastapi.responses import JSONResponse
 
 from services.matching.api import models, policy, rank
 from services.matching.config import MatchingSettings, get_settings
+from services.matching.events import event_bus
 from services.matching.lifecycle import ModelManager
 from services.matching.metrics import MatchingCollector
 from services.matching.ranking import CatalogueCache
 from services.matching.registry_client import RegistryClient
 from shared.access_log import AccessLogMiddleware
 from shared.errors import install_error_handlers
-from shared.events import event_bus
 from shared.heap import freeze_startup_heap
 from shared.internal import require_internal_token
 from shared.metrics import mount_metrics

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-from datetime import datetime
 from typing import Any
 
 import httpx
@@ -157,7 +156,3 @@ class RegistryClient:
                 str(problem.get("code", "error")),
                 str(problem.get("detail", response.text[:300])),
             )
-
-
-def parse_time(value: str | None) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(value)

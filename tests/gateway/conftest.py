@@ -10,13 +10,13 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine, make_url
 
 from services.gateway.config import GatewaySettings
 from services.gateway.main import create_app as create_gateway
+from services.matching.events import LocalEventBus
 from services.matching.lifecycle import ModelManager
 from services.matching.main import create_app as create_matching
 from services.matching.registry_client import RegistryClient as MatchingRegistryClient
@@ -24,10 +24,10 @@ from services.registry.config import RegistrySettings
 from services.registry.db import make_engine, normalize_url
 from services.registry.main import create_app as create_registry
 from services.registry.migrate import upgrade
-from shared.events import LocalEventBus
 from tests.conftest import _admin_execute, _database_name
+from tests.gateway.redis_helpers import delete_keys, unique_prefix
 from tests.matching.conftest import matching_settings
-from tests.services import need_postgres
+from tests.services import need_postgres, need_redis
 
 TOKEN = "test-internal-token"
 BOOTSTRAP = "bootstrap-admin-key-for-tests-0123456789abcdef"
@@ -148,18 +148,6 @@ def running_stack(engine: Engine, **overrides: Any) -> Iterator[Stack]:
             delete_keys(overrides["redis_url"], overrides["redis_prefix"])
 
 
-def delete_keys(redis_url: str, prefix: str) -> None:
-    """Delete this test's keys only (never FLUSHDB: the server is shared); best effort."""
-    try:
-        client = redis.Redis.from_url(redis_url, socket_connect_timeout=0.5, socket_timeout=2)
-        with client:
-            keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-            if keys:
-                client.delete(*keys)
-    except (redis.RedisError, OSError):
-        pass  # a Redis that is gone (a test stopped it) has nothing left to clean
-
-
 @pytest.fixture
 def stack(engine: Engine) -> Iterator[Stack]:
     with running_stack(engine) as running:
@@ -195,3 +183,17 @@ def own_database(backend: str, directory: Any) -> Iterator[Engine]:
             engine.dispose()
     finally:
         _admin_execute(base_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def redis_url() -> str:
+    return need_redis()
+
+
+@pytest.fixture
+def prefix(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A key prefix of this test's own, with its keys deleted afterwards (Redis tests only)."""
+    value = unique_prefix()
+    yield value
+    if request.node.get_closest_marker("redis"):
+        delete_keys(need_redis(), value)

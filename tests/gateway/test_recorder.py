@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from services.gateway.clients.base import DownstreamUnavailable, PassThrough
+from services.gateway.clients import DownstreamUnavailable, PassThrough
 from services.gateway.recorder import MatchEventRecorder
 
 Event = dict[str, Any]

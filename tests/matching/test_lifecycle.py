@@ -10,9 +10,9 @@ import pytest
 from fastapi import FastAPI
 
 from services.matching.config import MatchingSettings
+from services.matching.events import LocalEventBus, RedisEventBus
 from services.matching.lifecycle import ModelManager
 from services.matching.train import TrainingRefused
-from shared.events import LocalEventBus, RedisEventBus
 from tests.matching.conftest import TOKEN, matching_settings, registry_client
 from tests.services import need_redis
 

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 from sqlalchemy.engine import Engine
 
-from services.gateway.clients.base import CircuitBreaker, DownstreamClient
+from services.gateway.clients import CircuitBreaker, DownstreamClient
 from services.gateway.metrics import GatewayCollector
 from shared.metrics import UNMATCHED_ROUTE, mount_metrics
 from tests.gateway.conftest import Stack, matching_app, registry_app, running_stack

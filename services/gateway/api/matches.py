@@ -13,10 +13,10 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from services.gateway.auth import CurrentPrincipal, require
+from services.gateway.cache import stamped, unstamped
 from services.gateway.catalogue import GENERATION_KEY as CATALOGUE_GENERATION
 from services.gateway.catalogue import Catalogue
 from services.gateway.metrics import match_served
-from shared.cache import stamped, unstamped
 from shared.enums import PrincipalRole
 from shared.errors import NotFound, ProblemError, ServiceUnavailable
 from shared.schemas.firm import FirmFeatures

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from services.gateway.api.proxy import clean, forward
 from services.gateway.auth import CurrentPrincipal, Principal, require
-from services.gateway.clients.base import DownstreamError
+from services.gateway.clients import DownstreamError
 from services.gateway.idempotency import IdempotentRoute
 from services.matching.api.policy import WhatIfRequest
 from shared.enums import PrincipalRole

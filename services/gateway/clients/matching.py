@@ -9,14 +9,9 @@ from urllib.parse import quote
 import httpx
 import orjson
 
-from services.gateway.clients.base import (
-    JSON,
-    ClientOptions,
-    DownstreamClient,
-    DownstreamError,
-    PassThrough,
-    as_timeout,
-)
+from services.gateway.clients._client import JSON, ClientOptions, DownstreamClient
+from services.gateway.clients._errors import PassThrough
+from services.gateway.clients._transport import as_timeout
 
 CATALOGUE_UNKNOWN = "catalogue_unknown"
 
@@ -40,8 +35,7 @@ class MatchingClient(DownstreamClient):
     async def rank(self, body: JSON) -> JSON:
         """POST /internal/rank; an unknown catalogue version is a 409 ``catalogue_unknown``.
 
-        orjson both ways: the answer is ~25 KB, which the standard library parses several
-        times slower, on every uncached match.
+        orjson encodes the body: it holds the catalogue when the service lacks it.
         """
         response = await self.request(
             "POST",
@@ -50,15 +44,7 @@ class MatchingClient(DownstreamClient):
             headers={"Content-Type": "application/json"},
             idempotent=True,
         )
-        try:
-            answer = orjson.loads(response.content)
-        except orjson.JSONDecodeError as exc:
-            raise DownstreamError(
-                self.name, f"the {self.name} service answered malformed JSON"
-            ) from exc
-        if not isinstance(answer, dict):
-            raise DownstreamError(self.name, f"the {self.name} service answered a non-object")
-        return answer
+        return self.json_object(response)
 
     async def rank_with_catalogue(
         self,

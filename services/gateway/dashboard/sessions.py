@@ -11,7 +11,7 @@ import secrets
 
 import orjson
 
-from shared.cache import Cache
+from services.gateway.cache import Cache
 
 SESSION_COOKIE = "finmatch_session"
 # The header the dashboard's script sends with every request it makes: a page on another site

@@ -31,11 +31,10 @@ from enum import StrEnum
 from typing import Any, Final, cast
 
 import orjson
-import redis.asyncio as aioredis
 
-from shared.cache import Clock, RedisGuard, RedisUnavailable, redis_client
+from services.gateway.redis_guard import Clock, RedisBacked, RedisUnavailable
 
-MAX_KEY_LENGTH: Final = 255  # as Stripe; the gateway answers 422 before it gets here
+MAX_KEY_LENGTH: Final = 255  # as Stripe; the route answers 422 before the store sees a longer one
 
 # Values in Redis: b"P" + fingerprint while in flight, b"D" + JSON once done. The one-byte tag
 # lets the scripts below tell the states apart without decoding JSON.
@@ -204,11 +203,11 @@ class LocalIdempotencyStore:
             self._entries.popitem(last=False)
 
 
-class IdempotencyStore:
+class IdempotencyStore(RedisBacked):
     """Idempotency keys in Redis for every replica, in-process without it (see the module doc).
 
     Never raises because Redis is down: it answers from the in-process store and leaves Redis
-    alone for ``retry_after_seconds`` (see shared.cache.RedisGuard).
+    alone for ``retry_after_seconds`` (see redis_guard.RedisGuard).
     """
 
     def __init__(
@@ -225,38 +224,23 @@ class IdempotencyStore:
     ) -> None:
         if ttl_seconds < 1 or in_flight_seconds < 1:
             raise ValueError("ttl_seconds and in_flight_seconds must be at least 1")
+        super().__init__(
+            "idempotency store",
+            redis_url,
+            connect_timeout=connect_timeout,
+            op_timeout=op_timeout,
+            retry_after_seconds=retry_after_seconds,
+            clock=clock,
+        )
         self.prefix = prefix
         self.ttl_seconds = ttl_seconds
         self.in_flight_seconds = in_flight_seconds
         self.local = LocalIdempotencyStore(
             ttl_seconds=ttl_seconds, in_flight_seconds=in_flight_seconds, clock=clock
         )
-        self._redis: aioredis.Redis | None = None
-        self._guard: RedisGuard | None = None
-        if redis_url:
-            self._redis = redis_client(
-                redis_url, connect_timeout=connect_timeout, op_timeout=op_timeout
-            )
+        if self._redis is not None:
             self._complete_script = self._redis.register_script(_COMPLETE_SCRIPT)
             self._abandon_script = self._redis.register_script(_ABANDON_SCRIPT)
-            self._guard = RedisGuard(
-                "idempotency store",
-                self._redis,
-                retry_after_seconds=retry_after_seconds,
-                clock=clock,
-            )
-
-    @property
-    def redis_ok(self) -> bool:
-        """True while the configured Redis answers; False without Redis or during an outage."""
-        return self._guard is not None and self._guard.redis_ok
-
-    @property
-    def degraded_since(self) -> float | None:
-        return self._guard.degraded_since if self._guard is not None else None
-
-    async def ping(self) -> bool:
-        return self._guard is not None and await self._guard.check()
 
     def _redis_key(self, scope: str, key: str) -> str:
         # The scope's length keeps ("a:b", "c") and ("a", "b:c") apart: two principals must
@@ -315,7 +299,3 @@ class IdempotencyStore:
         script, redis_key = self._abandon_script, self._redis_key(scope, key)
         with contextlib.suppress(RedisUnavailable):  # if so, the claim expires by itself
             await guard.run(lambda: script(keys=[redis_key]))
-
-    async def aclose(self) -> None:
-        if self._redis is not None:
-            await self._redis.aclose()

@@ -16,10 +16,14 @@ from fastapi import Request, Response
 from fastapi.routing import APIRoute
 
 from services.gateway.auth import authenticate
+from services.gateway.idempotency._store import (
+    MAX_KEY_LENGTH,
+    BeginState,
+    IdempotencyStore,
+    StoredResponse,
+)
 from shared.errors import Conflict, ProblemError, Unprocessable, problem_response
-from shared.idempotency import BeginState, IdempotencyStore, StoredResponse
 
-MAX_KEY_LENGTH = 255
 REPLAYED = "Idempotent-Replayed"
 # Hop-by-hop and per-answer headers are not part of what is replayed.
 _NOT_STORED = {

@@ -9,9 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from shared.ratelimit import RateDecision, RateLimiter
-from tests.services import need_redis
-from tests.shared.test_cache import (
+from services.gateway.ratelimit import RateDecision, RateLimiter
+from tests.gateway.redis_helpers import (
     CLOSED_PORT_URL,
     FakeClock,
     RedisProxy,
@@ -20,6 +19,7 @@ from tests.shared.test_cache import (
     raw_redis,
     unique_prefix,
 )
+from tests.services import need_redis
 
 
 @pytest.fixture(params=["local", pytest.param("redis", marks=pytest.mark.redis)])
@@ -32,18 +32,6 @@ def limiter_url(request: pytest.FixtureRequest) -> Iterator[tuple[str | None, st
     url = need_redis()
     yield url, prefix
     delete_keys(url, prefix)
-
-
-@pytest.fixture
-def redis_url() -> str:
-    return need_redis()
-
-
-@pytest.fixture
-def prefix() -> Iterator[str]:
-    value = unique_prefix()
-    yield value
-    delete_keys(need_redis(), value)
 
 
 def test_limit_counts_down_then_refuses(limiter_url: tuple[str | None, str]) -> None:

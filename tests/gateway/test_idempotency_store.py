@@ -11,9 +11,8 @@ from typing import Any
 
 import pytest
 
-from shared.idempotency import Begin, BeginState, IdempotencyStore, StoredResponse
-from tests.services import need_redis
-from tests.shared.test_cache import (
+from services.gateway.idempotency import Begin, BeginState, IdempotencyStore, StoredResponse
+from tests.gateway.redis_helpers import (
     CLOSED_PORT_URL,
     FakeClock,
     RedisProxy,
@@ -22,6 +21,7 @@ from tests.shared.test_cache import (
     raw_redis,
     unique_prefix,
 )
+from tests.services import need_redis
 
 CREATED = StoredResponse(
     status=201,
@@ -53,18 +53,6 @@ def make_store(request: pytest.FixtureRequest) -> Iterator[Stores]:
     yield stores
     if stores.url is not None:
         delete_keys(stores.url, stores.prefix)
-
-
-@pytest.fixture
-def redis_url() -> str:
-    return need_redis()
-
-
-@pytest.fixture
-def prefix() -> Iterator[str]:
-    value = unique_prefix()
-    yield value
-    delete_keys(need_redis(), value)
 
 
 def state(begin: Begin) -> BeginState:

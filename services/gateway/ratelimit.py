@@ -17,9 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Final
 
-import redis.asyncio as aioredis
-
-from shared.cache import Clock, RedisGuard, RedisUnavailable, redis_client
+from services.gateway.redis_guard import Clock, RedisBacked, RedisUnavailable
 
 # INCR and the expiry in one script, so no replica can ever leave a counter without an expiry
 # (a crash between INCR and EXPIRE would otherwise block the bucket for good). PTTL < 0 also
@@ -113,11 +111,11 @@ class LocalRateLimiter:
         self._next_sweep = now + self.SWEEP_INTERVAL_SECONDS
 
 
-class RateLimiter:
+class RateLimiter(RedisBacked):
     """Counts hits per bucket in Redis (every replica shares the count), in-process without it.
 
     With Redis configured but failing, ``hit`` answers from the in-process limiter and leaves
-    Redis alone for ``retry_after_seconds`` (see shared.cache.RedisGuard): it never raises
+    Redis alone for ``retry_after_seconds`` (see redis_guard.RedisGuard): it never raises
     because of Redis and never waits longer than the client timeouts.
     """
 
@@ -131,33 +129,18 @@ class RateLimiter:
         retry_after_seconds: float = 5.0,
         clock: Clock = time.monotonic,
     ) -> None:
+        super().__init__(
+            "rate limiter",
+            redis_url,
+            connect_timeout=connect_timeout,
+            op_timeout=op_timeout,
+            retry_after_seconds=retry_after_seconds,
+            clock=clock,
+        )
         self.prefix = prefix
         self._local = LocalRateLimiter(clock=clock)
-        self._redis: aioredis.Redis | None = None
-        self._guard: RedisGuard | None = None
-        if redis_url:
-            self._redis = redis_client(
-                redis_url, connect_timeout=connect_timeout, op_timeout=op_timeout
-            )
+        if self._redis is not None:
             self._script = self._redis.register_script(_HIT_SCRIPT)
-            self._guard = RedisGuard(
-                "rate limiter",
-                self._redis,
-                retry_after_seconds=retry_after_seconds,
-                clock=clock,
-            )
-
-    @property
-    def redis_ok(self) -> bool:
-        """True while the configured Redis answers; False without Redis or during an outage."""
-        return self._guard is not None and self._guard.redis_ok
-
-    @property
-    def degraded_since(self) -> float | None:
-        return self._guard.degraded_since if self._guard is not None else None
-
-    async def ping(self) -> bool:
-        return self._guard is not None and await self._guard.check()
 
     async def hit(
         self, bucket: str, limit: int, window_seconds: int, *, read: str | None = None
@@ -189,7 +172,3 @@ class RateLimiter:
                     read=value,
                 )
         return await self._local.hit(key, limit, window_seconds)
-
-    async def aclose(self) -> None:
-        if self._redis is not None:
-            await self._redis.aclose()
