@@ -1,9 +1,10 @@
 """The statistics cube answers exactly what the rows answer, and stays fresh after any write.
 
-The reference is ``overview_from_rows`` / ``breakdown_from_rows``: the same figures computed
-by SQL over the rows themselves. A seeded world (a year and more of decided applications,
-match events, some erased firms) is read both ways for periods that start and end on month
-boundaries, inside months, across a New Year in China time, open on either side, or empty.
+The reference is ``overview_from_rows`` (tests/registry/stats_oracle.py) and
+``breakdown_from_rows``: the same figures computed by SQL over the rows themselves. A seeded
+world (a year and more of decided applications, match events, some erased firms) is read
+both ways for periods that start and end on month boundaries, inside months, across a New
+Year in China time, open on either side, or empty.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from services.registry.models import stats_dirty
 from services.registry.seed.loader import seed_demo
 from services.registry.stats import Filters
 from shared.schemas.stats import Dimension
+from tests.registry.stats_oracle import overview_from_rows
 
 SEEDED_AT = datetime(2026, 11, 20, 3, 0, tzinfo=UTC)
 TANGXIA = "441900116"
@@ -53,7 +55,7 @@ def world(engine: Engine) -> Engine:
 def both_ways(engine: Engine, f: Filters) -> tuple[dict[str, Any], dict[str, Any]]:
     stats_cube.refresh(engine)
     with engine.connect() as conn:
-        return stats.overview(conn, f), stats.overview_from_rows(conn, f)
+        return stats.overview(conn, f), overview_from_rows(conn, f)
 
 
 def assert_same_overview(cube: dict[str, Any], rows: dict[str, Any]) -> None:
