@@ -8,13 +8,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement
 
-from services.registry.stats.filters import (
-    Filters,
-    application_where,
-    day_start,
-    in_category,
-    period,
-)
+from services.registry.stats.china_time import day_start
+from services.registry.stats.filters import Filters, application_where, in_category, period
 from services.registry.stats.measures import (
     application_measures,
     count_if,

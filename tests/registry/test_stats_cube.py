@@ -17,11 +17,13 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from services.registry import stats, stats_cube
+from services.registry import stats
 from services.registry.models import stats_cube as cube_table
 from services.registry.models import stats_dirty
 from services.registry.seed.loader import seed_demo
 from services.registry.stats import Filters
+from services.registry.stats import cube as stats_cube
+from services.registry.stats.china_time import CHINA
 from shared.schemas.stats import Dimension
 from tests.registry.stats_oracle import overview_from_rows
 
@@ -123,7 +125,7 @@ def one_application(engine: Engine) -> tuple[int, str]:
     submitted = row.submitted_at
     if isinstance(submitted, str):
         submitted = datetime.fromisoformat(submitted)
-    local = submitted.replace(tzinfo=submitted.tzinfo or UTC) + stats_cube.CHINA
+    local = submitted.replace(tzinfo=submitted.tzinfo or UTC) + CHINA
     return int(row.id), f"{local.year:04d}-{local.month:02d}"
 
 

@@ -12,16 +12,20 @@ which is fine at the embedded default's scale.
 Privacy: a cell drawn from fewer than ``MIN_CELL_FIRMS`` distinct firms is suppressed (its
 figures are None), so no single firm can be picked out of a table (see ``cells``).
 
-The modules: ``filters`` (what a query narrows by), ``measures`` (the aggregates the answers
-share), ``cells`` (a breakdown's labelled, withheld-when-small rows), ``cube_answers``,
-``row_answers`` and ``league`` (the answers). This surface is what the API uses.
+The modules: ``tables`` and ``china_time`` (the rows read, the calendar they are read by),
+``filters`` (what a query narrows by), ``measures`` (the aggregates the answers share),
+``cells`` (a breakdown's labelled, withheld-when-small rows), ``cube`` (the cube's build,
+refresh and read), and the answers: ``cube_answers``, ``row_answers`` and ``league``. The
+names below are the surface the API and the CLI use.
 """
 
 from __future__ import annotations
 
 from services.registry.stats.cells import MIN_CELL_FIRMS
+from services.registry.stats.china_time import CHINA_TZ
+from services.registry.stats.cube import refresh as refresh_cube
 from services.registry.stats.cube_answers import CUBE_DIMENSIONS, breakdown, overview
-from services.registry.stats.filters import CHINA_TZ, Filters
+from services.registry.stats.filters import Filters
 from services.registry.stats.league import deadline_offsets, institutions
 from services.registry.stats.row_answers import (
     breakdown_from_rows,
@@ -44,5 +48,6 @@ __all__ = [
     "institutions",
     "matched_without_application",
     "overview",
+    "refresh_cube",
     "registered_firms",
 ]

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy.engine import Connection
 
-from services.registry import stats_cube as cube
+from services.registry.stats import cube
 from services.registry.stats.cells import breakdown_cell, labels
 from services.registry.stats.filters import Filters
 from services.registry.stats.measures import one_decimal, ratio

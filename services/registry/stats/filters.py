@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timezone
+from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.sql import ColumnElement
 
-from services.registry import stats_cube as cube
+from services.registry.stats.china_time import day_start
 from services.registry.stats.tables import APP, PROD
 
 
@@ -32,10 +32,6 @@ class Filters:
             "town_code": self.town_code,
             "category": self.category,
         }
-
-
-CHINA_TZ = timezone(cube.CHINA)
-day_start = cube.instant  # 00:00 China time of a day, in UTC
 
 
 def period(column: Any, filters: Filters) -> list[ColumnElement[bool]]:

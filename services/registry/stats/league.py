@@ -12,6 +12,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement
 
 from services.registry.stats.cells import MIN_CELL_FIRMS, withheld
+from services.registry.stats.china_time import date_sql
 from services.registry.stats.filters import Filters, application_where
 from services.registry.stats.measures import count_if, ratio, response_percentiles, sum_if
 from services.registry.stats.tables import (
@@ -108,12 +109,6 @@ def institutions(
     return out
 
 
-def _china_date(conn: Connection, column: Any) -> Any:
-    if conn.dialect.name == "postgresql":
-        return sa.cast(sa.func.timezone("Asia/Shanghai", column), sa.Date)
-    return sa.func.date(column, "+8 hours")
-
-
 def _overdue_by_institution(
     conn: Connection, where: Sequence[ColumnElement[bool]], deadline_days: int, today: date
 ) -> dict[int, int]:
@@ -122,8 +117,8 @@ def _overdue_by_institution(
     Grouped by (institution, day submitted, day decided) in SQL, so the working-day arithmetic
     runs over at most a few thousand groups, not over every application.
     """
-    submitted_day = _china_date(conn, APP.c.submitted_at).label("submitted_day")
-    decided_day = _china_date(conn, APP.c.decided_at).label("decided_day")
+    submitted_day = date_sql(conn, APP.c.submitted_at).label("submitted_day")
+    decided_day = date_sql(conn, APP.c.decided_at).label("decided_day")
     open_or_decided = APP.c.status.in_((SUBMITTED, APPROVED, REJECTED))
     stmt = (
         sa.select(APP.c.institution_id, submitted_day, decided_day, sa.func.count().label("n"))

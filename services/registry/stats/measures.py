@@ -10,7 +10,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement
 
-from services.registry import stats_cube as cube
 from services.registry.stats.tables import APP, APPROVED, REJECTED, SMALL_AND_MICRO, SUBMITTED
 
 
@@ -55,12 +54,19 @@ def one_decimal(value: float | None) -> float | None:
     return None if value is None else round(float(value), 1)
 
 
+def response_hours_sql(conn: Connection) -> Any:
+    """Application → decision in hours, as a SQL expression for the connection's dialect."""
+    if conn.dialect.name == "postgresql":
+        return sa.extract("epoch", APP.c.decided_at - APP.c.submitted_at) / 3600.0
+    return (sa.func.julianday(APP.c.decided_at) - sa.func.julianday(APP.c.submitted_at)) * 24.0
+
+
 def response_percentiles(
     conn: Connection, where: Sequence[ColumnElement[bool]], group: Any = None
 ) -> dict[Any, tuple[float | None, float | None]]:
     """Median and 90th percentile of response hours, per ``group`` value (or under None)."""
     decided = [*where, APP.c.decided_at.is_not(None), APP.c.status.in_((APPROVED, REJECTED))]
-    hours = cube.response_hours_sql(conn)
+    hours = response_hours_sql(conn)
     key = sa.literal(None) if group is None else group
     if conn.dialect.name == "postgresql":
         stmt = (

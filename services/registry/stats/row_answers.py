@@ -14,19 +14,13 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement
 
 from services.registry.stats.cells import MIN_CELL_FIRMS, breakdown_cell, labels
+from services.registry.stats.china_time import month_sql
 from services.registry.stats.filters import Filters, application_where, in_category, period
 from services.registry.stats.measures import application_measures, count_if, roomy, sum_if
 from services.registry.stats.tables import APP, APPROVED, EVENT, FIRM, PROD, SMALL_AND_MICRO
 from shared.schemas.stats import Dimension
 from shared.vocab.labels import section_label, town_label
 from shared.vocab.size_class import SizeClass
-
-
-def _month_key(conn: Connection, column: Any) -> Any:
-    # Months in China time, like the period filter.
-    if conn.dialect.name == "postgresql":
-        return sa.func.to_char(sa.func.timezone("Asia/Shanghai", column), "YYYY-MM")
-    return sa.func.strftime("%Y-%m", column, "+8 hours")
 
 
 def breakdown_from_rows(conn: Connection, by: Dimension, filters: Filters) -> list[dict[str, Any]]:
@@ -41,7 +35,7 @@ def breakdown_from_rows(conn: Connection, by: Dimension, filters: Filters) -> li
         Dimension.INSTITUTION: sa.cast(APP.c.institution_id, sa.String),
         Dimension.SIZE_CLASS: APP.c.size_class,
         Dimension.INDUSTRY: APP.c.industry_section,
-        Dimension.MONTH: _month_key(conn, APP.c.submitted_at),
+        Dimension.MONTH: month_sql(conn, APP.c.submitted_at),  # China time, like the period
     }[by].label("key")
     stmt = (
         sa.select(key, *application_measures())
