@@ -12,7 +12,7 @@ from services.registry.stats.china_time import day_start
 from services.registry.stats.filters import Filters, application_where, in_category, period
 from services.registry.stats.measures import (
     application_measures,
-    count_if,
+    firm_measures,
     one_decimal,
     ratio,
     response_percentiles,
@@ -29,12 +29,7 @@ def overview_from_rows(conn: Connection, filters: Filters) -> dict[str, Any]:
         firms_where.append(FIRM.c.created_at < day_start(filters.date_to))
     if filters.town_code is not None:
         firms_where.append(FIRM.c.town_code == filters.town_code)
-    firms = conn.execute(
-        sa.select(
-            sa.func.count().label("firms"),
-            count_if(FIRM.c.need_amount_yuan.is_not(None)).label("with_need"),
-        ).where(*firms_where)
-    ).one()
+    firms = conn.execute(sa.select(*firm_measures()).where(*firms_where)).one()
     matched_where = period(EVENT.c.created_at, filters)
     if filters.town_code is not None:
         matched_where.append(EVENT.c.town_code == filters.town_code)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 from sqlalchemy.engine import Connection
 
 from services.registry.stats import cube
 from services.registry.stats.cells import breakdown_cell, labels
 from services.registry.stats.filters import Filters
-from services.registry.stats.measures import one_decimal, ratio
+from services.registry.stats.measures import hour_percentiles, one_decimal, ratio
 from services.registry.stats.row_answers import breakdown_from_rows
 from shared.schemas.stats import Dimension
 
@@ -33,15 +32,7 @@ def overview(conn: Connection, filters: Filters) -> dict[str, Any]:
     )
     registered = cube.registered_by(conn, f.date_to, f.town_code)
     decided = c.approved + c.rejected
-    hours = c.response_hours
-    p50, p90 = (
-        (
-            one_decimal(float(np.percentile(hours, 50))),
-            one_decimal(float(np.percentile(hours, 90))),
-        )
-        if hours.size
-        else (None, None)
-    )
+    p50, p90 = hour_percentiles(c.response_hours)
     approved_firms = c.distinct("approved_firms")
     first_loan_firms = c.distinct("first_loan_firms")
     return {

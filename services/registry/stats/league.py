@@ -14,13 +14,18 @@ from sqlalchemy.sql import ColumnElement
 from services.registry.stats.cells import MIN_CELL_FIRMS, withheld
 from services.registry.stats.china_time import date_sql
 from services.registry.stats.filters import Filters, application_where
-from services.registry.stats.measures import count_if, ratio, response_percentiles, sum_if
+from services.registry.stats.measures import (
+    approved_yuan,
+    count_if,
+    ratio,
+    response_percentiles,
+    small_micro_yuan,
+)
 from services.registry.stats.tables import (
     APP,
     APPROVED,
     INST,
     REJECTED,
-    SMALL_AND_MICRO,
     SUBMITTED,
 )
 
@@ -64,11 +69,8 @@ def institutions(
             sa.func.count(sa.distinct(APP.c.firm_id)).label("firms"),
             count_if(APP.c.status.in_((APPROVED, REJECTED))).label("decided"),
             count_if(approved).label("approved"),
-            sum_if(approved, APP.c.approved_amount_yuan).label("approved_amount"),
-            sum_if(
-                sa.and_(approved, APP.c.size_class.in_(SMALL_AND_MICRO)),
-                APP.c.approved_amount_yuan,
-            ).label("small_micro_amount"),
+            approved_yuan().label("approved_amount"),
+            small_micro_yuan().label("small_micro_amount"),
             count_if(sa.and_(approved, APP.c.is_first_loan)).label("first_loans"),
         )
         .select_from(APP.join(INST, INST.c.id == APP.c.institution_id))

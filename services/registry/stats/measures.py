@@ -10,7 +10,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement
 
-from services.registry.stats.tables import APP, APPROVED, REJECTED, SMALL_AND_MICRO, SUBMITTED
+from services.registry.stats.tables import (
+    APP,
+    APPROVED,
+    FIRM,
+    REJECTED,
+    SMALL_AND_MICRO,
+    SUBMITTED,
+)
 
 
 def count_if(condition: ColumnElement[bool]) -> Any:
@@ -19,6 +26,23 @@ def count_if(condition: ColumnElement[bool]) -> Any:
 
 def sum_if(condition: ColumnElement[bool], value: Any) -> Any:
     return sa.func.coalesce(sa.func.sum(sa.case((condition, value), else_=0)), 0)
+
+
+def approved_yuan(*among: ColumnElement[bool]) -> Any:
+    """Amount approved, over approved applications (those also meeting ``among``, if given)."""
+    return sum_if(sa.and_(APP.c.status == APPROVED, *among), APP.c.approved_amount_yuan)
+
+
+def small_micro_yuan() -> Any:
+    return approved_yuan(APP.c.size_class.in_(SMALL_AND_MICRO))
+
+
+def firm_measures() -> list[Any]:
+    """Firms registered, and those of them stating a financing need."""
+    return [
+        sa.func.count().label("firms"),
+        count_if(FIRM.c.need_amount_yuan.is_not(None)).label("with_need"),
+    ]
 
 
 def application_measures(*, firms: bool = True) -> list[Any]:
@@ -32,10 +56,8 @@ def application_measures(*, firms: bool = True) -> list[Any]:
         count_if(status == REJECTED).label("rejected"),
         count_if(status == SUBMITTED).label("pending"),
         sa.func.coalesce(sa.func.sum(APP.c.requested_amount_yuan), 0).label("requested"),
-        sum_if(approved, APP.c.approved_amount_yuan).label("approved_amount"),
-        sum_if(
-            sa.and_(approved, APP.c.size_class.in_(SMALL_AND_MICRO)), APP.c.approved_amount_yuan
-        ).label("small_micro_amount"),
+        approved_yuan().label("approved_amount"),
+        small_micro_yuan().label("small_micro_amount"),
         count_if(sa.and_(approved, APP.c.is_first_loan)).label("first_loans"),
         # FILTER, not a CASE inside DISTINCT: only the matching rows are sorted.
         sa.func.count(sa.distinct(APP.c.firm_id))
@@ -59,6 +81,15 @@ def response_hours_sql(conn: Connection) -> Any:
     if conn.dialect.name == "postgresql":
         return sa.extract("epoch", APP.c.decided_at - APP.c.submitted_at) / 3600.0
     return (sa.func.julianday(APP.c.decided_at) - sa.func.julianday(APP.c.submitted_at)) * 24.0
+
+
+def hour_percentiles(hours: Sequence[float] | np.ndarray) -> tuple[float | None, float | None]:
+    """Median and 90th percentile of response hours; None, None without any."""
+    if not len(hours):
+        return None, None
+    # Linear interpolation, as PostgreSQL's percentile_cont does.
+    p50, p90 = np.percentile(hours, (50, 90), method="linear")
+    return one_decimal(float(p50)), one_decimal(float(p90))
 
 
 def response_percentiles(
@@ -87,13 +118,7 @@ def response_percentiles(
     by_key: dict[Any, list[float]] = {}
     for row in rows:
         by_key.setdefault(row.key, []).append(float(row.h))
-    return {
-        k: (
-            one_decimal(float(np.percentile(v, 50, method="linear"))),
-            one_decimal(float(np.percentile(v, 90, method="linear"))),
-        )
-        for k, v in by_key.items()
-    }
+    return {k: hour_percentiles(v) for k, v in by_key.items()}
 
 
 def roomy(conn: Connection) -> None:

@@ -16,8 +16,15 @@ from sqlalchemy.sql import ColumnElement
 from services.registry.stats.cells import MIN_CELL_FIRMS, breakdown_cell, labels
 from services.registry.stats.china_time import month_sql
 from services.registry.stats.filters import Filters, application_where, in_category, period
-from services.registry.stats.measures import application_measures, count_if, roomy, sum_if
-from services.registry.stats.tables import APP, APPROVED, EVENT, FIRM, PROD, SMALL_AND_MICRO
+from services.registry.stats.measures import (
+    application_measures,
+    approved_yuan,
+    count_if,
+    firm_measures,
+    roomy,
+    small_micro_yuan,
+)
+from services.registry.stats.tables import APP, EVENT, FIRM, PROD, SMALL_AND_MICRO
 from shared.schemas.stats import Dimension
 from shared.vocab.labels import section_label, town_label
 from shared.vocab.size_class import SizeClass
@@ -113,37 +120,22 @@ def matched_without_application(conn: Connection, filters: Filters) -> list[dict
 def registered_firms(conn: Connection, town_code: str | None) -> tuple[int, int]:
     """Firms registered (and those with a stated need), now."""
     where = [] if town_code is None else [FIRM.c.town_code == town_code]
-    row = conn.execute(
-        sa.select(
-            sa.func.count().label("firms"),
-            count_if(FIRM.c.need_amount_yuan.is_not(None)).label("with_need"),
-        ).where(*where)
-    ).one()
+    row = conn.execute(sa.select(*firm_measures()).where(*where)).one()
     return int(row.firms), int(row.with_need)
 
 
 def category_amounts(conn: Connection, filters: Filters) -> dict[str, dict[str, int]]:
     """Approved amount per category: in all, and to small and micro firms (and agriculture)."""
-    approved = APP.c.status == APPROVED
+    small_micro_or_agri = sa.or_(
+        APP.c.size_class.in_(SMALL_AND_MICRO), APP.c.industry_section == "A"
+    )
     stmt = (
         sa.select(
             PROD.c.category,
-            sum_if(approved, APP.c.approved_amount_yuan).label("approved"),
-            sum_if(
-                sa.and_(approved, APP.c.size_class.in_(SMALL_AND_MICRO)),
-                APP.c.approved_amount_yuan,
-            ).label("small_micro"),
-            sum_if(
-                sa.and_(
-                    approved,
-                    sa.or_(APP.c.size_class.in_(SMALL_AND_MICRO), APP.c.industry_section == "A"),
-                ),
-                APP.c.approved_amount_yuan,
-            ).label("small_micro_or_agri"),
-            sum_if(
-                sa.and_(approved, APP.c.size_class != SizeClass.LARGE.value),
-                APP.c.approved_amount_yuan,
-            ).label("sme"),
+            approved_yuan().label("approved"),
+            small_micro_yuan().label("small_micro"),
+            approved_yuan(small_micro_or_agri).label("small_micro_or_agri"),
+            approved_yuan(APP.c.size_class != SizeClass.LARGE.value).label("sme"),
         )
         .select_from(APP.join(PROD, PROD.c.id == APP.c.product_id))
         .where(*application_where(filters))
@@ -163,15 +155,7 @@ def category_amounts(conn: Connection, filters: Filters) -> dict[str, dict[str, 
 def firms_by_size(conn: Connection, town_code: str | None) -> dict[str, dict[str, int]]:
     """Registered firms per size class (and those with a stated need), now."""
     where = [] if town_code is None else [FIRM.c.town_code == town_code]
-    stmt = (
-        sa.select(
-            FIRM.c.size_class,
-            sa.func.count().label("firms"),
-            count_if(FIRM.c.need_amount_yuan.is_not(None)).label("with_need"),
-        )
-        .where(*where)
-        .group_by(FIRM.c.size_class)
-    )
+    stmt = sa.select(FIRM.c.size_class, *firm_measures()).where(*where).group_by(FIRM.c.size_class)
     return {
         r.size_class: {"firms": int(r.firms), "with_need": int(r.with_need)}
         for r in conn.execute(stmt)
