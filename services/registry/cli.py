@@ -68,12 +68,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def refresh_stats(url: str) -> None:
     """Rebuild the statistics cube where writes left it dirty, so no official waits for it."""
-    from services.registry import stats_cube
+    from services.registry.stats import refresh_cube
 
     engine = make_engine(url)
     try:
         started = time.perf_counter()
-        months = stats_cube.refresh(engine)
+        months = refresh_cube(engine)
     finally:
         engine.dispose()
     if months:

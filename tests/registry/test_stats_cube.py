@@ -1,9 +1,10 @@
 """The statistics cube answers exactly what the rows answer, and stays fresh after any write.
 
-The reference is ``overview_from_rows`` / ``breakdown_from_rows``: the same figures computed
-by SQL over the rows themselves. A seeded world (a year and more of decided applications,
-match events, some erased firms) is read both ways for periods that start and end on month
-boundaries, inside months, across a New Year in China time, open on either side, or empty.
+The reference is ``overview_from_rows`` (tests/registry/stats_oracle.py) and
+``breakdown_from_rows``: the same figures computed by SQL over the rows themselves. A seeded
+world (a year and more of decided applications, match events, some erased firms) is read
+both ways for periods that start and end on month boundaries, inside months, across a New
+Year in China time, open on either side, or empty.
 """
 
 from __future__ import annotations
@@ -16,12 +17,15 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from services.registry import stats, stats_cube
+from services.registry import stats
 from services.registry.models import stats_cube as cube_table
 from services.registry.models import stats_dirty
 from services.registry.seed.loader import seed_demo
 from services.registry.stats import Filters
+from services.registry.stats import cube as stats_cube
+from services.registry.stats.china_time import CHINA
 from shared.schemas.stats import Dimension
+from tests.registry.stats_oracle import overview_from_rows
 
 SEEDED_AT = datetime(2026, 11, 20, 3, 0, tzinfo=UTC)
 TANGXIA = "441900116"
@@ -53,7 +57,7 @@ def world(engine: Engine) -> Engine:
 def both_ways(engine: Engine, f: Filters) -> tuple[dict[str, Any], dict[str, Any]]:
     stats_cube.refresh(engine)
     with engine.connect() as conn:
-        return stats.overview(conn, f), stats.overview_from_rows(conn, f)
+        return stats.overview(conn, f), overview_from_rows(conn, f)
 
 
 def assert_same_overview(cube: dict[str, Any], rows: dict[str, Any]) -> None:
@@ -121,7 +125,7 @@ def one_application(engine: Engine) -> tuple[int, str]:
     submitted = row.submitted_at
     if isinstance(submitted, str):
         submitted = datetime.fromisoformat(submitted)
-    local = submitted.replace(tzinfo=submitted.tzinfo or UTC) + stats_cube.CHINA
+    local = submitted.replace(tzinfo=submitted.tzinfo or UTC) + CHINA
     return int(row.id), f"{local.year:04d}-{local.month:02d}"
 
 

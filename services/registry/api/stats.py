@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from services.registry import audit, stats, stats_cube
+from services.registry import audit, stats
 from services.registry.api.deps import (
     PrincipalDep,
     ReadSessionDep,
@@ -91,13 +91,13 @@ def is_synthetic(session: Session) -> bool:
 
 def fresh_cube(engine: Annotated[Engine, Depends(get_engine)]) -> None:
     """Rebuild the statistics cube's dirty months before the request reads it."""
-    stats_cube.refresh(engine)
+    stats.refresh_cube(engine)
 
 
 def fresh_cube_for(by: Dimension, engine: Annotated[Engine, Depends(get_engine)]) -> None:
     """The same, for a breakdown that reads the cube (the others read the rows)."""
     if by.value in stats.CUBE_DIMENSIONS:
-        stats_cube.refresh(engine)
+        stats.refresh_cube(engine)
 
 
 FreshCube = Depends(fresh_cube)

@@ -6,7 +6,7 @@ any run of months stay exact.
 ``stats_dirty`` names the months whose cube rows no longer match the rows they summarise.
 Database triggers (migration 0005) mark a month dirty on every insert, update or delete that
 touches it, whatever wrote it (the API, a bulk import, COPY, a hand-made UPDATE); the next
-statistics query rebuilds those months first. See services/registry/stats_cube.py.
+statistics query rebuilds those months first. See services/registry/stats/cube.py.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ import logging
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import numpy as np
@@ -34,19 +34,21 @@ from pyroaring import BitMap64
 from sqlalchemy.engine import Connection, Engine
 
 from services.registry.db import write_session
-from services.registry.models import Application, Firm, MatchEvent, Product
-from services.registry.models.columns import table_of
 from services.registry.models.stats_cube import ALL, stats_cube, stats_dirty
-from shared.enums import ApplicationStatus
-from shared.vocab.size_class import SizeClass
-
-APP = table_of(Application)
-FIRM = table_of(Firm)
-PROD = table_of(Product)
-EVENT = table_of(MatchEvent)
+from services.registry.stats.china_time import day_start, month_of, month_start, next_month
+from services.registry.stats.measures import response_hours_sql
+from services.registry.stats.tables import (
+    APP,
+    APPROVED,
+    EVENT,
+    FIRM,
+    PROD,
+    REJECTED,
+    SMALL_AND_MICRO,
+    SUBMITTED,
+)
 
 log = logging.getLogger(__name__)
-CHINA = timedelta(hours=8)
 # Any fixed number: the PostgreSQL advisory lock held while the cube is rebuilt.
 REFRESH_LOCK = 0x66696E737461747300 >> 8  # "finstats"
 
@@ -99,24 +101,7 @@ def merge(cells: Iterable[Cell]) -> Cell:
     return out
 
 
-# --- months ------------------------------------------------------------------------------
-
-
-def month_of(day: date) -> str:
-    return f"{day.year:04d}-{day.month:02d}"
-
-
-def month_start(month: str) -> date:
-    return date(int(month[:4]), int(month[5:7]), 1)
-
-
-def next_month(day: date) -> date:
-    return date(day.year + day.month // 12, day.month % 12 + 1, 1)
-
-
-def instant(day: date) -> datetime:
-    """00:00 China time of ``day``, in UTC."""
-    return datetime(day.year, day.month, day.day, tzinfo=UTC) - CHINA
+# --- periods -----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -167,13 +152,6 @@ def split(date_from: date | None, date_to: date | None) -> Split:
 # --- building cells from the rows ----------------------------------------------------------
 
 
-def response_hours_sql(conn: Connection) -> Any:
-    """Application → decision in hours, as a SQL expression for the connection's dialect."""
-    if conn.dialect.name == "postgresql":
-        return sa.extract("epoch", APP.c.decided_at - APP.c.submitted_at) / 3600.0
-    return (sa.func.julianday(APP.c.decided_at) - sa.func.julianday(APP.c.submitted_at)) * 24.0
-
-
 def _groups(
     towns: np.ndarray, cats: np.ndarray, mask: np.ndarray | None = None
 ) -> Iterable[tuple[Key, np.ndarray]]:
@@ -209,13 +187,12 @@ def build(
     category: str | None = None,
 ) -> dict[Key, Cell]:
     """Every cell of [start, end) (China-time days) straight from the rows."""
-    lo, hi = instant(start), instant(end)
+    lo, hi = day_start(start), day_start(end)
     cells: dict[Key, Cell] = {}
 
     def cell(key: Key) -> Cell:
         return cells.setdefault(key, Cell())
 
-    approved_s, rejected_s = ApplicationStatus.APPROVED.value, ApplicationStatus.REJECTED.value
     app_where = [APP.c.submitted_at >= lo, APP.c.submitted_at < hi]
     event_where = [EVENT.c.created_at >= lo, EVENT.c.created_at < hi]
     if town_code is not None:
@@ -237,9 +214,7 @@ def build(
             APP.c.approved_rate_bp,
             sa.case(
                 (
-                    sa.and_(
-                        APP.c.decided_at.is_not(None), APP.c.status.in_((approved_s, rejected_s))
-                    ),
+                    sa.and_(APP.c.decided_at.is_not(None), APP.c.status.in_((APPROVED, REJECTED))),
                     response_hours_sql(conn),
                 )
             ),
@@ -251,14 +226,14 @@ def build(
         firm, town, cat, status, first, size, requested, amount, rate, hours = (
             np.array(col, dtype=object) for col in zip(*rows, strict=True)
         )
-        approved = status == approved_s
+        approved = status == APPROVED
         counted = {
             "approved": approved,
-            "rejected": status == rejected_s,
-            "pending": status == ApplicationStatus.SUBMITTED.value,
+            "rejected": status == REJECTED,
+            "pending": status == SUBMITTED,
             "first_loans": approved & (first == True),  # noqa: E712 (an object array)
         }
-        small_micro = approved & np.isin(size, (SizeClass.SMALL.value, SizeClass.MICRO.value))
+        small_micro = approved & np.isin(size, SMALL_AND_MICRO)
         approved_amount = np.where(approved & (amount != None), amount, 0).astype(np.int64)  # noqa: E711
         rated = approved & (rate != None)  # noqa: E711
         requested_i = requested.astype(np.int64)

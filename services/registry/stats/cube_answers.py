@@ -1,0 +1,91 @@
+"""Statistics read from the cube: the overview and the town, category and month breakdowns."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from services.registry.stats import cube
+from services.registry.stats.cells import breakdown_cell, labels
+from services.registry.stats.filters import Filters
+from services.registry.stats.measures import hour_percentiles, one_decimal, ratio
+from services.registry.stats.row_answers import breakdown_from_rows
+from shared.schemas.stats import Dimension
+
+OVERVIEW = (
+    *cube.COUNTS[:10],
+    "approved_firms",
+    "first_loan_firms",
+    "matched_firms",
+    "response_hours",
+)
+BREAKDOWN = (*cube.COUNTS[:8], "applicant_firms")
+CUBE_DIMENSIONS = {"town", "category", "month"}
+
+
+def overview(conn: Connection, filters: Filters) -> dict[str, Any]:
+    """The period's headline figures, from the statistics cube (see stats.cube)."""
+    f = filters
+    c = cube.read(conn, f.date_from, f.date_to, f.town_code, f.category, None, OVERVIEW).get(
+        "", cube.Cell()
+    )
+    registered = cube.registered_by(conn, f.date_to, f.town_code)
+    decided = c.approved + c.rejected
+    p50, p90 = hour_percentiles(c.response_hours)
+    approved_firms = c.distinct("approved_firms")
+    first_loan_firms = c.distinct("first_loan_firms")
+    return {
+        "firms_registered": registered.firms_registered,
+        "firms_with_need": registered.firms_with_need,
+        "firms_matched": c.distinct("matched_firms"),
+        "applications": c.applications,
+        "approvals": c.approved,
+        "rejections": c.rejected,
+        "pending": c.pending,
+        "approval_rate": ratio(c.approved, decided),
+        "requested_amount_yuan": c.requested_yuan,
+        "approved_amount_yuan": c.approved_yuan,
+        "first_loan_firms": first_loan_firms,
+        "first_loan_rate": ratio(first_loan_firms, approved_firms),
+        "small_micro_share_of_approved": ratio(c.small_micro_yuan, c.approved_yuan),
+        "response_hours_median": p50,
+        "response_hours_p90": p90,
+        "average_approved_rate_bp": one_decimal(c.rate_bp_sum / c.rate_bp_n)
+        if c.rate_bp_n
+        else None,
+    }
+
+
+def breakdown(conn: Connection, by: Dimension, filters: Filters) -> list[dict[str, Any]]:
+    """Application figures per town, category, institution, size class, section or month.
+
+    Town, category and month come from the statistics cube; the others from the rows.
+    """
+    if by.value not in CUBE_DIMENSIONS:
+        return breakdown_from_rows(conn, by, filters)
+    f = filters
+    cells = cube.read(conn, f.date_from, f.date_to, f.town_code, f.category, by.value, BREAKDOWN)
+    labelled = labels(conn, by, cells)
+    out = []
+    for key in sorted(cells):
+        c = cells[key]
+        if not c.applications:  # a month or town with registrations or matches only
+            continue
+        zh, en = labelled[key]
+        out.append(
+            breakdown_cell(
+                key,
+                zh,
+                en,
+                firms=c.distinct("applicant_firms"),
+                applications=c.applications,
+                approved=c.approved,
+                rejected=c.rejected,
+                pending=c.pending,
+                requested=c.requested_yuan,
+                approved_amount=c.approved_yuan,
+                first_loans=c.first_loans,
+            )
+        )
+    return out
