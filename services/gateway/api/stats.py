@@ -11,7 +11,7 @@ from datetime import date
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from services.gateway.api.proxy import clean, forward
 from services.gateway.auth import CurrentPrincipal, Principal, require
@@ -34,9 +34,13 @@ Category = Annotated[ProductCategory | None, Query(description="product category
 OFFICIALS = (PrincipalRole.OFFICIAL, PrincipalRole.ADMIN)
 
 
-def _filters(
-    date_from: date | None, date_to: date | None, town_code: str | None, category: Any
+def period_filters(
+    date_from: DateFrom = None,
+    date_to: DateTo = None,
+    town_code: Town = None,
+    category: Category = None,
 ) -> dict[str, Any]:
+    """The filters every period statistic takes, as the registry's query parameters."""
     return clean(
         {
             "date_from": None if date_from is None else date_from.isoformat(),
@@ -45,6 +49,9 @@ def _filters(
             "category": category,
         }
     )
+
+
+Filters = Annotated[dict[str, Any], Depends(period_filters)]
 
 
 def scoped_town(principal: Principal, town_code: str | None) -> str | None:
@@ -64,21 +71,13 @@ def scoped_town(principal: Principal, town_code: str | None) -> str | None:
     summary="Overview / 总览",
     responses=problem_responses(404, 422),
 )
-async def overview(
-    request: Request,
-    principal: CurrentPrincipal,
-    date_from: DateFrom = None,
-    date_to: DateTo = None,
-    town_code: Town = None,
-    category: Category = None,
-) -> Response:
+async def overview(request: Request, principal: CurrentPrincipal, filters: Filters) -> Response:
     """Firms registered, with a need and matched; applications, approvals, amounts, first
     loans (首贷户), small/micro share, response times and rates, for a period.
 
     企业注册、需求、匹配、申请、获批、金额、首贷户、小微占比、响应时长与平均利率。"""
     require(principal, *OFFICIALS)
-    params = _filters(date_from, date_to, town_code, category)
-    return await _stats(request, principal, "/v1/stats/overview", params)
+    return await _stats(request, principal, "/v1/stats/overview", filters)
 
 
 @router.get(
@@ -88,21 +87,14 @@ async def overview(
     responses=problem_responses(404, 422),
 )
 async def breakdown(
-    request: Request,
-    principal: CurrentPrincipal,
-    by: Dimension,
-    date_from: DateFrom = None,
-    date_to: DateTo = None,
-    town_code: Town = None,
-    category: Category = None,
+    request: Request, principal: CurrentPrincipal, by: Dimension, filters: Filters
 ) -> Response:
     """Applications, approvals and amounts by town, category, institution, size class,
     industry section or month; cells of fewer than 3 firms are suppressed.
 
     按镇街、类别、机构、规模、行业或月份分组；少于 3 家企业的单元格不予显示。"""
     require(principal, *OFFICIALS)
-    params = {"by": by.value, **_filters(date_from, date_to, town_code, category)}
-    return await _stats(request, principal, "/v1/stats/breakdown", params)
+    return await _stats(request, principal, "/v1/stats/breakdown", {"by": by.value, **filters})
 
 
 @router.get(
@@ -114,10 +106,7 @@ async def breakdown(
 async def institutions(
     request: Request,
     principal: CurrentPrincipal,
-    date_from: DateFrom = None,
-    date_to: DateTo = None,
-    town_code: Town = None,
-    category: Category = None,
+    filters: Filters,
     deadline_days: Annotated[int | None, Query(ge=1, le=60)] = None,
 ) -> Response:
     """Response time, approval rate, amount to small/micro firms, first loans and the share
@@ -125,7 +114,7 @@ async def institutions(
 
     机构响应时长、获批率、小微金额、首贷与超期未答复占比（第 68 条）。"""
     require(principal, *OFFICIALS)
-    params = _filters(date_from, date_to, town_code, category)
+    params = dict(filters)
     if deadline_days is not None:
         params["deadline_days"] = deadline_days
     return await _stats(request, principal, "/v1/stats/institutions", params)
@@ -148,22 +137,15 @@ async def targets(
 
 
 @router.get("/coverage", summary="Coverage gaps / 覆盖缺口", responses=problem_responses(404, 422))
-async def coverage(
-    request: Request,
-    principal: CurrentPrincipal,
-    date_from: DateFrom = None,
-    date_to: DateTo = None,
-    town_code: Town = None,
-    category: Category = None,
-) -> Response:
+async def coverage(request: Request, principal: CurrentPrincipal, filters: Filters) -> Response:
     """Towns and sections where firms state a need no active product admits, and where
     firms were matched but never applied. Without the matching service the first list is
     empty and ``degraded`` is true.
 
     有需求但无可申请产品、有匹配但未申请的镇街与行业。"""
     require(principal, *OFFICIALS)
-    town = scoped_town(principal, town_code)
-    params = _filters(date_from, date_to, town, category)
+    town = scoped_town(principal, filters.get("town_code"))
+    params = clean(filters | {"town_code": town})
     key = _cache_key(principal, "/v1/stats/coverage", params)
     state = request.app.state
     cached = await state.cache.get(key)
