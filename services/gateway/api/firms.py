@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 
-from services.gateway.api.proxy import forward
+from services.gateway.api.proxy import forward, forward_update
 from services.gateway.auth import CurrentPrincipal, Principal, require
 from services.gateway.idempotency import IdempotentRoute
 from shared.enums import PrincipalRole
@@ -99,15 +99,7 @@ async def update_firm(
     if_match: Annotated[str | None, Header(max_length=40)] = None,
 ) -> Response:
     """Send the ETag you read as If-Match; a stale one is 412."""
-    headers = {} if if_match is None else {"If-Match": if_match}
-    answer = await forward(
-        request,
-        "PATCH",
-        f"/v1/firms/{firm_id}",
-        principal,
-        json=body.model_dump(mode="json", exclude_unset=True),
-        headers=headers,
-    )
+    answer = await forward_update(request, f"/v1/firms/{firm_id}", principal, body, if_match)
     await firms_changed(request, principal)
     return answer
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 
-from services.gateway.api.proxy import forward
+from services.gateway.api.proxy import forward, forward_update
 from services.gateway.auth import CurrentPrincipal, require
 from services.gateway.idempotency import IdempotentRoute
 from services.registry.models import ProductCreate, ProductPublic, ProductUpdate
@@ -72,15 +72,7 @@ async def update_product(
     principal: CurrentPrincipal,
     if_match: Annotated[str | None, Header(max_length=40)] = None,
 ) -> Response:
-    headers = {} if if_match is None else {"If-Match": if_match}
-    answer = await forward(
-        request,
-        "PATCH",
-        f"/v1/products/{product_id}",
-        principal,
-        json=body.model_dump(mode="json", exclude_unset=True),
-        headers=headers,
-    )
+    answer = await forward_update(request, f"/v1/products/{product_id}", principal, body, if_match)
     await _catalogue_changed(request)
     return answer
 

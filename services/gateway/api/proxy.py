@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import Request, Response
+from sqlmodel import SQLModel
 
 from services.gateway.auth import Principal
 
@@ -43,4 +44,18 @@ async def forward(
         status_code=answer.status_code,
         headers=passed,
         media_type=answer.headers.get("content-type"),
+    )
+
+
+async def forward_update(
+    request: Request, path: str, principal: Principal, body: SQLModel, if_match: str | None
+) -> Response:
+    """A partial update (only the fields given), guarded by the ETag the client read."""
+    return await forward(
+        request,
+        "PATCH",
+        path,
+        principal,
+        json=body.model_dump(mode="json", exclude_unset=True),
+        headers=None if if_match is None else {"If-Match": if_match},
     )
