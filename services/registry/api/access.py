@@ -22,7 +22,7 @@ from services.registry.api.deps import (
 )
 from services.registry.models import ApiKey, Institution, Principal
 from services.registry.models.columns import utcnow
-from services.registry.pagination import decode_cursor, next_cursor
+from services.registry.pagination import page_of
 from shared.enums import PrincipalRole
 from shared.errors import Conflict, NotFound, Unauthorized
 from shared.schemas.access import (
@@ -86,12 +86,8 @@ def list_institutions(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
 ) -> dict[str, Any]:
-    stmt = select(Institution).order_by(col(Institution.id)).limit(limit)
-    after = decode_cursor(cursor)
-    if after is not None:
-        stmt = stmt.where(col(Institution.id) > after)
-    rows = list(session.exec(stmt))
-    return {"data": rows, "next_cursor": next_cursor(rows, limit)}
+    stmt = select(Institution)
+    return page_of(session, stmt, Institution.id, limit=limit, cursor=cursor)
 
 
 @router.get("/institutions/{institution_id}", response_model=InstitutionPublic)

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from services.registry import audit
 from services.registry.api.deps import IdPath, PrincipalDep, RequestIdDep, SessionDep, require_role
@@ -14,7 +14,7 @@ from services.registry.firms import firm_owned_by, snapshot_of
 from services.registry.models import Application, Decision, Principal, Product
 from services.registry.models.columns import utcnow
 from services.registry.models.product import product_snapshot
-from services.registry.pagination import decode_cursor, next_cursor
+from services.registry.pagination import page_of
 from shared.enums import ApplicationStatus, DecisionOutcome, PrincipalRole
 from shared.errors import Conflict, NotFound, Unprocessable
 from shared.schemas.application import (
@@ -133,7 +133,7 @@ def list_applications(
     product_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
 ) -> dict[str, Any]:
     require_role(principal, PrincipalRole.PORTAL, PrincipalRole.INSTITUTION, PrincipalRole.ADMIN)
-    stmt = select(Application).order_by(col(Application.id)).limit(limit)
+    stmt = select(Application)
     if principal.role == PrincipalRole.PORTAL:
         stmt = stmt.where(Application.owner_principal_id == principal.id)
     elif principal.role == PrincipalRole.INSTITUTION:
@@ -144,11 +144,7 @@ def list_applications(
         stmt = stmt.where(Application.firm_id == firm_id)
     if product_id is not None:
         stmt = stmt.where(Application.product_id == product_id)
-    after = decode_cursor(cursor)
-    if after is not None:
-        stmt = stmt.where(col(Application.id) > after)
-    rows = list(session.exec(stmt))
-    return {"data": rows, "next_cursor": next_cursor(rows, limit)}
+    return page_of(session, stmt, Application.id, limit=limit, cursor=cursor)
 
 
 @router.get("/{application_id}", response_model=ApplicationPublic)

@@ -11,7 +11,7 @@ import orjson
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.engine import Engine
-from sqlmodel import col, select
+from sqlmodel import select
 
 from services.registry import firms as firm_rules
 from services.registry.api.deps import (
@@ -32,7 +32,7 @@ from services.registry.bulk import (
 )
 from services.registry.db import is_sqlite, statement_session
 from services.registry.models import Firm, Principal
-from services.registry.pagination import decode_cursor, next_cursor
+from services.registry.pagination import page_of
 from shared.enums import PrincipalRole
 from shared.errors import NotFound, PayloadTooLarge, PreconditionFailed, PreconditionRequired
 from shared.schemas.firm import FirmCreate, FirmPublic, FirmUpdate
@@ -87,18 +87,14 @@ def list_firms(
     credit_code: Annotated[SafeStr | None, Query(max_length=18)] = None,
 ) -> dict[str, Any]:
     require_role(principal, PrincipalRole.PORTAL, PrincipalRole.ADMIN)
-    stmt = select(Firm).order_by(col(Firm.id)).limit(limit)
+    stmt = select(Firm)
     if principal.role == PrincipalRole.PORTAL:
         stmt = stmt.where(Firm.owner_principal_id == principal.id)
-    after = decode_cursor(cursor)
-    if after is not None:
-        stmt = stmt.where(col(Firm.id) > after)
     if town_code:
         stmt = stmt.where(Firm.town_code == town_code)
     if credit_code:
         stmt = stmt.where(Firm.credit_code == credit_code.strip().upper())
-    rows = list(session.exec(stmt))
-    return {"data": rows, "next_cursor": next_cursor(rows, limit)}
+    return page_of(session, stmt, Firm.id, limit=limit, cursor=cursor)
 
 
 @router.get("/{firm_id}", response_model=FirmPublic)

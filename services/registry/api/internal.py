@@ -29,7 +29,7 @@ from services.registry.models import (
     Product,
 )
 from services.registry.models.columns import table_of, utcnow
-from services.registry.pagination import decode_cursor, next_cursor
+from services.registry.pagination import page_of
 from shared.enums import PrincipalRole
 from shared.errors import Unprocessable
 from shared.schemas.access import AuditPublic, PrincipalPublic
@@ -138,16 +138,12 @@ def list_audit(
     entity_id: Annotated[SafeStr | None, Query(max_length=64)] = None,
 ) -> dict[str, Any]:
     require_role(principal, PrincipalRole.ADMIN)
-    stmt = select(AuditEntry).order_by(col(AuditEntry.id)).limit(limit)
-    after = decode_cursor(cursor)
-    if after is not None:
-        stmt = stmt.where(col(AuditEntry.id) > after)
+    stmt = select(AuditEntry)
     if entity:
         stmt = stmt.where(AuditEntry.entity == entity)
     if entity_id:
         stmt = stmt.where(AuditEntry.entity_id == entity_id)
-    rows = list(session.exec(stmt))
-    return {"data": rows, "next_cursor": next_cursor(rows, limit)}
+    return page_of(session, stmt, AuditEntry.id, limit=limit, cursor=cursor)
 
 
 @router.get("/internal/catalogue", response_model=Catalogue)
