@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.finmatch-installed
 BENCH_STAMP := $(VENV)/.finmatch-bench-installed
 
-.PHONY: help install run seed test test-fast lint format migrate bench bench-quality bench-latency bench-batch bench-api bench-stats clean
+.PHONY: help install run seed test test-fast lint format migrate bench bench-quality bench-latency bench-batch bench-api bench-stats bench-footprint clean
 
 help:
 	@echo "make run    - start registry, matching and gateway on SQLite with demo data"
@@ -18,6 +18,7 @@ help:
 	@echo "make bench-quality / bench-latency / bench-batch - the matching benchmarks alone"
 	@echo "make bench-api - GET /v1/firms/{id}/matches through the gateway (PostgreSQL + Redis)"
 	@echo "make bench-stats - officials' statistics on 500k firms / 1M applications (PostgreSQL + Redis)"
+	@echo "make bench-footprint - each service's import time, memory and modules (the gateway loads no sklearn)"
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -60,7 +61,7 @@ test: lint
 test-fast: $(STAMP)
 	$(BIN)/pytest -q -x
 
-bench: $(STAMP) bench-quality bench-latency bench-batch bench-api bench-stats
+bench: $(STAMP) bench-footprint bench-quality bench-latency bench-batch bench-api bench-stats
 	$(BIN)/python bench/import_firms.py
 
 bench-quality: $(BENCH_STAMP)
@@ -83,3 +84,7 @@ clean:
 
 bench-stats: $(STAMP)
 	$(BIN)/python -m bench.stats
+
+# Each service's import time, memory and modules before it serves (fresh interpreters).
+bench-footprint: $(STAMP)
+	$(BIN)/python -m bench.footprint
