@@ -17,11 +17,11 @@ from services.gateway.api.proxy import clean, forward
 from services.gateway.auth import CurrentPrincipal, Principal, require
 from services.gateway.clients.base import DownstreamError
 from services.gateway.idempotency import IdempotentRoute
-from services.matching.api.policy import WhatIfRequest
 from services.registry.api.stats import Breakdown, League, Overview, Targets
 from services.registry.stats import Dimension
 from shared.enums import PrincipalRole
 from shared.errors import NotFound, problem_responses
+from shared.schemas.policy import WhatIfRequest
 from shared.types import SafeStr
 from shared.vocab.categories import ProductCategory
 from shared.vocab.towns import is_town_code

@@ -148,9 +148,13 @@ _PRODUCTS: tuple[tuple[int, dict[str, Any]], ...] = (
         amount_wan=(50, 800), term=(12, 36), rate_bp=(370, 560),
         collateral=_CK.INTELLECTUAL_PROPERTY, min_patents=3, elig_industry_sections=_MANUFACTURING,
         interest_subsidy_pct=70, interest_subsidy_cap_yuan=100 * WAN)),
-    (2, _product("松湖知识产权贷", _C.IP_PLEDGE, "松山湖园区企业专利质押中长期研发贷款。",
+    # Larger, longer IP loans lean on invention patents (20-year, examined); utility ones do
+    # not count towards that part of the rule.
+    (2, _product("松湖知识产权贷", _C.IP_PLEDGE,
+        "松山湖园区企业专利质押中长期研发贷款，须含发明专利。",
         amount_wan=(100, 2000), term=(12, 60), rate_bp=(340, 500),
-        collateral=_CK.INTELLECTUAL_PROPERTY, min_patents=3, elig_town_codes=[SONGSHANHU],
+        collateral=_CK.INTELLECTUAL_PROPERTY, min_patents=3, min_invention_patents=1,
+        elig_town_codes=[SONGSHANHU],
         interest_subsidy_pct=70, interest_subsidy_cap_yuan=100 * WAN)),
     # 莞贸通 (item 72): medium and large exporters above US$10M; subsidy share is our assumption.
     (3, _product("莞贸通·保单融资", _C.GUANMAOTONG,
@@ -277,10 +281,11 @@ _PRODUCTS: tuple[tuple[int, dict[str, Any]], ...] = (
     (11, _product("科创担保·批量贷", _C.GUARANTEED, "与东莞银行批量担保合作，担保费率不高于1%。",
         amount_wan=(10, 1000), term=(6, 36), rate_bp=(360, 520), guarantee_fee_bp=80,
         collateral=_CK.GUARANTEE, cap=(_REV, 50), elig_size_classes=_SMALL_MICRO)),
+    # 天使贷 is for start-ups: the five-year limit is our assumption.
     (12, _product("松湖政银担·天使贷", _C.GUARANTEED,
-        "松山湖初创科技企业担保贷款，风险补偿最高100%。",
+        "松山湖初创科技企业（成立5年以内）担保贷款，风险补偿最高100%。",
         amount_wan=(10, 500), term=(12, 36), rate_bp=(350, 500), guarantee_fee_bp=50,
-        collateral=_CK.GUARANTEE, elig_town_codes=[SONGSHANHU])),
+        collateral=_CK.GUARANTEE, elig_town_codes=[SONGSHANHU], max_years_established=5)),
     (12, _product("园区保", _C.GUARANTEED, "松山湖园区企业担保增信贷款。",
         amount_wan=(50, 1000), term=(12, 36), rate_bp=(350, 510), guarantee_fee_bp=100,
         collateral=_CK.GUARANTEE, cap=(_REV, 50), elig_town_codes=list(SONGSHANHU_ZONE))),
@@ -302,6 +307,19 @@ _PRODUCTS: tuple[tuple[int, dict[str, Any]], ...] = (
         amount_wan=(300, 3000), term=(24, 60), rate_bp=(320, 470), guarantee_fee_bp=50,
         collateral=_CK.GUARANTEE, requires_specialized_sme=True,
         elig_town_codes=list(SONGSHANHU_ZONE))),
+    # Appended (ids follow list order). Trademark pledge (items 53/55: 知识产权 includes
+    # trademarks); amounts are assumptions, smaller than patent pledges, and that the city's
+    # IP-pledge interest subsidy (§5.2) covers trademarks too is UNCONFIRMED.
+    (1, _product("商标专用权质押贷", _C.IP_PLEDGE, "以注册商标专用权质押，适合品牌型中小企业。",
+        amount_wan=(20, 300), term=(12, 36), rate_bp=(380, 580),
+        collateral=_CK.INTELLECTUAL_PROPERTY, min_trademarks=2, min_years_established=1,
+        interest_subsidy_pct=70, interest_subsidy_cap_yuan=100 * WAN)),
+    # Asset-backed working capital for established manufacturers: the asset floor is ours.
+    (4, _product("制造业中长期流贷", _C.GUARANTEED,
+        "资产总额2000万元以上制造业企业的中长期流动资金贷款。",
+        amount_wan=(200, 3000), term=(12, 60), rate_bp=(330, 480), guarantee_fee_bp=60,
+        collateral=_CK.GUARANTEE, cap=(_REV, 40), elig_industry_sections=_MANUFACTURING,
+        min_total_assets_yuan=2000 * WAN)),
 )  # fmt: skip
 
 
