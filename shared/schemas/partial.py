@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from typing import Any, Optional, TypeVar
+from typing import Annotated, Any, Optional, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -20,10 +20,15 @@ def all_optional(
     annotations: dict[str, Any] = {}
     namespace: dict[str, Any] = {"__module__": model.__module__, "__doc__": doc}
     for field_name, info in model.model_fields.items():
+        # The field's constraints and validators move onto the non-None branch, so that they
+        # check a value sent and None still means "unchanged" (a validator never sees None).
+        checks = [m for m in info.metadata if not type(m).__module__.startswith("sqlmodel")]
+        inner = Annotated[(info.annotation, *checks)] if checks else info.annotation
+        annotations[field_name] = Optional[inner]  # noqa: UP045 - built at runtime
         optional = copy.copy(info)
         optional.default = None
         optional.default_factory = None
-        annotations[field_name] = Optional[info.annotation]  # noqa: UP045 - a runtime type
+        optional.metadata = []
         namespace[field_name] = optional
     namespace["__annotations__"] = annotations
     if config is not None:

@@ -99,8 +99,8 @@ def test_catalogue_follows_the_action_plan() -> None:
         assert spec["amount_cap_basis"] == AmountCapBasis.GOV_PROCUREMENT_CONTRACTS
         assert spec["collateral_kind"] != CollateralKind.REAL_ESTATE
     assert max(s["amount_cap_pct"] for s in by_cat[ProductCategory.GOV_PROCUREMENT]) == 100
-    for spec in by_cat[ProductCategory.IP_PLEDGE]:  # a pledge of patents or of trademarks
-        assert (spec.get("min_patents") or spec.get("min_trademarks") or 0) >= 1
+    for spec in by_cat[ProductCategory.IP_PLEDGE]:
+        assert spec["min_patents"] >= 1
         assert (spec["interest_subsidy_pct"], spec["interest_subsidy_cap_yuan"]) == (70, 1_000_000)
     assert all(s["requires_first_loan"] for s in by_cat[ProductCategory.FIRST_LOAN])
     assert all(s["requires_green"] for s in by_cat[ProductCategory.GREEN])
