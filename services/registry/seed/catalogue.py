@@ -146,7 +146,8 @@ _PRODUCTS: tuple[tuple[int, dict[str, Any]], ...] = (
         interest_subsidy_pct=70, interest_subsidy_cap_yuan=100 * WAN)),
     (1, _product("知产融", _C.IP_PLEDGE, "专利及商标组合质押，适合制造业中小企业。",
         amount_wan=(50, 800), term=(12, 36), rate_bp=(370, 560),
-        collateral=_CK.INTELLECTUAL_PROPERTY, min_patents=3, elig_industry_sections=_MANUFACTURING,
+        collateral=_CK.INTELLECTUAL_PROPERTY, min_patents=3, min_trademarks=1,
+        elig_industry_sections=_MANUFACTURING,
         interest_subsidy_pct=70, interest_subsidy_cap_yuan=100 * WAN)),
     # Larger, longer IP loans lean on invention patents (20-year, examined); utility ones do
     # not count towards that part of the rule.
@@ -225,7 +226,7 @@ _PRODUCTS: tuple[tuple[int, dict[str, Any]], ...] = (
         "企业将自有设备售予租赁公司后租回使用，可申请设备融资租赁补贴。",
         amount_wan=(50, 1500), term=(12, 36), rate_bp=(520, 850),
         collateral=_CK.EQUIPMENT, cap=(_COLL, 80), elig_industry_sections=_MANUFACTURING,
-        min_years_established=2)),
+        min_years_established=2, min_total_assets_yuan=500 * WAN)),
     (13, _product("智能改造直租", _C.LEASING, "新购智能化设备直接租赁，以租代购、分期偿还。",
         amount_wan=(30, 1000), term=(12, 48), rate_bp=(500, 800),
         collateral=_CK.EQUIPMENT, cap=(_COLL, 90), elig_industry_sections=_MANUFACTURING)),
@@ -307,19 +308,6 @@ _PRODUCTS: tuple[tuple[int, dict[str, Any]], ...] = (
         amount_wan=(300, 3000), term=(24, 60), rate_bp=(320, 470), guarantee_fee_bp=50,
         collateral=_CK.GUARANTEE, requires_specialized_sme=True,
         elig_town_codes=list(SONGSHANHU_ZONE))),
-    # Appended (ids follow list order). Trademark pledge (items 53/55: 知识产权 includes
-    # trademarks); amounts are assumptions, smaller than patent pledges, and that the city's
-    # IP-pledge interest subsidy (§5.2) covers trademarks too is UNCONFIRMED.
-    (1, _product("商标专用权质押贷", _C.IP_PLEDGE, "以注册商标专用权质押，适合品牌型中小企业。",
-        amount_wan=(20, 300), term=(12, 36), rate_bp=(380, 580),
-        collateral=_CK.INTELLECTUAL_PROPERTY, min_trademarks=2, min_years_established=1,
-        interest_subsidy_pct=70, interest_subsidy_cap_yuan=100 * WAN)),
-    # Asset-backed working capital for established manufacturers: the asset floor is ours.
-    (4, _product("制造业中长期流贷", _C.GUARANTEED,
-        "资产总额2000万元以上制造业企业的中长期流动资金贷款。",
-        amount_wan=(200, 3000), term=(12, 60), rate_bp=(330, 480), guarantee_fee_bp=60,
-        collateral=_CK.GUARANTEE, cap=(_REV, 40), elig_industry_sections=_MANUFACTURING,
-        min_total_assets_yuan=2000 * WAN)),
 )  # fmt: skip
 
 
