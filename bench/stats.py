@@ -43,8 +43,8 @@ from bench.import_firms import create_database, database_url, drop_database, fre
 from services.registry.db import make_engine
 from services.registry.migrate import upgrade
 from services.registry.models import Institution, Principal, Product
-from services.registry.models.product import ProductCreate
 from services.registry.seed.catalogue import institutions, products
+from shared.schemas.product import ProductCreate
 from shared.vocab.towns import TOWNS, census_weights
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

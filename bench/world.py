@@ -158,9 +158,22 @@ def wide_catalogue(n: int, seed: int = 1) -> list[ProductFeatures]:
                 min(100, spec["interest_subsidy_pct"] * rng.uniform(0.5, 1.2))
             ),
         }
-        for rule in ("min_years_established", "min_patents"):
+        # Small whole-number floors and limits (years, patents, trademarks) are redrawn.
+        for rule in (
+            "min_years_established",
+            "max_years_established",
+            "min_patents",
+            "min_invention_patents",
+            "min_trademarks",
+        ):
             if spec[rule] is not None:
                 spec[rule] = int(rng.integers(0, 2 * spec[rule] + 2))
+        if spec["max_years_established"] is not None and spec["min_years_established"]:
+            spec["max_years_established"] += spec["min_years_established"]
+        if spec["min_total_assets_yuan"] is not None:
+            spec["min_total_assets_yuan"] = int(
+                spec["min_total_assets_yuan"] * rng.lognormal(0, 0.5)
+            )
         if spec["min_export_usd"] is not None:
             spec["min_export_usd"] = int(spec["min_export_usd"] * rng.lognormal(0.0, 0.5))
         if rng.random() < 0.3:

@@ -31,8 +31,9 @@ def build_world(db_url: str, n_firms: int, n_applications: int, n_products: int)
     from bench.world import wide_catalogue
     from services.registry.db import make_engine
     from services.registry.migrate import upgrade
-    from services.registry.models import Institution, Product, ProductCreate
+    from services.registry.models import Institution, Product
     from services.registry.seed.loader import DEMO_PORTAL, seed_demo
+    from shared.schemas.product import ProductCreate
     from shared.vocab.categories import CATEGORIES, InstitutionKind
 
     upgrade(db_url)

@@ -2,7 +2,8 @@
 
 - Coverage: where firms state a need that no active product's rules admit.
 - What-if: change one eligibility criterion of a product (or of every product of a category)
-  and count the firms that would newly qualify for it, without changing any product.
+  and count the firms that would newly qualify for it, without changing any product. The
+  criteria it may change, and their names, are those the criterion registry marks.
 
 Both run the same vectorised rules as ranking (eligibility.evaluate_pairs) over every firm in
 chunks, so the answer is exactly what matching would say, firm by firm.
@@ -13,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from enum import StrEnum
 from typing import Any
 
 import numpy as np
@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from services.matching.batch import eligibility_counts
 from services.matching.tables import SECTION_LETTERS, SIZE_CLASSES, TOWN_CODES, FirmTable, Ints
 from services.matching.tables import ProductTable as Products
+from shared.criteria import WHAT_IF
 from shared.errors import Unprocessable
 from shared.schemas.product import ProductFeatures
 from shared.vocab.labels import section_label, size_class_label, town_label
@@ -29,47 +30,22 @@ from shared.vocab.labels import section_label, size_class_label, town_label
 MIN_CELL_FIRMS = 3
 
 
-class Criterion(StrEnum):
-    """The criteria an official may change, named as the product's field it sets."""
-
-    MIN_EXPORT_USD = "min_export_usd"
-    MIN_REVENUE_YUAN = "min_revenue_yuan"
-    MAX_REVENUE_YUAN = "max_revenue_yuan"
-    MIN_YEARS = "min_years"
-    MIN_EMPLOYEES = "min_employees"
-    MIN_PATENTS = "min_patents"
-    SIZE_CLASSES = "size_classes"
-    INDUSTRY_SECTIONS = "industry_sections"
-
-
-FIELD_OF: dict[Criterion, str] = {
-    Criterion.MIN_EXPORT_USD: "min_export_usd",
-    Criterion.MIN_REVENUE_YUAN: "min_revenue_yuan",
-    Criterion.MAX_REVENUE_YUAN: "max_revenue_yuan",
-    Criterion.MIN_YEARS: "min_years_established",
-    Criterion.MIN_EMPLOYEES: "min_employees",
-    Criterion.MIN_PATENTS: "min_patents",
-    Criterion.SIZE_CLASSES: "elig_size_classes",
-    Criterion.INDUSTRY_SECTIONS: "elig_industry_sections",
-}
-LIST_CRITERIA = frozenset({Criterion.SIZE_CLASSES, Criterion.INDUSTRY_SECTIONS})
-
-
 def changed_products(
-    products: Sequence[ProductFeatures], criterion: Criterion, value: Any
+    products: Sequence[ProductFeatures], criterion: str, value: Any
 ) -> list[ProductFeatures]:
     """The products with the criterion set to ``value`` (None removes a threshold).
 
     The new value goes through the same validation as a product listed over the API, so an
     impossible value (a negative threshold, an unknown size class) is a 422 naming ``value``.
     """
-    if criterion in LIST_CRITERIA and value is None:
+    entry = WHAT_IF[criterion]  # ``criterion`` is the what-if's name for it
+    if entry.is_list and value is None:
         value = []
-    if criterion not in LIST_CRITERIA and isinstance(value, list):
-        raise Unprocessable(f"{criterion.value} takes a number or null", field="value")
-    if criterion in LIST_CRITERIA and not isinstance(value, list):
-        raise Unprocessable(f"{criterion.value} takes a list", field="value")
-    field = FIELD_OF[criterion]
+    if not entry.is_list and isinstance(value, list):
+        raise Unprocessable(f"{criterion} takes a number or null", field="value")
+    if entry.is_list and not isinstance(value, list):
+        raise Unprocessable(f"{criterion} takes a list", field="value")
+    field = entry.product_field
     out = []
     for product in products:
         data = product.model_dump() | {field: value}
@@ -77,7 +53,7 @@ def changed_products(
             out.append(ProductFeatures.model_validate(data))
         except ValidationError as exc:
             message = "; ".join(str(e["msg"]) for e in exc.errors())
-            raise Unprocessable(f"{criterion.value}: {message}", field="value") from exc
+            raise Unprocessable(f"{criterion}: {message}", field="value") from exc
     return out
 
 
@@ -122,7 +98,7 @@ class WhatIf:
 def what_if(
     firms: FirmTable,
     products: Sequence[ProductFeatures],
-    criterion: Criterion,
+    criterion: str,
     value: Any,
     as_of: date,
 ) -> WhatIf:

@@ -31,18 +31,7 @@ from services.matching.tables import FirmTable, Floats, Ints, ProductTable
 from shared.schemas.matching import Lang
 
 # Model groups whose fact is about the firm and the request alone: worded once per answer.
-_FIRM_FACTS = frozenset(
-    {
-        "revenue_to_amount",
-        "leverage",
-        "years",
-        "rating",
-        "size",
-        "exports",
-        "innovation",
-        "first_loan",
-    }
-)
+_FIRM_FACTS = MODEL_GROUPS - {"collateral_coverage", "term", "amount_cap"}
 _MET_CRITERIA = np.array([CRITERION_INDEX[code] for code in MET_ORDER])
 # PairCosts columns in CostEstimate's field order.
 _COST_FIELDS = (

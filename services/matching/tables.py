@@ -13,7 +13,8 @@ from datetime import date
 import numpy as np
 import numpy.typing as npt
 
-from shared.enums import AmountCapBasis, CollateralKind, CreditRating
+from shared.criteria import CRITERIA, Comparison, Unit, combine, field_number, setting_number
+from shared.enums import AmountCapBasis, CollateralKind
 from shared.schemas.firm import FirmFeatures
 from shared.schemas.product import ProductFeatures
 from shared.vocab.categories import ProductCategory
@@ -36,14 +37,31 @@ SIZE_CLASSES: tuple[SizeClass, ...] = (
     SizeClass.MEDIUM,
     SizeClass.LARGE,
 )
-FLAG_RULES: tuple[str, ...] = (
-    "requires_high_tech",
-    "requires_specialized_sme",
-    "requires_gov_procurement",
-    "requires_receivables",
-    "requires_green",
-    "requires_first_loan",
-)
+# The flags a product may require, in registry order; FirmTable.has holds them per firm.
+FLAG_RULES: tuple[str, ...] = tuple(c.code for c in CRITERIA if c.compare is Comparison.REQUIRED)
+_FLAG_COLUMNS = np.array([i for i, c in enumerate(CRITERIA) if c.compare is Comparison.REQUIRED])
+# FirmFeatures fields kept as FirmTable columns, by the column's name.
+_FIELD_COLUMNS = {
+    "established_on": "years",
+    "employees": "employees",
+    "annual_revenue_yuan": "revenue",
+    "total_assets_yuan": "assets",
+    "export_revenue_usd": "export_usd",
+    "invention_patents": "invention_patents",
+    "utility_patents": "utility_patents",
+    "trademarks": "trademarks",
+    "gov_procurement_contracts_yuan": "procurement",
+    "core_enterprise_receivables_yuan": "receivables",
+    "collateral_real_estate_yuan": "collateral_real_estate",
+    "collateral_equipment_yuan": "collateral_equipment",
+    "credit_rating": "rating_rank",
+}
+# What a list criterion's codes index into.
+VOCABULARIES: dict[Unit, tuple[str, ...]] = {
+    Unit.TOWN: TOWN_CODES,
+    Unit.SECTION: SECTION_LETTERS,
+    Unit.SIZE: SIZE_CLASSES,
+}
 
 
 def _index(values: Sequence[str], vocabulary: Sequence[str]) -> Ints:
@@ -51,8 +69,8 @@ def _index(values: Sequence[str], vocabulary: Sequence[str]) -> Ints:
     return np.fromiter((lookup[str(v)] for v in values), dtype=np.int64, count=len(values))
 
 
-def _optional(values: Sequence[int | None]) -> Floats:
-    """None becomes NaN: "no threshold" fails no comparison below (NaN compares False)."""
+def _optional(values: Sequence[float | None]) -> Floats:
+    """None becomes NaN: "no threshold" fails no comparison (NaN compares False)."""
     return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
 
 
@@ -67,9 +85,15 @@ def _membership(allowed: Sequence[Sequence[str]], vocabulary: Sequence[str]) -> 
     return out
 
 
-def rating_rank(rating: CreditRating | str | None) -> int:
-    """0 for unrated (fails any rating floor), 1 (C) … 7 (AAA)."""
-    return 0 if rating is None else CreditRating(rating).rank
+def _settings(products: Sequence[ProductFeatures]) -> Floats:
+    columns = [
+        _optional([1.0 if getattr(x, c.code) else None for x in products])
+        if c.is_list
+        else _optional([setting_number(c, getattr(x, c.code)) for x in products])
+        for c in CRITERIA
+    ]
+    out: Floats = np.stack(columns, axis=1) if products else np.zeros((0, len(CRITERIA)))
+    return out
 
 
 @dataclass(frozen=True)
@@ -90,20 +114,11 @@ class ProductTable:
     collateral_kind: Ints
     cap_basis: Ints
     cap_pct: Floats
-    town_allowed: Bools  # n × towns
-    section_allowed: Bools  # n × sections
-    size_allowed: Bools  # n × size classes
-    town_restricted: Bools
-    section_restricted: Bools
-    size_restricted: Bools
-    min_years: Floats
-    min_revenue: Floats
-    max_revenue: Floats
-    min_employees: Floats
-    min_export_usd: Floats
-    min_patents: Floats
-    requires: Bools  # n × FLAG_RULES
-    min_rating_rank: Floats  # NaN when no floor
+    # n × CRITERIA: each criterion's setting as the number firm values compare with (NaN where
+    # the product does not set it; 1 for a required flag or a restricting list).
+    settings: Floats
+    # For each list criterion: n × its vocabulary, what each product allows (all when unset).
+    allowed: dict[str, Bools]
 
     @property
     def n(self) -> int:
@@ -129,29 +144,12 @@ class ProductTable:
             collateral_kind=_index([x.collateral_kind for x in p], COLLATERAL_KINDS),
             cap_basis=_index([x.amount_cap_basis for x in p], CAP_BASES),
             cap_pct=np.array([x.amount_cap_pct for x in p], dtype=np.float64),
-            town_allowed=_membership([x.elig_town_codes for x in p], TOWN_CODES),
-            section_allowed=_membership([x.elig_industry_sections for x in p], SECTION_LETTERS),
-            size_allowed=_membership([x.elig_size_classes for x in p], SIZE_CLASSES),
-            town_restricted=np.array([bool(x.elig_town_codes) for x in p], dtype=np.bool_),
-            section_restricted=np.array(
-                [bool(x.elig_industry_sections) for x in p], dtype=np.bool_
-            ),
-            size_restricted=np.array([bool(x.elig_size_classes) for x in p], dtype=np.bool_),
-            min_years=_optional([x.min_years_established for x in p]),
-            min_revenue=_optional([x.min_revenue_yuan for x in p]),
-            max_revenue=_optional([x.max_revenue_yuan for x in p]),
-            min_employees=_optional([x.min_employees for x in p]),
-            min_export_usd=_optional([x.min_export_usd for x in p]),
-            min_patents=_optional([x.min_patents for x in p]),
-            requires=np.array(
-                [[bool(getattr(x, rule)) for rule in FLAG_RULES] for x in p], dtype=np.bool_
-            ).reshape(len(p), len(FLAG_RULES)),
-            min_rating_rank=_optional(
-                [
-                    None if x.min_credit_rating is None else rating_rank(x.min_credit_rating)
-                    for x in p
-                ]
-            ),
+            settings=_settings(p),
+            allowed={
+                c.code: _membership([getattr(x, c.code) for x in p], VOCABULARIES[c.unit])
+                for c in CRITERIA
+                if c.is_list
+            },
         )
 
 
@@ -175,7 +173,9 @@ class FirmTable:
     collateral_real_estate: Floats
     collateral_equipment: Floats
     rating_rank: Floats
-    has: Bools  # m × FLAG_RULES: what each firm has of the flags products may require
+    # m × CRITERIA: the firm's value each criterion compares (a list criterion's: the index of
+    # its code in the vocabulary), read from the firm as the criterion registry says.
+    values: Floats
     need_amount: Floats  # NaN when not stated
     need_term: Floats
 
@@ -187,49 +187,53 @@ class FirmTable:
     def patents(self) -> Floats:
         return self.invention_patents + self.utility_patents
 
+    def field(self, name: str) -> Floats:
+        """The column of a FirmFeatures field (a date: the years since; a rating: its rank)."""
+        column: Floats = getattr(self, _FIELD_COLUMNS[name])
+        return column
+
+    @property
+    def has(self) -> Bools:
+        """m × FLAG_RULES: which of the flags products may require each firm holds."""
+        held: Bools = self.values[:, _FLAG_COLUMNS] > 0
+        return held
+
     @classmethod
     def from_firms(cls, firms: Sequence[FirmFeatures], as_of: date | Sequence[date]) -> FirmTable:
         f = list(firms)
         dates = [as_of] * len(f) if isinstance(as_of, date) else list(as_of)
-        years = [
-            max(0.0, (d - x.established_on).days / 365.25) for x, d in zip(f, dates, strict=True)
-        ]
+        numbers: dict[str, Floats] = {}
 
         def col(name: str) -> Floats:
-            return np.array([getattr(x, name) for x in f], dtype=np.float64)
+            if name not in numbers:
+                numbers[name] = np.array(
+                    [
+                        field_number(name, getattr(x, name), d)
+                        for x, d in zip(f, dates, strict=True)
+                    ],
+                    dtype=np.float64,
+                ).reshape(len(f))
+            return numbers[name]
 
-        has = np.array(
-            [
-                [
-                    x.is_high_tech,
-                    x.is_specialized_sme,
-                    x.gov_procurement_contracts_yuan > 0,
-                    x.core_enterprise_receivables_yuan > 0,
-                    x.is_green_listed,
-                    not x.has_borrowed_before,
-                ]
-                for x in f
-            ],
-            dtype=np.bool_,
-        ).reshape(len(f), len(FLAG_RULES))
+        codes = {
+            c.firm_fields[0]: _index(
+                [getattr(x, c.firm_fields[0]) for x in f], VOCABULARIES[c.unit]
+            )
+            for c in CRITERIA
+            if c.is_list
+        }
+        values = [
+            codes[c.firm_fields[0]].astype(np.float64)
+            if c.is_list
+            else np.asarray(combine(c, [col(name) for name in c.firm_fields]), dtype=np.float64)
+            for c in CRITERIA
+        ]
         return cls(
-            town=_index([x.town_code for x in f], TOWN_CODES),
-            section=_index([x.industry_section for x in f], SECTION_LETTERS),
-            size=_index([x.size_class for x in f], SIZE_CLASSES),
-            years=np.array(years, dtype=np.float64),
-            employees=col("employees"),
-            revenue=col("annual_revenue_yuan"),
-            assets=col("total_assets_yuan"),
-            export_usd=col("export_revenue_usd"),
-            invention_patents=col("invention_patents"),
-            utility_patents=col("utility_patents"),
-            trademarks=col("trademarks"),
-            procurement=col("gov_procurement_contracts_yuan"),
-            receivables=col("core_enterprise_receivables_yuan"),
-            collateral_real_estate=col("collateral_real_estate_yuan"),
-            collateral_equipment=col("collateral_equipment_yuan"),
-            rating_rank=np.array([rating_rank(x.credit_rating) for x in f], dtype=np.float64),
-            has=has,
+            town=codes["town_code"],
+            section=codes["industry_section"],
+            size=codes["size_class"],
+            **{column: col(field) for field, column in _FIELD_COLUMNS.items()},
+            values=np.stack(values, axis=1).reshape(len(f), len(CRITERIA)),
             need_amount=_optional([x.need_amount_yuan for x in f]),
             need_term=_optional([x.need_term_months for x in f]),
         )

@@ -1,4 +1,10 @@
-"""Product terms and eligibility rules, shared by the registry and the matching service.
+"""Products: every field declared once, for the API, the registry's table and matching.
+
+``ProductBase`` holds what an institution sets: terms (``ProductTerms``) and eligibility rules
+(``Eligibility``, one field per entry of the criterion registry, described by it). The
+registry's table inherits these fields (each carries the column type it needs); the API's
+``ProductCreate``, ``ProductUpdate`` (derived: every field optional) and ``ProductPublic``, and
+matching's ``ProductFeatures``, are built on them too.
 
 Money is integer yuan; rates and fees are basis points. Empty lists and None mean "no
 restriction".
@@ -6,18 +12,53 @@ restriction".
 
 from __future__ import annotations
 
-from pydantic import field_validator, model_validator
-from sqlmodel import Field, SQLModel
+from datetime import datetime
+from typing import Annotated, Any
 
+import sqlalchemy as sa
+from pydantic import field_validator, model_validator
+from sqlmodel import AutoString, Field, SQLModel
+
+from shared.criteria import CRITERIA_BY_CODE, CRITERION_CODES, RANGE_PAIRS, Comparison, Unit
 from shared.enums import AmountCapBasis, CollateralKind, CreditRating
 from shared.errors import invalid_fields
-from shared.types import Count, FeeBp, Percent, PositiveYuan, RateBp, TermMonths, Usd, Yuan
+from shared.schemas.partial import partial_model
+from shared.types import (
+    Count,
+    FeeBp,
+    LongText,
+    Name,
+    Percent,
+    PositiveYuan,
+    RateBp,
+    TermMonths,
+    Usd,
+    Yuan,
+)
 from shared.vocab.categories import ProductCategory
 from shared.vocab.industries import SECTIONS_BY_LETTER
 from shared.vocab.size_class import SizeClass
 from shared.vocab.towns import is_town_code
 
 MAX_LIST = 64  # more towns/sections than exist: a longer list is a client bug
+Years = Annotated[int, Field(ge=0, le=100, description="whole years")]
+_BIG_UNITS = (Unit.YUAN, Unit.USD)
+
+
+def criterion_field(code: str, **constraints: Any) -> Any:
+    """The product field that sets criterion ``code``: its default (no restriction), the
+    registry's description, and the column type the table needs."""
+    criterion = CRITERIA_BY_CODE[code]
+    if criterion.is_list:
+        return Field(
+            default_factory=list, sa_type=sa.JSON, description=criterion.description, **constraints
+        )
+    if criterion.compare is Comparison.REQUIRED:
+        return Field(default=False, description=criterion.description)
+    if criterion.compare is Comparison.RATING:
+        return Field(default=None, sa_type=AutoString(length=3), description=criterion.description)
+    sa_type = sa.BigInteger if criterion.unit in _BIG_UNITS else sa.Integer
+    return Field(default=None, sa_type=sa_type, description=criterion.description)
 
 
 def valid_town_codes(codes: list[str]) -> list[str]:
@@ -36,41 +77,56 @@ def valid_sections(letters: list[str]) -> list[str]:
 
 
 class Eligibility(SQLModel):
-    """Hard rules a firm must meet; empty lists and None mean "no restriction"."""
+    """Hard rules a firm must meet, one field per registered criterion (shared/criteria.py)."""
 
-    elig_town_codes: list[str] = Field(default_factory=list, max_length=MAX_LIST)
-    elig_industry_sections: list[str] = Field(default_factory=list, max_length=MAX_LIST)
-    elig_size_classes: list[SizeClass] = Field(default_factory=list, max_length=4)
-    min_years_established: int | None = Field(default=None, ge=0, le=100)
-    min_revenue_yuan: Yuan | None = None
-    max_revenue_yuan: Yuan | None = None
-    min_employees: Count | None = None
-    min_export_usd: Usd | None = None
-    min_patents: Count | None = Field(default=None, description="invention + utility patents")
-    requires_high_tech: bool = False
-    requires_specialized_sme: bool = False
-    requires_gov_procurement: bool = False
-    requires_receivables: bool = False
-    requires_green: bool = False
-    requires_first_loan: bool = Field(default=False, description="only firms never borrowed")
-    min_credit_rating: CreditRating | None = None
+    elig_town_codes: list[str] = criterion_field("elig_town_codes", max_length=MAX_LIST)
+    elig_industry_sections: list[str] = criterion_field(
+        "elig_industry_sections", max_length=MAX_LIST
+    )
+    elig_size_classes: list[SizeClass] = criterion_field("elig_size_classes", max_length=4)
+    min_years_established: Years | None = criterion_field("min_years_established")
+    max_years_established: Years | None = criterion_field("max_years_established")
+    min_revenue_yuan: Yuan | None = criterion_field("min_revenue_yuan")
+    max_revenue_yuan: Yuan | None = criterion_field("max_revenue_yuan")
+    min_total_assets_yuan: Yuan | None = criterion_field("min_total_assets_yuan")
+    min_employees: Count | None = criterion_field("min_employees")
+    min_export_usd: Usd | None = criterion_field("min_export_usd")
+    min_patents: Count | None = criterion_field("min_patents")
+    min_invention_patents: Count | None = criterion_field("min_invention_patents")
+    min_trademarks: Count | None = criterion_field("min_trademarks")
+    requires_high_tech: bool = criterion_field("requires_high_tech")
+    requires_specialized_sme: bool = criterion_field("requires_specialized_sme")
+    requires_gov_procurement: bool = criterion_field("requires_gov_procurement")
+    requires_receivables: bool = criterion_field("requires_receivables")
+    requires_green: bool = criterion_field("requires_green")
+    requires_first_loan: bool = criterion_field("requires_first_loan")
+    min_credit_rating: CreditRating | None = criterion_field("min_credit_rating")
 
     @field_validator("elig_town_codes")
     @classmethod
-    def _towns(cls, value: list[str]) -> list[str]:
-        return valid_town_codes(value)
+    def _towns(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else valid_town_codes(value)
 
     @field_validator("elig_industry_sections")
     @classmethod
-    def _sections(cls, value: list[str]) -> list[str]:
-        return valid_sections(value)
+    def _sections(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else valid_sections(value)
+
+
+# A criterion in the registry without its field here (or the reverse) would be a rule nobody
+# can set, or a field no rule reads: refuse to start.
+if set(Eligibility.model_fields) != set(CRITERION_CODES):  # pragma: no cover - a wiring bug
+    raise RuntimeError(
+        "product eligibility fields and criterion registry differ: "
+        f"{sorted(set(Eligibility.model_fields) ^ set(CRITERION_CODES))}"
+    )
 
 
 class ProductTerms(SQLModel):
     """Price and size of a product; money in yuan, rates and fees in basis points."""
 
-    amount_min_yuan: PositiveYuan
-    amount_max_yuan: PositiveYuan
+    amount_min_yuan: PositiveYuan = Field(sa_type=sa.BigInteger)
+    amount_max_yuan: PositiveYuan = Field(sa_type=sa.BigInteger)
     term_min_months: TermMonths
     term_max_months: TermMonths
     rate_min_bp: RateBp
@@ -78,21 +134,28 @@ class ProductTerms(SQLModel):
     guarantee_fee_bp: FeeBp = 0
     interest_subsidy_pct: Percent = Field(default=0, description="share of interest subsidised")
     interest_subsidy_cap_yuan: Yuan = Field(
-        default=0, description="subsidy cap per firm and year; 0 means no cap"
+        default=0, sa_type=sa.BigInteger, description="subsidy cap per firm and year; 0: no cap"
     )
-    collateral_kind: CollateralKind = CollateralKind.NONE
-    amount_cap_basis: AmountCapBasis = AmountCapBasis.NONE
+    collateral_kind: CollateralKind = Field(
+        default=CollateralKind.NONE, sa_type=AutoString(length=32)
+    )
+    amount_cap_basis: AmountCapBasis = Field(
+        default=AmountCapBasis.NONE, sa_type=AutoString(length=32)
+    )
     amount_cap_pct: Percent = Field(default=100, description="loan ≤ this % of the cap basis")
 
 
+RANGES: tuple[tuple[str, str], ...] = (
+    ("amount_min_yuan", "amount_max_yuan"),
+    ("term_min_months", "term_max_months"),
+    ("rate_min_bp", "rate_max_bp"),
+    *RANGE_PAIRS,
+)
+
+
 def check_ranges(obj: SQLModel) -> None:
-    pairs = (
-        ("amount_min_yuan", "amount_max_yuan"),
-        ("term_min_months", "term_max_months"),
-        ("rate_min_bp", "rate_max_bp"),
-        ("min_revenue_yuan", "max_revenue_yuan"),
-    )
-    for low_name, high_name in pairs:
+    """Every (low, high) pair of fields both set has low ≤ high; the error names both."""
+    for low_name, high_name in RANGES:
         low, high = getattr(obj, low_name, None), getattr(obj, high_name, None)
         if low is not None and high is not None and low > high:
             reason = f"{low_name} ({low}) is greater than {high_name} ({high})"
@@ -101,6 +164,36 @@ def check_ranges(obj: SQLModel) -> None:
                 {low_name: reason, high_name: reason},
                 {low_name: low, high_name: high},
             )
+
+
+class ProductBase(ProductTerms, Eligibility):
+    """What an institution sets for a product."""
+
+    name: Name = Field(sa_type=AutoString(length=200))
+    category: ProductCategory = Field(sa_type=AutoString(length=32))
+    description: LongText = Field(default="", sa_type=sa.Text)
+    active: bool = True
+
+
+class ProductCreate(ProductBase):
+    @model_validator(mode="after")
+    def _ranges(self) -> ProductCreate:
+        check_ranges(self)
+        return self
+
+
+class ProductUpdate(partial_model(ProductCreate)):  # type: ignore[misc]
+    """Partial update of a product: ProductCreate's fields, each optional (derived, not copied,
+    so a field added to the product is patchable at once). The registry re-checks the merged
+    product, ranges included, against the stored values."""
+
+
+class ProductPublic(ProductBase):
+    id: int
+    institution_id: int
+    created_at: datetime
+    updated_at: datetime
+    version: int
 
 
 class ProductFeatures(ProductTerms, Eligibility):

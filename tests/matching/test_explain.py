@@ -128,6 +128,30 @@ UNMET_CASES: dict[str, tuple[dict[str, Any], dict[str, Any], str, str]] = {
         "成立 2.3 年，要求满 3 年（还差 0.7 年）",
         "Established 2.3 years ago; the product requires 3 years (0.7 years short)",
     ),
+    "max_years_established": (
+        {"established_on": AS_OF - timedelta(days=2200)},  # 6.02 years: past 6, so "6.1"
+        {"max_years_established": 5},
+        "成立 6.1 年，超过该产品上限 5 年（超出 1.1 年）",
+        "Established 6.1 years ago, over the product's limit of 5 years (1.1 years over)",
+    ),
+    "min_total_assets_yuan": (
+        {},
+        {"min_total_assets_yuan": 20_000_000},
+        "资产总额 1,200万元，距要求 2,000万元 差 800万元",
+        "Total assets ¥12.0M; the product requires ¥20.0M (¥8.0M short)",
+    ),
+    "min_invention_patents": (
+        {},
+        {"min_invention_patents": 3},
+        "发明专利 2 件，距要求 3 件 差 1 件",
+        "2 invention patents; the product requires 3 (1 short)",
+    ),
+    "min_trademarks": (
+        {"trademarks": 2},
+        {"min_trademarks": 4},
+        "注册商标 2 件，距要求 4 件 差 2 件",
+        "2 registered trademarks; the product requires 4 (2 short)",
+    ),
     "min_revenue_yuan": (
         {},
         {"min_revenue_yuan": 20_000_000},

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from services.registry.models.product import ProductCreate
 from services.registry.seed.approval_model import (
     APPETITE,
     INSTITUTION_BIAS,
@@ -24,6 +23,7 @@ from shared.enums import AmountCapBasis, CollateralKind, RejectionReason
 from shared.schemas.access import InstitutionCreate
 from shared.schemas.application import DecisionCreate
 from shared.schemas.firm import FirmCreate
+from shared.schemas.product import ProductCreate
 from shared.vocab.categories import ProductCategory
 from shared.vocab.size_class import classify_size
 from shared.vocab.towns import census_weights

@@ -9,9 +9,9 @@ from fastapi import APIRouter, Header, Path, Query, Request, Response
 from services.gateway.api.proxy import forward, forward_update
 from services.gateway.auth import CurrentPrincipal, require
 from services.gateway.idempotency import IdempotentRoute
-from services.registry.models import ProductCreate, ProductPublic, ProductUpdate
 from shared.enums import PrincipalRole
 from shared.schemas.page import Page
+from shared.schemas.product import ProductCreate, ProductPublic, ProductUpdate
 from shared.types import SafeStr
 from shared.vocab.categories import ProductCategory
 

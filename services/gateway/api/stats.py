@@ -17,9 +17,9 @@ from services.gateway.api.proxy import clean, forward
 from services.gateway.auth import CurrentPrincipal, Principal, require
 from services.gateway.clients import DownstreamError
 from services.gateway.idempotency import IdempotentRoute
-from services.matching.api.policy import WhatIfRequest
 from shared.enums import PrincipalRole
 from shared.errors import NotFound, problem_responses
+from shared.schemas.policy import WhatIfRequest
 from shared.schemas.stats import Breakdown, Dimension, League, Overview, Targets
 from shared.types import SafeStr
 from shared.vocab.categories import ProductCategory

@@ -21,6 +21,7 @@ from services.gateway.dashboard.sessions import (
     open_session,
     session_key_digest,
 )
+from shared.criteria import WHAT_IF, Unit
 from shared.enums import PrincipalRole
 from shared.errors import ProblemError, TooManyRequests, Unauthorized, problem_response
 from shared.vocab.categories import CATEGORIES
@@ -53,14 +54,9 @@ PAGE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
 }
-# Criteria the what-if panel can change, with where each sits in a product's eligibility rules.
-WHAT_IF_CRITERIA = {
-    "min_export_usd": "min_export_usd",
-    "min_revenue_yuan": "min_revenue_yuan",
-    "min_years": "min_years_established",
-    "min_employees": "min_employees",
-    "size_classes": "elig_size_classes",
-}
+# The what-if criteria the panel has an input for: every threshold, and the size classes
+# (it has no picker for industry sections; the API takes those).
+WHAT_IF_CRITERIA = tuple(c for c in WHAT_IF.values() if not c.is_list or c.unit is Unit.SIZE)
 SIZE_CLASS_NAMES = {
     SizeClass.LARGE: ("大型", "Large"),
     SizeClass.MEDIUM: ("中型", "Medium"),
@@ -291,6 +287,10 @@ async def _context(request: Request, principal: Principal) -> dict[str, Any]:
         "size_classes": [
             {"code": size.value, "zh": zh, "en": en} for size, (zh, en) in SIZE_CLASS_NAMES.items()
         ],
+        "what_if_criteria": [
+            {"code": c.what_if, "zh": c.label[0], "en": c.label[1], "list": c.is_list}
+            for c in WHAT_IF_CRITERIA
+        ],
         "products": await _products(request),
     }
 
@@ -307,7 +307,7 @@ async def _products(request: Request) -> list[dict[str, Any]]:
             "id": int(product["id"]),
             "name": str(product.get("name") or f"#{product['id']}"),
             "category": product.get("category"),
-            "criteria": {name: product.get(field) for name, field in WHAT_IF_CRITERIA.items()},
+            "criteria": {c.what_if: product.get(c.product_field) for c in WHAT_IF_CRITERIA},
         }
         for product in sorted(catalogue.products, key=lambda p: (str(p.get("category")), p["id"]))
     ]

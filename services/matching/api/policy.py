@@ -10,15 +10,14 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, Field, model_validator
 
-from services.matching.policy import Criterion, coverage_gaps, what_if
+from services.matching.policy import coverage_gaps, what_if
 from services.matching.registry_client import RegistryClient
 from services.matching.tables import FirmTable
 from shared.errors import NotFound, Unprocessable
 from shared.schemas.firm import FirmFeatures
+from shared.schemas.policy import WhatIfRequest
 from shared.schemas.product import ProductFeatures
-from shared.vocab.categories import ProductCategory
 from shared.vocab.towns import is_town_code
 
 router = APIRouter(prefix="/internal/policy", tags=["policy"])
@@ -69,22 +68,6 @@ async def _products(request: Request) -> tuple[str, list[ProductFeatures]]:
     catalogue = await _registry(request).catalogue()
     products = [ProductFeatures.model_validate(p) for p in catalogue["products"]]
     return str(catalogue["version"]), products
-
-
-class WhatIfRequest(BaseModel):
-    product_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
-    category: ProductCategory | None = None
-    criterion: Criterion
-    value: float | list[str] | None = Field(
-        description="the new threshold (null removes it), or the allowed classes/sections"
-    )
-    town_code: str | None = Field(default=None, max_length=9)
-
-    @model_validator(mode="after")
-    def _one_target(self) -> WhatIfRequest:
-        if (self.product_id is None) == (self.category is None):
-            raise ValueError("name exactly one of product_id and category")
-        return self
 
 
 @router.post("/what-if")

@@ -10,19 +10,13 @@ from sqlmodel import Session, col, select
 from services.registry import audit
 from services.registry.api.deps import IdPath, PrincipalDep, RequestIdDep, SessionDep, require_role
 from services.registry.api.firms import parse_if_match
-from services.registry.models import (
-    Application,
-    Principal,
-    Product,
-    ProductCreate,
-    ProductPublic,
-    ProductUpdate,
-)
+from services.registry.models import Application, Principal, Product
 from services.registry.models.columns import utcnow
 from services.registry.pagination import decode_cursor, next_cursor
 from shared.enums import PrincipalRole
 from shared.errors import NotFound, PreconditionFailed
 from shared.schemas.page import Page
+from shared.schemas.product import ProductCreate, ProductPublic, ProductUpdate
 from shared.types import SafeStr
 from shared.vocab.categories import ProductCategory
 

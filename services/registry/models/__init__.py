@@ -4,13 +4,7 @@ from services.registry.models.access import ApiKey, AuditEntry, ImportBatch, Mat
 from services.registry.models.application import Application, Decision
 from services.registry.models.firm import Firm
 from services.registry.models.model_version import ModelStatus, ModelVersion, ModelVersionPublic
-from services.registry.models.product import (
-    Institution,
-    Product,
-    ProductCreate,
-    ProductPublic,
-    ProductUpdate,
-)
+from services.registry.models.product import Institution, Product
 from services.registry.models.stats_cube import stats_cube, stats_dirty
 
 __all__ = [
@@ -27,9 +21,6 @@ __all__ = [
     "ModelVersionPublic",
     "Principal",
     "Product",
-    "ProductCreate",
-    "ProductPublic",
-    "ProductUpdate",
     "stats_cube",
     "stats_dirty",
 ]

@@ -26,7 +26,13 @@ from services.registry.seed.approval_model import (
     likely_rejection_reason,
 )
 from services.registry.seed.catalogue import institutions
-from services.registry.seed.eligibility import as_date, eligibility_matrix, years_established
+from services.registry.seed.eligibility import (
+    age_settings,
+    as_date,
+    eligibility_matrix,
+    meets_age_rules,
+    years_established,
+)
 from shared.enums import CreditRating, RejectionReason
 from shared.vocab.categories import ProductCategory
 from shared.vocab.size_class import classify_size
@@ -183,12 +189,12 @@ class _Sampler:
         counts = Counter(self.categories)
         self.shelf = np.array([1.0 / counts[c] for c in self.categories])
         self.sizes = {i: _size_class(firms[i]) for i in candidates}
-        # Every rule but the age rule is fixed per firm, so check those once for all candidates.
+        # Every rule but the age rules is fixed per firm, so check those once for all candidates.
         self.row = {firm_index: row for row, firm_index in enumerate(candidates)}
         self.static_eligible = eligibility_matrix(
             [firms[i] for i in candidates], [p for _, p in products], list(self.sizes.values())
         )
-        self.min_years = np.array([float(p.get("min_years_established") or 0) for _, p in products])
+        self.age_rules = age_settings([p for _, p in products])
 
     def _pick_firm(self, as_of: date) -> int:
         # A firm cannot apply before it exists; redraw a few times, then take the last draw.
@@ -201,7 +207,7 @@ class _Sampler:
     def _eligibility(self, index: int, as_of: date) -> npt.NDArray[np.bool_]:
         years = years_established(self.firms[index], as_of)
         static: npt.NDArray[np.bool_] = self.static_eligible[self.row[index]]
-        return static & (years >= self.min_years)
+        return static & meets_age_rules(years, self.age_rules)
 
     def draft(self, submitted_at: datetime) -> dict[str, Any]:
         """One application submitted at ``submitted_at``, decided as if nothing stays pending."""

@@ -27,7 +27,6 @@ from services.registry.models import (
     MatchEvent,
     Principal,
     Product,
-    ProductCreate,
 )
 from services.registry.models.columns import table_of
 from services.registry.models.product import product_snapshot
@@ -35,6 +34,7 @@ from services.registry.seed.catalogue import institutions, products
 from services.registry.seed.history import generate_history
 from services.registry.seed.population import generate_firms
 from shared.enums import ApplicationStatus, PrincipalRole
+from shared.schemas.product import ProductCreate
 
 DEMO_PORTAL = "演示门户 demo portal (synthetic data)"
 DEMO_SEED = 20201218

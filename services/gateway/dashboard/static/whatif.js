@@ -4,8 +4,6 @@
 import { formatCount, formatYuan, label, t } from "./i18n.js";
 import { renderTable } from "./tables.js";
 
-const CRITERIA = ["min_export_usd", "min_revenue_yuan", "min_years", "min_employees", "size_classes"];
-
 const $ = (id) => document.getElementById(id);
 
 function options(select, entries) {
@@ -25,6 +23,9 @@ export function setupWhatIf({ context, principal, townScoped, api }) {
   const form = $("whatif-form");
   const result = $("whatif-result");
   const categoryName = Object.fromEntries(context.categories.map((c) => [c.code, c]));
+  // The criteria and their names come from the server's criterion registry.
+  const criteria = context.what_if_criteria ?? [];
+  const isList = (code) => criteria.some((c) => c.code === code && c.list);
   let last = null;
 
   function target() {
@@ -53,7 +54,7 @@ export function setupWhatIf({ context, principal, townScoped, api }) {
     );
     options(
       $("w-criterion"),
-      CRITERIA.map((c) => [c, t(`crit_${c}`)]),
+      criteria.map((c) => [c.code, label(c)]),
     );
     if (townScoped) {
       options($("w-town"), [[principal.town_code, label({ zh: principal.town_zh, en: principal.town_en })]]);
@@ -82,7 +83,7 @@ export function setupWhatIf({ context, principal, townScoped, api }) {
   /** The criterion's value today (for a category: the range over its products); prefill. */
   function describeCurrent(prefill) {
     const criterion = $("w-criterion").value;
-    const isSizes = criterion === "size_classes";
+    const isSizes = isList(criterion); // the only list the panel edits: size classes
     $("w-value-field").hidden = isSizes;
     $("w-sizes").hidden = !isSizes;
     $("w-category-field").hidden = target() !== "category";
@@ -117,7 +118,7 @@ export function setupWhatIf({ context, principal, townScoped, api }) {
   function request() {
     const criterion = $("w-criterion").value;
     let value;
-    if (criterion === "size_classes") {
+    if (isList(criterion)) {
       value = sizeBoxes().filter((b) => b.checked).map((b) => b.value);
       if (value.length === 0) throw new Error(t("whatif_need_sizes"));
     } else {

@@ -1,0 +1,36 @@
+"""The policy what-if question, as the gateway takes it and the matching service answers it."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+from shared.criteria import WHAT_IF
+from shared.vocab.categories import ProductCategory
+
+_CRITERIA = ", ".join(f"{name} ({c.label[1]} / {c.label[0]})" for name, c in WHAT_IF.items())
+
+
+class WhatIfRequest(BaseModel):
+    product_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
+    category: ProductCategory | None = None
+    criterion: str = Field(
+        description=f"the eligibility criterion to change: {_CRITERIA}",
+        json_schema_extra={"enum": list(WHAT_IF)},
+    )
+    value: float | list[str] | None = Field(
+        description="the new threshold (null removes it), or the allowed classes/sections"
+    )
+    town_code: str | None = Field(default=None, max_length=9)
+
+    @field_validator("criterion")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if value not in WHAT_IF:
+            raise ValueError(f"{value!r} is not a criterion the what-if may change: {_CRITERIA}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_target(self) -> WhatIfRequest:
+        if (self.product_id is None) == (self.category is None):
+            raise ValueError("name exactly one of product_id and category")
+        return self
