@@ -57,7 +57,9 @@ def test_round_trip_predicts_identically(result: TrainResult, blob: bytes) -> No
     x = result.holdout.X
     expected = result.estimator.predict_proba(x)[:, 1]
     assert np.array_equal(model.predict(x), expected)
-    assert np.array_equal(model.predict(x[:1]), expected[:1])
+    # One row against the estimator on that one row: BLAS may sum a lone row in another order
+    # than a block of rows, so a batch's first value can differ in its last bit.
+    assert np.array_equal(model.predict(x[:1]), result.estimator.predict_proba(x[:1])[:, 1])
     assert model.version == result.version
     assert not model.is_prior
     assert model.meta["feature_names"] == list(FEATURE_NAMES)
