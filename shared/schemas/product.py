@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from pydantic import field_validator, model_validator
+from pydantic import BaseModel, field_validator, model_validator
 from sqlmodel import AutoString, Field, SQLModel
 
 from shared.criteria import CRITERIA_BY_CODE, CRITERION_CODES, RANGE_PAIRS, Comparison, Unit
@@ -31,6 +31,7 @@ from shared.types import (
     Percent,
     PositiveYuan,
     RateBp,
+    SafeStr,
     TermMonths,
     Usd,
     Yuan,
@@ -208,3 +209,16 @@ class ProductFeatures(ProductTerms, Eligibility):
     def _ranges(self) -> ProductFeatures:
         check_ranges(self)
         return self
+
+
+class ProductQuery(BaseModel):
+    """The filters of GET /v1/products (the gateway passes them on to the registry as given)."""
+
+    limit: int = Field(default=100, ge=1, le=5000)
+    cursor: str | None = Field(default=None, max_length=64)
+    category: ProductCategory | None = None
+    institution_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
+    town_code: SafeStr | None = Field(default=None, max_length=9)
+    include_inactive: bool = Field(
+        default=False, description="the owning institution's (or an admin's) inactive ones too"
+    )

@@ -11,9 +11,7 @@ from services.gateway.auth import CurrentPrincipal, require
 from services.gateway.idempotency import IdempotentRoute
 from shared.enums import PrincipalRole
 from shared.schemas.page import Page
-from shared.schemas.product import ProductCreate, ProductPublic, ProductUpdate
-from shared.types import SafeStr
-from shared.vocab.categories import ProductCategory
+from shared.schemas.product import ProductCreate, ProductPublic, ProductQuery, ProductUpdate
 
 router = APIRouter(prefix="/v1/products", tags=["products"], route_class=IdempotentRoute)
 IdPath = Annotated[int, Path(ge=1, le=2**63 - 1)]
@@ -37,23 +35,9 @@ async def create_product(
 
 @router.get("", response_model=Page[ProductPublic], summary="Browse products / 浏览产品")
 async def list_products(
-    request: Request,
-    principal: CurrentPrincipal,
-    limit: Annotated[int, Query(ge=1, le=5000)] = 100,
-    cursor: Annotated[str | None, Query(max_length=64)] = None,
-    category: ProductCategory | None = None,
-    institution_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
-    town_code: Annotated[SafeStr | None, Query(max_length=9)] = None,
-    include_inactive: bool = False,
+    request: Request, principal: CurrentPrincipal, query: Annotated[ProductQuery, Query()]
 ) -> Response:
-    params = {
-        "limit": limit,
-        "cursor": cursor,
-        "category": category,
-        "institution_id": institution_id,
-        "town_code": town_code,
-        "include_inactive": str(include_inactive).lower() if include_inactive else None,
-    }
+    params = query.model_dump(mode="json", exclude_none=True)
     return await forward(request, "GET", "/v1/products", principal, params=params)
 
 

@@ -16,9 +16,7 @@ from services.registry.pagination import decode_cursor, next_cursor
 from shared.enums import PrincipalRole
 from shared.errors import NotFound, PreconditionFailed
 from shared.schemas.page import Page
-from shared.schemas.product import ProductCreate, ProductPublic, ProductUpdate
-from shared.types import SafeStr
-from shared.vocab.categories import ProductCategory
+from shared.schemas.product import ProductCreate, ProductPublic, ProductQuery, ProductUpdate
 
 router = APIRouter(prefix="/v1/products", tags=["products"])
 
@@ -87,28 +85,22 @@ def create_product(
 
 @router.get("", response_model=Page[ProductPublic])
 def list_products(
-    session: SessionDep,
-    principal: PrincipalDep,
-    limit: Annotated[int, Query(ge=1, le=5000)] = 100,
-    cursor: Annotated[str | None, Query(max_length=64)] = None,
-    category: ProductCategory | None = None,
-    institution_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
-    town_code: Annotated[SafeStr | None, Query(max_length=9)] = None,
-    include_inactive: bool = False,
+    session: SessionDep, principal: PrincipalDep, query: Annotated[ProductQuery, Query()]
 ) -> dict[str, Any]:
+    limit, town_code, institution_id = query.limit, query.town_code, query.institution_id
     stmt = select(Product).where(col(Product.archived_at).is_(None)).order_by(col(Product.id))
     is_owner_view = (
         principal.role == PrincipalRole.INSTITUTION
         and institution_id is not None
         and institution_id == principal.institution_id
     )
-    if not (include_inactive and (is_owner_view or principal.role == PrincipalRole.ADMIN)):
+    if not (query.include_inactive and (is_owner_view or principal.role == PrincipalRole.ADMIN)):
         stmt = stmt.where(col(Product.active).is_(True))
-    if category is not None:
-        stmt = stmt.where(Product.category == category.value)
+    if query.category is not None:
+        stmt = stmt.where(Product.category == query.category.value)
     if institution_id is not None:
         stmt = stmt.where(Product.institution_id == institution_id)
-    after = decode_cursor(cursor)
+    after = decode_cursor(query.cursor)
     if after is not None:
         stmt = stmt.where(col(Product.id) > after)
     if town_code is None:
