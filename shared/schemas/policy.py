@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from shared.criteria import WHAT_IF
 from shared.vocab.categories import ProductCategory
 
+# A JSON number, nothing else: no NaN or Infinity (Python's JSON reader takes them, and the
+# question is forwarded as strict JSON), no true/false or "5" standing in for a number.
+Threshold = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 _CRITERIA = ", ".join(f"{name} ({c.label[1]} / {c.label[0]})" for name, c in WHAT_IF.items())
 
 
@@ -17,7 +22,7 @@ class WhatIfRequest(BaseModel):
         description=f"the eligibility criterion to change: {_CRITERIA}",
         json_schema_extra={"enum": list(WHAT_IF)},
     )
-    value: float | list[str] | None = Field(
+    value: Threshold | list[str] | None = Field(
         description="the new threshold (null removes it), or the allowed classes/sections"
     )
     town_code: str | None = Field(default=None, max_length=9)

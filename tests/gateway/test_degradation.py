@@ -291,6 +291,24 @@ def test_matching_down_serves_the_last_answer_stale(
         assert back.json()["ranked"] == healthy.json()["ranked"]
 
 
+def test_a_stale_answer_is_only_ever_the_same_firms(engine: Engine) -> None:
+    """An erased firm's last answer is never served to a firm registered after it, even under
+    the same id (SQLite reuses the highest rowid once that row is deleted)."""
+    matching, _manager = matching_app(httpx.ASGITransport(app=registry_app(engine)))
+    switch = Switchable(httpx.ASGITransport(app=matching))
+    with running_stack(engine, matching_transport=switch, breaker_failures=100) as stack:
+        portal, firm_id, _ranked = seed_products_and_firm(stack)
+        assert portal.get(f"/v1/firms/{firm_id}/matches").status_code == 200
+        assert portal.delete(f"/v1/firms/{firm_id}").status_code == 204
+        successor = portal.post("/v1/firms", json=data.firm(2, name="东莞市后来者有限公司"))
+        assert successor.status_code == 201, successor.text
+
+        switch.down = True
+        answer = portal.get(f"/v1/firms/{successor.json()['id']}/matches")
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["code"] == "matching_unavailable"
+
+
 def test_matching_down_without_an_earlier_answer_is_503(engine: Engine) -> None:
     matching = Counting()
     with running_stack(

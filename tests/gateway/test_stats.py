@@ -124,6 +124,18 @@ def test_bad_what_if_questions_name_the_field(
     assert field in answer.text
 
 
+@pytest.mark.parametrize("raw", ["NaN", "Infinity", "-Infinity", "1e999", "true", '"5"'])
+def test_a_what_if_value_that_is_no_number_is_a_422_naming_it(world: Any, raw: str) -> None:
+    stack, _ = world
+    city, _, _ = _officials(stack)
+    question = '{"category": "guanmaotong", "criterion": "min_export_usd", "value": ' + raw + "}"
+    answer = city.post(
+        "/v1/stats/what-if", content=question, headers={"Content-Type": "application/json"}
+    )
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["errors"][0]["field"].startswith("value")
+
+
 def test_coverage_names_towns_whose_needs_no_product_meets(world: Any) -> None:
     stack, _ = world
     city, tangxia, _ = _officials(stack)

@@ -135,7 +135,7 @@ async def firm_matches(
     except ProblemError as exc:
         if exc.status < 500:
             raise
-        return await _last_answer(state, last_key, firm_id, exc)
+        return await _last_answer(state, last_key, firm_id, _identity(firm), exc)
 
     body = {
         **ranking,
@@ -154,7 +154,9 @@ async def firm_matches(
         state.cache.set(key, stamped(payload, *stamps), settings.match_cache_seconds),
         # Kept longer and whatever changes since: what this firm is served if matching fails.
         state.cache.set(
-            last_key, stamped(payload, f"{time.time():.3f}"), settings.match_stale_if_error_seconds
+            last_key,
+            stamped(payload, _identity(firm), f"{time.time():.3f}"),
+            settings.match_stale_if_error_seconds,
         ),
     )
     state.recorder.record(
@@ -175,13 +177,32 @@ async def firm_matches(
     return Response(payload, media_type="application/json")
 
 
-async def _last_answer(state: Any, last_key: str, firm_id: int, error: ProblemError) -> Response:
+def _identity(firm: dict[str, Any]) -> str:
+    """Which registration of a firm an answer was computed for. The id alone is not enough:
+    SQLite hands an erased firm's id to the next firm registered."""
+    return f"{firm['credit_code']}@{firm['created_at']}"
+
+
+def _held_for(held: bytes | None, identity: str) -> tuple[float, bytes] | None:
+    """(computed at, payload) of a last answer stored for this registration of the firm."""
+    head, _, payload = (held or b"").partition(b"\n")
+    owner, _, computed_at = head.decode(errors="replace").rpartition("|")
+    if not payload or owner != identity:
+        return None
+    try:
+        return float(computed_at), payload
+    except ValueError:
+        return None
+
+
+async def _last_answer(
+    state: Any, last_key: str, firm_id: int, identity: str, error: ProblemError
+) -> Response:
     """The last answer computed for this firm and query, marked stale with its age; or, when
     none is held, 503 with Retry-After. The gateway ranks nothing itself."""
     retry_after = error.headers.get("Retry-After", str(RETRY_AFTER_SECONDS))
-    held = await state.cache.get(last_key)
-    computed_at, _, payload = (held or b"").partition(b"\n")
-    if not payload:
+    held = _held_for(await state.cache.get(last_key), identity)
+    if held is None:
         match_served("unavailable")
         log.warning("firm %s: matching unavailable (%s), no earlier answer", firm_id, error.code)
         raise ServiceUnavailable(
@@ -190,7 +211,8 @@ async def _last_answer(state: Any, last_key: str, firm_id: int, error: ProblemEr
             code="matching_unavailable",
             headers={"Retry-After": retry_after},
         )
-    age = max(0, math.floor(time.time() - float(computed_at)))
+    computed_at, payload = held
+    age = max(0, math.floor(time.time() - computed_at))
     body = orjson.loads(payload)
     body.update(
         degraded=True,
