@@ -16,8 +16,9 @@ from services.registry.models import Application, Firm, Principal
 from services.registry.models.columns import UtcDateTime, utcnow
 from services.registry.models.firm import derive_size
 from shared.enums import ApplicationStatus, PrincipalRole
-from shared.errors import Conflict, NotFound, PreconditionFailed, Unprocessable
+from shared.errors import Conflict, NotFound, PreconditionFailed
 from shared.schemas.firm import FirmAttributes, FirmCreate, FirmProfile, FirmUpdate
+from shared.schemas.partial import refuse_nulls
 
 
 def firm_visible_to(session: Session, firm_id: int, principal: Principal) -> Firm:
@@ -162,9 +163,7 @@ def update_firm(
     changes = update.model_dump(exclude_unset=True)
     if not changes:  # an empty patch changes nothing: no new version, no audit entry
         return firm
-    for key in ("name", "town_code", "industry_section", "established_on", "employees"):
-        if key in changes and changes[key] is None:
-            raise Unprocessable(f"{key} cannot be null", field=key)
+    refuse_nulls(FirmProfile, changes)
     current = {k: getattr(firm, k) for k in FirmProfile.model_fields}
     merged = FirmProfile.model_validate({**current, **changes})  # re-checks industry pairing
     values = stored_values(merged)

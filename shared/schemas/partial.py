@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Collection
-from typing import Annotated, Any, Optional, TypeVar
+from collections.abc import Callable, Collection, Mapping
+from typing import Annotated, Any, Optional, TypeVar, get_args
 
 from pydantic import ConfigDict, create_model, field_validator
 from pydantic.fields import FieldInfo
 from sqlmodel import SQLModel
+
+from shared.errors import Unprocessable
 
 M = TypeVar("M", bound=SQLModel)
 
@@ -70,3 +72,12 @@ def partial_model(model: type[M], *, exclude: Collection[str] = ()) -> type[SQLM
     )
     result: type[SQLModel] = partial
     return result
+
+
+def refuse_nulls(model: type[SQLModel], changes: Mapping[str, Any]) -> None:
+    """A partial update's null for a field that ``model`` requires a value of: 422 naming it
+    (clearer than the merged record's type error, and before anything is written)."""
+    for name, value in changes.items():
+        field = model.model_fields.get(name)
+        if value is None and field is not None and type(None) not in get_args(field.annotation):
+            raise Unprocessable(f"{name} cannot be null", field=name)

@@ -16,6 +16,7 @@ from services.registry.pagination import decode_cursor, next_cursor
 from shared.enums import PrincipalRole
 from shared.errors import NotFound, PreconditionFailed
 from shared.schemas.page import Page
+from shared.schemas.partial import refuse_nulls
 from shared.schemas.product import ProductCreate, ProductPublic, ProductQuery, ProductUpdate
 
 router = APIRouter(prefix="/v1/products", tags=["products"])
@@ -148,6 +149,7 @@ def update_product(
         response.headers["ETag"] = f'"{product.version}"'
         return product
     current = {k: getattr(product, k) for k in ProductCreate.model_fields}
+    refuse_nulls(ProductCreate, changes)
     merged = ProductCreate.model_validate({**current, **changes})  # re-checks every range
     for key, value in _values(merged).items():
         setattr(product, key, value)
