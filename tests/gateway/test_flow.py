@@ -153,3 +153,26 @@ def test_a_cached_match_costs_two_redis_round_trips(engine: Engine) -> None:
             again = portal.get(f"/v1/firms/{firm_id}/matches")
             assert again.content == first.content
         assert sent == Counter({"EVALSHA": 3, "MGET": 3})
+
+
+def test_a_firm_that_withdrew_its_consent_is_not_ranked(stack: Stack) -> None:
+    stack.institution("东莞测试银行").post("/v1/products", json=data.product())
+    portal = stack.principal("portal")
+    firm_id = portal.post("/v1/firms", json=data.firm()).json()["id"]
+    assert portal.get(f"/v1/firms/{firm_id}/matches").status_code == 200  # now cached
+
+    withdrawn = portal.patch(
+        f"/v1/firms/{firm_id}", json={"consent_matching": False}, headers={"If-Match": '"1"'}
+    )
+    assert withdrawn.status_code == 200, withdrawn.text
+    refused = portal.get(f"/v1/firms/{firm_id}/matches")
+    assert refused.status_code == 409
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["code"] == "matching_not_consented"
+    assert refused.json()["errors"][0]["field"] == "consent_matching"
+
+    given = portal.patch(
+        f"/v1/firms/{firm_id}", json={"consent_matching": True}, headers={"If-Match": '"2"'}
+    )
+    assert given.status_code == 200, given.text
+    assert portal.get(f"/v1/firms/{firm_id}/matches").status_code == 200

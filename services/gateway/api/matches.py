@@ -18,7 +18,13 @@ from services.gateway.catalogue import GENERATION_KEY as CATALOGUE_GENERATION
 from services.gateway.catalogue import Catalogue
 from services.gateway.metrics import match_served
 from shared.enums import PrincipalRole
-from shared.errors import NotFound, ProblemError, ServiceUnavailable
+from shared.errors import (
+    Conflict,
+    NotFound,
+    ProblemError,
+    ServiceUnavailable,
+    problem_responses,
+)
 from shared.schemas.firm import FirmFeatures
 from shared.schemas.matching import Lang, NearMiss, RankedProduct, RankOptions
 from shared.types import PositiveYuan, TermMonths
@@ -86,8 +92,12 @@ def _with_product(catalogue: Catalogue, item: dict[str, Any]) -> dict[str, Any]:
     description=(
         "Eligible products ranked by approval probability × coverage of the need, less the "
         "effective annual cost; each with reasons and cost, plus near misses that say what "
-        "the firm lacks. 按获批概率×额度覆盖−综合年化成本排序，附理由与差距。"
+        "the firm lacks. 按获批概率×额度覆盖−综合年化成本排序，附理由与差距。 When the "
+        "matching service cannot answer: the last answer for this firm and query, marked "
+        "`stale` (with an Age header), or 503 with Retry-After. 409 when the firm has not "
+        "consented to matching."
     ),
+    responses=problem_responses(404, 409, 503),
 )
 async def firm_matches(
     firm_id: IdPath,
@@ -118,6 +128,14 @@ async def firm_matches(
     firm, _etag = await state.registry.get_firm(principal.id, firm_id)
     if firm["owner_principal_id"] != principal.id:
         raise NotFound(f"firm {firm_id} not found")
+    if not firm.get("consent_matching", True):
+        # The firm withdrew its consent to be ranked: no ranking, fresh or stale.
+        raise Conflict(
+            f"firm {firm_id} has not consented to matching; set consent_matching to true "
+            "(PATCH /v1/firms/{id}) to rank products for it",
+            code="matching_not_consented",
+            field="consent_matching",
+        )
     options = RankOptions(
         lang=lang,
         limit=limit,
