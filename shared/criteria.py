@@ -14,6 +14,7 @@ functions serve one firm (numbers) and many at once (numpy columns).
 
 from __future__ import annotations
 
+import calendar
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -22,8 +23,6 @@ from types import MappingProxyType
 from typing import Any
 
 from shared.enums import CreditRating
-
-DAYS_PER_YEAR = 365.25
 
 
 class Comparison(StrEnum):
@@ -493,9 +492,27 @@ RANGE_PAIRS: tuple[tuple[str, str], ...] = tuple(
 # --- the arithmetic, for one firm or for numpy columns of many ------------------------------
 
 
+def _anniversary(start: date, year: int) -> date:
+    # A firm founded on 29 February has its anniversary on the 28th in a common year.
+    return (
+        start.replace(year=year)
+        if (start.month, start.day) != (2, 29)
+        else date(year, 2, 29 if calendar.isleap(year) else 28)
+    )
+
+
 def years_between(start: date, as_of: date) -> float:
-    """A firm's age in years on ``as_of`` (never negative)."""
-    return max(0.0, (as_of - start).days / DAYS_PER_YEAR)
+    """A firm's age in years on ``as_of``, by the calendar: whole on each anniversary (so "at
+    least 2 years" holds on the second one, as a bank reads it), and in between the share of
+    the current anniversary year that has passed. Never negative."""
+    if as_of <= start:
+        return 0.0
+    years = as_of.year - start.year
+    if _anniversary(start, start.year + years) > as_of:
+        years -= 1
+    last = _anniversary(start, start.year + years)
+    following = _anniversary(start, start.year + years + 1)
+    return years + (as_of - last).days / (following - last).days
 
 
 def rating_rank(rating: CreditRating | str | None) -> int:

@@ -15,6 +15,7 @@ from services.registry.db import fetch_one
 from services.registry.models import Application, Firm, Principal
 from services.registry.models.columns import UtcDateTime, utcnow
 from services.registry.models.firm import derive_size
+from shared.criteria import years_between
 from shared.enums import ApplicationStatus, PrincipalRole
 from shared.errors import Conflict, NotFound, PreconditionFailed
 from shared.schemas.firm import FirmAttributes, FirmCreate, FirmProfile, FirmUpdate
@@ -211,6 +212,6 @@ def snapshot_of(firm: Firm, at: datetime | None = None) -> dict[str, Any]:
         value = getattr(firm, key)
         snap[key] = value.isoformat() if isinstance(value, date) else value
     snap["size_class"] = firm.size_class
-    snap["years_established"] = round((at.date() - firm.established_on).days / 365.25, 2)
+    snap["years_established"] = round(years_between(firm.established_on, at.date()), 2)
     snap["snapshot_at"] = at.isoformat()
     return snap

@@ -8,8 +8,7 @@ exactly the criteria the registry marks.
 
 from __future__ import annotations
 
-import math
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -22,7 +21,6 @@ from services.matching.ranking import rank_products_for_firm
 from services.matching.tables import VOCABULARIES, FirmTable, ProductTable
 from shared.criteria import (
     CRITERIA,
-    DAYS_PER_YEAR,
     WHAT_IF,
     Comparison,
     Criterion,
@@ -52,8 +50,19 @@ _INSIDE: dict[Unit, dict[str, Any]] = {
 }
 
 
-def _age(days: int) -> dict[str, Any]:
-    return {"established_on": AS_OF - timedelta(days=days)}
+def _founded_years_ago(years: int, days: int = 0) -> dict[str, Any]:
+    """Founded on the ``years``-th anniversary before AS_OF, moved by ``days`` (+ younger)."""
+    anniversary = AS_OF.replace(year=AS_OF.year - years)
+    return {"established_on": anniversary + timedelta(days=days)}
+
+
+def calendar_age(founded: date, on: date) -> float:
+    """Age by the calendar, counted here independently: anniversaries passed, then the share
+    of the year to the next one (the test dates avoid 29 February)."""
+    passed = on.year - founded.year - ((on.month, on.day) < (founded.month, founded.day))
+    last = founded.replace(year=founded.year + passed)
+    following = founded.replace(year=founded.year + passed + 1)
+    return passed + (on - last).days / (following - last).days
 
 
 def boundary_firm(criterion: Criterion, past: bool) -> FirmFeatures:
@@ -76,9 +85,8 @@ def boundary_firm(criterion: Criterion, past: bool) -> FirmFeatures:
     at_most = criterion.compare is Comparison.AT_MOST
     step = 1 if at_most else -1
     if criterion.reads_age:
-        exact = setting * DAYS_PER_YEAR
-        days = math.floor(exact) if at_most else math.ceil(exact)
-        return firm(**_age(days + (step if past else 0)))
+        # On the anniversary exactly; one day past it is one day older (at most) or younger.
+        return firm(**_founded_years_ago(setting, (-step if past else 0)))
     value = setting + (step if past else 0)
     fields = dict.fromkeys(criterion.firm_fields, 0) | {criterion.firm_fields[0]: value}
     return firm(**fields)
@@ -91,7 +99,7 @@ def expected_gap(criterion: Criterion, the_firm: FirmFeatures) -> float | None:
     if criterion.compare is Comparison.RATING:
         return float(rating_rank(criterion.example) - rating_rank(the_firm.credit_rating))
     if criterion.reads_age:
-        actual = (AS_OF - the_firm.established_on).days / DAYS_PER_YEAR
+        actual = calendar_age(the_firm.established_on, AS_OF)
     else:
         actual = float(sum(getattr(the_firm, name) for name in criterion.firm_fields))
     setting = float(criterion.example)

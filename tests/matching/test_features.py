@@ -84,9 +84,9 @@ def test_shape_and_values_for_a_known_pair() -> None:
     assert row[COLUMN["amount_to_assets"]] == pytest.approx(0.5)
     assert row[COLUMN["term_years"]] == pytest.approx(4.0)
     assert row[COLUMN["term_years_over_3"]] == pytest.approx(1.0)
-    assert row[COLUMN["log1p_years"]] == pytest.approx(
-        math.log1p((AS_OF - firm.established_on).days / 365.25)
-    )
+    # Founded 2015-06-01, seen 2026-06-30: 11 anniversaries, then 29 of the year's 365 days.
+    assert firm.established_on == date(2015, 6, 1)
+    assert row[COLUMN["log1p_years"]] == pytest.approx(math.log1p(11 + 29 / 365))
     # Exactly one size, category and collateral kind per row.
     for group in ("size", "category"):
         assert (x[:, list(FEATURE_GROUPS[group])].sum(axis=1) == 1.0).all()

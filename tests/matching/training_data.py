@@ -11,6 +11,7 @@ import orjson
 from services.registry.seed.catalogue import products
 from services.registry.seed.history import generate_history
 from services.registry.seed.population import generate_firms
+from shared.criteria import years_between
 from shared.schemas.firm import FirmAttributes, FirmFeatures
 from shared.schemas.product import Eligibility, ProductFeatures, ProductTerms
 from shared.vocab.size_class import classify_size
@@ -30,7 +31,7 @@ def firm_snapshot(firm: dict[str, Any], at: datetime) -> dict[str, Any]:
         revenue_yuan=attributes.annual_revenue_yuan,
         total_assets_yuan=attributes.total_assets_yuan,
     ).value
-    snap["years_established"] = round((at.date() - attributes.established_on).days / 365.25, 2)
+    snap["years_established"] = round(years_between(attributes.established_on, at.date()), 2)
     snap["snapshot_at"] = at.isoformat()
     return snap
 
