@@ -15,7 +15,7 @@ functions serve one firm (numbers) and many at once (numpy columns).
 from __future__ import annotations
 
 import calendar
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
@@ -56,10 +56,6 @@ class Unit(StrEnum):
     TOWN = "town"
     SECTION = "section"
     SIZE = "size"
-
-
-# Units whose values are codes from a vocabulary (checked by membership, never ordered).
-VOCABULARY_UNITS = frozenset({Unit.TOWN, Unit.SECTION, Unit.SIZE})
 
 
 @dataclass(frozen=True)
@@ -582,6 +578,3 @@ def fails(criterion: Criterion, firm: Mapping[str, Any], setting: Any, as_of: da
     if required is None:
         return False
     return bool(shortfall(criterion, firm_value(criterion, firm, as_of), required) > 0)
-
-
-FieldReader = Callable[[str], Any]
