@@ -279,7 +279,8 @@ def test_matching_down_serves_the_last_answer_stale(
         assert other.json()["code"] == "matching_unavailable"
         assert int(other.headers["retry-after"]) >= 1
 
-        # Stale answers stay within the tenant: another portal still gets 404.
+        # Matching down changes no tenancy: the firm is read (and 404 for another portal)
+        # before any stored answer is looked at.
         stranger = stack.principal("portal")
         assert stranger.get(f"/v1/firms/{firm_id}/matches").status_code == 404
 
