@@ -13,6 +13,9 @@ from shared.vocab.categories import ProductCategory
 # question is forwarded as strict JSON), no true/false or "5" standing in for a number.
 Threshold = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 _CRITERIA = ", ".join(f"{name} ({c.label[1]} / {c.label[0]})" for name, c in WHAT_IF.items())
+# The product field's own name is taken too where the what-if's older name differs
+# (min_years_established for min_years), and read as that name.
+_BY_PRODUCT_FIELD = {c.code: name for name, c in WHAT_IF.items() if c.code != name}
 
 
 class WhatIfRequest(BaseModel):
@@ -20,7 +23,7 @@ class WhatIfRequest(BaseModel):
     category: ProductCategory | None = None
     criterion: str = Field(
         description=f"the eligibility criterion to change: {_CRITERIA}",
-        json_schema_extra={"enum": list(WHAT_IF)},
+        json_schema_extra={"enum": [*WHAT_IF, *_BY_PRODUCT_FIELD]},
     )
     value: Threshold | list[str] | None = Field(
         description="the new threshold (null removes it), or the allowed classes/sections"
@@ -30,6 +33,7 @@ class WhatIfRequest(BaseModel):
     @field_validator("criterion")
     @classmethod
     def _known(cls, value: str) -> str:
+        value = _BY_PRODUCT_FIELD.get(value, value)
         if value not in WHAT_IF:
             raise ValueError(f"{value!r} is not a criterion the what-if may change: {_CRITERIA}")
         return value

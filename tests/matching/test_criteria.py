@@ -204,3 +204,10 @@ def test_minimum_and_maximum_of_one_value_are_checked_against_each_other() -> No
     with pytest.raises(ValidationError, match="max_revenue_yuan"):
         product(min_revenue_yuan=6, max_revenue_yuan=5)
     assert product(min_years_established=5, max_years_established=5).max_years_established == 5
+
+
+@pytest.mark.parametrize("criterion", [c for c in CRITERIA if c.what_if], ids=lambda c: c.code)
+def test_the_what_if_takes_the_product_fields_name_too(criterion: Criterion) -> None:
+    by_field = WhatIfRequest(category="ip_pledge", criterion=criterion.code, value=None)
+    by_name = WhatIfRequest(category="ip_pledge", criterion=criterion.what_if, value=None)
+    assert by_field.criterion == by_name.criterion == criterion.what_if
