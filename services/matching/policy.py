@@ -52,8 +52,12 @@ def changed_products(
         try:
             out.append(ProductFeatures.model_validate(data))
         except ValidationError as exc:
-            message = "; ".join(str(e["msg"]) for e in exc.errors())
-            raise Unprocessable(f"{criterion}: {message}", field="value") from exc
+            # A range names both its ends, each with the same message: say it once, and say
+            # which product of the category it is.
+            message = "; ".join(dict.fromkeys(str(e["msg"]) for e in exc.errors()))
+            raise Unprocessable(
+                f"{criterion} for product {product.id} ({product.name}): {message}", field="value"
+            ) from exc
     return out
 
 

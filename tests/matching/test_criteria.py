@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from services.matching.explain import rule_reasons, unmet_criteria
 from services.matching.model import PriorModel
-from services.matching.policy import what_if
+from services.matching.policy import changed_products, what_if
 from services.matching.ranking import rank_products_for_firm
 from services.matching.tables import VOCABULARIES, FirmTable, ProductTable
 from shared.criteria import (
@@ -29,6 +29,7 @@ from shared.criteria import (
     rating_rank,
 )
 from shared.enums import CreditRating
+from shared.errors import Unprocessable
 from shared.schemas.firm import FirmFeatures
 from shared.schemas.matching import Lang, RankOptions
 from shared.schemas.policy import WhatIfRequest
@@ -211,3 +212,13 @@ def test_the_what_if_takes_the_product_fields_name_too(criterion: Criterion) -> 
     by_field = WhatIfRequest(category="ip_pledge", criterion=criterion.code, value=None)
     by_name = WhatIfRequest(category="ip_pledge", criterion=criterion.what_if, value=None)
     assert by_field.criterion == by_name.criterion == criterion.what_if
+
+
+def test_a_what_if_that_inverts_a_products_range_says_so_once_and_names_the_product() -> None:
+    startup = product(max_years_established=5, name="天使贷")
+    with pytest.raises(Unprocessable) as raised:
+        changed_products([startup], "min_years", 6)
+    message = raised.value.detail
+    assert raised.value.field == "value"
+    assert f"product {startup.id} (天使贷)" in message
+    assert message.count("is greater than") == 1
