@@ -1,6 +1,6 @@
 """Hard eligibility rules, evaluated for many (firm, product) pairs in one vectorised pass.
 
-The rules are the entries of the criterion registry (shared/criteria.py), each named by the
+The rules are the entries of the criterion registry (shared/criteria/), each named by the
 product field that sets it (``min_export_usd``, …). For every pair we know which criteria fail
 and, for numeric ones, by how much (the gap), which is what near misses are made of. The loop
 runs over criteria, each a whole column of pairs at once.

@@ -78,7 +78,7 @@ def valid_sections(letters: list[str]) -> list[str]:
 
 
 class Eligibility(SQLModel):
-    """Hard rules a firm must meet, one field per registered criterion (shared/criteria.py)."""
+    """Hard rules a firm must meet, one field per registered criterion (shared/criteria/)."""
 
     elig_town_codes: list[str] = criterion_field("elig_town_codes", max_length=MAX_LIST)
     elig_industry_sections: list[str] = criterion_field(

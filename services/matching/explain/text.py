@@ -2,7 +2,7 @@
 
 Kept in one table so the two languages stay in step; the modules beside it fill in the
 numbers. Eligibility criteria carry their own wording in the criterion registry
-(shared/criteria.py).
+(shared/criteria/).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Hard eligibility rules of a product checked against firms, one at a time or all at once.
 
 These are the ground-truth rules of the synthetic world: the criterion registry's
-(shared/criteria.py), applied to the generator's plain firm and product mappings. Both forms
+(shared/criteria/), applied to the generator's plain firm and product mappings. Both forms
 below read the same entries and the same arithmetic, so a firm is eligible in the batch exactly
 when the one-firm check finds nothing wrong.
 """
