@@ -14,13 +14,26 @@ import numpy as np
 
 from services.matching.tables import Bools, FirmTable, Floats, Ints, ProductTable
 from shared.criteria import CRITERIA as REGISTRY
-from shared.criteria import CRITERION_CODES, shortfall
+from shared.criteria import CRITERION_CODES, Criterion, shortfall
 
 # (code, actionable) in registry order: a firm can grow its revenue or get certified, not move
 # town or sector, nor get younger.
 CRITERIA: tuple[tuple[str, bool], ...] = tuple((c.code, c.actionable) for c in REGISTRY)
 ACTIONABLE: Bools = np.array([c.actionable for c in REGISTRY], dtype=np.bool_)
 CRITERION_INDEX = {code: i for i, code in enumerate(CRITERION_CODES)}
+# The numeric and flag criteria, grouped by how they compare, so that each group is one array
+# operation over all its columns (``shortfall`` reads only the comparison); list criteria apart.
+_BY_COMPARISON: tuple[tuple[Criterion, Ints], ...] = tuple(
+    (
+        next(c for c in REGISTRY if c.compare is comparison),
+        np.array([i for i, c in enumerate(REGISTRY) if c.compare is comparison], dtype=np.int64),
+    )
+    for comparison in dict.fromkeys(c.compare for c in REGISTRY if not c.is_list)
+)
+_LISTS: tuple[tuple[int, str], ...] = tuple(
+    (i, c.code) for i, c in enumerate(REGISTRY) if c.is_list
+)
+_NUMERIC: Bools = np.array([c.is_numeric for c in REGISTRY], dtype=np.bool_)
 
 __all__ = [
     "ACTIONABLE",
@@ -55,22 +68,17 @@ def evaluate_pairs(
     firms: FirmTable, firm_idx: Ints, products: ProductTable, product_idx: Ints
 ) -> PairEligibility:
     """Evaluate pair k = (firms[firm_idx[k]], products[product_idx[k]]) for every k."""
-    k = len(firm_idx)
-    failed = np.zeros((k, len(REGISTRY)), dtype=np.bool_)
-    gap = np.full((k, len(REGISTRY)), np.nan)
-    f, p = firm_idx, product_idx
-    for c, criterion in enumerate(REGISTRY):
-        actual = firms.values[f, c]
-        if criterion.is_list:
-            failed[:, c] = ~products.allowed[criterion.code][p, actual.astype(np.int64)]
-            continue
-        # NaN (not set) compares False, so a rule the product does not set never fails.
-        with np.errstate(invalid="ignore"):
-            short = shortfall(criterion, actual, products.settings[p, c])
-            fails = short > 0
-        failed[:, c] = fails
-        if criterion.is_numeric:
-            gap[:, c] = np.where(fails, short, np.nan)
+    actual = firms.values[firm_idx]  # k × criteria, gathered once
+    short = np.full(actual.shape, np.nan)
+    # NaN (not set) compares False, so a rule the product does not set never fails.
+    with np.errstate(invalid="ignore"):
+        settings = products.settings[product_idx]
+        for criterion, columns in _BY_COMPARISON:
+            short[:, columns] = shortfall(criterion, actual[:, columns], settings[:, columns])
+        failed: Bools = short > 0
+    gap: Floats = np.where(failed & _NUMERIC, short, np.nan)
+    for c, code in _LISTS:
+        failed[:, c] = ~products.allowed[code][product_idx, actual[:, c].astype(np.int64)]
     return PairEligibility(failed=failed, gap=gap)
 
 
