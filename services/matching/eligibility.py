@@ -14,26 +14,23 @@ import numpy as np
 
 from services.matching.tables import Bools, FirmTable, Floats, Ints, ProductTable
 from shared.criteria import CRITERIA as REGISTRY
-from shared.criteria import CRITERION_CODES, Criterion, shortfall
+from shared.criteria import CRITERION_CODES, shortfall
 
 # (code, actionable) in registry order: a firm can grow its revenue or get certified, not move
 # town or sector, nor get younger.
 CRITERIA: tuple[tuple[str, bool], ...] = tuple((c.code, c.actionable) for c in REGISTRY)
 ACTIONABLE: Bools = np.array([c.actionable for c in REGISTRY], dtype=np.bool_)
 CRITERION_INDEX = {code: i for i, code in enumerate(CRITERION_CODES)}
-# The numeric and flag criteria, grouped by how they compare, so that each group is one array
-# operation over all its columns (``shortfall`` reads only the comparison); list criteria apart.
-_BY_COMPARISON: tuple[tuple[Criterion, Ints], ...] = tuple(
-    (
-        next(c for c in REGISTRY if c.compare is comparison),
-        np.array([i for i, c in enumerate(REGISTRY) if c.compare is comparison], dtype=np.int64),
-    )
-    for comparison in dict.fromkeys(c.compare for c in REGISTRY if not c.is_list)
+# shortfall() is (actual − setting) for an at-most criterion and (setting − actual) for the
+# others, so over all columns at once it is (actual − setting) × this sign, read off shortfall
+# itself rather than restated. List criteria are checked by membership instead.
+_SIGN: Floats = np.array(
+    [0.0 if c.is_list else float(shortfall(c, 1.0, 0.0)) for c in REGISTRY], dtype=np.float64
 )
 _LISTS: tuple[tuple[int, str], ...] = tuple(
     (i, c.code) for i, c in enumerate(REGISTRY) if c.is_list
 )
-_NUMERIC: Bools = np.array([c.is_numeric for c in REGISTRY], dtype=np.bool_)
+_NOT_NUMERIC = np.array([i for i, c in enumerate(REGISTRY) if not c.is_numeric], dtype=np.int64)
 
 __all__ = [
     "ACTIONABLE",
@@ -69,14 +66,14 @@ def evaluate_pairs(
 ) -> PairEligibility:
     """Evaluate pair k = (firms[firm_idx[k]], products[product_idx[k]]) for every k."""
     actual = firms.values[firm_idx]  # k × criteria, gathered once
-    short = np.full(actual.shape, np.nan)
+    short = actual - products.settings[product_idx]
+    short *= _SIGN
     # NaN (not set) compares False, so a rule the product does not set never fails.
     with np.errstate(invalid="ignore"):
-        settings = products.settings[product_idx]
-        for criterion, columns in _BY_COMPARISON:
-            short[:, columns] = shortfall(criterion, actual[:, columns], settings[:, columns])
         failed: Bools = short > 0
-    gap: Floats = np.where(failed & _NUMERIC, short, np.nan)
+    gap = short  # in place: the shortfall where a criterion fails, else NaN
+    np.copyto(gap, np.nan, where=~failed)
+    gap[:, _NOT_NUMERIC] = np.nan  # flags and lists fail without a gap
     for c, code in _LISTS:
         failed[:, c] = ~products.allowed[code][product_idx, actual[:, c].astype(np.int64)]
     return PairEligibility(failed=failed, gap=gap)
