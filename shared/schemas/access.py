@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, model_validator
-from sqlmodel import SQLModel
+from pydantic import BaseModel, StringConstraints, model_validator
+from sqlmodel import AutoString, Field, SQLModel
 
 from shared.enums import PrincipalRole
 from shared.errors import invalid_fields
@@ -16,22 +16,27 @@ from shared.vocab.towns import is_town_code
 
 
 class InstitutionCreate(SQLModel):
-    name: Name
-    kind: InstitutionKind
+    """A bank, insurer, guarantee company or lessor (the registry's table inherits it)."""
+
+    name: Name = Field(max_length=200)
+    kind: InstitutionKind = Field(sa_type=AutoString(length=16))
 
 
-class InstitutionPublic(SQLModel):
+class InstitutionPublic(InstitutionCreate):
     id: int
-    name: str
-    kind: InstitutionKind
     created_at: datetime
 
 
-class PrincipalCreate(SQLModel):
+class PrincipalBase(SQLModel):
+    """Who acts: its role, name and scope."""
+
     role: PrincipalRole
     name: Name
-    institution_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
     town_code: str | None = Field(default=None, max_length=9, description="None = whole city")
+
+
+class PrincipalCreate(PrincipalBase):
+    institution_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
 
     @model_validator(mode="after")
     def _scope(self) -> PrincipalCreate:
@@ -50,12 +55,9 @@ class PrincipalCreate(SQLModel):
         return self
 
 
-class PrincipalPublic(SQLModel):
+class PrincipalPublic(PrincipalBase):
     id: int
-    role: PrincipalRole
-    name: str
     institution_id: int | None
-    town_code: str | None
     created_at: datetime
 
 
@@ -81,7 +83,7 @@ class KeyPublic(BaseModel):
 
 
 class KeyResolve(BaseModel):
-    key_hash: str = Field(min_length=64, max_length=64, pattern=r"^[0-9a-f]{64}$")
+    key_hash: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 
 
 class AuditPublic(BaseModel):

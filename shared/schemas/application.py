@@ -4,19 +4,25 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import sqlalchemy as sa
 from pydantic import field_validator, model_validator
-from sqlmodel import Field, SQLModel
+from sqlmodel import AutoString, Field, SQLModel
 
 from shared.enums import ApplicationStatus, DecisionOutcome, RejectionReason
 from shared.errors import invalid_fields
 from shared.types import PositiveYuan, RateBp, ShortText, TermMonths
 
 
-class ApplicationCreate(SQLModel):
+class ApplicationTerms(SQLModel):
+    """What a firm asks for when it applies (the registry's Application table inherits it)."""
+
+    requested_amount_yuan: PositiveYuan = Field(sa_type=sa.BigInteger)
+    requested_term_months: TermMonths
+
+
+class ApplicationCreate(ApplicationTerms):
     firm_id: int = Field(ge=1, le=2**63 - 1)
     product_id: int = Field(ge=1, le=2**63 - 1)
-    requested_amount_yuan: PositiveYuan
-    requested_term_months: TermMonths
     consent_share_profile: bool = Field(
         description="the firm agrees to share its profile with the product's institution"
     )
@@ -29,14 +35,12 @@ class ApplicationCreate(SQLModel):
         return value
 
 
-class ApplicationPublic(SQLModel):
+class ApplicationPublic(ApplicationTerms):
     id: int
     firm_id: int | None
     product_id: int
     institution_id: int
     owner_principal_id: int
-    requested_amount_yuan: int
-    requested_term_months: int
     status: ApplicationStatus
     consent_share_profile: bool
     consent_text_version: str
@@ -52,14 +56,18 @@ class ApplicationPublic(SQLModel):
     version: int
 
 
-class DecisionCreate(SQLModel):
-    outcome: DecisionOutcome
-    approved_amount_yuan: PositiveYuan | None = None
+class DecisionBase(SQLModel):
+    """An institution's decision on an application (the registry's Decision table inherits it)."""
+
+    outcome: DecisionOutcome = Field(sa_type=AutoString(length=16))
+    approved_amount_yuan: PositiveYuan | None = Field(default=None, sa_type=sa.BigInteger)
     rate_bp: RateBp | None = None
     term_months: TermMonths | None = None
-    rejection_reason: RejectionReason | None = None
-    note: ShortText | None = None
+    rejection_reason: RejectionReason | None = Field(default=None, sa_type=AutoString(length=32))
+    note: ShortText | None = Field(default=None, max_length=500)
 
+
+class DecisionCreate(DecisionBase):
     @model_validator(mode="after")
     def _shape(self) -> DecisionCreate:
         terms = {
@@ -85,14 +93,8 @@ class DecisionCreate(SQLModel):
         return self
 
 
-class DecisionPublic(SQLModel):
+class DecisionPublic(DecisionBase):
     id: int
     application_id: int
-    outcome: DecisionOutcome
-    approved_amount_yuan: int | None
-    rate_bp: int | None
-    term_months: int | None
-    rejection_reason: RejectionReason | None
-    note: str | None
     decided_by_principal_id: int
     decided_at: datetime

@@ -60,7 +60,7 @@ def create_institution(
     body: InstitutionCreate, session: SessionDep, principal: PrincipalDep, request_id: RequestIdDep
 ) -> Institution:
     require_role(principal, PrincipalRole.ADMIN)
-    institution = Institution(name=body.name, kind=body.kind.value)
+    institution = Institution(**body.model_dump(mode="json"))
     session.add(institution)
     try:
         session.flush()

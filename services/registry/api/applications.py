@@ -207,13 +207,8 @@ def decide(
         )
     now = utcnow()
     decision = Decision(
+        **body.model_dump(mode="json"),  # the enums as the text the columns hold
         application_id=application_id,
-        outcome=body.outcome.value,
-        approved_amount_yuan=body.approved_amount_yuan,
-        rate_bp=body.rate_bp,
-        term_months=body.term_months,
-        rejection_reason=None if body.rejection_reason is None else body.rejection_reason.value,
-        note=body.note,
         decided_by_principal_id=principal.id or 0,
         decided_at=now,
     )

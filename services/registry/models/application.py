@@ -6,10 +6,11 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field
 
 from services.registry.models.columns import BigId, UtcDateTime, utcnow
 from shared.enums import ApplicationStatus
+from shared.schemas.application import ApplicationTerms, DecisionBase
 
 CONSENT_TEXT_VERSION = "2026-11-v1"
 
@@ -30,7 +31,9 @@ STATS_COLUMNS = [
 ]
 
 
-class Application(SQLModel, table=True):
+class Application(ApplicationTerms, table=True):
+    """An application as stored: the terms asked (shared/), and what the registry adds."""
+
     __tablename__ = "application"
     __table_args__ = (
         sa.Index("ix_application_institution", "institution_id", "id"),
@@ -63,8 +66,6 @@ class Application(SQLModel, table=True):
     product_id: int = Field(foreign_key="product.id", sa_type=BigId, index=True)
     institution_id: int = Field(foreign_key="institution.id", sa_type=BigId)
     owner_principal_id: int = Field(foreign_key="principal.id", sa_type=BigId)
-    requested_amount_yuan: int = Field(sa_type=sa.BigInteger)
-    requested_term_months: int
     status: str = Field(default=ApplicationStatus.SUBMITTED.value, max_length=16)
     consent_share_profile: bool = True
     consent_text_version: str = Field(default=CONSENT_TEXT_VERSION, max_length=32)
@@ -87,16 +88,12 @@ class Application(SQLModel, table=True):
     version: int = 1
 
 
-class Decision(SQLModel, table=True):
+class Decision(DecisionBase, table=True):
+    """A decision as stored: the decision (shared/), and who made it when."""
+
     __tablename__ = "decision"
 
     id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
     application_id: int = Field(foreign_key="application.id", sa_type=BigId, unique=True)
-    outcome: str = Field(max_length=16)
-    approved_amount_yuan: int | None = Field(default=None, sa_type=sa.BigInteger)
-    rate_bp: int | None = None
-    term_months: int | None = None
-    rejection_reason: str | None = Field(default=None, max_length=32)
-    note: str | None = Field(default=None, max_length=500)
     decided_by_principal_id: int = Field(foreign_key="principal.id", sa_type=BigId)
     decided_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)

@@ -6,18 +6,20 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field
 
 from services.registry.models.columns import BigId, UtcDateTime, utcnow
+from shared.schemas.access import InstitutionCreate
 from shared.schemas.product import Eligibility, ProductBase, ProductTerms
 
 
-class Institution(SQLModel, table=True):
+class Institution(InstitutionCreate, table=True):
+    """An institution as stored: its name and kind (shared/), an id and when it joined."""
+
     __tablename__ = "institution"
+    __table_args__ = (sa.UniqueConstraint("name"),)
 
     id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
-    name: str = Field(max_length=200, unique=True)
-    kind: str = Field(max_length=16)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
 
 
