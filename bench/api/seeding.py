@@ -67,10 +67,13 @@ def build_world(db_url: str, n_firms: int, n_applications: int, n_products: int)
         )
         portal = conn.execute("SELECT id FROM principal WHERE name = %s", (DEMO_PORTAL,)).fetchone()
         assert portal is not None
+        # Only firms that consented to matching are ranked (the others answer 409).
         firm_ids = [
             int(r[0])
             for r in conn.execute(
-                "SELECT id FROM firm WHERE owner_principal_id = %s ORDER BY id", (portal[0],)
+                "SELECT id FROM firm WHERE owner_principal_id = %s AND consent_matching"
+                " ORDER BY id",
+                (portal[0],),
             )
         ]
         active = conn.execute("SELECT count(*) FROM product WHERE active").fetchone()
