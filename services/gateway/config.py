@@ -31,6 +31,9 @@ class GatewaySettings(ServiceSettings):
     # (Redis); other replicas without a shared cache stop accepting the key within this time.
     key_cache_seconds: float = 30.0
     catalogue_cache_seconds: float = 60.0
+    # A JSON body larger than this is refused with 413 before it is read whole; NDJSON bulk
+    # imports stream under their own limits (BULK_MAX_BODY_BYTES, and the registry's lines).
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
     match_cache_seconds: float = 300.0
     # How long a firm's last answer is kept to be served, marked stale, while matching is down.
     match_stale_if_error_seconds: float = Field(default=86_400.0, gt=0)

@@ -22,7 +22,11 @@ from services.gateway.config import GatewaySettings, get_settings
 from services.gateway.dashboard import router as dashboard
 from services.gateway.idempotency import IdempotencyStore
 from services.gateway.metrics import GatewayCollector
-from services.gateway.middleware import RequestContextMiddleware
+from services.gateway.middleware import (
+    STREAMING_PATHS,
+    BodyLimitMiddleware,
+    RequestContextMiddleware,
+)
 from services.gateway.model_version import refresh_model_version
 from services.gateway.ratelimit import RateLimiter
 from services.gateway.recorder import MatchEventRecorder
@@ -104,11 +108,14 @@ def create_app(
             "`Idempotency-Key` (24 h).\n\n东莞中小微企业融资匹配服务。"
         ),
         lifespan=lifespan,
-        responses=problem_responses(401, 404, 409, 422, 429, 502, 503, 504),
+        responses=problem_responses(401, 404, 409, 413, 422, 429, 502, 503, 504),
     )
     app.state.settings = settings
     app.state.bootstrap_admin = _bootstrap_admin_loader(app)
     install_error_handlers(app)
+    app.add_middleware(
+        BodyLimitMiddleware, max_bytes=settings.max_body_bytes, streaming_paths=STREAMING_PATHS
+    )
     app.add_middleware(RequestContextMiddleware)
     for module in (firms, matches, products, applications, stats, admin, reference):
         app.include_router(module.router)

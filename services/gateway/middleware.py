@@ -1,13 +1,16 @@
-"""ASGI middleware: request ids in and out, rate-limit headers, one access-log line per request."""
+"""ASGI middleware: request ids in and out, rate-limit headers, one access-log line per request,
+and the request body limit."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.access_log import access_fields, log_access
+from shared.errors import problem_response
 from shared.request_context import request_id_from_headers, request_id_var
 
 
@@ -50,3 +53,53 @@ class RequestContextMiddleware:
             principal_id = getattr(state.get("principal"), "id", None)
             log_access(access_fields(scope, status, seconds, principal_id))
             request_id_var.reset(token)
+
+
+# Routes whose bodies stream (NDJSON bulk import): the registry limits their lines, in count
+# and in length, as it reads them.
+STREAMING_PATHS = frozenset({"/v1/firms/bulk"})
+
+
+def _too_large(max_bytes: int) -> str:
+    return f"the request body is larger than {max_bytes} bytes"
+
+
+class BodyLimitMiddleware:
+    """Refuses a request body over ``max_bytes`` with a 413 problem: at once when its
+    Content-Length says so, else as soon as the streamed bytes pass the limit (before the body
+    is read whole, so a huge body costs neither memory nor a write)."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int, streaming_paths: frozenset[str]) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.streaming_paths = streaming_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.streaming_paths:
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            body = {
+                "type": "https://finmatch.example/problems/payload_too_large",
+                "title": "Payload too large",
+                "status": 413,
+                "code": "payload_too_large",
+                "detail": _too_large(self.max_bytes),
+                "instance": scope["path"],
+            }
+            await problem_response(413, body)(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    # FastAPI passes an HTTPException from the body read on to the handlers.
+                    raise HTTPException(413, detail=_too_large(self.max_bytes))
+            return message
+
+        await self.app(scope, limited, send)
