@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Annotated
 
 from pydantic import AfterValidator, Field, StringConstraints
@@ -17,6 +18,14 @@ def _no_nul(value: str) -> str:
     # PostgreSQL cannot store NUL in text; reject it for every backend so both behave alike.
     if "\x00" in value:
         raise ValueError("must not contain NUL characters")
+    if not value.isascii():  # ASCII holds no format characters: the common case costs nothing
+        for char in value:
+            # Format characters are invisible: a right-to-left override (U+202E) makes a name
+            # read differently from what is stored, to the bank and the official shown it.
+            if unicodedata.category(char) == "Cf":
+                raise ValueError(
+                    f"must not contain the invisible formatting character U+{ord(char):04X}"
+                )
     return value
 
 
