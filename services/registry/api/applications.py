@@ -205,6 +205,7 @@ def decide(
         raise Unprocessable(
             "approved_amount_yuan exceeds the requested amount", field="approved_amount_yuan"
         )
+    _within_terms(body, application.product_snapshot)
     now = utcnow()
     decision = Decision(
         **body.model_dump(mode="json"),  # the enums as the text the columns hold
@@ -250,3 +251,25 @@ def get_decision(application_id: IdPath, session: SessionDep, principal: Princip
     if decision is None:
         raise NotFound(f"application {application_id} has no decision yet")
     return decision
+
+
+# An approval's figure and the product terms (as the firm applied) that bound it.
+_TERM_BOUNDS = (
+    ("approved_amount_yuan", "amount_min_yuan", "amount_max_yuan", "yuan"),
+    ("term_months", "term_min_months", "term_max_months", "months"),
+    ("rate_bp", "rate_min_bp", "rate_max_bp", "bp"),
+)
+
+
+def _within_terms(body: DecisionCreate, terms: dict[str, Any]) -> None:
+    """An approval lies within the product's terms as the firm applied for them: 422 naming
+    the figure that does not (a bank that lends outside them lists another product)."""
+    for field, low_key, high_key, unit in _TERM_BOUNDS:
+        value, low, high = getattr(body, field), terms.get(low_key), terms.get(high_key)
+        if value is None or low is None or high is None:
+            continue
+        if not low <= value <= high:
+            raise Unprocessable(
+                f"{field} {value} {unit} is outside the product's terms ({low}–{high} {unit})",
+                field=field,
+            )
