@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, StringConstraints, model_validator
 from sqlmodel import AutoString, Field, SQLModel
 
 from shared.enums import PrincipalRole
@@ -15,14 +15,19 @@ from shared.vocab.categories import InstitutionKind
 from shared.vocab.towns import is_town_code
 
 
-class InstitutionCreate(SQLModel):
+class InstitutionBase(SQLModel):
     """A bank, insurer, guarantee company or lessor (the registry's table inherits it)."""
 
     name: Name = Field(max_length=200)
     kind: InstitutionKind = Field(sa_type=AutoString(length=16))
 
 
-class InstitutionPublic(InstitutionCreate):
+class InstitutionCreate(InstitutionBase):
+    # A misspelt or unknown field is an error naming it, never silently dropped.
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+
+
+class InstitutionPublic(InstitutionBase):
     id: int
     created_at: datetime
 
@@ -36,6 +41,9 @@ class PrincipalBase(SQLModel):
 
 
 class PrincipalCreate(PrincipalBase):
+    # A misspelt or unknown field is an error naming it, never silently dropped.
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+
     institution_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
 
     @model_validator(mode="after")
@@ -62,6 +70,9 @@ class PrincipalPublic(PrincipalBase):
 
 
 class KeyCreate(BaseModel):
+    # A misspelt or unknown field is an error naming it, never silently dropped.
+    model_config = ConfigDict(extra="forbid")
+
     principal_id: int = Field(ge=1, le=2**63 - 1)
     label: ShortText = ""
 

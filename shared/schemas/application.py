@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import sqlalchemy as sa
-from pydantic import field_validator, model_validator
+from pydantic import ConfigDict, field_validator, model_validator
 from sqlmodel import AutoString, Field, SQLModel
 
 from shared.enums import ApplicationStatus, DecisionOutcome, RejectionReason
@@ -21,6 +21,9 @@ class ApplicationTerms(SQLModel):
 
 
 class ApplicationCreate(ApplicationTerms):
+    # A misspelt or unknown field is an error naming it, never silently dropped.
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+
     firm_id: int = Field(ge=1, le=2**63 - 1)
     product_id: int = Field(ge=1, le=2**63 - 1)
     consent_share_profile: bool = Field(
@@ -68,6 +71,9 @@ class DecisionBase(SQLModel):
 
 
 class DecisionCreate(DecisionBase):
+    # A misspelt or unknown field is an error naming it, never silently dropped.
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+
     @model_validator(mode="after")
     def _shape(self) -> DecisionCreate:
         terms = {

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 import sqlalchemy as sa
-from pydantic import field_validator, model_validator
+from pydantic import ConfigDict, field_validator, model_validator
 from sqlmodel import Field, SQLModel
 
 from shared.enums import CreditRating
@@ -113,6 +113,9 @@ class FirmProfile(FirmAttributes):
 
 class FirmCreate(FirmProfile):
     """A firm as a portal submits it; the credit code is the natural key."""
+
+    # A misspelt or unknown field is an error naming it, never silently dropped.
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
 
     credit_code: str = Field(max_length=40, description="统一社会信用代码, 18 characters")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shared.criteria import WHAT_IF
 from shared.vocab.categories import ProductCategory
@@ -19,6 +19,9 @@ _BY_PRODUCT_FIELD = {c.code: name for name, c in WHAT_IF.items() if c.code != na
 
 
 class WhatIfRequest(BaseModel):
+    # A misspelt or unknown field is an error naming it, never silently dropped.
+    model_config = ConfigDict(extra="forbid")
+
     product_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
     category: ProductCategory | None = None
     criterion: str = Field(

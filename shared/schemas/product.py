@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from pydantic import BaseModel, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 from sqlmodel import AutoString, Field, SQLModel
 
 from shared.criteria import CRITERIA_BY_CODE, CRITERION_CODES, RANGE_PAIRS, Comparison, Unit
@@ -177,6 +177,9 @@ class ProductBase(ProductTerms, Eligibility):
 
 
 class ProductCreate(ProductBase):
+    # A misspelt or unknown field is an error naming it, never silently dropped.
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+
     @model_validator(mode="after")
     def _ranges(self) -> ProductCreate:
         check_ranges(self)

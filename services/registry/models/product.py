@@ -9,11 +9,11 @@ import sqlalchemy as sa
 from sqlmodel import Field
 
 from services.registry.models.columns import BigId, UtcDateTime, utcnow
-from shared.schemas.access import InstitutionCreate
+from shared.schemas.access import InstitutionBase
 from shared.schemas.product import Eligibility, ProductBase, ProductTerms
 
 
-class Institution(InstitutionCreate, table=True):
+class Institution(InstitutionBase, table=True):
     """An institution as stored: its name and kind (shared/), an id and when it joined."""
 
     __tablename__ = "institution"
