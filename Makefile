@@ -53,10 +53,12 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-# The browser tests get a session of their own (see tests/dashboard/conftest.py).
+# The browser tests get a session of their own (see tests/dashboard/conftest.py), and so does
+# make run's Ctrl-C test: its signal must not land while the other worker's cluster runs.
 test: lint
-	$(BIN)/pytest -n 2 -q --durations=15 --ignore=tests/dashboard/test_browser.py
-	$(BIN)/pytest -q tests/dashboard/test_browser.py
+	$(BIN)/pytest -n 2 -q --durations=15 --ignore=tests/dashboard/test_browser.py \
+		--ignore=tests/e2e/test_make_run.py
+	$(BIN)/pytest -q tests/dashboard/test_browser.py tests/e2e/test_make_run.py
 
 test-fast: $(STAMP)
 	$(BIN)/pytest -q -x
