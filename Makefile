@@ -58,7 +58,8 @@ format: $(STAMP)
 test: lint
 	$(BIN)/pytest -n 2 -q --durations=15 --ignore=tests/dashboard/test_browser.py \
 		--ignore=tests/e2e/test_make_run.py
-	$(BIN)/pytest -q tests/dashboard/test_browser.py tests/e2e/test_make_run.py
+	$(BIN)/pytest -q tests/dashboard/test_browser.py
+	$(BIN)/pytest -q tests/e2e/test_make_run.py
 
 test-fast: $(STAMP)
 	$(BIN)/pytest -q -x
