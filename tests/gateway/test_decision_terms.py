@@ -25,13 +25,9 @@ def _application(stack: Stack) -> tuple[Api, int]:
     firm_id = portal.post("/v1/firms", json=data.firm()).json()["id"]
     applied = portal.post(
         "/v1/applications",
-        json={
-            "firm_id": firm_id,
-            "product_id": product_id,
-            "requested_amount_yuan": 5_000_000,
-            "requested_term_months": 24,
-            "consent_share_profile": True,
-        },
+        json=data.application(
+            firm_id, product_id, requested_amount_yuan=5_000_000, requested_term_months=24
+        ),
     )
     assert applied.status_code == 201, applied.text
     return bank, applied.json()["id"]

@@ -20,14 +20,7 @@ def _firm_and_product(stack: Stack) -> tuple[Any, Any, int, int]:
 
 def test_an_application_with_an_unknown_field_is_422_and_not_written(stack: Stack) -> None:
     _bank, portal, firm_id, product_id = _firm_and_product(stack)
-    body = {
-        "firm_id": firm_id,
-        "product_id": product_id,
-        "requested_amount_yuan": 2_000_000,
-        "requested_term_months": 12,
-        "consent_share_profile": True,
-        "submitted_at": "2020-01-01T00:00:00Z",
-    }
+    body = data.application(firm_id, product_id, submitted_at="2020-01-01T00:00:00Z")
     refused = portal.post("/v1/applications", json=body)
     assert refused.status_code == 422, refused.text
     assert refused.json()["errors"][0]["field"] == "submitted_at"
@@ -69,16 +62,7 @@ def test_every_write_body_names_the_field_it_does_not_know(
 
 def test_a_decision_with_an_unknown_field_is_422(stack: Stack) -> None:
     bank, portal, firm_id, product_id = _firm_and_product(stack)
-    applied = portal.post(
-        "/v1/applications",
-        json={
-            "firm_id": firm_id,
-            "product_id": product_id,
-            "requested_amount_yuan": 2_000_000,
-            "requested_term_months": 12,
-            "consent_share_profile": True,
-        },
-    ).json()
+    applied = portal.post("/v1/applications", json=data.application(firm_id, product_id)).json()
     refused = bank.post(
         f"/v1/applications/{applied['id']}/decision",
         json={"outcome": "rejected", "rejection_reason": "high_leverage", "decided_at": "x"},

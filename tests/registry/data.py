@@ -46,3 +46,15 @@ def product(**overrides: Any) -> dict[str, Any]:
         "elig_size_classes": ["small", "micro", "medium"],
     }
     return body | overrides
+
+
+def application(firm_id: int, product_id: int, **overrides: Any) -> dict[str, Any]:
+    """A valid application body (¥2,000,000 over 12 months, with consent)."""
+    body: dict[str, Any] = {
+        "firm_id": firm_id,
+        "product_id": product_id,
+        "requested_amount_yuan": 2_000_000,
+        "requested_term_months": 12,
+        "consent_share_profile": True,
+    }
+    return body | overrides
