@@ -1,17 +1,27 @@
-"""Reusable constrained field types: bounded money, counts and strings safe for every database."""
+"""Reusable constrained field types: bounded money, counts and strings safe for every database.
+
+Numbers and flags are strict: a count is a JSON integer and a flag is ``true`` or ``false``
+(pydantic's lax mode would take ``"45"``, ``1`` or ``"yes"``: what the client meant is
+unknowable when it sends the wrong type). Dates are ISO strings (lax mode reads a number as a
+Unix time); strict mode itself is not used for them, since FastAPI validates parsed JSON, where
+a strict date refuses every string.
+"""
 
 from __future__ import annotations
 
 import unicodedata
-from typing import Annotated
+from datetime import date
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, Field, StringConstraints
+from pydantic import AfterValidator, BeforeValidator, Field, Strict, StringConstraints
+from pydantic_core import PydanticCustomError
 
 # Bounds are sane business limits, and all fit in a signed 64-bit integer so that neither
 # PostgreSQL BIGINT nor SQLite INTEGER can overflow.
 MAX_YUAN = 10**13  # 10万亿 yuan: above any SME figure, and far below 2**63
 MAX_USD = 10**12
 MAX_COUNT = 10_000_000
+MAX_ID = 2**63 - 1
 
 
 def _no_nul(value: str) -> str:
@@ -38,11 +48,24 @@ Name = Annotated[
 ShortText = Annotated[str, Field(max_length=500), AfterValidator(_no_nul)]
 LongText = Annotated[str, Field(max_length=4000), AfterValidator(_no_nul)]
 
-Yuan = Annotated[int, Field(ge=0, le=MAX_YUAN, description="integer yuan")]
-PositiveYuan = Annotated[int, Field(gt=0, le=MAX_YUAN, description="integer yuan, > 0")]
-Usd = Annotated[int, Field(ge=0, le=MAX_USD, description="integer US dollars")]
-Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
-TermMonths = Annotated[int, Field(ge=1, le=360, description="months, 1–360")]
-RateBp = Annotated[int, Field(ge=0, le=3600, description="annual rate in basis points, 0–3600")]
-FeeBp = Annotated[int, Field(ge=0, le=3600, description="annual fee in basis points")]
-Percent = Annotated[int, Field(ge=0, le=100)]
+
+def _iso_date(value: Any) -> Any:
+    # A date object comes from the database or a Python caller; a JSON body gives text.
+    if isinstance(value, str | date):
+        return value
+    raise PydanticCustomError("date_type", "Input should be an ISO 8601 date string (YYYY-MM-DD)")
+
+
+IsoDate = Annotated[date, BeforeValidator(_iso_date)]
+Flag = Annotated[bool, Strict()]
+Id = Annotated[int, Strict(), Field(ge=1, le=MAX_ID)]
+Yuan = Annotated[int, Strict(), Field(ge=0, le=MAX_YUAN, description="integer yuan")]
+PositiveYuan = Annotated[int, Strict(), Field(gt=0, le=MAX_YUAN, description="integer yuan, > 0")]
+Usd = Annotated[int, Strict(), Field(ge=0, le=MAX_USD, description="integer US dollars")]
+Count = Annotated[int, Strict(), Field(ge=0, le=MAX_COUNT)]
+TermMonths = Annotated[int, Strict(), Field(ge=1, le=360, description="months, 1–360")]
+RateBp = Annotated[
+    int, Strict(), Field(ge=0, le=3600, description="annual rate in basis points, 0–3600")
+]
+FeeBp = Annotated[int, Strict(), Field(ge=0, le=3600, description="annual fee in basis points")]
+Percent = Annotated[int, Strict(), Field(ge=0, le=100)]

@@ -46,6 +46,10 @@ def changed_products(
     if entry.is_list and not isinstance(value, list):
         raise Unprocessable(f"{criterion} takes a list", field="value")
     field = entry.product_field
+    if isinstance(value, float) and value.is_integer():
+        # The question's threshold is a JSON number (5 or 5.0); the product's integer fields
+        # are strict, so a whole number is given as an int (5.5 stays a 422 naming value).
+        value = int(value)
     out = []
     for product in products:
         data = product.model_dump() | {field: value}

@@ -10,7 +10,7 @@ from sqlmodel import AutoString, Field, SQLModel
 
 from shared.enums import PrincipalRole
 from shared.errors import invalid_fields
-from shared.types import Name, ShortText
+from shared.types import Id, Name, ShortText
 from shared.vocab.categories import InstitutionKind
 from shared.vocab.towns import is_town_code
 
@@ -44,7 +44,7 @@ class PrincipalCreate(PrincipalBase):
     # A misspelt or unknown field is an error naming it, never silently dropped.
     model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
 
-    institution_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
+    institution_id: Id | None = None
 
     @model_validator(mode="after")
     def _scope(self) -> PrincipalCreate:
@@ -73,7 +73,7 @@ class KeyCreate(BaseModel):
     # A misspelt or unknown field is an error naming it, never silently dropped.
     model_config = ConfigDict(extra="forbid")
 
-    principal_id: int = Field(ge=1, le=2**63 - 1)
+    principal_id: Id
     label: ShortText = ""
 
 

@@ -10,7 +10,7 @@ from sqlmodel import AutoString, Field, SQLModel
 
 from shared.enums import ApplicationStatus, DecisionOutcome, RejectionReason
 from shared.errors import invalid_fields
-from shared.types import PositiveYuan, RateBp, ShortText, TermMonths
+from shared.types import Flag, Id, PositiveYuan, RateBp, ShortText, TermMonths
 
 
 class ApplicationTerms(SQLModel):
@@ -24,9 +24,9 @@ class ApplicationCreate(ApplicationTerms):
     # A misspelt or unknown field is an error naming it, never silently dropped.
     model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
 
-    firm_id: int = Field(ge=1, le=2**63 - 1)
-    product_id: int = Field(ge=1, le=2**63 - 1)
-    consent_share_profile: bool = Field(
+    firm_id: Id
+    product_id: Id
+    consent_share_profile: Flag = Field(
         description="the firm agrees to share its profile with the product's institution"
     )
 

@@ -6,13 +6,23 @@ from __future__ import annotations
 from datetime import date, datetime
 
 import sqlalchemy as sa
-from pydantic import ConfigDict, field_validator, model_validator
+from pydantic import ConfigDict, StrictInt, field_validator, model_validator
 from sqlmodel import Field, SQLModel
 
 from shared.enums import CreditRating
 from shared.errors import invalid_fields
 from shared.schemas.partial import partial_model
-from shared.types import Count, Name, PositiveYuan, ShortText, TermMonths, Usd, Yuan
+from shared.types import (
+    Count,
+    Flag,
+    IsoDate,
+    Name,
+    PositiveYuan,
+    ShortText,
+    TermMonths,
+    Usd,
+    Yuan,
+)
 from shared.vocab.credit_code import normalize_credit_code
 from shared.vocab.industries import SECTIONS_BY_LETTER, validate_industry
 from shared.vocab.size_class import SizeClass
@@ -44,8 +54,8 @@ class FirmAttributes(SQLModel):
 
     town_code: str = Field(max_length=9, description="9-digit statistical town code, 4419…")
     industry_section: str = Field(max_length=1, description="GB/T 4754-2017 section A–T")
-    industry_division: int | None = Field(default=None, ge=1, le=97)
-    established_on: date
+    industry_division: StrictInt | None = Field(default=None, ge=1, le=97)
+    established_on: IsoDate
     employees: Count
     annual_revenue_yuan: Yuan = Field(sa_type=_MONEY)
     total_assets_yuan: Yuan = Field(sa_type=_MONEY)
@@ -53,12 +63,12 @@ class FirmAttributes(SQLModel):
     invention_patents: Count = 0
     utility_patents: Count = 0
     trademarks: Count = 0
-    is_high_tech: bool = False
-    is_specialized_sme: bool = Field(default=False, description="专精特新")
+    is_high_tech: Flag = False
+    is_specialized_sme: Flag = Field(default=False, description="专精特新")
     gov_procurement_contracts_yuan: Yuan = Field(default=0, sa_type=_MONEY)
     core_enterprise_receivables_yuan: Yuan = Field(default=0, sa_type=_MONEY)
-    is_green_listed: bool = False
-    has_borrowed_before: bool = Field(default=True, description="False marks a 首贷户 candidate")
+    is_green_listed: Flag = False
+    has_borrowed_before: Flag = Field(default=True, description="False marks a 首贷户 candidate")
     collateral_real_estate_yuan: Yuan = Field(default=0, sa_type=_MONEY)
     collateral_equipment_yuan: Yuan = Field(default=0, sa_type=_MONEY)
     credit_rating: CreditRating | None = Field(default=None, sa_type=sa.String(3))
@@ -106,7 +116,7 @@ class FirmProfile(FirmAttributes):
 
     name: Name = Field(max_length=200)
     need_purpose: ShortText | None = Field(default=None, max_length=500)
-    consent_matching: bool = Field(
+    consent_matching: Flag = Field(
         default=True, description="the firm agreed that its profile is used to rank products"
     )
 

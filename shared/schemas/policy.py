@@ -7,6 +7,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shared.criteria import WHAT_IF
+from shared.types import Id
 from shared.vocab.categories import ProductCategory
 
 # A JSON number, nothing else: no NaN or Infinity (Python's JSON reader takes them, and the
@@ -22,7 +23,7 @@ class WhatIfRequest(BaseModel):
     # A misspelt or unknown field is an error naming it, never silently dropped.
     model_config = ConfigDict(extra="forbid")
 
-    product_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
+    product_id: Id | None = None
     category: ProductCategory | None = None
     criterion: str = Field(
         description=f"the eligibility criterion to change: {_CRITERIA}",

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Strict, field_validator, model_validator
 from sqlmodel import AutoString, Field, SQLModel
 
 from shared.criteria import CRITERIA_BY_CODE, CRITERION_CODES, RANGE_PAIRS, Comparison, Unit
@@ -26,6 +26,7 @@ from shared.schemas.partial import partial_model
 from shared.types import (
     Count,
     FeeBp,
+    Flag,
     LongText,
     Name,
     Percent,
@@ -42,7 +43,7 @@ from shared.vocab.size_class import SizeClass
 from shared.vocab.towns import is_town_code
 
 MAX_LIST = 64  # more towns/sections than exist: a longer list is a client bug
-Years = Annotated[int, Field(ge=0, le=100, description="whole years")]
+Years = Annotated[int, Strict(), Field(ge=0, le=100, description="whole years")]
 _BIG_UNITS = (Unit.YUAN, Unit.USD)
 
 
@@ -95,12 +96,12 @@ class Eligibility(SQLModel):
     min_patents: Count | None = criterion_field("min_patents")
     min_invention_patents: Count | None = criterion_field("min_invention_patents")
     min_trademarks: Count | None = criterion_field("min_trademarks")
-    requires_high_tech: bool = criterion_field("requires_high_tech")
-    requires_specialized_sme: bool = criterion_field("requires_specialized_sme")
-    requires_gov_procurement: bool = criterion_field("requires_gov_procurement")
-    requires_receivables: bool = criterion_field("requires_receivables")
-    requires_green: bool = criterion_field("requires_green")
-    requires_first_loan: bool = criterion_field("requires_first_loan")
+    requires_high_tech: Flag = criterion_field("requires_high_tech")
+    requires_specialized_sme: Flag = criterion_field("requires_specialized_sme")
+    requires_gov_procurement: Flag = criterion_field("requires_gov_procurement")
+    requires_receivables: Flag = criterion_field("requires_receivables")
+    requires_green: Flag = criterion_field("requires_green")
+    requires_first_loan: Flag = criterion_field("requires_first_loan")
     min_credit_rating: CreditRating | None = criterion_field("min_credit_rating")
 
     @field_validator("elig_town_codes")
@@ -173,7 +174,7 @@ class ProductBase(ProductTerms, Eligibility):
     name: Name = Field(sa_type=AutoString(length=200))
     category: ProductCategory = Field(sa_type=AutoString(length=32))
     description: LongText = Field(default="", sa_type=sa.Text)
-    active: bool = True
+    active: Flag = True
 
 
 class ProductCreate(ProductBase):

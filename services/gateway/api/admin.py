@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, StrictBool
 
 from services.gateway.api.proxy import forward
 from services.gateway.auth import CurrentPrincipal, keys_changed, require
@@ -77,7 +77,7 @@ async def revoke_key(key_id: IdPath, request: Request, principal: CurrentPrincip
 
 
 class TrainRequest(BaseModel):
-    auto_promote: bool = True
+    auto_promote: StrictBool = True
 
 
 @router.get("/models", summary="Model versions / 模型版本")

@@ -34,7 +34,13 @@ from services.registry.db import is_sqlite, statement_session
 from services.registry.models import Firm, Principal
 from services.registry.pagination import page_of
 from shared.enums import PrincipalRole
-from shared.errors import NotFound, PayloadTooLarge, PreconditionFailed, PreconditionRequired
+from shared.errors import (
+    NotFound,
+    PayloadTooLarge,
+    PreconditionFailed,
+    PreconditionRequired,
+    Unprocessable,
+)
 from shared.schemas.firm import FirmCreate, FirmPublic, FirmUpdate
 from shared.schemas.page import Page
 from shared.types import SafeStr
@@ -231,6 +237,10 @@ class _BulkImport:
                 await self._line(raw)
         if buffer:
             await self._line(buffer)
+        if self.summary["lines"] == 0:
+            # An empty file is a client's mistake (a wrong path, a failed export), not an
+            # import of nothing: say so rather than answer 200 with an empty summary.
+            raise Unprocessable("the body holds no line: send one firm per line", field="body")
         if self.pending:
             await self._submit()
 
