@@ -105,7 +105,14 @@ def create_app(
             "principal (portal, institution, official or admin); anything outside its scope "
             "answers 404. Errors are problem details (RFC 9457) with a machine-readable "
             "`code`. Lists are paginated with `limit` and `cursor`. Every POST honours "
-            "`Idempotency-Key` (24 h).\n\n东莞中小微企业融资匹配服务。"
+            "`Idempotency-Key` (24 h).\n\n"
+            "Bodies are strict JSON: a flag is `true`/`false`, a count or an amount a JSON "
+            "integer (a float field takes `5` for `5.0`), a text field a string, a date an "
+            "ISO 8601 string (`2015-03-01`), an enum its string value; nothing is coerced. "
+            'An object that names a key twice is refused (not read as "the last one wins"). '
+            "Either is a 422 whose `errors` name the field (a repeated key by its path), and "
+            "each NDJSON line of a bulk import is held to the same rules.\n\n"
+            "东莞中小微企业融资匹配服务。"
         ),
         lifespan=lifespan,
         responses=problem_responses(401, 404, 409, 413, 422, 429, 502, 503, 504),

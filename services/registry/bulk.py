@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-import orjson
 import psycopg
 import sqlalchemy as sa
 from pydantic import ValidationError
@@ -29,8 +28,10 @@ from services.registry.db import write_session
 from services.registry.firms import stored_values
 from services.registry.models import Firm, ImportBatch
 from services.registry.models.columns import table_of, utcnow
+from shared import strict_json
 from shared.errors import validation_errors
 from shared.schemas.firm import FirmCreate
+from shared.strict_json import dotted
 
 FIRM_TABLE = table_of(Firm)
 WRITE_COLUMNS = [c.name for c in FIRM_TABLE.columns if c.name not in {"id"}]
@@ -52,8 +53,11 @@ def parse_line(raw: bytes) -> dict[str, Any]:
     if len(raw) > MAX_LINE_BYTES:
         raise _LineInvalid([{"field": "line", "message": f"longer than {MAX_LINE_BYTES} bytes"}])
     try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
+        data = strict_json.loads(raw)
+    except strict_json.DuplicateKey as exc:
+        error = {"field": dotted(exc.path), "message": exc.message(root="line")}
+        raise _LineInvalid([error | {"type": "json_duplicate_key"}]) from exc
+    except ValueError as exc:  # malformed JSON, or bytes that are no text
         raise _LineInvalid([{"field": "line", "message": f"not valid JSON: {exc}"}]) from exc
     if not isinstance(data, dict):
         raise _LineInvalid([{"field": "line", "message": "each line must be a JSON object"}])

@@ -13,7 +13,6 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fastapi import Request, Response
-from fastapi.routing import APIRoute
 
 from services.gateway.auth import authenticate
 from services.gateway.idempotency._store import (
@@ -23,6 +22,7 @@ from services.gateway.idempotency._store import (
     StoredResponse,
 )
 from shared.errors import Conflict, ProblemError, Unprocessable, problem_response
+from shared.strict_json import StrictJSONRoute
 
 REPLAYED = "Idempotent-Replayed"
 # Hop-by-hop and per-answer headers are not part of what is replayed.
@@ -59,8 +59,9 @@ def _stored(response: Response) -> StoredResponse:
     )
 
 
-class IdempotentRoute(APIRoute):
-    """A route class: POST handlers honour Idempotency-Key; other methods are untouched."""
+class IdempotentRoute(StrictJSONRoute):
+    """A route class: POST handlers honour Idempotency-Key; other methods are untouched.
+    Its JSON body is read strictly (a repeated key is a 422), as on every route with a body."""
 
     def get_route_handler(self) -> Handler:
         handler = super().get_route_handler()

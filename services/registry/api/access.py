@@ -36,10 +36,14 @@ from shared.schemas.access import (
     PrincipalPublic,
 )
 from shared.schemas.page import Page
+from shared.strict_json import StrictJSONRoute
 
-router = APIRouter(prefix="/v1", tags=["access"])
+router = APIRouter(route_class=StrictJSONRoute, prefix="/v1", tags=["access"])
 internal = APIRouter(
-    prefix="/internal", tags=["internal"], dependencies=[Depends(require_internal_token)]
+    route_class=StrictJSONRoute,
+    prefix="/internal",
+    tags=["internal"],
+    dependencies=[Depends(require_internal_token)],
 )
 
 KEY_BYTES = 32  # 256 bits of randomness

@@ -24,8 +24,9 @@ from shared.schemas.application import (
     DecisionPublic,
 )
 from shared.schemas.page import Page
+from shared.strict_json import StrictJSONRoute
 
-router = APIRouter(prefix="/v1/applications", tags=["applications"])
+router = APIRouter(route_class=StrictJSONRoute, prefix="/v1/applications", tags=["applications"])
 
 
 def application_visible_to(

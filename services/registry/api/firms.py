@@ -43,9 +43,10 @@ from shared.errors import (
 )
 from shared.schemas.firm import FirmCreate, FirmPublic, FirmUpdate
 from shared.schemas.page import Page
+from shared.strict_json import StrictJSONRoute
 from shared.types import SafeStr
 
-router = APIRouter(prefix="/v1/firms", tags=["firms"])
+router = APIRouter(route_class=StrictJSONRoute, prefix="/v1/firms", tags=["firms"])
 
 _ETAG = re.compile(r'^(?:W/)?"(\d{1,18})"$')
 

@@ -36,9 +36,12 @@ from shared.schemas.access import AuditPublic, PrincipalPublic
 from shared.schemas.internal import Catalogue, MatchEventBatch, MatchEventIn
 from shared.schemas.page import Page
 from shared.schemas.product import ProductFeatures
+from shared.strict_json import StrictJSONRoute
 from shared.types import SafeStr
 
-router = APIRouter(tags=["internal"], dependencies=[Depends(require_internal_token)])
+router = APIRouter(
+    route_class=StrictJSONRoute, tags=["internal"], dependencies=[Depends(require_internal_token)]
+)
 
 
 _EVENT_COLUMNS = tuple(MatchEventIn.model_fields)

@@ -18,9 +18,13 @@ from services.registry.api.deps import RequestIdDep, SessionDep, require_interna
 from services.registry.models import Decision, ModelStatus, ModelVersion, ModelVersionPublic
 from services.registry.models.columns import utcnow
 from shared.errors import Conflict, NotFound, Unprocessable
+from shared.strict_json import StrictJSONRoute
 
 router = APIRouter(
-    prefix="/internal", tags=["internal"], dependencies=[Depends(require_internal_token)]
+    route_class=StrictJSONRoute,
+    prefix="/internal",
+    tags=["internal"],
+    dependencies=[Depends(require_internal_token)],
 )
 
 VersionPath = Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]

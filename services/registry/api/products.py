@@ -18,8 +18,9 @@ from shared.errors import NotFound, PreconditionFailed
 from shared.schemas.page import Page
 from shared.schemas.partial import refuse_nulls
 from shared.schemas.product import ProductCreate, ProductPublic, ProductQuery, ProductUpdate
+from shared.strict_json import StrictJSONRoute
 
-router = APIRouter(prefix="/v1/products", tags=["products"])
+router = APIRouter(route_class=StrictJSONRoute, prefix="/v1/products", tags=["products"])
 
 
 def _owned(

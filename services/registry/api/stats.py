@@ -38,10 +38,11 @@ from shared.enums import PrincipalRole
 from shared.errors import NotFound, Unprocessable
 from shared.schemas.firm import FirmFeatures
 from shared.schemas.stats import Breakdown, Dimension, League, MatchedGaps, Overview, Targets
+from shared.strict_json import StrictJSONRoute
 from shared.vocab.categories import CATEGORIES, ProductCategory
 from shared.vocab.towns import is_town_code
 
-router = APIRouter(prefix="/v1/stats", tags=["stats"])
+router = APIRouter(route_class=StrictJSONRoute, prefix="/v1/stats", tags=["stats"])
 
 SettingsDep = Annotated[RegistrySettings, Depends(get_settings)]
 EARLIEST = date(2000, 1, 1)
@@ -241,7 +242,9 @@ def firms_registered(
 
 # Internal: what the matching service needs for coverage and what-if, and their audit trail.
 
-internal = APIRouter(tags=["internal"], dependencies=[Depends(require_internal_token)])
+internal = APIRouter(
+    route_class=StrictJSONRoute, tags=["internal"], dependencies=[Depends(require_internal_token)]
+)
 
 FEATURE_COLUMNS = ("id", *FirmFeatures.model_fields)
 
