@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import unicodedata
 from datetime import date
+from decimal import Decimal
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, Field, Strict, StringConstraints
@@ -22,6 +23,9 @@ MAX_YUAN = 10**13  # 10万亿 yuan: above any SME figure, and far below 2**63
 MAX_USD = 10**12
 MAX_COUNT = 10_000_000
 MAX_ID = 2**63 - 1
+# One fixed, round rate wherever US dollars meet yuan (exports against revenue, export caps, the
+# demo data): an assumption of ours that keeps answers reproducible, not a market rate.
+YUAN_PER_USD = Decimal("7.1")
 
 
 def _no_nul(value: str) -> str:

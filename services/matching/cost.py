@@ -40,10 +40,11 @@ from services.matching.tables import (
 )
 from shared.enums import AmountCapBasis, CollateralKind
 from shared.schemas.matching import CostEstimate
+from shared.types import YUAN_PER_USD
 
 # Export caps are set against invoices in yuan while firms report exports in US dollars. One
-# fixed round rate keeps rankings reproducible (features.py uses the same figure).
-USD_CNY: float = 7.1
+# fixed round rate keeps rankings reproducible (declared once, in shared.types).
+USD_CNY = float(YUAN_PER_USD)
 UNRATED_RISK = 0.6  # unrated prices between BBB (0.5) and BB (0.67): unknown is not best or worst
 BEST_RATING_RANK = 7  # AAA
 BP = 10_000.0

@@ -21,12 +21,13 @@ from services.matching.tables import (
     ProductTable,
 )
 from shared.enums import AmountCapBasis, CollateralKind
+from shared.types import YUAN_PER_USD
 from shared.vocab.categories import ProductCategory
 
-# Assumptions of ours, not sourced: one fixed exchange rate for export caps, and rough pledge
-# values per patent (a bank's valuation varies widely; only the order of magnitude matters
-# inside a clipped log).
-USD_TO_CNY = 7.1
+# Assumptions of ours, not sourced: one fixed exchange rate for export caps (shared.types), and
+# rough pledge values per patent (a bank's valuation varies widely; only the order of
+# magnitude matters inside a clipped log).
+USD_TO_CNY = float(YUAN_PER_USD)
 PLEDGE_VALUE_INVENTION_YUAN = 500_000.0
 PLEDGE_VALUE_UTILITY_YUAN = 100_000.0
 # Logs of ratios are clipped so that a zero revenue or a 10^13 yuan typo stays finite and

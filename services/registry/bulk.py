@@ -30,7 +30,7 @@ from services.registry.models import Firm, ImportBatch
 from services.registry.models.columns import table_of, utcnow
 from shared import strict_json
 from shared.errors import validation_errors
-from shared.schemas.firm import FirmCreate
+from shared.schemas.firm import FirmCreate, firm_warnings
 from shared.strict_json import dotted
 
 FIRM_TABLE = table_of(Firm)
@@ -205,14 +205,17 @@ def write_batch(
     results = []
     for line, values in zip(batch.row_lines, batch.rows, strict=True):
         firm_id, inserted = written[values["credit_code"]]
-        results.append(
-            {
-                "line": line,
-                "status": "created" if inserted else "updated",
-                "credit_code": values["credit_code"],
-                "id": firm_id,
-            }
-        )
+        result = {
+            "line": line,
+            "status": "created" if inserted else "updated",
+            "credit_code": values["credit_code"],
+            "id": firm_id,
+        }
+        # Only on the lines that have some: a big import's answer stays small.
+        warnings = firm_warnings(values["annual_revenue_yuan"], values["export_revenue_usd"])
+        if warnings:
+            result["warnings"] = [w.model_dump() for w in warnings]
+        results.append(result)
     return BatchOutcome(results=results)
 
 

@@ -6,13 +6,21 @@ from __future__ import annotations
 from datetime import date, datetime
 
 import sqlalchemy as sa
-from pydantic import ConfigDict, StrictInt, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    StrictInt,
+    computed_field,
+    field_validator,
+    model_validator,
+)
 from sqlmodel import Field, SQLModel
 
 from shared.enums import CreditRating
 from shared.errors import invalid_fields
 from shared.schemas.partial import partial_model
 from shared.types import (
+    YUAN_PER_USD,
     Count,
     Flag,
     IsoDate,
@@ -47,6 +55,28 @@ def check_established(value: date) -> date:
     if value > date.today():
         raise ValueError("established date is in the future")
     return value
+
+
+class InputWarning(BaseModel):
+    """A figure taken as given that looks wrong: the portal may ask the firm to check it."""
+
+    code: str = Field(description="machine-readable, e.g. export_exceeds_revenue")
+    field: str = Field(description="the field to check")
+    message: str
+
+
+def firm_warnings(annual_revenue_yuan: int, export_revenue_usd: int) -> list[InputWarning]:
+    """What looks inconsistent in a firm's figures (the firm is stored as given all the same)."""
+    export_yuan = export_revenue_usd * YUAN_PER_USD  # exact: Decimal
+    if export_yuan <= annual_revenue_yuan:
+        return []
+    message = (
+        f"export revenue of US${export_revenue_usd:,} is about ¥{export_yuan:,.0f} at "
+        f"{YUAN_PER_USD} yuan per US dollar, more than the annual revenue of "
+        f"¥{annual_revenue_yuan:,}: exports are part of revenue, please check both figures"
+    )
+    field = "export_revenue_usd"
+    return [InputWarning(code="export_exceeds_revenue", field=field, message=message)]
 
 
 class FirmAttributes(SQLModel):
@@ -148,3 +178,11 @@ class FirmPublic(FirmProfile):
     created_at: datetime
     updated_at: datetime
     version: int
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="figures taken as given that look inconsistent (export revenue above "
+        f"annual revenue, at {YUAN_PER_USD} yuan per US dollar); [] when none"
+    )
+    @property
+    def warnings(self) -> list[InputWarning]:
+        return firm_warnings(self.annual_revenue_yuan, self.export_revenue_usd)

@@ -30,6 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from shared.enums import CreditRating
+from shared.types import YUAN_PER_USD
 from shared.vocab.credit_code import make_dongguan_credit_code
 from shared.vocab.towns import census_weights
 
@@ -37,7 +38,7 @@ DEFAULT_SEED = 20201218  # the day 东金〔2020〕75号 was issued
 CHUNK = 10_000
 REFERENCE_DATE = date(2025, 12, 31)  # firms are established no later than this
 OLDEST_YEARS = 31.0  # back to 1995
-USD_CNY = 7.1  # assumption: one fixed rate for turning revenue into export dollars
+USD_CNY = float(YUAN_PER_USD)  # one fixed rate for turning revenue into export dollars
 WAN = 10_000
 
 Floats = npt.NDArray[np.float64]
