@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
@@ -78,3 +80,46 @@ def test_racing_identical_applications_leave_one_open(
     assert statuses == [201] + [409] * 19
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM application")).scalar_one() == 1
+
+
+@pytest.mark.parametrize("kind", ["firm", "product"])
+def test_if_match_star_waits_for_a_concurrent_writer_and_applies_on_top(
+    portal: Actor, bank: Actor, engine: Engine, kind: str
+) -> None:
+    """``If-Match: *`` means "whatever is current": a write committed while it runs is waited
+    for, never a 412 (the firm update used to read without a lock and fail its version check)."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite writers never overlap: BEGIN IMMEDIATE serialises them")
+    if kind == "firm":
+        record_id = portal.post("/v1/firms", json=data.firm()).json()["id"]
+        actor, url, change = portal, f"/v1/firms/{record_id}", {"employees": 9}
+    else:
+        record_id = bank.post("/v1/products", json=data.product()).json()["id"]
+        actor, url, change = bank, f"/v1/products/{record_id}", {"rate_max_bp": 500}
+    with engine.connect() as other, ThreadPoolExecutor(max_workers=1) as pool:
+        # Another writer holds the row, changed and not yet committed.
+        other.execute(
+            sa.text(f"UPDATE {kind} SET version = version + 1 WHERE id = :id"), {"id": record_id}
+        )
+        patched = pool.submit(actor.patch, url, json=change, headers={"If-Match": "*"})
+        _wait_until_blocked(engine)
+        other.commit()
+        answer = patched.result(timeout=30)
+    assert answer.status_code == 200, answer.text
+    assert (answer.headers["ETag"], answer.json()["version"]) == ('"3"', 3)
+
+
+def _wait_until_blocked(engine: Engine, seconds: float = 20.0) -> None:
+    """Until some session of this database waits for a row lock (polled, with a deadline)."""
+    deadline = time.monotonic() + seconds
+    query = sa.text(
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    with engine.connect() as conn:
+        while conn.execute(query).scalar_one() == 0:
+            conn.rollback()  # a fresh snapshot of pg_stat_activity on the next read
+            if time.monotonic() > deadline:
+                # The PATCH finished without waiting for the lock: the assertions say how.
+                return
+            time.sleep(0.01)

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 
-from services.gateway.api.proxy import forward, forward_update
+from services.gateway.api.proxy import (
+    ETAG_HEADER,
+    UPDATE_RESPONSES,
+    IfMatch,
+    forward,
+    forward_update,
+)
 from services.gateway.auth import CurrentPrincipal, Principal, require
 from services.gateway.idempotency import IdempotentRoute
 from shared.enums import PrincipalRole
@@ -28,7 +34,10 @@ async def firms_changed(request: Request, principal: Principal) -> None:
     response_model=FirmPublic,
     status_code=201,
     summary="Create or update a firm by credit code / 按统一社会信用代码新增或更新企业",
-    responses={200: {"description": "updated an existing firm of this portal"}},
+    responses={
+        200: {"description": "updated an existing firm of this portal", "headers": ETAG_HEADER},
+        201: {"description": "created", "headers": ETAG_HEADER},
+    },
 )
 async def upsert_firm(body: FirmCreate, request: Request, principal: CurrentPrincipal) -> Response:
     """201 when new, 200 when this portal already registered the code; ETag is the version."""
@@ -84,21 +93,22 @@ async def bulk_import(
     )
 
 
-@router.get("/{firm_id}", response_model=FirmPublic)
+@router.get("/{firm_id}", response_model=FirmPublic, responses={200: {"headers": ETAG_HEADER}})
 async def get_firm(firm_id: IdPath, request: Request, principal: CurrentPrincipal) -> Response:
     """The owner portal; an institution with a live application from this firm; an admin."""
     return await forward(request, "GET", f"/v1/firms/{firm_id}", principal)
 
 
-@router.patch("/{firm_id}", response_model=FirmPublic)
+@router.patch("/{firm_id}", response_model=FirmPublic, responses=UPDATE_RESPONSES)
 async def update_firm(
     firm_id: IdPath,
     body: FirmUpdate,
     request: Request,
     principal: CurrentPrincipal,
-    if_match: Annotated[str | None, Header(max_length=40)] = None,
+    if_match: IfMatch = None,
 ) -> Response:
-    """Send the ETag you read as If-Match; a stale one is 412."""
+    """Only the fields given change. If-Match is required (the ETag you read, or `*`):
+    428 without it, 412 when the firm changed since you read it."""
     answer = await forward_update(request, f"/v1/firms/{firm_id}", principal, body, if_match)
     await firms_changed(request, principal)
     return answer

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 
-from services.gateway.api.proxy import forward, forward_update
+from services.gateway.api.proxy import (
+    ETAG_HEADER,
+    UPDATE_RESPONSES,
+    IfMatch,
+    forward,
+    forward_update,
+)
 from services.gateway.auth import CurrentPrincipal, require
 from services.gateway.idempotency import IdempotentRoute
 from shared.enums import PrincipalRole
@@ -21,7 +27,13 @@ async def _catalogue_changed(request: Request) -> None:
     await request.app.state.catalogue.invalidate()
 
 
-@router.post("", response_model=ProductPublic, status_code=201, summary="List a product / 发布产品")
+@router.post(
+    "",
+    response_model=ProductPublic,
+    status_code=201,
+    summary="List a product / 发布产品",
+    responses={201: {"description": "created", "headers": ETAG_HEADER}},
+)
 async def create_product(
     body: ProductCreate, request: Request, principal: CurrentPrincipal
 ) -> Response:
@@ -41,21 +53,25 @@ async def list_products(
     return await forward(request, "GET", "/v1/products", principal, params=params)
 
 
-@router.get("/{product_id}", response_model=ProductPublic)
+@router.get(
+    "/{product_id}", response_model=ProductPublic, responses={200: {"headers": ETAG_HEADER}}
+)
 async def get_product(
     product_id: IdPath, request: Request, principal: CurrentPrincipal
 ) -> Response:
     return await forward(request, "GET", f"/v1/products/{product_id}", principal)
 
 
-@router.patch("/{product_id}", response_model=ProductPublic)
+@router.patch("/{product_id}", response_model=ProductPublic, responses=UPDATE_RESPONSES)
 async def update_product(
     product_id: IdPath,
     body: ProductUpdate,
     request: Request,
     principal: CurrentPrincipal,
-    if_match: Annotated[str | None, Header(max_length=40)] = None,
+    if_match: IfMatch = None,
 ) -> Response:
+    """Only the fields given change. If-Match is required (the ETag you read, or `*`):
+    428 without it, 412 when the product changed since you read it."""
     answer = await forward_update(request, f"/v1/products/{product_id}", principal, body, if_match)
     await _catalogue_changed(request)
     return answer

@@ -2,15 +2,35 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request, Response
+from fastapi import Header, Request, Response
 from sqlmodel import SQLModel
 
 from services.gateway.auth import Principal
+from shared.errors import problem_responses
 
 # Headers of the registry's answer that mean something to the public client.
 PASSED_HEADERS = ("etag", "location")
+
+# One rule for every PATCH (firms and products): optimistic concurrency, never last-write-wins
+# by accident. The registry enforces it; these document it.
+IF_MATCH_RULE = (
+    'Required. The ETag you read (GET, POST or PATCH answer), e.g. `"3"`: the update applies '
+    "only to that version, else 412 `stale_version` (read again, merge, resend). `*` applies it "
+    "to whatever version is current (an explicit last-write-wins). Without If-Match: 428."
+)
+IfMatch = Annotated[str | None, Header(max_length=40, description=IF_MATCH_RULE)]
+ETAG_HEADER = {
+    "ETag": {
+        "description": "the version now stored; send it as If-Match to update",
+        "schema": {"type": "string"},
+    }
+}
+UPDATE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "updated (an empty body changes nothing)", "headers": ETAG_HEADER},
+    **problem_responses(412, 428),
+}
 
 
 def clean(params: dict[str, Any]) -> dict[str, Any]:

@@ -141,6 +141,9 @@ def update_firm(
     firm = firm_rules.firm_owned_by(session, firm_id, principal)
     expected = parse_if_match(if_match)
     if expected is None:
+        # "*": whatever version is current. Locked, as a product's row is, so that a writer
+        # committing meanwhile makes this one wait and apply on top, not fail with a 412.
+        session.refresh(firm, with_for_update=True)
         expected = firm.version
     firm = firm_rules.update_firm(session, firm, body, expected, principal, request_id)
     session.commit()
