@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import email.message
 import json
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 from fastapi import Request, Response
@@ -62,22 +62,32 @@ class _Pairs(list[tuple[str, Any]]):
     """An object as parsed, every pair kept (only on the error path)."""
 
 
-def _first_duplicate(node: Any, path: Path = ()) -> DuplicateKey | None:
-    """The first repeated key in document order, searched depth first."""
-    if isinstance(node, _Pairs):
-        seen: set[str] = set()
-        for key, value in node:
+def _first_duplicate(root: Any) -> DuplicateKey | None:
+    """The first repeated key in document order, walked depth first with a stack of its own
+    (the parser took the nesting: a walk of it must not run out of Python frames)."""
+    # Per open object or array: its (key or index, value) pairs still to visit, its path, and
+    # the keys seen so far (None for an array).
+    frames: list[tuple[Iterator[tuple[Any, Any]], Path, set[str] | None]] = []
+
+    def enter(node: Any, path: Path) -> None:
+        if isinstance(node, _Pairs):
+            frames.append((iter(node), path, set()))
+        elif isinstance(node, list):
+            frames.append((iter(enumerate(node)), path, None))
+
+    enter(root, ())
+    while frames:
+        items, path, seen = frames[-1]
+        step = next(items, None)
+        if step is None:
+            frames.pop()
+            continue
+        key, value = step
+        if seen is not None:
             if key in seen:
                 return DuplicateKey(key, (*path, key))
             seen.add(key)
-            found = _first_duplicate(value, (*path, key))
-            if found is not None:
-                return found
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            found = _first_duplicate(value, (*path, index))
-            if found is not None:
-                return found
+        enter(value, (*path, key))
     return None
 
 

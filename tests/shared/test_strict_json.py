@@ -40,3 +40,11 @@ def test_malformed_or_absurdly_deep_json_is_a_value_error(raw: bytes) -> None:
     with pytest.raises(ValueError, match=r"Expecting|Illegal|codec|nested") as caught:
         loads(raw)
     assert not isinstance(caught.value, DuplicateKey)
+
+
+def test_a_repeat_deep_inside_is_found_without_running_out_of_frames() -> None:
+    depth = 900  # within the parser's nesting limit
+    raw = b"[" * depth + b'{"a": 1, "a": 2}' + b"]" * depth
+    with pytest.raises(DuplicateKey) as caught:
+        loads(raw)
+    assert caught.value.path == (0,) * depth + ("a",)
