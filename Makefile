@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.finmatch-installed
 BENCH_STAMP := $(VENV)/.finmatch-bench-installed
 
-.PHONY: help install run seed test test-fast lint format migrate bench bench-quality bench-latency bench-batch bench-api bench-stats bench-footprint clean
+.PHONY: help install run seed test test-fast lint format migrate bench bench-quality bench-latency bench-batch bench-api bench-stats bench-footprint bench-soak clean
 
 help:
 	@echo "make run    - start registry, matching and gateway on SQLite with demo data"
@@ -19,6 +19,7 @@ help:
 	@echo "make bench-api - GET /v1/firms/{id}/matches through the gateway (PostgreSQL + Redis)"
 	@echo "make bench-stats - officials' statistics on 500k firms / 1M applications (PostgreSQL + Redis)"
 	@echo "make bench-footprint - each service's import time, memory and modules (the gateway loads no sklearn)"
+	@echo "make bench-soak - 10 minutes of mixed traffic at 60% of capacity: RSS, p50/p99 and errors per minute, writes counted back (SOAK_ARGS='--minutes 30')"
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -91,3 +92,8 @@ bench-stats: $(STAMP)
 # Each service's import time, memory and modules before it serves (fresh interpreters).
 bench-footprint: $(STAMP)
 	$(BIN)/python -m bench.footprint
+
+# Needs PostgreSQL (FINMATCH_BENCH_POSTGRES_URL) and Redis (FINMATCH_BENCH_REDIS_URL); not part of
+# `make bench` (it runs for 10 minutes). Options go in SOAK_ARGS, e.g. SOAK_ARGS='--minutes 30'.
+bench-soak: $(STAMP)
+	$(BIN)/python -m bench.soak $(SOAK_ARGS)

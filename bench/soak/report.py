@@ -83,7 +83,11 @@ def targets(samples: Samples, rows: list[Row], interval: float) -> list[Target]:
         )
     ]
     if n >= 3:
-        growth = {s: rows[-1].rss_mb[s] / rows[1].rss_mb[s] - 1 for s in SERVICES}
+        # A service that is gone reads 0 MB: its growth is infinite, never met.
+        growth = {
+            s: rows[-1].rss_mb[s] / rows[1].rss_mb[s] - 1 if rows[1].rss_mb[s] else float("inf")
+            for s in SERVICES
+        }
         out.append(
             Target(
                 f"RSS growth < {MAX_RSS_GROWTH:.0%}, interval 2 → {n}",
@@ -97,7 +101,7 @@ def targets(samples: Samples, rows: list[Row], interval: float) -> list[Target]:
         base = samples.window(interval, 3 * interval).latency_ms
         last = samples.window((n - 2) * interval, n * interval).latency_ms
         p_base, p_last = pct(base, 99), pct(last, 99)
-        change = p_last / p_base - 1
+        change = p_last / p_base - 1 if p_base > 0 else float("nan")
         out.append(
             Target(
                 f"p99 flat: intervals {n - 1}–{n} ≤ {1 + MAX_P99_GROWTH:.2f} × intervals 2–3",
