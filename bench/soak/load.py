@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +37,8 @@ class Samples:
     status: list[int] = field(default_factory=list)
     op: list[str] = field(default_factory=list)
     lag_ms: list[float] = field(default_factory=list)
+    # The answers that count as errors, by status, operation and problem code (their detail).
+    problems: Counter[str] = field(default_factory=Counter)
 
     def add(self, due: float, latency_ms: float, status: int, op: str, lag_ms: float) -> None:
         self.due.append(due)
@@ -70,6 +73,15 @@ def client(base_url: str, connections: int) -> httpx.AsyncClient:
     )
 
 
+def problem_code(response: httpx.Response) -> str:
+    """The problem+json ``code`` of an error answer, or what the body was instead."""
+    try:
+        body = response.json()
+    except ValueError:
+        return f"(not JSON: {response.text[:60]!r})"
+    return str(body.get("code")) if isinstance(body, dict) else "(no code)"
+
+
 async def send(
     http: httpx.AsyncClient, traffic: Traffic, call: Call, due: float, start: float, out: Samples
 ) -> None:
@@ -83,8 +95,11 @@ async def send(
         status = response.status_code
         if 200 <= status < 300 and call.method == "POST":
             answer = response.json()
-    except httpx.HTTPError:
+        elif status >= 400 and status != 429:
+            out.problems[f"{status} {call.op} {problem_code(response)}"] += 1
+    except httpx.HTTPError as exc:
         status = TRANSPORT_ERROR
+        out.problems[f"{status} {call.op} {type(exc).__name__}"] += 1
     done = time.perf_counter()
     traffic.settle(call, status, answer)
     out.add(due - start, (done - due) * 1000, status, call.op, (left - due) * 1000)

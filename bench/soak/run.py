@@ -204,6 +204,7 @@ async def soak(args: argparse.Namespace, svc: Services, world: World) -> dict[st
         "targets": report.targets(samples, rows, args.interval_seconds),
         "countback": tallies,
         "unacknowledged": dict(traffic.ledger.unacknowledged),
+        "problems": dict(samples.problems.most_common()),
         "surprises": traffic.ledger.surprises,
         "substituted": dict(traffic.substituted),
         "generator": {
@@ -218,6 +219,8 @@ def finish(args: argparse.Namespace, result: dict[str, Any]) -> int:
     print("\nfinal table (every request of each interval, answered or dropped)")
     report.print_rows(result["intervals"], args.interval_seconds)
     report.print_targets(result["targets"])
+    if result["problems"]:
+        print("  the errors: " + ", ".join(f"{k} ×{n}" for k, n in result["problems"].items()))
     report.print_countback(result["countback"], result["unacknowledged"])
     generator = result["generator"]
     print(

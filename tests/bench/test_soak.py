@@ -62,3 +62,4 @@ def test_a_short_soak_reports_every_interval_and_counts_back_every_write(tmp_pat
     assert countback["firms created"]["acknowledged"] > 0
     assert countback["applications"]["acknowledged"] > 0
     assert report["generator"]["cpu_seconds"] > 0
+    assert isinstance(report["problems"], dict)  # the errors in detail (none expected, not checked)
