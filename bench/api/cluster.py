@@ -121,20 +121,17 @@ def services(
         }
         matching = start_server("matching", "bench.api.apps:matching_app", matching_env)
         stack.callback(stop_server, matching)
-        gateway_env = (
-            env
-            | {
-                "FINMATCH_REGISTRY_URL": registry.url,
-                "FINMATCH_MATCHING_URL": matching.url,
-                "FINMATCH_REDIS_URL": redis_url,
-                "FINMATCH_REDIS_PREFIX": CACHE_PREFIX,
-                "FINMATCH_BOOTSTRAP_ADMIN_KEY": admin_key,
-                # The limiter still counts every request in Redis; it just never refuses one.
-                "FINMATCH_RATE_LIMIT_PORTAL": "100000000",
-                FLOOR_BODY_VARIABLE: str(floor_body),
-            }
-            | dict(gateway_settings or {})
-        )
+        gateway_env = env | {
+            "FINMATCH_REGISTRY_URL": registry.url,
+            "FINMATCH_MATCHING_URL": matching.url,
+            "FINMATCH_REDIS_URL": redis_url,
+            "FINMATCH_REDIS_PREFIX": CACHE_PREFIX,
+            "FINMATCH_BOOTSTRAP_ADMIN_KEY": admin_key,
+            # The limiter still counts every request in Redis; it just never refuses one.
+            "FINMATCH_RATE_LIMIT_PORTAL": "100000000",
+            FLOOR_BODY_VARIABLE: str(floor_body),
+        }
+        gateway_env |= dict(gateway_settings or {})
         gateway = start_server("gateway", "bench.api.apps:gateway_app", gateway_env)
         stack.callback(stop_server, gateway)
         try:
