@@ -37,12 +37,18 @@ class GatewaySettings(ServiceSettings):
     match_cache_seconds: float = 300.0
     # How long a firm's last answer is kept to be served, marked stale, while matching is down.
     match_stale_if_error_seconds: float = Field(default=86_400.0, gt=0)
+    # Likewise, how long the owner portal's last read of a firm is kept to be served, marked
+    # stale, while the registry cannot answer (its database down).
+    firm_stale_if_error_seconds: float = Field(default=86_400.0, gt=0)
     stats_cache_seconds: float = 30.0
     registry_timeout_seconds: float = 10.0
     matching_timeout_seconds: float = 5.0
     model_poll_seconds: float = 10.0
     breaker_failures: int = 5
-    breaker_reset_seconds: float = 30.0
+    # An open breaker lets one trial call through after this pause, doubled after each failed
+    # trial up to the maximum (see clients/_breaker.py).
+    breaker_reset_seconds: float = Field(default=2.0, gt=0)
+    breaker_max_reset_seconds: float = Field(default=30.0, gt=0)
 
     def rate_limit_for(self, role: str) -> int:
         limits = {

@@ -62,14 +62,14 @@ def create_app(
             settings.registry_url,
             settings.internal_token,
             timeout=httpx.Timeout(settings.registry_timeout_seconds, connect=2.0),
-            breaker=CircuitBreaker(settings.breaker_failures, settings.breaker_reset_seconds),
+            breaker=_breaker(settings),
             transport=registry_transport,
         )
         state.matching = MatchingClient(
             settings.matching_url,
             settings.internal_token,
             timeout=httpx.Timeout(settings.matching_timeout_seconds, connect=1.0),
-            breaker=CircuitBreaker(settings.breaker_failures, settings.breaker_reset_seconds),
+            breaker=_breaker(settings),
             transport=matching_transport,
         )
         state.catalogue = CatalogueProvider(
@@ -149,6 +149,14 @@ def create_app(
 
     mount_metrics(app, "gateway", GatewayCollector(app), tags=["operations"])
     return app
+
+
+def _breaker(settings: GatewaySettings) -> CircuitBreaker:
+    return CircuitBreaker(
+        settings.breaker_failures,
+        settings.breaker_reset_seconds,
+        max_reset_seconds=settings.breaker_max_reset_seconds,
+    )
 
 
 async def _redis_check(app: FastAPI) -> str:

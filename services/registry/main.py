@@ -16,6 +16,7 @@ from services.registry.api import access, applications, firms, internal, models,
 from services.registry.api.deps import require_internal_token
 from services.registry.config import RegistrySettings, get_settings
 from services.registry.db import PoolCollector, make_engine
+from services.registry.outage import OutageMonitor, install_outage_handlers, is_unavailable
 from shared.access_log import AccessLogMiddleware
 from shared.errors import install_error_handlers
 from shared.heap import freeze_startup_heap
@@ -33,12 +34,17 @@ def create_app(settings: RegistrySettings | None = None, engine: Engine | None =
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
         app.state.engine = engine or make_engine(
-            settings.database_url, pool_size=settings.db_pool_size
+            settings.database_url,
+            pool_size=settings.db_pool_size,
+            connect_timeout_seconds=settings.db_connect_timeout_seconds,
+            pool_timeout_seconds=settings.db_pool_timeout_seconds,
         )
+        stop_watching = outage.watch(app.state.engine)
         freeze_startup_heap(settings.gc_freeze)
         try:
             yield
         finally:
+            stop_watching()
             if owns_engine:
                 app.state.engine.dispose()
 
@@ -55,6 +61,9 @@ def create_app(settings: RegistrySettings | None = None, engine: Engine | None =
     if engine is not None:
         app.state.engine = engine
     install_error_handlers(app)
+    outage = OutageMonitor()
+    app.state.outage = outage
+    install_outage_handlers(app, outage, settings.db_retry_after_seconds)
     app.add_middleware(AccessLogMiddleware)
     guarded = [firms.router, products.router, applications.router, access.router, stats.router]
     for router in guarded:
@@ -71,16 +80,20 @@ def create_app(settings: RegistrySettings | None = None, engine: Engine | None =
 
     @app.get("/readyz", tags=["probes"])
     async def readyz() -> JSONResponse:
-        """Readiness: the database answers a query."""
+        """Readiness: the database answers a query (within the connect and pool timeouts)."""
         try:
             await run_in_threadpool(_ping, app.state.engine)
         except Exception as exc:
-            log.warning("readiness: database unavailable: %s", exc)
+            if is_unavailable(exc):
+                outage.failed(exc)  # logged once per outage, not once per probe
+            else:
+                log.warning("readiness: database check failed: %s", exc)
             return JSONResponse(
                 {"status": "unavailable", "checks": {"database": "down"}},
                 status_code=503,
-                headers={"Retry-After": "5"},
+                headers={"Retry-After": str(settings.db_retry_after_seconds)},
             )
+        outage.recovered()
         return JSONResponse({"status": "ok", "checks": {"database": "ok"}})
 
     mount_metrics(app, "registry", PoolCollector(lambda: getattr(app.state, "engine", None)))

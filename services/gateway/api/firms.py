@@ -6,10 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 
+from services.gateway.api.held import forget_firm, hold_firm, stale_firm
 from services.gateway.api.proxy import forward, forward_update
 from services.gateway.auth import CurrentPrincipal, Principal, require
 from services.gateway.idempotency import IdempotentRoute
 from shared.enums import PrincipalRole
+from shared.errors import ProblemError
 from shared.schemas.firm import FirmCreate, FirmPublic, FirmUpdate
 from shared.schemas.page import Page
 from shared.types import SafeStr
@@ -37,6 +39,7 @@ async def upsert_firm(body: FirmCreate, request: Request, principal: CurrentPrin
         request, "POST", "/v1/firms", principal, json=body.model_dump(mode="json")
     )
     await firms_changed(request, principal)
+    await hold_firm(request.app.state, principal, answer.body, answer.headers.get("etag"))
     return answer
 
 
@@ -86,8 +89,22 @@ async def bulk_import(
 
 @router.get("/{firm_id}", response_model=FirmPublic)
 async def get_firm(firm_id: IdPath, request: Request, principal: CurrentPrincipal) -> Response:
-    """The owner portal; an institution with a live application from this firm; an admin."""
-    return await forward(request, "GET", f"/v1/firms/{firm_id}", principal)
+    """The owner portal; an institution with a live application from this firm; an admin.
+
+    While the registry cannot answer (503, e.g. its database is down), the owner portal gets
+    the last copy it read, marked stale: an `Age` header and `X-Finmatch-Stale` naming the
+    reason."""
+    state = request.app.state
+    try:
+        answer = await forward(request, "GET", f"/v1/firms/{firm_id}", principal)
+    except ProblemError as exc:
+        if exc.status == 404:  # erased, or not this principal's: never served from a copy
+            await forget_firm(state, principal, firm_id)
+        if exc.status < 500:
+            raise
+        return await stale_firm(state, principal, firm_id, exc)
+    await hold_firm(state, principal, answer.body, answer.headers.get("etag"))
+    return answer
 
 
 @router.patch("/{firm_id}", response_model=FirmPublic)
@@ -101,6 +118,7 @@ async def update_firm(
     """Send the ETag you read as If-Match; a stale one is 412."""
     answer = await forward_update(request, f"/v1/firms/{firm_id}", principal, body, if_match)
     await firms_changed(request, principal)
+    await hold_firm(request.app.state, principal, answer.body, answer.headers.get("etag"))
     return answer
 
 
@@ -109,4 +127,5 @@ async def erase_firm(firm_id: IdPath, request: Request, principal: CurrentPrinci
     """Erase the profile; applications keep an anonymous snapshot."""
     answer = await forward(request, "DELETE", f"/v1/firms/{firm_id}", principal)
     await firms_changed(request, principal)
+    await forget_firm(request.app.state, principal, firm_id)
     return answer
