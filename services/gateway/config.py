@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from ipaddress import IPv4Network, IPv6Network
 
-from pydantic import Field
+from pydantic import Field, IPvAnyNetwork
 
 from shared.settings import ServiceSettings
 
@@ -14,6 +15,13 @@ class GatewaySettings(ServiceSettings):
     gateway_port: int = 8000
     registry_url: str = "http://127.0.0.1:8001"
     matching_url: str = "http://127.0.0.1:8002"
+    # Peers whose X-Forwarded-Proto and X-Forwarded-For are believed (addresses or networks):
+    # the TLS-terminating proxy in front. Behind it, https makes the session cookie Secure and
+    # the client's own address counts for sign-in throttling. Loopback only by default.
+    trusted_proxies: tuple[IPvAnyNetwork, ...] = (
+        IPv4Network("127.0.0.1/32"),
+        IPv6Network("::1/128"),
+    )
     redis_url: str | None = None
     # Every key this gateway writes to Redis starts with this, so deployments (or test runs)
     # sharing one Redis never read each other's caches, counters or idempotency keys.

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from services.gateway.api import admin, applications, firms, matches, products, reference, stats
 from services.gateway.auth import KnownKeys
@@ -148,6 +149,11 @@ def create_app(
         )
 
     mount_metrics(app, "gateway", GatewayCollector(app), tags=["operations"])
+    # Outermost, so that everything inside sees the client's scheme and address as the trusted
+    # proxy forwarded them (the CLI turns uvicorn's own copy of this middleware off).
+    app.add_middleware(
+        ProxyHeadersMiddleware, trusted_hosts=[str(net) for net in settings.trusted_proxies]
+    )
     return app
 
 

@@ -20,6 +20,7 @@ from services.registry.outage import OutageMonitor, install_outage_handlers, is_
 from shared.access_log import AccessLogMiddleware
 from shared.errors import install_error_handlers
 from shared.heap import freeze_startup_heap
+from shared.internal_docs import serve_internal_openapi
 from shared.metrics import mount_metrics
 
 log = logging.getLogger("finmatch.registry")
@@ -54,6 +55,10 @@ def create_app(settings: RegistrySettings | None = None, engine: Engine | None =
         description="System of record for firms, institutions, products and applications. "
         "Internal: every route needs X-Internal-Token; resource routes act for X-Principal-Id.",
         lifespan=lifespan,
+        # No /docs or /redoc, and /openapi.json only with the internal token (see below).
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
     )
     # Set early too, so that code using app.state before startup (tests) finds them.
     app.state.settings = settings
@@ -96,6 +101,8 @@ def create_app(settings: RegistrySettings | None = None, engine: Engine | None =
         outage.recovered()
         return JSONResponse({"status": "ok", "checks": {"database": "ok"}})
 
+    serve_internal_openapi(app)
+    # Open like the probes: the scraper has no token; the NetworkPolicies decide who reaches it.
     mount_metrics(app, "registry", PoolCollector(lambda: getattr(app.state, "engine", None)))
     return app
 

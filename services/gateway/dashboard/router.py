@@ -13,8 +13,9 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from starlette.staticfiles import StaticFiles
 
-from services.gateway.auth import Principal, principal_for_key, resolve_digest
+from services.gateway.auth import Forbidden, Principal, principal_for_key, resolve_digest
 from services.gateway.dashboard.sessions import (
+    DASHBOARD_HEADER,
     SESSION_COOKIE,
     SESSION_SECONDS,
     close_session,
@@ -159,18 +160,17 @@ async def sign_in(request: Request) -> Response:
 
 @router.delete("/session", status_code=204)
 async def sign_out(request: Request) -> Response:
-    """End the session: the cookie is dead from now on, on every replica sharing the cache."""
+    """End the session: the cookie is dead from now on, on every replica sharing the cache.
+
+    Like every other write by cookie it needs the dashboard's header, which another site's page
+    cannot send: otherwise any page could sign an official out (a logout CSRF).
+    """
+    if request.headers.get(DASHBOARD_HEADER) != "1":
+        raise Forbidden(
+            f"signing out needs the header {DASHBOARD_HEADER}: 1", code="csrf_header_missing"
+        )
     await _end_session(request)
     answer = Response(status_code=204)
-    _forget_cookie(answer, request)
-    return answer
-
-
-@router.post("/session/delete")
-async def sign_out_form(request: Request) -> Response:
-    """Sign-out for a plain HTML form (which cannot send DELETE)."""
-    await _end_session(request)
-    answer = RedirectResponse("/dashboard", status_code=303)
     _forget_cookie(answer, request)
     return answer
 
