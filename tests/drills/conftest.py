@@ -120,6 +120,9 @@ def populate(gateway: str, admin_key: str) -> World:
         assert listed.status_code == 200, listed.text
         firms = [firm["id"] for firm in listed.json()["data"]]
         assert len(firms) == POOL_FIRMS, listed.text
+        ranked = http.get(f"/v1/firms/{firms[0]}/matches", headers=portal)
+        assert ranked.status_code == 200, ranked.text
+        assert not ranked.json()["degraded"], ranked.text
     return World(gateway, portal_key, official_key, firms, products)
 
 
@@ -132,8 +135,10 @@ def drill_cluster(log_dir: Path) -> Iterator[Drill]:
         try:
             cluster.start_registry()
             matching = cluster.start_matching()
-            gateway = cluster.start_gateway(matching, **UNLIMITED)
+            # Matching ready first: a gateway that met it still starting would begin the drill
+            # with its circuit breaker open.
             matching.wait_ready()
+            gateway = cluster.start_gateway(matching, **UNLIMITED)
             gateway.wait_ready()
             drill = Drill(cluster, postgres, redis_server, database_url, World("", "", "", [], []))
             _RUNNING.append(drill)

@@ -29,6 +29,8 @@ def test_postgres_stopped_started_and_restarted_under_traffic(drill: Drill) -> N
     verdicts = checks.Verdicts()
     verdicts.check(checks.assert_no_5xx_but_503_with_retry_after, answers)
     for back_at, what in ((started_at, "start"), (restarted_at, "restart")):
+        seconds = checks.recovery_seconds(answers, back_at, checks.needs_registry)
+        print(f"after the {what}: first write or firm read {seconds} s later")
         verdicts.check(
             checks.assert_recovered,
             answers,

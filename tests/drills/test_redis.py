@@ -42,8 +42,12 @@ def test_redis_killed_and_restarted_under_traffic(drill: Drill) -> None:
 
     verdicts = checks.Verdicts()
     verdicts.check(checks.assert_no_5xx_but_503_with_retry_after, answers)
-    verdicts.check(
+    recovered = verdicts.check(
         checks.assert_recovered, answers, back_at, checks.needs_registry, "write or firm read"
+    )
+    print(
+        f"first write or firm read {recovered} s after Redis was back; the gateway wrote to "
+        f"it again after {reused_after} s; {checks.summary(answers)}"
     )
     written = verdicts.check(checks.assert_writes_exactly_once, answers, drill.database_url)
     verdicts.expect(bool(written) and all(written.values()), f"writes acknowledged: {written}")

@@ -94,6 +94,15 @@ def test_registry_killed_during_bulk_import_then_import_resent(drill: Drill) -> 
 
     verdicts = checks.Verdicts()
     interrupted = first[0]
+    shown = (
+        f"{interrupted.status_code} Retry-After={interrupted.headers.get('Retry-After')}"
+        if isinstance(interrupted, httpx.Response)
+        else repr(interrupted)
+    )
+    print(
+        f"killed after {before_resend} of {BATCHES} batches; the import answered {shown}; "
+        f"firms listed {recovered_after:.1f} s after the registry was back"
+    )
     verdicts.expect(
         isinstance(interrupted, httpx.Response)
         and interrupted.status_code == 503
