@@ -48,10 +48,12 @@ def assert_recovered(
 ) -> float:
     seconds = recovery_seconds(answers, back_at, fresh)
     after = [a for a in answers if a.started >= back_at]
-    assert seconds is not None, f"no {what} after the dependency came back: {summary(after)}"
+    refused = [a for a in after if not a.ok]
+    last = f"; the last refusal: {refused[-1].describe()}" if refused else ""
+    assert seconds is not None, f"no {what} after the dependency came back: {summary(after)}{last}"
     assert seconds <= RECOVERY_SECONDS, (
         f"first {what} {seconds:.1f} s after the dependency came back (at most "
-        f"{RECOVERY_SECONDS:.0f} s); answers since: {summary(after)}"
+        f"{RECOVERY_SECONDS:.0f} s); answers since: {summary(after)}{last}"
     )
     return seconds
 
