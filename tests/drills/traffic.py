@@ -98,6 +98,7 @@ class Traffic:
     _threads: list[threading.Thread] = field(default_factory=list)
     _firm_seq: Iterator[int] = field(default_factory=lambda: itertools.count(FIRM_SEQ_START))
     _amounts: Iterator[int] = field(default_factory=lambda: itertools.count(1_000_000, 1_000))
+    _reads: Iterator[int] = field(default_factory=itertools.count)
     _pairs: Iterator[tuple[int, int]] = field(init=False)
     _acknowledged: int = 0
 
@@ -205,7 +206,7 @@ class Traffic:
     def _read(self, client: httpx.Client, kind: str) -> None:
         world = self.world
         portal = {"Authorization": f"Bearer {world.portal_key}"}
-        firm_id = world.firm_ids[int(time.monotonic() * 1000) % len(world.firm_ids)]
+        firm_id = world.firm_ids[next(self._reads) % len(world.firm_ids)]
         if kind == "get_firm":
             self._send(client, kind, "GET", f"/v1/firms/{firm_id}", headers=portal)
         elif kind == "matches":
