@@ -59,8 +59,9 @@ def assert_recovered(
 
 
 def needs_registry(answer: Answer) -> bool:
-    """Answers that only the registry (and so the database) can give: never from a cache."""
-    return answer.kind in {"create_firm", "apply", "get_firm"}
+    """Answers that only the registry (and so the database) can give now: writes, and firm
+    reads that are not an earlier copy served stale."""
+    return answer.kind in {"create_firm", "apply", "get_firm"} and answer.stale is None
 
 
 def fresh_matches(answer: Answer) -> bool:
@@ -68,6 +69,7 @@ def fresh_matches(answer: Answer) -> bool:
     body = answer.json()
     return (
         answer.kind == "matches"
+        and answer.stale is None
         and isinstance(body, dict)
         and not body.get("stale")
         and not body.get("degraded")

@@ -42,6 +42,7 @@ class Answer:
     key: str | None = None  # the Idempotency-Key of a write
     target: str | None = None  # a firm's credit code, or "firm_id:product_id" of an application
     error: str | None = None
+    stale: str | None = None  # X-Finmatch-Stale: an earlier copy, served while a service is down
 
     @property
     def ok(self) -> bool:
@@ -241,6 +242,7 @@ class Traffic:
                 response.content,
                 key,
                 target,
+                stale=response.headers.get("X-Finmatch-Stale"),
             )
         except httpx.HTTPError as exc:
             answer = Answer(
