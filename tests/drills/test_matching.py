@@ -21,6 +21,7 @@ def test_matching_killed_and_restarted_under_traffic(drill: Drill) -> None:
         traffic.run_past(time.monotonic(), answers=30)
         drill.cluster.restart("matching").wait_ready()
         back_at = time.monotonic()
+        traffic.run_until_fresh(back_at, checks.fresh_matches)
         traffic.run_past(back_at + checks.RECOVERY_SECONDS + 1, answers=10)
     answers = traffic.answers
 

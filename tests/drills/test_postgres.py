@@ -20,9 +20,11 @@ def test_postgres_stopped_started_and_restarted_under_traffic(drill: Drill) -> N
         traffic.run_past(time.monotonic(), answers=30)
         drill.postgres.start()  # pg_ctl -w: returns once it accepts connections
         started_at = time.monotonic()
+        traffic.run_until_fresh(started_at, checks.needs_registry)
         traffic.run_past(started_at + checks.RECOVERY_SECONDS + 1, answers=10)
         drill.postgres.restart()
         restarted_at = time.monotonic()
+        traffic.run_until_fresh(restarted_at, checks.needs_registry)
         traffic.run_past(restarted_at + checks.RECOVERY_SECONDS + 1, answers=10)
     answers = traffic.answers
 

@@ -10,6 +10,7 @@ to check that a repeat makes no second record. ``Answer`` records are what the c
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import threading
 import time
@@ -135,6 +136,19 @@ class Traffic:
             if time.monotonic() > deadline:
                 raise AssertionError(f"traffic: {what} not within {timeout:.0f} s")
             time.sleep(0.05)
+
+    def run_until_fresh(
+        self, back_at: float, fresh: Callable[[Answer], bool], timeout: float = 35.0
+    ) -> None:
+        """Keep the traffic going until a fresh success answered after ``back_at``, or for
+        ``timeout`` (past any breaker's longest pause), so a slow recovery is measured, not
+        only found late; the drill's checks judge the time."""
+        with contextlib.suppress(AssertionError):
+            self.wait_until(
+                lambda seen: any(a.ended >= back_at and a.ok and fresh(a) for a in seen),
+                timeout,
+                "a fresh answer",
+            )
 
     def run_past(self, moment: float, answers: int = 10, timeout: float = 60.0) -> None:
         """Wait until ``answers`` requests were sent after ``moment`` (a monotonic time)."""
