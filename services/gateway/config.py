@@ -56,7 +56,7 @@ class GatewaySettings(ServiceSettings):
     # An open breaker lets one trial call through after this pause, doubled after each failed
     # trial up to the maximum (see clients/_breaker.py).
     breaker_reset_seconds: float = Field(default=2.0, gt=0)
-    breaker_max_reset_seconds: float = Field(default=30.0, gt=0)
+    breaker_max_reset_seconds: float = Field(default=3.0, gt=0)
 
     def rate_limit_for(self, role: str) -> int:
         limits = {
