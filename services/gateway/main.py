@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -111,6 +112,8 @@ def create_app(
         responses=problem_responses(401, 404, 409, 413, 422, 429, 502, 503, 504),
     )
     app.state.settings = settings
+    # Wall-clock time for keys (expiry, how long a resolution is held); tests replace it.
+    app.state.wall_clock = time.time
     app.state.bootstrap_admin = _bootstrap_admin_loader(app)
     install_error_handlers(app)
     app.add_middleware(
