@@ -104,7 +104,11 @@ def create_app(
             "SME financing matchmaking for Dongguan (东金〔2020〕75号, items 53–76).\n\n"
             "Authenticate with `Authorization: Bearer <API key>`. Every key belongs to one "
             "principal (portal, institution, official or admin); anything outside its scope "
-            "answers 404. Errors are problem details (RFC 9457) with a machine-readable "
+            "answers 404. A key past its `expires_at` answers 401 `key_expired`, an unknown "
+            "or revoked one 401 `invalid_key`; after repeated failures from one address or "
+            "on one key prefix, 429 `auth_throttled` with Retry-After. To rotate a key, issue "
+            "a new one for the same principal; the old one works until revoked or expired. "
+            "Errors are problem details (RFC 9457) with a machine-readable "
             "`code`. Lists are paginated with `limit` and `cursor`. Every POST honours "
             "`Idempotency-Key` (24 h).\n\n东莞中小微企业融资匹配服务。"
         ),
