@@ -48,8 +48,7 @@ class Principal:
     key_digest: str
     key_id: int | None = None
     # Wall-clock seconds: when the key expires (None: never), and when the registry vouched
-    # for it. Defaults, so that an entry cached by an older gateway still loads (and, vouched
-    # for at 0, is looked up again).
+    # for it (a principal vouched for at 0 is never held: it is looked up again).
     expires_at: float | None = None
     resolved_at: float = 0.0
 
@@ -164,7 +163,7 @@ async def resolve_digest(
         return Principal.from_registry(body, digest, resolved_at=_now(request))
     # One round trip: the keys' generation and the principal cached under this digest, which
     # is valid only if it was stored under that same generation.
-    current, stored = await state.cache.get_many(KEYS_GENERATION, f"key:{digest}")
+    current, stored = await state.cache.get_many(KEYS_GENERATION, _cache_key(digest))
     # Asked after the read: one that failed over to the in-process cache marked Redis down.
     in_redis = state.cache.redis_key(KEYS_GENERATION) is not None
     generation = _generation(current)
@@ -191,7 +190,7 @@ async def resolve_digest(
     principal = Principal.from_registry(body, digest, resolved_at=_now(request))
     await _refuse_if_expired(request, principal, attempt)
     await state.cache.set(
-        f"key:{digest}",
+        _cache_key(digest),
         stamped(orjson.dumps(asdict(principal)), generation),
         state.settings.key_cache_seconds,
     )
@@ -238,6 +237,12 @@ async def _refuse_if_expired(
     if attempt is not None:
         await count_failure(request, attempt, "expired_key")
     raise _refusal("expired_key")
+
+
+def _cache_key(digest: str) -> str:
+    # "v2": entries with the key's expiry and resolution time. Gateways of the earlier format,
+    # which cannot read these, keep their own entries while a rollout runs.
+    return f"key:v2:{digest}"
 
 
 def _generation(value: bytes | None) -> str:
