@@ -35,8 +35,15 @@ class GatewaySettings(ServiceSettings):
     rate_limit_official: int = 300
     rate_limit_admin: int = 1200
     rate_limit_window_seconds: int = 60
+    # Failed authentications (unknown, revoked or expired keys) allowed per window before
+    # further attempts get 429: per client address (unknown keys only: revoked and expired
+    # ones are real keys, whose failures lock only their own prefix) and per key prefix.
+    auth_failures_per_address: int = Field(default=20, ge=1)
+    auth_failures_per_key_prefix: int = Field(default=20, ge=1)
+    auth_failure_window_seconds: int = Field(default=60, ge=1)
     # A revocation through this gateway takes effect at once wherever the cache is shared
-    # (Redis); other replicas without a shared cache stop accepting the key within this time.
+    # (Redis); other replicas without a shared cache stop accepting the key within this time:
+    # no replica holds a key's resolution longer than this after the registry gave it.
     key_cache_seconds: float = 30.0
     catalogue_cache_seconds: float = 60.0
     # A JSON body larger than this is refused with 413 before it is read whole; NDJSON bulk

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -104,7 +105,11 @@ def create_app(
             "SME financing matchmaking for Dongguan (东金〔2020〕75号, items 53–76).\n\n"
             "Authenticate with `Authorization: Bearer <API key>`. Every key belongs to one "
             "principal (portal, institution, official or admin); anything outside its scope "
-            "answers 404. Errors are problem details (RFC 9457) with a machine-readable "
+            "answers 404. A key past its `expires_at` answers 401 `key_expired`, an unknown "
+            "or revoked one 401 `invalid_key`; after repeated failures from one address or "
+            "on one key prefix, 429 `auth_throttled` with Retry-After. To rotate a key, issue "
+            "a new one for the same principal; the old one works until revoked or expired. "
+            "Errors are problem details (RFC 9457) with a machine-readable "
             "`code`. Lists are paginated with `limit` and `cursor`. Every POST honours "
             "`Idempotency-Key` (24 h).\n\n东莞中小微企业融资匹配服务。"
         ),
@@ -112,6 +117,8 @@ def create_app(
         responses=problem_responses(401, 404, 409, 413, 422, 429, 502, 503, 504),
     )
     app.state.settings = settings
+    # Wall-clock time for keys (expiry, how long a resolution is held); tests replace it.
+    app.state.wall_clock = time.time
     app.state.bootstrap_admin = _bootstrap_admin_loader(app)
     install_error_handlers(app)
     app.add_middleware(

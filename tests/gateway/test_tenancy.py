@@ -25,7 +25,12 @@ from tests.gateway.conftest import BACKENDS, Api, Stack, own_database, running_s
 from tests.registry import data
 
 TANGXIA, HUMEN = "441900116", "441900121"
-UNLIMITED = {f"rate_limit_{role}": 10**6 for role in ("portal", "institution", "official", "admin")}
+UNLIMITED = {
+    **{f"rate_limit_{role}": 10**6 for role in ("portal", "institution", "official", "admin")},
+    # bad_key tries every endpoint: its failures must stay 401s, not turn into 429s.
+    "auth_failures_per_address": 10**6,
+    "auth_failures_per_key_prefix": 10**6,
+}
 
 
 @dataclass
@@ -263,6 +268,7 @@ ENDPOINTS = {
     "admin.institutions": _on("GET /v1/admin/institutions"),
     "admin.principal": _on("POST /v1/admin/principals", json={"role": "portal", "name": "新"}),
     "admin.key": Endpoint("POST /v1/admin/keys", _new_key),
+    "admin.keys": _on("GET /v1/admin/keys"),
     "admin.revoke": _on("POST /v1/admin/keys/{id}/revoke", "spare_key", "spare_key"),
     "admin.models": _on("GET /v1/admin/models"),
     "admin.train": _on("POST /v1/admin/models/train", json={}),
@@ -324,6 +330,7 @@ MATRIX = [
     Row("admin.institutions", 404,       404,          404,         404,         404,         200),
     Row("admin.principal",   404,        404,          404,         404,         404,         201),
     Row("admin.key",         404,        404,          404,         404,         404,         201),
+    Row("admin.keys",        404,        404,          404,         404,         404,         200),
     Row("admin.revoke",      404,        404,          404,         404,         404,         200),
     Row("admin.models",      404,        404,          404,         404,         404,         200),
     # The admin reaches the matching service, which refuses: too few decisions to train on,
