@@ -280,3 +280,18 @@ def test_registry_down_degrades_the_page_not_the_gateway(engine: Engine) -> None
         assert refused.status_code == 503
         assert "服务暂时不可用" in refused.text
         assert SESSION_COOKIE not in stack.client.cookies
+
+
+def test_a_wrong_key_at_sign_in_is_a_security_event(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Like a wrong API key: one line on finmatch.security with the address and the prefix,
+    never the key itself."""
+    wrong = "fm_offi_" + "q" * 40
+    with caplog.at_level("WARNING", logger="finmatch.security"):
+        assert sign_in(stack.client, wrong).status_code == 401
+    events = [r for r in caplog.records if r.name == "finmatch.security"]
+    assert len(events) == 1, events
+    assert events[0].__dict__["reason"] == "unknown_key"
+    assert events[0].__dict__["key_prefix"] == wrong[:12]
+    assert wrong not in caplog.text

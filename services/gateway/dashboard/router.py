@@ -13,6 +13,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from starlette.staticfiles import StaticFiles
 
+from services.gateway import auth_failures
 from services.gateway.auth import Forbidden, Principal, principal_for_key, resolve_digest
 from services.gateway.dashboard.sessions import (
     DASHBOARD_HEADER,
@@ -22,6 +23,7 @@ from services.gateway.dashboard.sessions import (
     open_session,
     session_key_digest,
 )
+from services.gateway.metrics import AuthFailure
 from shared.criteria import WHAT_IF, Unit
 from shared.enums import PrincipalRole
 from shared.errors import ProblemError, TooManyRequests, Unauthorized, problem_response
@@ -119,6 +121,8 @@ async def sign_in(request: Request) -> Response:
         try:
             principal = await principal_for_key(request, key)
         except Unauthorized as exc:
+            # A security event like a wrong API key (the attempts are limited just above).
+            auth_failures.record(auth_failures.Attempt.of(request, key), _failure(exc.code))
             raise _SignInRefused("invalid_key", 401) from exc
         except ProblemError as exc:
             raise _SignInRefused("unavailable", 503) from exc
@@ -173,6 +177,10 @@ async def sign_out(request: Request) -> Response:
     answer = Response(status_code=204)
     _forget_cookie(answer, request)
     return answer
+
+
+def _failure(code: str | None) -> AuthFailure:
+    return "expired_key" if code == "key_expired" else "unknown_key"
 
 
 class _SignInRefused(Exception):
