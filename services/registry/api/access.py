@@ -20,6 +20,7 @@ from services.registry.api.deps import (
     require_internal_token,
     require_role,
 )
+from services.registry.idempotency import IdempotentWriteRoute
 from services.registry.models import ApiKey, Institution, Principal
 from services.registry.models.columns import utcnow
 from services.registry.pagination import page_of
@@ -37,7 +38,7 @@ from shared.schemas.access import (
 )
 from shared.schemas.page import Page
 
-router = APIRouter(prefix="/v1", tags=["access"])
+router = APIRouter(prefix="/v1", tags=["access"], route_class=IdempotentWriteRoute)
 internal = APIRouter(
     prefix="/internal", tags=["internal"], dependencies=[Depends(require_internal_token)]
 )
