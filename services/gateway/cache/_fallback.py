@@ -31,7 +31,7 @@ class FallbackCache:
         redis: RedisCache,
         local: LocalCache | None = None,
         *,
-        retry_after_seconds: float = 5.0,
+        retry_after_seconds: float = 2.0,
         clock: Clock = time.monotonic,
     ) -> None:
         self.redis = redis
@@ -126,7 +126,7 @@ def make_cache(
     prefix: str = "finmatch:",
     connect_timeout: float = 0.5,
     op_timeout: float = 0.5,
-    retry_after_seconds: float = 5.0,
+    retry_after_seconds: float = 2.0,
 ) -> FallbackCache | LocalCache:
     """The cache for a service: Redis (with fallback) when a URL is configured, else in-process.
 

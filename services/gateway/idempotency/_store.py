@@ -207,7 +207,7 @@ class IdempotencyStore(RedisBacked):
     """Idempotency keys in Redis for every replica, in-process without it (see the module doc).
 
     Never raises because Redis is down: it answers from the in-process store and leaves Redis
-    alone for ``retry_after_seconds`` (see redis_guard.RedisGuard).
+    alone until the guard's retry time (see redis_guard.RedisGuard).
     """
 
     def __init__(
@@ -219,7 +219,7 @@ class IdempotencyStore(RedisBacked):
         in_flight_seconds: int = 120,
         connect_timeout: float = 0.5,
         op_timeout: float = 0.5,
-        retry_after_seconds: float = 5.0,
+        retry_after_seconds: float = 2.0,
         clock: Clock = time.monotonic,
     ) -> None:
         if ttl_seconds < 1 or in_flight_seconds < 1:
