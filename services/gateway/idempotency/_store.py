@@ -15,9 +15,11 @@ Expiry, as the draft requires us to document: a completed response is kept ``ttl
 request the gateway allows, or a slow request and its retry may both run.
 
 With Redis, one key holds the state for all replicas. Without Redis, or while it is down, an
-in-process store gives the same answers within one process only: correct for a single replica.
-Keys claimed in-process during an outage stay in-process until they expire, so the request
-that claimed one is completed, and its retries answered, in the same place.
+in-process store gives the same answers within one process only. Keys claimed in-process
+during an outage stay in-process until they expire, so the request that claimed one is
+completed, and its retries answered, in the same place. Across replicas (and across a Redis
+that lost its keys) the registry's own check keeps a keyed write to one: see
+services/registry/idempotency.py.
 """
 
 from __future__ import annotations
