@@ -165,6 +165,16 @@ def test_one_key_makes_one_product_across_a_redis_outage(outage: Outage) -> None
     outage.redis.start()
     returned = time.monotonic()
     after = assert_one_product(send_everywhere(outage, keys["after"], names["after"]))
+    # A replica that no longer holds a key (Redis restarted empty) says the registry's answer
+    # is a replay.
+    with outage.client(outage.replicas[1], outage.bank_key) as client:
+        again = client.post(
+            "/v1/products",
+            json=data.product(name=names["before"]),
+            headers={"Idempotency-Key": keys["before"]},
+        )
+    assert (again.status_code, again.json()["id"]) == (201, before)
+    assert again.headers["idempotent-replayed"] == "true"
     for edge, seen in (("before", before), ("during", during), ("after", after)):
         assert settle(outage, keys[edge], names[edge], seen) is not None
         assert products_named(outage.cluster, names[edge]) == 1
