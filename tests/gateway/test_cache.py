@@ -23,6 +23,7 @@ from tests.gateway.redis_helpers import (
     healthy,
     raw_redis,
 )
+from tests.polling import until
 
 # --- in-process -------------------------------------------------------------------------------
 
@@ -160,7 +161,10 @@ def test_redis_entries_expire(redis_url: str, prefix: str) -> None:
         cache = make_cache(redis_url, prefix=prefix)
         await cache.set("brief", b"v", 0.2)
         assert await cache.get("brief") == b"v"
-        await asyncio.sleep(0.3)
+        raw = raw_redis(redis_url)
+        assert 0 < raw.pttl(f"{prefix}brief") <= 200
+        await until(lambda: not raw.exists(f"{prefix}brief"), timeout=5)  # Redis expired it
+        raw.close()
         assert await cache.get("brief") is None
         await cache.aclose()
 
