@@ -11,15 +11,19 @@ from __future__ import annotations
 
 import signal
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
+import redis
 from sqlalchemy.engine import Engine
 
 from tests.gateway.conftest import Api, Stack, matching_app, registry_app, running_stack
+from tests.gateway.redis_helpers import FakeClock
 from tests.gateway.test_tenancy import ENDPOINTS, MATRIX, ROLES, World
+from tests.polling import wait_until
 from tests.registry import data
 from tests.services import RedisProcess, need_redis
 from tests.services import redis_process as own_redis
@@ -186,11 +190,16 @@ def test_matching_down_serves_the_last_answer_stale(
 ) -> None:
     matching, _manager = matching_app(httpx.ASGITransport(app=registry_app(engine)))
     switch = Switchable(httpx.ASGITransport(app=matching))
+    clock = FakeClock(now=1_700_000_000.0)  # both clocks: in-process expiry and answer dates
+    prefix = f"finmatch-test:{uuid.uuid4().hex}:"
     with running_stack(
         engine,
         matching_transport=switch,
         breaker_failures=100,  # the breaker is the next test's; here each call tries
         match_cache_seconds=0.05,  # the fresh answer is gone: only the last one is left
+        clock=clock,
+        wall_clock=clock,
+        redis_prefix=prefix,
         **cache_backend,
     ) as stack:
         portal, firm_id, _ranked = seed_products_and_firm(stack)
@@ -198,7 +207,11 @@ def test_matching_down_serves_the_last_answer_stale(
         assert healthy.status_code == 200
         assert healthy.json()["stale"] is False
         assert "age" not in healthy.headers
-        time.sleep(1.1)
+        clock.advance(1.1)
+        if cache_backend:  # Redis expires the fresh answer by its own clock, in 50 ms
+            raw = redis.Redis.from_url(cache_backend["redis_url"])
+            wait_until(lambda: not list(raw.scan_iter(match=f"{prefix}match:*")), timeout=5)
+            raw.close()
 
         switch.down = True
         answer = portal.get(f"/v1/firms/{firm_id}/matches")
