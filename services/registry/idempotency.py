@@ -9,7 +9,9 @@ same key for another request is a 422, and of two concurrent writes with one key
 fails on the constraint, is rolled back, and answers with the first one's record.
 
 Only successful answers are recorded: a refused write changed nothing, so a retry may run.
-Records are kept ``RECORD_TTL``; past it, the key counts as new (as at the gateway).
+Records are kept ``RECORD_TTL``; past it, the key counts as new (as at the gateway). An answer
+marked ``Cache-Control: no-store`` (a new API key, shown once) is recorded without its body, so
+no secret rests in the database or its backups: a repeat is refused with 409.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from sqlmodel import Session, select
 
 from services.registry.models import IdempotencyRecord
 from services.registry.models.columns import table_of, utcnow
-from shared.errors import Unprocessable
+from shared.errors import Conflict, Unprocessable
 from shared.internal import (
     IDEMPOTENCY_FINGERPRINT_HEADER,
     IDEMPOTENCY_KEY_HEADER,
@@ -138,6 +140,9 @@ def _commit_with_record(session: DeferredCommitSession, slot: Slot, response: Re
         )
     session.execute(sa.delete(records).where(expired))
     headers = {k: v for k in _KEPT_HEADERS if (v := response.headers.get(k)) is not None}
+    secret = _is_secret(response.headers.get("cache-control"))
+    if secret:
+        headers = {"cache-control": "no-store"}
     session.commit_with(
         IdempotencyRecord(
             principal_id=slot.principal_id,
@@ -146,9 +151,13 @@ def _commit_with_record(session: DeferredCommitSession, slot: Slot, response: Re
             fingerprint=slot.fingerprint,
             status=response.status_code,
             headers=headers,
-            body=bytes(response.body),
+            body=b"" if secret else bytes(response.body),
         )
     )
+
+
+def _is_secret(cache_control: str | None) -> bool:
+    return cache_control is not None and "no-store" in cache_control.lower()
 
 
 def _replay(record: IdempotencyRecord, slot: Slot) -> Response:
@@ -156,6 +165,13 @@ def _replay(record: IdempotencyRecord, slot: Slot) -> Response:
         raise Unprocessable(
             "this Idempotency-Key was used for a different request",
             code="idempotency_key_reused",
+            field=IDEMPOTENCY_KEY_HEADER,
+        )
+    if _is_secret(record.headers.get("cache-control")):
+        raise Conflict(
+            "this Idempotency-Key created a secret that was shown once and is not kept; "
+            "the write is done",
+            code="idempotency_secret_not_replayed",
             field=IDEMPOTENCY_KEY_HEADER,
         )
     return Response(

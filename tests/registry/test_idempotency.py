@@ -93,3 +93,19 @@ def test_concurrent_upserts_with_one_key_answer_alike(portal: Actor, engine: Eng
     assert {status for status, _ in answers} == {201}
     assert len({body for _, body in answers}) == 1
     assert count(engine, "firm") == 1
+
+
+def test_a_new_api_key_is_not_kept_in_the_record(admin: Actor, engine: Engine) -> None:
+    """The key is shown once: the record keeps no secret, and a repeat is a plain 409."""
+    principal = admin.post("/v1/principals", json={"role": "portal", "name": "门户"}).json()
+    body = {"principal_id": principal["id"]}
+    first = admin.post("/v1/keys", json=body, headers=keyed("key"))
+    assert first.status_code == 201, first.text
+    assert first.headers["cache-control"] == "no-store"
+    again = admin.post("/v1/keys", json=body, headers=keyed("key"))
+    assert again.status_code == 409
+    assert again.json()["code"] == "idempotency_secret_not_replayed"
+    assert count(engine, "api_key") == 1
+    with engine.connect() as conn:
+        stored = conn.execute(sa.text("SELECT body FROM idempotency_record")).scalar_one()
+    assert first.json()["key"].encode() not in bytes(stored)

@@ -6,7 +6,7 @@ import hashlib
 import secrets
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
@@ -140,9 +140,15 @@ def get_principal(principal_id: IdPath, session: SessionDep, principal: Principa
 
 @router.post("/keys", response_model=KeyCreated, status_code=201)
 def create_key(
-    body: KeyCreate, session: SessionDep, principal: PrincipalDep, request_id: RequestIdDep
+    body: KeyCreate,
+    session: SessionDep,
+    principal: PrincipalDep,
+    request_id: RequestIdDep,
+    response: Response,
 ) -> KeyCreated:
     require_role(principal, PrincipalRole.ADMIN)
+    # The key is shown once: no cache keeps it, nor the idempotency record (idempotency.py).
+    response.headers["Cache-Control"] = "no-store"
     owner = session.get(Principal, body.principal_id)
     if owner is None:
         raise NotFound(f"principal {body.principal_id} not found", field="principal_id")
