@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -44,7 +44,11 @@ def create_app(
     *,
     registry_transport: httpx.AsyncBaseTransport | None = None,
     matching_transport: httpx.AsyncBaseTransport | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    wall_clock: Callable[[], float] = time.time,
 ) -> FastAPI:
+    """``clock`` times in-process caches, rate windows, idempotency keys and Redis retries;
+    ``wall_clock`` dates the answers kept for stale-if-error (tests pass fakes)."""
     settings = settings or get_settings()
     settings.check_secrets()
 
@@ -52,13 +56,17 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = app.state
         prefix = settings.redis_prefix
-        state.cache = make_cache(settings.redis_url, prefix=prefix)
-        state.limiter = RateLimiter(settings.redis_url, prefix=f"{prefix}rl:")
+        state.cache = make_cache(settings.redis_url, prefix=prefix, clock=clock)
+        state.limiter = RateLimiter(settings.redis_url, prefix=f"{prefix}rl:", clock=clock)
         state.known_keys = KnownKeys(settings.key_cache_seconds)
         # Longer timeouts than the cache's: a spurious fall-back to the per-process store
         # while another request holds the key in Redis would let a duplicate through.
         state.idempotency = IdempotencyStore(
-            settings.redis_url, prefix=f"{prefix}idem:", connect_timeout=2.0, op_timeout=2.0
+            settings.redis_url,
+            prefix=f"{prefix}idem:",
+            connect_timeout=2.0,
+            op_timeout=2.0,
+            clock=clock,
         )
         state.registry = RegistryClient(
             settings.registry_url,
@@ -117,8 +125,9 @@ def create_app(
         responses=problem_responses(401, 404, 409, 413, 422, 429, 502, 503, 504),
     )
     app.state.settings = settings
-    # Wall-clock time for keys (expiry, how long a resolution is held); tests replace it.
-    app.state.wall_clock = time.time
+    # Wall-clock time for keys (expiry, how long a resolution is held) and stale answers'
+    # ages; tests replace it.
+    app.state.wall_clock = wall_clock
     app.state.bootstrap_admin = _bootstrap_admin_loader(app)
     install_error_handlers(app)
     app.add_middleware(

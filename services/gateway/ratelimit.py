@@ -137,7 +137,7 @@ class RateLimiter(RedisBacked):
     """Counts hits per bucket in Redis (every replica shares the count), in-process without it.
 
     With Redis configured but failing, ``hit`` answers from the in-process limiter and leaves
-    Redis alone for ``retry_after_seconds`` (see redis_guard.RedisGuard): it never raises
+    Redis alone until the guard's retry time (see redis_guard.RedisGuard): it never raises
     because of Redis and never waits longer than the client timeouts.
     """
 
@@ -148,7 +148,7 @@ class RateLimiter(RedisBacked):
         prefix: str = "finmatch:rl:",
         connect_timeout: float = 0.5,
         op_timeout: float = 0.5,
-        retry_after_seconds: float = 5.0,
+        retry_after_seconds: float = 2.0,
         clock: Clock = time.monotonic,
     ) -> None:
         super().__init__(

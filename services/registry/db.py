@@ -168,9 +168,9 @@ def fetch_one(engine: Engine, statement: str, params: tuple[Any, ...]) -> dict[s
     return None if row is None else dict(zip(names, row, strict=True))
 
 
-def write_session(engine: Engine) -> Session:
+def write_session(engine: Engine, session_class: type[Session] = Session) -> Session:
     """A session whose transactions are a writer's (BEGIN IMMEDIATE on SQLite)."""
-    return Session(_writer_engine(engine), expire_on_commit=False)
+    return session_class(_writer_engine(engine), expire_on_commit=False)
 
 
 class PoolCollector(Collector):

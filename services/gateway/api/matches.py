@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import time
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -185,7 +184,7 @@ async def firm_matches(
         # Kept longer and whatever changes since: what this firm is served if matching fails.
         state.cache.set(
             last_key,
-            stamped(payload, identity(firm), f"{time.time():.3f}"),
+            stamped(payload, identity(firm), f"{state.wall_clock():.3f}"),
             settings.match_stale_if_error_seconds,
         ),
         # And the firm itself: what vouches for that answer while the registry is down.
@@ -246,7 +245,7 @@ async def _last_answer(
             headers={"Retry-After": retry_after},
         )
     computed_at, payload = held
-    age = max(0, math.floor(time.time() - computed_at))
+    age = max(0, math.floor(state.wall_clock() - computed_at))
     body = orjson.loads(payload)
     body.update(
         degraded=True,

@@ -9,8 +9,9 @@ from sqlmodel import SQLModel
 
 from services.gateway.auth import Principal
 
-# Headers of the registry's answer that mean something to the public client.
-PASSED_HEADERS = ("etag", "location")
+# Headers of the registry's answer that mean something to the public client (the registry
+# replays a keyed write's answer when the gateway's own store no longer held the key).
+PASSED_HEADERS = ("etag", "location", "idempotent-replayed")
 
 
 def clean(params: dict[str, Any]) -> dict[str, Any]:

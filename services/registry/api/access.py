@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import col, select
@@ -26,6 +26,7 @@ from services.registry.api.deps import (
     require_role,
 )
 from services.registry.db import write_session
+from services.registry.idempotency import IdempotentWriteRoute
 from services.registry.models import ApiKey, Institution, Principal
 from services.registry.models.columns import table_of, utcnow
 from services.registry.pagination import page_of
@@ -44,7 +45,7 @@ from shared.schemas.access import (
 )
 from shared.schemas.page import Page
 
-router = APIRouter(prefix="/v1", tags=["access"])
+router = APIRouter(prefix="/v1", tags=["access"], route_class=IdempotentWriteRoute)
 internal = APIRouter(
     prefix="/internal", tags=["internal"], dependencies=[Depends(require_internal_token)]
 )
@@ -151,9 +152,15 @@ def get_principal(principal_id: IdPath, session: SessionDep, principal: Principa
 
 @router.post("/keys", response_model=KeyCreated, status_code=201)
 def create_key(
-    body: KeyCreate, session: SessionDep, principal: PrincipalDep, request_id: RequestIdDep
+    body: KeyCreate,
+    session: SessionDep,
+    principal: PrincipalDep,
+    request_id: RequestIdDep,
+    response: Response,
 ) -> KeyCreated:
     require_role(principal, PrincipalRole.ADMIN)
+    # The key is shown once: no cache keeps it, nor the idempotency record (idempotency.py).
+    response.headers["Cache-Control"] = "no-store"
     owner = session.get(Principal, body.principal_id)
     if owner is None:
         raise NotFound(f"principal {body.principal_id} not found", field="principal_id")
