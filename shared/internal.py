@@ -17,3 +17,11 @@ async def require_internal_token(  # async: a check this small must not cost a t
     expected: str = request.app.state.settings.internal_token
     if not x_internal_token or not hmac.compare_digest(x_internal_token, expected):
         raise Unauthorized("missing or wrong X-Internal-Token", code="internal_token_required")
+
+
+# A keyed public write, as the gateway forwards it to the registry, which enforces the key in
+# its database (services/registry/idempotency.py): the client's Idempotency-Key, scoped there by
+# X-Principal-Id, and the SHA-256 of the public request, so a reuse for another request is seen.
+IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
+IDEMPOTENCY_FINGERPRINT_HEADER = "X-Idempotency-Fingerprint"
+IDEMPOTENT_REPLAYED_HEADER = "Idempotent-Replayed"

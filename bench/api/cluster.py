@@ -8,7 +8,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,7 +91,16 @@ class Services:
 
 
 @contextmanager
-def services(db_url: str, redis_url: str, floor_body: Path, firm_body: Path) -> Iterator[Services]:
+def services(
+    db_url: str,
+    redis_url: str,
+    floor_body: Path,
+    firm_body: Path,
+    gateway_settings: Mapping[str, str] | None = None,
+) -> Iterator[Services]:
+    """The three services; ``gateway_settings`` (FINMATCH_* variables) override the gateway's.
+
+    An empty ``redis_url`` runs the gateway's cache and matching's events in-process."""
     admin_key = secrets.token_urlsafe(32)
     internal_token = secrets.token_urlsafe(32)
     env = os.environ | {
@@ -122,6 +131,7 @@ def services(db_url: str, redis_url: str, floor_body: Path, firm_body: Path) -> 
             "FINMATCH_RATE_LIMIT_PORTAL": "100000000",
             FLOOR_BODY_VARIABLE: str(floor_body),
         }
+        gateway_env |= dict(gateway_settings or {})
         gateway = start_server("gateway", "bench.api.apps:gateway_app", gateway_env)
         stack.callback(stop_server, gateway)
         try:

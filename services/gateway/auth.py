@@ -8,18 +8,20 @@ import logging
 import time
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Annotated
 
 import orjson
 from fastapi import Depends, Request
 
+from services.gateway.auth_failures import Attempt, count_failure, refuse_if_throttled
 from services.gateway.cache import Clock, stamped, unstamped
 from services.gateway.dashboard.sessions import (
     DASHBOARD_HEADER,
     SESSION_COOKIE,
     session_key_digest,
 )
-from services.gateway.metrics import RATE_LIMIT_REJECTIONS
+from services.gateway.metrics import RATE_LIMIT_REJECTIONS, AuthFailure
 from services.gateway.ratelimit import RateDecision, RateLimiter
 from shared.enums import PrincipalRole
 from shared.errors import NotFound, ProblemError, TooManyRequests, Unauthorized
@@ -44,9 +46,17 @@ class Principal:
     institution_id: int | None
     town_code: str | None
     key_digest: str
+    key_id: int | None = None
+    # Wall-clock seconds: when the key expires (None: never), and when the registry vouched
+    # for it (a principal vouched for at 0 is never held: it is looked up again).
+    expires_at: float | None = None
+    resolved_at: float = 0.0
 
     @classmethod
-    def from_registry(cls, body: dict[str, object], digest: str) -> Principal:
+    def from_registry(
+        cls, body: dict[str, object], digest: str, *, resolved_at: float = 0.0
+    ) -> Principal:
+        key_id, expires_at = body.get("key_id"), body.get("key_expires_at")
         return cls(
             id=int(str(body["id"])),
             role=PrincipalRole(str(body["role"])),
@@ -56,6 +66,11 @@ class Principal:
             else int(str(body["institution_id"])),
             town_code=None if body.get("town_code") is None else str(body["town_code"]),
             key_digest=digest,
+            key_id=None if key_id is None else int(str(key_id)),
+            expires_at=None
+            if expires_at is None
+            else datetime.fromisoformat(str(expires_at)).timestamp(),
+            resolved_at=resolved_at,
         )
 
 
@@ -113,9 +128,11 @@ def _bearer(request: Request) -> str:
             code="missing_key",
             headers=BEARER,
         )
-    if len(key) > MAX_KEY_LENGTH or not key.isascii():
-        raise Unauthorized("unknown or revoked API key", code="invalid_key", headers=BEARER)
     return key
+
+
+def _malformed(key: str) -> bool:
+    return len(key) > MAX_KEY_LENGTH or not key.isascii()
 
 
 async def _resolve(request: Request, key: str) -> Principal:
@@ -123,23 +140,30 @@ async def _resolve(request: Request, key: str) -> Principal:
 
 
 async def principal_for_key(request: Request, key: str) -> Principal:
-    """A key given in a request body rather than the header (the dashboard's sign-in form)."""
+    """A key given in a request body rather than the header (the dashboard's sign-in form,
+    which limits its attempts itself)."""
     key = key.strip()
-    if not key or len(key) > MAX_KEY_LENGTH or not key.isascii():
+    if not key or _malformed(key):
         raise Unauthorized("unknown or revoked API key", code="invalid_key")
     return await _resolve(request, key)
 
 
-async def resolve_digest(request: Request, digest: str) -> Principal:
-    """The principal of the key with this digest (an API key, or the key behind a session)."""
+async def resolve_digest(
+    request: Request, digest: str, attempt: Attempt | None = None
+) -> Principal:
+    """The principal of the key with this digest (an API key, or the key behind a session).
+
+    With ``attempt`` (a key a client sent), a failure is counted and logged, and a key that
+    needs the registry is refused with 429 while its address or prefix is throttled.
+    """
     state = request.app.state
     bootstrap: str | None = state.settings.bootstrap_admin_key
     if bootstrap and hmac.compare_digest(digest, key_digest(bootstrap)):
         body = await state.bootstrap_admin()
-        return Principal.from_registry(body, digest)
+        return Principal.from_registry(body, digest, resolved_at=_now(request))
     # One round trip: the keys' generation and the principal cached under this digest, which
     # is valid only if it was stored under that same generation.
-    current, stored = await state.cache.get_many(KEYS_GENERATION, f"key:{digest}")
+    current, stored = await state.cache.get_many(KEYS_GENERATION, _cache_key(digest))
     # Asked after the read: one that failed over to the in-process cache marked Redis down.
     in_redis = state.cache.redis_key(KEYS_GENERATION) is not None
     generation = _generation(current)
@@ -147,26 +171,78 @@ async def resolve_digest(request: Request, digest: str) -> Principal:
     if cached is not None:
         fields = orjson.loads(cached)
         principal = Principal(**(fields | {"role": PrincipalRole(fields["role"])}))
-        if in_redis:  # a generation read from the in-process fallback is not the shared one
-            state.known_keys.remember(principal, generation)
-        return principal
+        if _fresh(request, principal):
+            await _refuse_if_expired(request, principal, attempt)
+            if in_redis:  # a generation read from the in-process fallback is not the shared one
+                state.known_keys.remember(principal, generation)
+            return principal
+    if attempt is not None:
+        await refuse_if_throttled(request, attempt)
     try:
         body = await state.registry.resolve_key(digest)
     except ProblemError as exc:
         if exc.status == 401:
-            raise Unauthorized(
-                "unknown or revoked API key", code="invalid_key", headers=BEARER
-            ) from exc
+            reason = _REGISTRY_REFUSALS.get(exc.code, "unknown_key")
+            if attempt is not None:
+                await count_failure(request, attempt, reason)
+            raise _refusal(reason) from exc
         raise
-    principal = Principal.from_registry(body, digest)
+    principal = Principal.from_registry(body, digest, resolved_at=_now(request))
+    await _refuse_if_expired(request, principal, attempt)
     await state.cache.set(
-        f"key:{digest}",
+        _cache_key(digest),
         stamped(orjson.dumps(asdict(principal)), generation),
         state.settings.key_cache_seconds,
     )
     if in_redis:
         state.known_keys.remember(principal, generation)
     return principal
+
+
+# The registry's reasons for a 401; revoked keys answer like unknown ones (invalid_key).
+_REGISTRY_REFUSALS: dict[str, AuthFailure] = {
+    "key_revoked": "revoked_key",
+    "key_expired": "expired_key",
+}
+
+
+def _refusal(reason: AuthFailure) -> Unauthorized:
+    if reason == "expired_key":
+        return Unauthorized(
+            "the API key has expired; use its replacement", code="key_expired", headers=BEARER
+        )
+    return Unauthorized("unknown or revoked API key", code="invalid_key", headers=BEARER)
+
+
+def _now(request: Request) -> float:
+    clock: Clock = request.app.state.wall_clock
+    return clock()
+
+
+def _fresh(request: Request, principal: Principal) -> bool:
+    """Whether a held resolution may still be used: never longer than the key cache time after
+    the registry gave it, wherever it is held (the shared cache, the in-process fallback,
+    KnownKeys), so a revocation this replica did not hear of holds within that bound."""
+    age = _now(request) - principal.resolved_at
+    held_for: float = request.app.state.settings.key_cache_seconds
+    return 0 <= age < held_for
+
+
+async def _refuse_if_expired(
+    request: Request, principal: Principal, attempt: Attempt | None
+) -> None:
+    """A held key past its expiry is refused at once, however long it might still be held."""
+    if principal.expires_at is None or _now(request) < principal.expires_at:
+        return
+    if attempt is not None:
+        await count_failure(request, attempt, "expired_key")
+    raise _refusal("expired_key")
+
+
+def _cache_key(digest: str) -> str:
+    # "v2": entries with the key's expiry and resolution time. Gateways of the earlier format,
+    # which cannot read these, keep their own entries while a rollout runs.
+    return f"key:v2:{digest}"
 
 
 def _generation(value: bytes | None) -> str:
@@ -185,24 +261,30 @@ async def _hit(request: Request, principal: Principal, read: str | None = None) 
     )
 
 
-async def _key_principal(request: Request, digest: str) -> tuple[Principal, RateDecision]:
+async def _key_principal(request: Request, key: str) -> tuple[Principal, RateDecision]:
     """The principal of an API key and its rate-limit decision, in one Redis round trip for a
     key this process has seen: the hit reads the keys generation, which must still be the one
     the principal was resolved under. Otherwise (a new key, a revocation since, Redis down)
     the key is resolved as usual, and counted after it is known, so unknown keys make no
-    buckets."""
+    buckets (their failures are counted apart: see auth_failures)."""
     state = request.app.state
+    attempt = Attempt.of(request, key)
+    if _malformed(key):
+        await count_failure(request, attempt, "malformed_key")
+        raise _refusal("unknown_key")
+    digest = key_digest(key)
     known = state.known_keys.get(digest)
     generation_key = state.cache.redis_key(KEYS_GENERATION)
-    if known is not None and generation_key is not None:
+    if known is not None and generation_key is not None and _fresh(request, known[0]):
         principal, generation = known
         decision = await _hit(request, principal, read=generation_key)
         if decision.read_ok and _generation(decision.read) == generation:
+            await _refuse_if_expired(request, principal, attempt)
             return principal, decision
         # Counted already; a revoked key answers 401 from here. Principals never change, so
         # the decision (made with this principal's role) stands for a key still valid.
-        return await resolve_digest(request, digest), decision
-    principal = await resolve_digest(request, digest)
+        return await resolve_digest(request, digest, attempt), decision
+    principal = await resolve_digest(request, digest, attempt)
     return principal, await _hit(request, principal)
 
 
@@ -220,7 +302,7 @@ async def authenticate(request: Request) -> Principal:
         principal = await _session_principal(request, session_id)
         decision = await _hit(request, principal)
     else:
-        principal, decision = await _key_principal(request, key_digest(_bearer(request)))
+        principal, decision = await _key_principal(request, _bearer(request))
     settings = request.app.state.settings
     request.state.rate_limit_headers = decision.headers()
     if not decision.allowed:

@@ -21,6 +21,9 @@ def main() -> int:
         log_level=settings.log_level.lower(),
         log_config=None,  # keep our format (service and request id on every line)
         access_log=False,  # our access middleware logs each request once, with its id
+        # The app reads forwarded headers from FINMATCH_TRUSTED_PROXIES only (not uvicorn's
+        # FORWARDED_ALLOW_IPS).
+        proxy_headers=False,
     )
     return 0
 

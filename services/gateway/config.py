@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from ipaddress import IPv4Network, IPv6Network
 
-from pydantic import Field
+from pydantic import Field, IPvAnyNetwork
 
 from shared.settings import ServiceSettings
 
@@ -14,6 +15,13 @@ class GatewaySettings(ServiceSettings):
     gateway_port: int = 8000
     registry_url: str = "http://127.0.0.1:8001"
     matching_url: str = "http://127.0.0.1:8002"
+    # Peers whose X-Forwarded-Proto and X-Forwarded-For are believed (addresses or networks):
+    # the TLS-terminating proxy in front. Behind it, https makes the session cookie Secure and
+    # the client's own address counts for sign-in throttling. Loopback only by default.
+    trusted_proxies: tuple[IPvAnyNetwork, ...] = (
+        IPv4Network("127.0.0.1/32"),
+        IPv6Network("::1/128"),
+    )
     redis_url: str | None = None
     # Every key this gateway writes to Redis starts with this, so deployments (or test runs)
     # sharing one Redis never read each other's caches, counters or idempotency keys.
@@ -27,8 +35,15 @@ class GatewaySettings(ServiceSettings):
     rate_limit_official: int = 300
     rate_limit_admin: int = 1200
     rate_limit_window_seconds: int = 60
+    # Failed authentications (unknown, revoked or expired keys) allowed per window before
+    # further attempts get 429: per client address (unknown keys only: revoked and expired
+    # ones are real keys, whose failures lock only their own prefix) and per key prefix.
+    auth_failures_per_address: int = Field(default=20, ge=1)
+    auth_failures_per_key_prefix: int = Field(default=20, ge=1)
+    auth_failure_window_seconds: int = Field(default=60, ge=1)
     # A revocation through this gateway takes effect at once wherever the cache is shared
-    # (Redis); other replicas without a shared cache stop accepting the key within this time.
+    # (Redis); other replicas without a shared cache stop accepting the key within this time:
+    # no replica holds a key's resolution longer than this after the registry gave it.
     key_cache_seconds: float = 30.0
     catalogue_cache_seconds: float = 60.0
     # A JSON body larger than this is refused with 413 before it is read whole; NDJSON bulk
@@ -37,12 +52,18 @@ class GatewaySettings(ServiceSettings):
     match_cache_seconds: float = 300.0
     # How long a firm's last answer is kept to be served, marked stale, while matching is down.
     match_stale_if_error_seconds: float = Field(default=86_400.0, gt=0)
+    # Likewise, how long the owner portal's last read of a firm is kept to be served, marked
+    # stale, while the registry cannot answer (its database down).
+    firm_stale_if_error_seconds: float = Field(default=86_400.0, gt=0)
     stats_cache_seconds: float = 30.0
     registry_timeout_seconds: float = 10.0
     matching_timeout_seconds: float = 5.0
     model_poll_seconds: float = 10.0
     breaker_failures: int = 5
-    breaker_reset_seconds: float = 30.0
+    # An open breaker lets one trial call through after this pause, doubled after each failed
+    # trial up to the maximum (see clients/_breaker.py).
+    breaker_reset_seconds: float = Field(default=2.0, gt=0)
+    breaker_max_reset_seconds: float = Field(default=3.0, gt=0)
 
     def rate_limit_for(self, role: str) -> int:
         limits = {

@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from services.gateway.api import admin, applications, firms, matches, products, reference, stats
 from services.gateway.auth import KnownKeys
@@ -42,7 +44,11 @@ def create_app(
     *,
     registry_transport: httpx.AsyncBaseTransport | None = None,
     matching_transport: httpx.AsyncBaseTransport | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    wall_clock: Callable[[], float] = time.time,
 ) -> FastAPI:
+    """``clock`` times in-process caches, rate windows, idempotency keys and Redis retries;
+    ``wall_clock`` dates the answers kept for stale-if-error (tests pass fakes)."""
     settings = settings or get_settings()
     settings.check_secrets()
 
@@ -50,26 +56,30 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = app.state
         prefix = settings.redis_prefix
-        state.cache = make_cache(settings.redis_url, prefix=prefix)
-        state.limiter = RateLimiter(settings.redis_url, prefix=f"{prefix}rl:")
+        state.cache = make_cache(settings.redis_url, prefix=prefix, clock=clock)
+        state.limiter = RateLimiter(settings.redis_url, prefix=f"{prefix}rl:", clock=clock)
         state.known_keys = KnownKeys(settings.key_cache_seconds)
         # Longer timeouts than the cache's: a spurious fall-back to the per-process store
         # while another request holds the key in Redis would let a duplicate through.
         state.idempotency = IdempotencyStore(
-            settings.redis_url, prefix=f"{prefix}idem:", connect_timeout=2.0, op_timeout=2.0
+            settings.redis_url,
+            prefix=f"{prefix}idem:",
+            connect_timeout=2.0,
+            op_timeout=2.0,
+            clock=clock,
         )
         state.registry = RegistryClient(
             settings.registry_url,
             settings.internal_token,
             timeout=httpx.Timeout(settings.registry_timeout_seconds, connect=2.0),
-            breaker=CircuitBreaker(settings.breaker_failures, settings.breaker_reset_seconds),
+            breaker=_breaker(settings),
             transport=registry_transport,
         )
         state.matching = MatchingClient(
             settings.matching_url,
             settings.internal_token,
             timeout=httpx.Timeout(settings.matching_timeout_seconds, connect=1.0),
-            breaker=CircuitBreaker(settings.breaker_failures, settings.breaker_reset_seconds),
+            breaker=_breaker(settings),
             transport=matching_transport,
         )
         state.catalogue = CatalogueProvider(
@@ -103,7 +113,11 @@ def create_app(
             "SME financing matchmaking for Dongguan (东金〔2020〕75号, items 53–76).\n\n"
             "Authenticate with `Authorization: Bearer <API key>`. Every key belongs to one "
             "principal (portal, institution, official or admin); anything outside its scope "
-            "answers 404. Errors are problem details (RFC 9457) with a machine-readable "
+            "answers 404. A key past its `expires_at` answers 401 `key_expired`, an unknown "
+            "or revoked one 401 `invalid_key`; after repeated failures from one address or "
+            "on one key prefix, 429 `auth_throttled` with Retry-After. To rotate a key, issue "
+            "a new one for the same principal; the old one works until revoked or expired. "
+            "Errors are problem details (RFC 9457) with a machine-readable "
             "`code`. Lists are paginated with `limit` and `cursor`. Every POST honours "
             "`Idempotency-Key` (24 h).\n\n"
             "Updates are optimistic: a firm or product answered by GET, POST or PATCH comes "
@@ -122,6 +136,9 @@ def create_app(
         responses=problem_responses(401, 404, 409, 413, 422, 429, 502, 503, 504),
     )
     app.state.settings = settings
+    # Wall-clock time for keys (expiry, how long a resolution is held) and stale answers'
+    # ages; tests replace it.
+    app.state.wall_clock = wall_clock
     app.state.bootstrap_admin = _bootstrap_admin_loader(app)
     install_error_handlers(app)
     app.add_middleware(
@@ -159,7 +176,20 @@ def create_app(
         )
 
     mount_metrics(app, "gateway", GatewayCollector(app), tags=["operations"])
+    # Outermost, so that everything inside sees the client's scheme and address as the trusted
+    # proxy forwarded them (the CLI turns uvicorn's own copy of this middleware off).
+    app.add_middleware(
+        ProxyHeadersMiddleware, trusted_hosts=[str(net) for net in settings.trusted_proxies]
+    )
     return app
+
+
+def _breaker(settings: GatewaySettings) -> CircuitBreaker:
+    return CircuitBreaker(
+        settings.breaker_failures,
+        settings.breaker_reset_seconds,
+        max_reset_seconds=settings.breaker_max_reset_seconds,
+    )
 
 
 async def _redis_check(app: FastAPI) -> str:

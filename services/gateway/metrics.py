@@ -4,7 +4,7 @@ state says at scrape time (the model version it knows, each downstream's circuit
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Final, Literal
+from typing import Final, Literal, get_args
 
 from fastapi import FastAPI
 from prometheus_client import Counter
@@ -29,11 +29,21 @@ RATE_LIMIT_REJECTIONS: Final = Counter(
     "Requests refused with 429 because the API key's rate limit was reached, by principal role.",
     ["role"],
 )
+AUTH_FAILURES: Final = Counter(
+    "finmatch_gateway_auth_failures_total",
+    "Failed API key authentications, by reason: unknown_key, revoked_key, expired_key, "
+    "malformed_key (too long, not ASCII), throttled (refused with 429 after too many failures "
+    "from the client address or on the key prefix). Each is also logged as a security event.",
+    ["reason"],
+)
+AuthFailure = Literal["unknown_key", "revoked_key", "expired_key", "malformed_key", "throttled"]
 # Every series exists from the start, so rate() and alerts see a 0 rather than nothing.
 for _outcome in ("fresh", "cached", "stale", "unavailable"):
     MATCHES_SERVED.labels(_outcome)
 for _role in PrincipalRole:
     RATE_LIMIT_REJECTIONS.labels(_role.value)
+for _reason in get_args(AuthFailure):
+    AUTH_FAILURES.labels(_reason)
 
 BREAKER_STATE_VALUES: Final[dict[BreakerState, int]] = {"closed": 0, "half_open": 1, "open": 2}
 

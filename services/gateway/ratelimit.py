@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -35,6 +36,20 @@ if KEYS[2] then
 end
 return {count, ttl}
 """
+
+# What a hit on each key would decide, without counting it: each key's count and PTTL (-2 for
+# a key that does not exist, i.e. a window not started).
+_PEEK_SCRIPT: Final = """
+local out = {}
+for _, key in ipairs(KEYS) do
+  table.insert(out, tonumber(redis.call('GET', key) or '0'))
+  table.insert(out, redis.call('PTTL', key))
+end
+return out
+"""
+
+# A bucket to peek at: (bucket, limit, window_seconds), as given to RateLimiter.hit.
+Bucket = tuple[str, int, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +121,13 @@ class LocalRateLimiter:
         self._windows[key] = (count, ends_at)
         return _decide(count, limit, ends_at - now)
 
+    async def peek(self, key: str, limit: int, window_seconds: int) -> RateDecision:
+        now = self._clock()
+        count, ends_at = self._windows.get(key, (0, now))
+        if now >= ends_at:
+            count, ends_at = 0, now + window_seconds
+        return _decide(count + 1, limit, ends_at - now)
+
     def _sweep(self, now: float) -> None:
         self._windows = {k: w for k, w in self._windows.items() if w[1] > now}
         self._next_sweep = now + self.SWEEP_INTERVAL_SECONDS
@@ -115,7 +137,7 @@ class RateLimiter(RedisBacked):
     """Counts hits per bucket in Redis (every replica shares the count), in-process without it.
 
     With Redis configured but failing, ``hit`` answers from the in-process limiter and leaves
-    Redis alone for ``retry_after_seconds`` (see redis_guard.RedisGuard): it never raises
+    Redis alone until the guard's retry time (see redis_guard.RedisGuard): it never raises
     because of Redis and never waits longer than the client timeouts.
     """
 
@@ -126,7 +148,7 @@ class RateLimiter(RedisBacked):
         prefix: str = "finmatch:rl:",
         connect_timeout: float = 0.5,
         op_timeout: float = 0.5,
-        retry_after_seconds: float = 5.0,
+        retry_after_seconds: float = 2.0,
         clock: Clock = time.monotonic,
     ) -> None:
         super().__init__(
@@ -141,6 +163,7 @@ class RateLimiter(RedisBacked):
         self._local = LocalRateLimiter(clock=clock)
         if self._redis is not None:
             self._script = self._redis.register_script(_HIT_SCRIPT)
+            self._peek_script = self._redis.register_script(_PEEK_SCRIPT)
 
     async def hit(
         self, bucket: str, limit: int, window_seconds: int, *, read: str | None = None
@@ -172,3 +195,30 @@ class RateLimiter(RedisBacked):
                     read=value,
                 )
         return await self._local.hit(key, limit, window_seconds)
+
+    async def peek(self, buckets: Sequence[Bucket]) -> list[RateDecision]:
+        """What a hit on each bucket would decide now, without counting it (one round trip).
+
+        For limits on something other than requests, e.g. failures counted with ``hit`` only
+        when they happen, while every attempt is checked first.
+        """
+        for _bucket, limit, window_seconds in buckets:
+            _check(limit, window_seconds)
+        keys = [f"{self.prefix}{bucket}:{window}" for bucket, _limit, window in buckets]
+        if self._guard is not None and keys:
+            script = self._peek_script
+            try:
+                answer = await self._guard.run(lambda: script(keys=keys, args=[]))
+            except RedisUnavailable:
+                pass
+            else:
+                decisions = []
+                for index, (_bucket, limit, window_seconds) in enumerate(buckets):
+                    count, ttl = int(answer[2 * index]), int(answer[2 * index + 1])
+                    reset = ttl / 1000 if ttl >= 0 else window_seconds
+                    decisions.append(_decide(count + 1, limit, reset))
+                return decisions
+        return [
+            await self._local.peek(key, limit, window_seconds)
+            for key, (_bucket, limit, window_seconds) in zip(keys, buckets, strict=True)
+        ]

@@ -3,8 +3,9 @@
 The cache, the rate limiter and the idempotency store all build their client with
 ``redis_client`` (short timeouts, no client-side retries) and stand behind a ``RedisGuard``,
 which keeps callers off a Redis that just failed, so a dead Redis costs one failed call per
-``retry_after_seconds``, not one per request. ``RedisBacked`` is that pairing for a store that
-answers in-process without Redis.
+retry period, not one per request. The period starts short and doubles up to
+``retry_after_seconds`` (2 s by default), so a Redis that comes back is used again within about
+that time. ``RedisBacked`` is that pairing for a store that answers in-process without Redis.
 """
 
 from __future__ import annotations
@@ -76,9 +77,14 @@ class RedisGuard:
 
     Healthy: ``run`` calls Redis; a REDIS_DOWN error marks the guard degraded and surfaces as
     RedisUnavailable. Degraded: ``run`` raises RedisUnavailable at once, without touching a
-    socket, until ``retry_after_seconds`` have passed; then one caller probes Redis while
-    concurrent callers keep using their fallback. Only a successful probe ends the outage, and
-    ``on_recovery`` runs before anyone else uses Redis (the cache replays missed invalidations).
+    socket, until the retry time; then one caller probes Redis while concurrent callers keep
+    using their fallback. Only a successful probe ends the outage, and ``on_recovery`` runs
+    before anyone else uses Redis (the cache replays missed invalidations).
+
+    The retry time backs off: ``first_retry_seconds`` after the failure that started the
+    outage, doubling with each failed probe up to ``retry_after_seconds``. A short blip costs a
+    fraction of a second in-process; a long outage costs one failed call per
+    ``retry_after_seconds``, and Redis is used again within that time of its return.
     """
 
     def __init__(
@@ -87,11 +93,16 @@ class RedisGuard:
         client: aioredis.Redis,
         *,
         on_recovery: Callable[[], Awaitable[None]] | None = None,
-        retry_after_seconds: float = 5.0,
+        retry_after_seconds: float = 2.0,
+        first_retry_seconds: float = 0.25,
         clock: Clock = time.monotonic,
     ) -> None:
+        if not 0 < first_retry_seconds <= retry_after_seconds:
+            raise ValueError("need 0 < first_retry_seconds <= retry_after_seconds")
         self.name = name
         self.retry_after_seconds = retry_after_seconds
+        self.first_retry_seconds = first_retry_seconds
+        self._hold_off = first_retry_seconds  # the next failure's wait
         self._client = client
         self._on_recovery = on_recovery
         self._clock = clock
@@ -138,6 +149,7 @@ class RedisGuard:
             self._probing = False
         log.info("%s: redis is back after %.1f s", self.name, self._outage_seconds())
         self._retry_at = None
+        self._hold_off = self.first_retry_seconds
         self.degraded_since = None
         return True
 
@@ -145,13 +157,14 @@ class RedisGuard:
         if self._retry_at is None:
             self.degraded_since = time.time()
             log.warning(
-                "%s: redis failed (%s: %s); using the in-process fallback, retrying in %.0f s",
+                "%s: redis failed (%s: %s); using the in-process fallback, retrying within %.1f s",
                 self.name,
                 type(exc).__name__,
                 exc,
                 self.retry_after_seconds,
             )
-        self._retry_at = self._clock() + self.retry_after_seconds
+        self._retry_at = self._clock() + self._hold_off
+        self._hold_off = min(self._hold_off * 2, self.retry_after_seconds)
 
     def _outage_seconds(self) -> float:
         return time.time() - self.degraded_since if self.degraded_since is not None else 0.0

@@ -21,6 +21,7 @@ from shared.access_log import AccessLogMiddleware
 from shared.errors import install_error_handlers
 from shared.heap import freeze_startup_heap
 from shared.internal import require_internal_token
+from shared.internal_docs import serve_internal_openapi
 from shared.metrics import mount_metrics
 
 log = logging.getLogger("finmatch.matching")
@@ -65,6 +66,10 @@ def create_app(
         version="0.1.0",
         description="Eligibility, learned ranking, reasons and near misses; model lifecycle.",
         lifespan=lifespan,
+        # No /docs or /redoc, and /openapi.json only with the internal token (see below).
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
     )
     app.state.settings = settings
     app.state.catalogues = CatalogueCache()
@@ -100,5 +105,7 @@ def create_app(
         }
         return JSONResponse(body)
 
+    serve_internal_openapi(app)
+    # Open like the probes: the scraper has no token; the NetworkPolicies decide who reaches it.
     mount_metrics(app, "matching", MatchingCollector(app))
     return app

@@ -15,6 +15,13 @@ class RegistrySettings(ServiceSettings):
     registry_host: str = "127.0.0.1"
     registry_port: int = 8001
     db_pool_size: int = 10
+    # While PostgreSQL is unreachable, a request waits at most about this long for a
+    # connection before it answers 503 database_unavailable (libpq counts whole seconds, at
+    # least 2), and at most db_pool_timeout_seconds for a pooled one when all are in use.
+    db_connect_timeout_seconds: int = Field(default=2, ge=2, le=60)
+    db_pool_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
+    # The Retry-After of that 503: the registry reconnects by itself on the next request.
+    db_retry_after_seconds: int = Field(default=2, ge=1, le=300)
     bulk_batch_size: int = 5_000
     bulk_max_lines: int = 1_000_000
     page_max: int = 500

@@ -63,7 +63,16 @@ def _sqlite_begin(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN")
 
 
-def make_engine(url: str, *, pool_size: int = 10) -> Engine:
+def make_engine(
+    url: str,
+    *,
+    pool_size: int = 10,
+    connect_timeout_seconds: int = 2,
+    pool_timeout_seconds: float = 2.0,
+) -> Engine:
+    """The engine; on PostgreSQL, bounded waits while the server is unreachable (a short
+    connect timeout, a short wait for a pooled connection), and a pre-ping that replaces a
+    pooled connection the server has dropped (a restart) before a request uses it."""
     url = normalize_url(url)
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
@@ -76,7 +85,12 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
         event.listen(engine, "begin", _sqlite_begin)
     else:
         engine = sa.create_engine(
-            url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+            url,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_timeout=pool_timeout_seconds,
+            pool_pre_ping=True,
+            connect_args={"connect_timeout": connect_timeout_seconds},
         )
     event.listen(engine, "handle_error", _count_error)
     return engine
@@ -154,9 +168,9 @@ def fetch_one(engine: Engine, statement: str, params: tuple[Any, ...]) -> dict[s
     return None if row is None else dict(zip(names, row, strict=True))
 
 
-def write_session(engine: Engine) -> Session:
+def write_session(engine: Engine, session_class: type[Session] = Session) -> Session:
     """A session whose transactions are a writer's (BEGIN IMMEDIATE on SQLite)."""
-    return Session(_writer_engine(engine), expire_on_commit=False)
+    return session_class(_writer_engine(engine), expire_on_commit=False)
 
 
 class PoolCollector(Collector):

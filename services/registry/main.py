@@ -16,9 +16,11 @@ from services.registry.api import access, applications, firms, internal, models,
 from services.registry.api.deps import require_internal_token
 from services.registry.config import RegistrySettings, get_settings
 from services.registry.db import PoolCollector, make_engine
+from services.registry.outage import OutageMonitor, install_outage_handlers, is_unavailable
 from shared.access_log import AccessLogMiddleware
 from shared.errors import install_error_handlers
 from shared.heap import freeze_startup_heap
+from shared.internal_docs import serve_internal_openapi
 from shared.metrics import mount_metrics
 
 log = logging.getLogger("finmatch.registry")
@@ -33,12 +35,17 @@ def create_app(settings: RegistrySettings | None = None, engine: Engine | None =
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
         app.state.engine = engine or make_engine(
-            settings.database_url, pool_size=settings.db_pool_size
+            settings.database_url,
+            pool_size=settings.db_pool_size,
+            connect_timeout_seconds=settings.db_connect_timeout_seconds,
+            pool_timeout_seconds=settings.db_pool_timeout_seconds,
         )
+        stop_watching = outage.watch(app.state.engine)
         freeze_startup_heap(settings.gc_freeze)
         try:
             yield
         finally:
+            stop_watching()
             if owns_engine:
                 app.state.engine.dispose()
 
@@ -48,6 +55,10 @@ def create_app(settings: RegistrySettings | None = None, engine: Engine | None =
         description="System of record for firms, institutions, products and applications. "
         "Internal: every route needs X-Internal-Token; resource routes act for X-Principal-Id.",
         lifespan=lifespan,
+        # No /docs or /redoc, and /openapi.json only with the internal token (see below).
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
     )
     # Set early too, so that code using app.state before startup (tests) finds them.
     app.state.settings = settings
@@ -55,6 +66,9 @@ def create_app(settings: RegistrySettings | None = None, engine: Engine | None =
     if engine is not None:
         app.state.engine = engine
     install_error_handlers(app)
+    outage = OutageMonitor()
+    app.state.outage = outage
+    install_outage_handlers(app, outage, settings.db_retry_after_seconds)
     app.add_middleware(AccessLogMiddleware)
     guarded = [firms.router, products.router, applications.router, access.router, stats.router]
     for router in guarded:
@@ -71,18 +85,24 @@ def create_app(settings: RegistrySettings | None = None, engine: Engine | None =
 
     @app.get("/readyz", tags=["probes"])
     async def readyz() -> JSONResponse:
-        """Readiness: the database answers a query."""
+        """Readiness: the database answers a query (within the connect and pool timeouts)."""
         try:
             await run_in_threadpool(_ping, app.state.engine)
         except Exception as exc:
-            log.warning("readiness: database unavailable: %s", exc)
+            if is_unavailable(exc):
+                outage.failed(exc)  # logged once per outage, not once per probe
+            else:
+                log.warning("readiness: database check failed: %s", exc)
             return JSONResponse(
                 {"status": "unavailable", "checks": {"database": "down"}},
                 status_code=503,
-                headers={"Retry-After": "5"},
+                headers={"Retry-After": str(settings.db_retry_after_seconds)},
             )
+        outage.recovered()
         return JSONResponse({"status": "ok", "checks": {"database": "ok"}})
 
+    serve_internal_openapi(app)
+    # Open like the probes: the scraper has no token; the NetworkPolicies decide who reaches it.
     mount_metrics(app, "registry", PoolCollector(lambda: getattr(app.state, "engine", None)))
     return app
 

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, StringConstraints, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 from sqlmodel import AutoString, Field, SQLModel
 
 from shared.enums import PrincipalRole
@@ -75,6 +82,24 @@ class KeyCreate(BaseModel):
 
     principal_id: Id
     label: ShortText = ""
+    expires_at: AwareDatetime | None = Field(
+        default=None,
+        description="when the key stops working (with its UTC offset); in the future. "
+        "None: until revoked",
+    )
+
+    @field_validator("expires_at")
+    @classmethod
+    def _in_the_future(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        try:
+            at = value.astimezone(UTC)
+        except OverflowError as exc:  # e.g. 9999-12-31T23:00-12:00 is past datetime.max in UTC
+            raise ValueError("expires_at is out of range") from exc
+        if at <= datetime.now(UTC):
+            raise ValueError("expires_at must be in the future")
+        return at
 
 
 class KeyCreated(BaseModel):
@@ -82,19 +107,35 @@ class KeyCreated(BaseModel):
     principal_id: int
     prefix: str
     label: str
+    expires_at: datetime | None = None
     key: str = Field(description="shown once; only its digest is stored")
 
 
 class KeyPublic(BaseModel):
+    """A key as listed: never the key itself, only its first characters."""
+
     id: int
     principal_id: int
     prefix: str
     label: str
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None = Field(
+        description="when the key was last seen in use, to within about a minute and a half"
+    )
     revoked: bool
+    revoked_at: datetime | None
 
 
 class KeyResolve(BaseModel):
     key_hash: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+
+
+class KeyResolved(PrincipalPublic):
+    """The principal a key acts as, and the key facts the gateway needs to hold it in a cache."""
+
+    key_id: int
+    key_expires_at: datetime | None
 
 
 class AuditPublic(BaseModel):

@@ -1,5 +1,5 @@
 """Dashboard sign-in: who may sign in, what the session cookie opens (statistics only), the
-CSRF header on writes, sign-out and revocation, and the page's security headers."""
+CSRF header on writes and on sign-out, revocation, and the page's security headers."""
 
 from __future__ import annotations
 
@@ -160,17 +160,12 @@ def test_a_write_by_cookie_needs_the_dashboard_header(stack: Stack) -> None:
     assert by_key.status_code == 200
 
 
-@pytest.mark.parametrize("how", ["delete", "form"])
-def test_signed_out_cookie_is_dead(stack: Stack, how: str) -> None:
+def test_signed_out_cookie_is_dead(stack: Stack) -> None:
     official = stack.principal("official")
     assert sign_in(stack.client, official.key).status_code == 303
     session_id = stack.client.cookies[SESSION_COOKIE]
-    if how == "delete":
-        answer = stack.client.delete("/dashboard/session")
-        assert answer.status_code == 204
-    else:
-        answer = stack.client.post("/dashboard/session/delete", follow_redirects=False)
-        assert answer.status_code == 303
+    answer = stack.client.delete("/dashboard/session", headers={"X-Finmatch-Dashboard": "1"})
+    assert answer.status_code == 204
     assert f"{SESSION_COOKIE}=" in answer.headers["set-cookie"]
     assert "max-age=0" in answer.headers["set-cookie"].lower()
     replayed = use_session(stack.client, session_id).get(
@@ -180,6 +175,35 @@ def test_signed_out_cookie_is_dead(stack: Stack, how: str) -> None:
     assert replayed.json()["code"] == "invalid_session"
     page = use_session(stack.client, session_id).get("/dashboard")
     assert 'action="/dashboard/session"' in page.text  # the sign-in form again
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "headers"),
+    [
+        # What another site's page can send: a form's POST (the old form route included), or
+        # a DELETE without the header (with it, the browser would ask a CORS preflight first).
+        ("POST", "/dashboard/session/delete", {"origin": "https://evil.example"}),
+        ("POST", "/dashboard/session/delete", {}),
+        ("DELETE", "/dashboard/session", {"origin": "https://evil.example"}),
+        ("DELETE", "/dashboard/session", {}),
+    ],
+)
+def test_sign_out_without_the_dashboard_header_is_refused(
+    stack: Stack, method: str, path: str, headers: dict[str, str]
+) -> None:
+    """A logout CSRF: another site's page must not end an official's session."""
+    official = stack.principal("official")
+    assert sign_in(stack.client, official.key).status_code == 303
+    session_id = stack.client.cookies[SESSION_COOKIE]
+    answer = stack.client.request(method, path, headers=headers, follow_redirects=False)
+    # The form route is gone (404); a DELETE without the header is refused (403).
+    assert answer.status_code == (403 if method == "DELETE" else 404), answer.text
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    if method == "DELETE":
+        assert answer.json()["code"] == "csrf_header_missing"
+    assert "set-cookie" not in answer.headers
+    still = use_session(stack.client, session_id).get("/v1/stats/breakdown", params={"by": "town"})
+    assert still.status_code == 200, still.text
 
 
 def test_revoking_the_key_ends_its_sessions(stack: Stack) -> None:
@@ -215,7 +239,8 @@ def test_sessions_are_shared_by_replicas_on_one_redis(stack: Stack) -> None:
         other = use_session(second.client, session_id)
         answer = other.get("/v1/stats/breakdown", params={"by": "month"})
         assert answer.status_code == 200, answer.text
-        assert other.delete("/dashboard/session").status_code == 204
+        signed_out = other.delete("/dashboard/session", headers={"X-Finmatch-Dashboard": "1"})
+        assert signed_out.status_code == 204
         gone = use_session(first.client, session_id).get(
             "/v1/stats/breakdown", params={"by": "month"}
         )
@@ -255,3 +280,18 @@ def test_registry_down_degrades_the_page_not_the_gateway(engine: Engine) -> None
         assert refused.status_code == 503
         assert "服务暂时不可用" in refused.text
         assert SESSION_COOKIE not in stack.client.cookies
+
+
+def test_a_wrong_key_at_sign_in_is_a_security_event(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Like a wrong API key: one line on finmatch.security with the address and the prefix,
+    never the key itself."""
+    wrong = "fm_offi_" + "q" * 40
+    with caplog.at_level("WARNING", logger="finmatch.security"):
+        assert sign_in(stack.client, wrong).status_code == 401
+    events = [r for r in caplog.records if r.name == "finmatch.security"]
+    assert len(events) == 1, events
+    assert events[0].__dict__["reason"] == "unknown_key"
+    assert events[0].__dict__["key_prefix"] == wrong[:12]
+    assert wrong not in caplog.text

@@ -33,7 +33,13 @@ SECRET_SETTINGS = frozenset(
 )
 # Variables the deployment files use that no service reads (compose interpolation).
 COMPOSE_ONLY_VARIABLES = frozenset(
-    {"POSTGRES_PASSWORD", "IMAGE_TAG", "GATEWAY_PUBLISH_ADDRESS", "GATEWAY_PUBLISH_PORT"}
+    {
+        "POSTGRES_PASSWORD",
+        "IMAGE_TAG",
+        "GATEWAY_PUBLISH_ADDRESS",
+        "GATEWAY_PUBLISH_PORT",
+        "GATEWAY_EDGE_SUBNET",
+    }
 )
 # The keys of the Kubernetes Secret the manifests reference.
 SECRET_NAME = "finmatch-secrets"

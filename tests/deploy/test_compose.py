@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import ipaddress
+import json
 import re
 import subprocess
 import sys
@@ -13,6 +15,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from services.gateway.config import GatewaySettings
 from tests.deploy.helpers import (
     COMPOSE_ONLY_VARIABLES,
     REPO,
@@ -195,6 +198,21 @@ def test_only_the_gateway_publishes_a_port(compose: dict[str, Any]) -> None:
     (published,) = compose["services"]["gateway"]["ports"]
     gateway_env = environment(compose["services"]["gateway"])
     assert published["target"] == effective_port("gateway", gateway_env)
+
+
+def test_the_gateway_believes_proxy_headers_from_its_edge_network_only(
+    compose: dict[str, Any],
+) -> None:
+    """The host's TLS proxy reaches the published port through the edge network: the gateway
+    trusts that subnet (so https behind the proxy makes the cookie Secure) and nothing else."""
+    (edge,) = compose["networks"]["edge"]["ipam"]["config"]
+    subnet = ipaddress.ip_network(resolved(edge["subnet"]))
+    value = resolved(environment(compose["services"]["gateway"])["FINMATCH_TRUSTED_PROXIES"])
+    trusted = GatewaySettings(trusted_proxies=json.loads(value)).trusted_proxies
+    assert trusted == (subnet,)
+    assert subnet.is_private
+    on_edge = [n for n, spec in compose["services"].items() if "edge" in spec.get("networks", [])]
+    assert on_edge == ["gateway"]
 
 
 def test_urls_name_a_compose_service_on_its_port(compose: dict[str, Any]) -> None:

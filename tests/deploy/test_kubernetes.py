@@ -4,6 +4,7 @@ and names only real settings, ports, routes, labels and objects."""
 from __future__ import annotations
 
 import copy
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ import pytest
 import yaml
 from kubernetes_validate.utils import ValidationError
 
+from services.gateway.config import GatewaySettings
 from tests.deploy.helpers import (
     REPO,
     SECRET_KEYS,
@@ -176,6 +178,18 @@ def test_secrets_come_from_the_secret_and_every_server_has_its_own(objects: Obje
                 if ref:
                     assert ref["name"] == SECRET_NAME
                     assert ref["key"] in SECRET_KEYS
+
+
+def test_the_gateway_believes_proxy_headers_from_the_cluster_network_only(
+    objects: Objects,
+) -> None:
+    """The Ingress controller connects from a pod address: https it forwards makes the session
+    cookie Secure; no public address may claim the same."""
+    [gateway] = [c for _n, s, c in finmatch_containers(objects) if s == "gateway"]
+    value = environment(objects, gateway)["FINMATCH_TRUSTED_PROXIES"]
+    trusted = GatewaySettings(trusted_proxies=json.loads(value)).trusted_proxies
+    assert trusted
+    assert all(network.is_private and not network.is_loopback for network in trusted), trusted
 
 
 def test_ports_agree_between_settings_containers_and_services(objects: Objects) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -44,6 +45,9 @@ class Service:
     port: int
     process: subprocess.Popen[bytes]
     log_path: Path
+    # How it was started, so that restart() starts it again the same way on the same port.
+    argv: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -72,6 +76,13 @@ class Service:
                 last = type(exc).__name__
             time.sleep(0.1)
         raise RuntimeError(f"{self.name} not ready within {timeout:.0f} s ({last}):\n{self.tail()}")
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash or the OOM killer would: no shutdown code runs. Only this pid
+        is signalled (each service leads a session of its own, never pytest's group)."""
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=STOP_TIMEOUT)
 
     def stop(self) -> None:
         """SIGTERM (uvicorn shuts down gracefully), then SIGKILL if it does not exit."""
@@ -133,16 +144,30 @@ class Cluster:
 
     def start(self, name: str, *args: str, port_variable: str, **extra: str) -> Service:
         port = free_port()
+        return self._spawn(name, args, self.env(**{port_variable: str(port)}, **extra), port)
+
+    def restart(self, name: str) -> Service:
+        """Start a service that was stopped or killed again: same command, settings and port
+        (the others keep its URL), its log appended to the same file. Not ready yet."""
+        old = self.services[name]
+        if old.process.poll() is None:
+            raise RuntimeError(f"{name} is still running (pid {old.process.pid})")
+        return self._spawn(name, old.argv, old.env, old.port)
+
+    def _spawn(self, name: str, args: tuple[str, ...], env: dict[str, str], port: int) -> Service:
         log_path = self.log_dir / f"{name}.log"
         with log_path.open("ab") as log:
+            # A session of its own: a signal meant for pytest's process group (Ctrl-C) never
+            # reaches a service, and a signal sent to a service reaches nothing else.
             process = subprocess.Popen(
                 [sys.executable, *args],
                 cwd=REPO,
-                env=self.env(**{port_variable: str(port)}, **extra),
+                env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
-        service = Service(name, port, process, log_path)
+        service = Service(name, port, process, log_path, argv=args, env=env)
         self.services[name] = service
         return service
 
@@ -171,13 +196,14 @@ class Cluster:
             **extra,
         )
 
-    def start_gateway(self, matching: Service) -> Service:
+    def start_gateway(self, matching: Service, **extra: str) -> Service:
         return self.start(
             "gateway",
             "-m",
             "services.gateway.cli",
             port_variable="FINMATCH_GATEWAY_PORT",
             FINMATCH_MATCHING_URL=matching.url,
+            **extra,
         )
 
     def stop(self) -> None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -112,12 +113,15 @@ def build_stack(
     *,
     registry_transport: httpx.AsyncBaseTransport | None = None,
     matching_transport: httpx.AsyncBaseTransport | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    wall_clock: Callable[[], float] = time.time,
     **gateway_overrides: Any,
 ) -> tuple[TestClient, Any]:
     """The gateway over an in-process registry and matching service.
 
     A transport given here replaces the gateway's route to that service (the matching
-    service keeps its own route to the registry), e.g. one to a closed port.
+    service keeps its own route to the registry), e.g. one to a closed port. The clocks go to
+    the gateway's create_app (a FakeClock lets a test move time instead of waiting).
     """
     to_registry = httpx.ASGITransport(app=registry_app(engine))
     matching, manager = matching_app(to_registry)
@@ -125,6 +129,8 @@ def build_stack(
         gateway_settings(**gateway_overrides),
         registry_transport=registry_transport or to_registry,
         matching_transport=matching_transport or httpx.ASGITransport(app=matching),
+        clock=clock,
+        wall_clock=wall_clock,
     )
     return TestClient(gateway), manager
 

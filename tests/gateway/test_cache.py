@@ -23,6 +23,7 @@ from tests.gateway.redis_helpers import (
     healthy,
     raw_redis,
 )
+from tests.polling import until
 
 # --- in-process -------------------------------------------------------------------------------
 
@@ -160,7 +161,10 @@ def test_redis_entries_expire(redis_url: str, prefix: str) -> None:
         cache = make_cache(redis_url, prefix=prefix)
         await cache.set("brief", b"v", 0.2)
         assert await cache.get("brief") == b"v"
-        await asyncio.sleep(0.3)
+        raw = raw_redis(redis_url)
+        assert 0 < raw.pttl(f"{prefix}brief") <= 200
+        await until(lambda: not raw.exists(f"{prefix}brief"), timeout=5)  # Redis expired it
+        raw.close()
         assert await cache.get("brief") is None
         await cache.aclose()
 
@@ -230,13 +234,13 @@ def test_cache_recovers_after_the_retry_time_and_replays_invalidations(
         await cache.delete("stale")  # invalidations Redis has not seen
         await cache.incr("gen")
 
-        await proxy.start()  # Redis is back, but the retry time has not come
+        await proxy.start()  # Redis is back, but the (first, short) retry time has not come
         accepted = proxy.accepted
-        clock.advance(4.9)
+        clock.advance(0.24)
         assert await cache.get("local-only") == b"x"
         assert proxy.accepted == accepted  # not even a connection attempt
 
-        clock.advance(0.2)
+        clock.advance(0.01)
         assert await cache.get("kept") == b"1"
         assert healthy(cache)
         assert cache.degraded_since is None
@@ -250,6 +254,47 @@ def test_cache_recovers_after_the_retry_time_and_replays_invalidations(
         assert await cache.get("local-only") is None
         assert not healthy(cache)
         await cache.aclose()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.redis
+def test_after_a_long_outage_redis_is_used_again_within_the_longest_retry_period(
+    redis_url: str, prefix: str
+) -> None:
+    """The retry period backs off (0.25 s, 0.5 s, 1 s, then 2 s at most), never to a long fixed
+    hold-off: a Redis that returns is used again within 2 s, whenever it returns."""
+
+    async def scenario() -> None:
+        proxy = RedisProxy(redis_url)
+        await proxy.start()
+        clock = FakeClock()
+        cache = FallbackCache(RedisCache(proxy.url, prefix=prefix), clock=clock)
+        await cache.set("k", b"v", 60)
+        await proxy.stop()
+        assert await cache.get("k") is None  # the outage starts
+        for _ in range(30):  # a minute of outage under steady traffic
+            clock.advance(2)
+            assert await cache.get("k") is None
+        assert not healthy(cache)
+        before = proxy.accepted
+
+        await proxy.start()  # back just after a failed probe: the worst moment
+        clock.advance(1.99)
+        assert await cache.get("k") is None
+        assert proxy.accepted == before  # still holding off
+        clock.advance(0.01)
+        assert await cache.get("k") == b"v"
+        assert healthy(cache)
+
+        # The next outage starts again with the short retry period.
+        await proxy.stop()
+        assert await cache.get("k") is None
+        await proxy.start()
+        clock.advance(0.25)
+        assert await cache.get("k") == b"v"
+        await cache.aclose()
+        await proxy.stop()
 
     asyncio.run(scenario())
 

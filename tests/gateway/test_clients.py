@@ -882,3 +882,51 @@ def test_the_pooled_transport_reuses_one_connection_for_sequential_calls() -> No
 
     run(scenario)
     assert connections == [1]
+
+
+def test_an_open_breaker_tries_again_soon_and_backs_off_while_the_trials_fail() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(failure_threshold=1, reset_seconds=2, max_reset_seconds=7, clock=clock)
+    breaker.record_failure()
+    assert breaker.state == "open"
+    pauses = []
+    for _ in range(4):  # each trial fails: 2 s, then 4, then the 7 s cap, and 7 again
+        started = clock.now
+        while not breaker.allow():
+            clock.now += 0.5
+        pauses.append(clock.now - started)
+        breaker.record_failure()
+    assert pauses == [2.0, 4.0, 7.0, 7.0]
+    clock.now += 7
+    assert breaker.allow()
+    breaker.record_success()  # the downstream is back: closed, and the next pause short again
+    assert breaker.state == "closed"
+    breaker.record_failure()
+    assert breaker.seconds_until_trial() == 2.0
+
+
+def test_a_503_problem_passes_through_untried_again_and_keeps_the_breaker_closed() -> None:
+    """The registry's database is down: it answers at once with its own code; the breaker
+    guards against a dead or slow service, which this one is not."""
+    downstream = Downstream(
+        httpx.Response(
+            503,
+            json={"code": "database_unavailable", "detail": "the database is unavailable"},
+            headers={"Retry-After": "2", "Content-Type": "application/problem+json"},
+        )
+    )
+    breaker = CircuitBreaker(failure_threshold=1)
+
+    async def scenario() -> None:
+        client = make_client(downstream, retries=2, breaker=breaker)
+        for _ in range(3):
+            with pytest.raises(DownstreamUnavailable) as raised:
+                await client.request("GET", "/v1/firms/1", principal_id=1)
+            assert not isinstance(raised.value, CircuitOpen)
+            assert (raised.value.status, raised.value.code) == (503, "database_unavailable")
+            assert raised.value.headers["Retry-After"] == "2"
+        assert state_of(client) == "closed"
+        await client.aclose()
+
+    run(scenario)
+    assert downstream.calls == 3  # one each: it said when to come back

@@ -9,12 +9,9 @@ nobody answers (a closed port) or a real redis-server process that this test sto
 
 from __future__ import annotations
 
-import contextlib
-import shutil
 import signal
-import socket
-import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,9 +21,12 @@ import redis
 from sqlalchemy.engine import Engine
 
 from tests.gateway.conftest import Api, Stack, matching_app, registry_app, running_stack
+from tests.gateway.redis_helpers import FakeClock
 from tests.gateway.test_tenancy import ENDPOINTS, MATRIX, ROLES, World
+from tests.polling import wait_until
 from tests.registry import data
-from tests.services import need_redis
+from tests.services import RedisProcess, need_redis
+from tests.services import redis_process as own_redis
 
 CLOSED = "http://127.0.0.1:1"  # nothing listens on port 1: connections are refused at once
 
@@ -97,64 +97,10 @@ def test_redis_on_a_closed_port(engine: Engine) -> None:
         )
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-class RedisProcess:
-    """A throwaway redis-server of this test's own (never the shared one): started, killed,
-    started again on the same port; no persistence, so a restart comes back empty."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                "redis-server",
-                "--port", str(self.port),
-                "--bind", "127.0.0.1",
-                "--save", "",
-                "--appendonly", "no",
-                "--daemonize", "no",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with contextlib.suppress(redis.RedisError), redis.Redis.from_url(self.url) as client:
-                if client.ping():
-                    return
-            time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def kill(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-            self.process = None
-
-    def stored_keys(self) -> list[bytes]:
-        with redis.Redis.from_url(self.url) as client:
-            return list(client.scan_iter(count=1000))
-
-
 @pytest.fixture
 def redis_process() -> Iterator[RedisProcess]:
-    if shutil.which("redis-server") is None:
-        pytest.skip("needs the redis-server executable")
-    server = RedisProcess()
-    server.start()
-    try:
+    with own_redis() as server:
         yield server
-    finally:
-        server.kill()
 
 
 def test_redis_that_goes_away_and_comes_back(engine: Engine, redis_process: RedisProcess) -> None:
@@ -244,11 +190,16 @@ def test_matching_down_serves_the_last_answer_stale(
 ) -> None:
     matching, _manager = matching_app(httpx.ASGITransport(app=registry_app(engine)))
     switch = Switchable(httpx.ASGITransport(app=matching))
+    clock = FakeClock(now=1_700_000_000.0)  # both clocks: in-process expiry and answer dates
+    prefix = f"finmatch-test:{uuid.uuid4().hex}:"
     with running_stack(
         engine,
         matching_transport=switch,
         breaker_failures=100,  # the breaker is the next test's; here each call tries
         match_cache_seconds=0.05,  # the fresh answer is gone: only the last one is left
+        clock=clock,
+        wall_clock=clock,
+        redis_prefix=prefix,
         **cache_backend,
     ) as stack:
         portal, firm_id, _ranked = seed_products_and_firm(stack)
@@ -256,7 +207,11 @@ def test_matching_down_serves_the_last_answer_stale(
         assert healthy.status_code == 200
         assert healthy.json()["stale"] is False
         assert "age" not in healthy.headers
-        time.sleep(1.1)
+        clock.advance(1.1)
+        if cache_backend:  # Redis expires the fresh answer by its own clock, in 50 ms
+            raw = redis.Redis.from_url(cache_backend["redis_url"])
+            wait_until(lambda: not list(raw.scan_iter(match=f"{prefix}match:*")), timeout=5)
+            raw.close()
 
         switch.down = True
         answer = portal.get(f"/v1/firms/{firm_id}/matches")

@@ -300,6 +300,26 @@ def test_duplicates_held_up_behind_the_first_are_all_409(
     assert rows(engine, "firm" if path == "/v1/firms" else "application") == 1
 
 
+def test_replicas_without_a_shared_redis_still_write_once(engine: Engine) -> None:
+    """Each replica keeps keys in its own memory (no Redis, or Redis down): the registry holds
+    the key for both, so a retry on the other replica is a replay, not a second product."""
+    with running_stack(engine) as one, running_stack(engine) as two:
+        bank = one.institution("银行")
+        on_two = Api(two.client, bank.key)
+        first = bank.post("/v1/products", json=data.product(), headers=keyed("elsewhere"))
+        assert first.status_code == 201, first.text
+        again = on_two.post("/v1/products", json=data.product(), headers=keyed("elsewhere"))
+        assert again.status_code == 201, again.text
+        assert again.headers[REPLAYED] == "true"
+        assert again.json() == first.json()
+        other = on_two.post(
+            "/v1/products", json=data.product(name="另"), headers=keyed("elsewhere")
+        )
+        assert other.status_code == 422
+        assert other.json()["code"] == "idempotency_key_reused"
+        assert rows(engine, "product") == 1
+
+
 @pytest.mark.redis
 def test_a_key_used_on_one_replica_replays_on_another(engine: Engine) -> None:
     """Two gateways sharing Redis share the keys: a retry that lands elsewhere is a replay."""

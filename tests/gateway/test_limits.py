@@ -6,7 +6,6 @@ Redis the window is shared by every gateway replica, so a key's budget is one bu
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -17,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from tests.gateway.conftest import Api, Stack, running_stack
+from tests.gateway.redis_helpers import FakeClock
 from tests.registry import data
 from tests.services import need_redis
 
@@ -123,13 +123,18 @@ def test_a_refused_request_changes_nothing(limited: Stack) -> None:
 
 
 def test_the_window_resets(engine: Engine) -> None:
-    with running_stack(engine, rate_limit_portal=1, rate_limit_window_seconds=1) as stack:
+    clock = FakeClock()
+    with running_stack(
+        engine, rate_limit_portal=1, rate_limit_window_seconds=1, clock=clock
+    ) as stack:
         portal = stack.principal("portal")
         assert portal.get("/v1/firms").status_code == 200
         refused = portal.get("/v1/firms")
         assert refused.status_code == 429
         assert refused.headers["retry-after"] == "1"
-        time.sleep(1.1)
+        clock.advance(0.999)
+        assert portal.get("/v1/firms").status_code == 429  # the window has not ended
+        clock.advance(0.001)
         assert portal.get("/v1/firms").status_code == 200
 
 

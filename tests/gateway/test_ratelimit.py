@@ -19,6 +19,7 @@ from tests.gateway.redis_helpers import (
     raw_redis,
     unique_prefix,
 )
+from tests.polling import until
 from tests.services import need_redis
 
 
@@ -87,7 +88,7 @@ def test_the_window_resets_on_redis_and_the_counter_always_expires(
         keys = list(raw.scan_iter(match=f"{prefix}*"))
         assert len(keys) == 1
         assert 0 < raw.pttl(keys[0]) <= 1_000
-        await asyncio.sleep(1.05)
+        await until(lambda: not raw.exists(keys[0]), timeout=5)  # the window ended in Redis
         again = await limiter.hit("b", 1, 1)
         assert again.allowed
         assert again.remaining == 0
@@ -240,5 +241,57 @@ def test_a_hit_counted_in_process_reads_nothing() -> None:
             assert decision.allowed
             assert (decision.read_ok, decision.read) == (False, None)
             await limiter.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_peek_says_what_a_hit_would_decide_without_counting(
+    limiter_url: tuple[str | None, str],
+) -> None:
+    async def scenario() -> None:
+        url, prefix = limiter_url
+        limiter = RateLimiter(url, prefix=prefix)
+        [fresh, other] = await limiter.peek([("fails:a", 2, 60), ("fails:b", 1, 30)])
+        assert (fresh.allowed, fresh.remaining, fresh.reset_seconds) == (True, 1, 60)
+        assert (other.allowed, other.remaining, other.reset_seconds) == (True, 0, 30)
+        for _ in range(2):
+            await limiter.peek([("fails:a", 2, 60)])  # peeks count nothing
+        assert (await limiter.hit("fails:a", 2, 60)).remaining == 1
+        [one_left] = await limiter.peek([("fails:a", 2, 60)])
+        assert (one_left.allowed, one_left.remaining) == (True, 0)
+        await limiter.hit("fails:a", 2, 60)
+        [spent, untouched] = await limiter.peek([("fails:a", 2, 60), ("fails:b", 1, 30)])
+        assert not spent.allowed
+        assert 1 <= spent.reset_seconds <= 60
+        assert untouched.allowed
+        assert spent.headers()["Retry-After"] == str(spent.reset_seconds)
+        assert await limiter.peek([]) == []
+        await limiter.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_peek_sees_the_window_end_in_process() -> None:
+    async def scenario() -> None:
+        clock = FakeClock()
+        limiter = RateLimiter(None, clock=clock)
+        await limiter.hit("b", 1, 10)
+        clock.advance(9.5)
+        [spent] = await limiter.peek([("b", 1, 10)])
+        assert (spent.allowed, spent.reset_seconds) == (False, 1)
+        clock.advance(0.5)
+        [again] = await limiter.peek([("b", 1, 10)])
+        assert (again.allowed, again.reset_seconds) == (True, 10)
+
+    asyncio.run(scenario())
+
+
+def test_peek_falls_back_to_in_process_counts_while_redis_is_down() -> None:
+    async def scenario() -> None:
+        limiter = RateLimiter(CLOSED_PORT_URL)
+        await limiter.hit("b", 1, 60)  # counted in-process
+        [spent] = await limiter.peek([("b", 1, 60)])
+        assert not spent.allowed
+        await limiter.aclose()
 
     asyncio.run(scenario())

@@ -10,6 +10,7 @@ import pytest
 
 from services.gateway.clients import DownstreamUnavailable, PassThrough
 from services.gateway.recorder import MatchEventRecorder
+from tests.polling import until
 
 Event = dict[str, Any]
 
@@ -59,8 +60,8 @@ def test_many_answers_go_in_few_batches_in_order() -> None:
         events.start()
         for answer in sent:
             events.record(answer)
-        await asyncio.sleep(0.05)
-        # Two full batches went at once; the remaining 400 wait for more, or the linger.
+        # Two full batches go at once; the remaining 400 wait for more, or the (long) linger.
+        await until(lambda: len(registry.batches) == 2)
         assert [len(b) for b in registry.batches] == [1_000, 1_000]
         await events.flush()
         assert events.sent == 2_400
@@ -76,16 +77,19 @@ def test_a_few_events_wait_no_longer_than_the_linger() -> None:
     registry = Registry()
 
     async def scenario() -> None:
-        events = recorder(registry, linger_seconds=0.05)
+        linger = 0.05
+        events = recorder(registry, linger_seconds=linger)
         events.start()
-        events.record(answers(1)[0])
-        await asyncio.sleep(0.01)
-        assert registry.batches == []  # gathering more
-        await asyncio.sleep(0.2)
-        assert [len(b) for b in registry.batches] == [20]
-        events.record(answers(2, start=1)[1])
-        await asyncio.sleep(0.2)
-        assert [len(b) for b in registry.batches] == [20, 20]
+        loop = asyncio.get_running_loop()
+        for sent in ([20], [20, 20]):
+            recorded_at = loop.time()
+            events.record(answers(1)[0])
+            calls = len(sent)
+            await until(lambda calls=calls: registry.calls == calls)
+            # Sent after gathering more for the linger (timed by the loop's clock), not before
+            # (the loop may run a timer up to its clock resolution early).
+            assert loop.time() - recorded_at >= linger - 0.001
+            assert [len(b) for b in registry.batches] == sent
         await events.stop()
 
     run(scenario)
@@ -169,7 +173,7 @@ def test_events_left_when_stop_gives_up_are_counted() -> None:
         events = recorder(registry, linger_seconds=0, stop_seconds=0.05)
         events.start()
         events.record(answers(1)[0])
-        await asyncio.sleep(0.01)
+        await until(lambda: registry.calls == 1)  # the first 20 are in flight
         events.record(answers(1)[0])
         await events.stop()
         assert events.dropped == 40  # 20 in flight, 20 never sent

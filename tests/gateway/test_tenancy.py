@@ -7,6 +7,9 @@ admin. In the matrix, side A is portal A's, institution X's and 塘厦's (so, fo
 and the institution that call, their own objects), side B is portal B's, institution Y's and
 虎门's. A caller outside an object's scope, or a role that may not use a function, gets 404
 (never 403) and nothing of the object; a missing or unknown key gets 401.
+
+The matrix runs with the gateway's in-process cache and with Redis (on SQLite; the cache does
+not depend on the database): a cached answer, key or catalogue must never cross tenants either.
 """
 
 from __future__ import annotations
@@ -21,11 +24,28 @@ import httpx
 import pytest
 from sqlalchemy.engine import Engine
 
-from tests.gateway.conftest import BACKENDS, Api, Stack, own_database, running_stack
+from tests.gateway.conftest import Api, Stack, own_database, running_stack
 from tests.registry import data
+from tests.services import need_redis
 
 TANGXIA, HUMEN = "441900116", "441900121"
-UNLIMITED = {f"rate_limit_{role}": 10**6 for role in ("portal", "institution", "official", "admin")}
+UNLIMITED = {
+    **{f"rate_limit_{role}": 10**6 for role in ("portal", "institution", "official", "admin")},
+    # bad_key tries every endpoint: its failures must stay 401s, not turn into 429s.
+    "auth_failures_per_address": 10**6,
+    "auth_failures_per_key_prefix": 10**6,
+}
+# (database, gateway cache) of the worlds the matrix runs in.
+WORLDS = [
+    pytest.param(("sqlite", "in-process"), id="sqlite"),
+    pytest.param(("sqlite", "redis"), id="sqlite-redis", marks=pytest.mark.redis),
+    pytest.param(("postgres", "in-process"), id="postgres", marks=pytest.mark.postgres),
+]
+WORLD_ARGS = [pytest.param(*w.values[0], id=w.id, marks=w.marks) for w in WORLDS]
+
+
+def cache_settings(cache: str) -> dict[str, Any]:
+    return {"redis_url": need_redis()} if cache == "redis" else {}
 
 
 @dataclass
@@ -111,21 +131,28 @@ def build_world(stack: Stack) -> World:
 
 
 @pytest.fixture
-def world(engine: Engine) -> Iterator[World]:
+def world_cache() -> str:
+    """The gateway cache of ``world``; the matrix parametrises it (see WORLDS)."""
+    return "in-process"
+
+
+@pytest.fixture
+def world(engine: Engine, world_cache: str) -> Iterator[World]:
     """A world of the test's own."""
-    with running_stack(engine) as stack:
+    with running_stack(engine, **cache_settings(world_cache)) as stack:
         yield build_world(stack)
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
+@pytest.fixture(scope="module", params=WORLDS)
 def shared_world(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[World]:
     """One world per backend for the cells that should change nothing: reads and refused
     calls. Afterwards the world must be as it was built (a refusal that wrote is a leak)."""
+    database, cache = request.param
     with (
-        own_database(request.param, tmp_path_factory.mktemp("tenancy")) as engine,
-        running_stack(engine, **UNLIMITED) as stack,
+        own_database(database, tmp_path_factory.mktemp("tenancy")) as engine,
+        running_stack(engine, **UNLIMITED, **cache_settings(cache)) as stack,
     ):
         world = build_world(stack)
         yield world
@@ -263,6 +290,7 @@ ENDPOINTS = {
     "admin.institutions": _on("GET /v1/admin/institutions"),
     "admin.principal": _on("POST /v1/admin/principals", json={"role": "portal", "name": "新"}),
     "admin.key": Endpoint("POST /v1/admin/keys", _new_key),
+    "admin.keys": _on("GET /v1/admin/keys"),
     "admin.revoke": _on("POST /v1/admin/keys/{id}/revoke", "spare_key", "spare_key"),
     "admin.models": _on("GET /v1/admin/models"),
     "admin.train": _on("POST /v1/admin/models/train", json={}),
@@ -324,6 +352,7 @@ MATRIX = [
     Row("admin.institutions", 404,       404,          404,         404,         404,         200),
     Row("admin.principal",   404,        404,          404,         404,         404,         201),
     Row("admin.key",         404,        404,          404,         404,         404,         201),
+    Row("admin.keys",        404,        404,          404,         404,         404,         200),
     Row("admin.revoke",      404,        404,          404,         404,         404,         200),
     Row("admin.models",      404,        404,          404,         404,         404,         200),
     # The admin reaches the matching service, which refuses: too few decisions to train on,
@@ -380,6 +409,7 @@ def test_reads_and_refusals(
     _check_cell(shared_world, endpoint, role, side, expected)
 
 
+@pytest.mark.parametrize(("engine", "world_cache"), WORLD_ARGS, indirect=["engine"])
 @pytest.mark.parametrize(("endpoint", "role", "side", "expected"), _cells(writes=True))
 def test_successful_writes(
     world: World, endpoint: str, role: str, side: str, expected: int

@@ -159,7 +159,7 @@ def _refs(node: Any) -> Iterator[str]:
 def test_the_openapi_document_describes_the_rank_body(client: TestClient) -> None:
     """The body is parsed by hand (in one step), so its schema is added by hand: every $ref
     must still resolve, and the rank request must name its parts."""
-    document = client.get("/openapi.json").json()
+    document = client.get("/openapi.json", headers=H).json()
     schemas = document["components"]["schemas"]
     for ref in set(_refs(document)):
         assert ref.startswith("#/components/schemas/"), ref

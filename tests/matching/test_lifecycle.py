@@ -7,13 +7,15 @@ import base64
 import signal
 
 import pytest
+import redis
 from fastapi import FastAPI
 
 from services.matching.config import MatchingSettings
 from services.matching.events import LocalEventBus, RedisEventBus
-from services.matching.lifecycle import ModelManager
+from services.matching.lifecycle import PROMOTIONS, ModelManager
 from services.matching.train import TrainingRefused
 from tests.matching.conftest import TOKEN, matching_settings, registry_client
+from tests.polling import until
 from tests.services import need_redis
 
 H = {"X-Internal-Token": TOKEN}
@@ -107,16 +109,17 @@ def test_polling_brings_a_second_replica_to_the_new_champion(seeded_registry: Fa
         follower = manager(seeded_registry, matching_settings(model_poll_seconds=0.1))
         follower.start()  # its own in-process bus never hears the leader: only polling helps
         outcome = await leader.train()
-        for _ in range(100):
-            if follower.scorer.version == outcome.version:
-                break
-            await asyncio.sleep(0.05)
-        assert follower.scorer.version == outcome.version
+        await until(lambda: follower.scorer.version == outcome.version)
         for models in (leader, follower):
             await models.stop()
             await models.registry.aclose()
 
     asyncio.run(scenario())
+
+
+def subscribers(raw: redis.Redis) -> int:
+    (_channel, count), *_ = raw.pubsub_numsub(PROMOTIONS)
+    return int(count)
 
 
 @pytest.mark.redis
@@ -127,14 +130,14 @@ def test_redis_announcement_reaches_a_second_replica(seeded_registry: FastAPI) -
         settings = matching_settings(redis_url=url)
         leader = manager(seeded_registry, settings, RedisEventBus(url))
         follower = manager(seeded_registry, settings, RedisEventBus(url))  # polls once an hour
+        raw = redis.Redis.from_url(url)
+        listening = subscribers(raw)  # other runs' matching services may listen on the server
         follower.start()
-        await asyncio.sleep(0.3)  # let the subscription settle
+        # Published before the follower listens, the announcement would be lost: wait for it.
+        await until(lambda: subscribers(raw) > listening)
+        raw.close()
         outcome = await leader.train()
-        for _ in range(100):
-            if follower.scorer.version == outcome.version:
-                break
-            await asyncio.sleep(0.05)
-        assert follower.scorer.version == outcome.version
+        await until(lambda: follower.scorer.version == outcome.version)
         for models in (leader, follower):
             await models.stop()
             await models.bus.aclose()

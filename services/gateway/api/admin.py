@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, StrictBool
 
@@ -22,6 +22,7 @@ from shared.schemas.access import (
     PrincipalCreate,
     PrincipalPublic,
 )
+from shared.schemas.page import Page
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], route_class=IdempotentRoute)
 IdPath = Annotated[int, Path(ge=1, le=2**63 - 1)]
@@ -62,14 +63,38 @@ async def create_principal(
     summary="Issue an API key (shown once) / 签发密钥（仅显示一次）",
 )
 async def create_key(body: KeyCreate, request: Request, principal: CurrentPrincipal) -> Response:
+    """A new key for a principal, optionally with `expires_at` (in the future, with its UTC
+    offset): past it the key answers 401 `key_expired`.
+
+    **Rotation**: issue a new key for the same principal, hand it over, then revoke the old
+    one; until it is revoked (or expires) the old key keeps working, so the client can switch
+    without a gap. `GET /v1/admin/keys?principal_id=` shows each key's `last_used_at`, to see
+    when the old one has fallen out of use.
+    """
     require(principal, PrincipalRole.ADMIN)
     return await forward(request, "POST", "/v1/keys", principal, json=body.model_dump(mode="json"))
+
+
+@router.get("/keys", response_model=Page[KeyPublic], summary="List API keys / 密钥列表")
+async def list_keys(
+    request: Request,
+    principal: CurrentPrincipal,
+    principal_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+) -> Response:
+    """Every key, or one principal's: prefix, label, expiry, last use (updated at most once a
+    minute, so it may lag the real last use by up to about a minute and a half), revocation.
+    Never the key itself."""
+    require(principal, PrincipalRole.ADMIN)
+    params = {"principal_id": principal_id, "limit": limit, "cursor": cursor}
+    return await forward(request, "GET", "/v1/keys", principal, params=params)
 
 
 @router.post("/keys/{key_id}/revoke", response_model=KeyPublic)
 async def revoke_key(key_id: IdPath, request: Request, principal: CurrentPrincipal) -> Response:
     """The key stops working at once on every replica sharing the Redis cache (without Redis,
-    other replicas stop within the key cache time)."""
+    other replicas stop within FINMATCH_KEY_CACHE_SECONDS, 30 s by default)."""
     require(principal, PrincipalRole.ADMIN)
     answer = await forward(request, "POST", f"/v1/keys/{key_id}/revoke", principal)
     await keys_changed(request)

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
 
+from services.gateway.api.held import forget_firm, hold_firm, stale_firm
 from services.gateway.api.proxy import (
     ETAG_HEADER,
     UPDATE_RESPONSES,
@@ -16,6 +17,7 @@ from services.gateway.api.proxy import (
 from services.gateway.auth import CurrentPrincipal, Principal, require
 from services.gateway.idempotency import IdempotentRoute
 from shared.enums import PrincipalRole
+from shared.errors import ProblemError
 from shared.schemas.firm import FirmCreate, FirmPublic, FirmUpdate
 from shared.schemas.page import Page
 from shared.types import SafeStr
@@ -46,6 +48,7 @@ async def upsert_firm(body: FirmCreate, request: Request, principal: CurrentPrin
         request, "POST", "/v1/firms", principal, json=body.model_dump(mode="json")
     )
     await firms_changed(request, principal)
+    await hold_firm(request.app.state, principal, answer.body, answer.headers.get("etag"))
     return answer
 
 
@@ -95,8 +98,22 @@ async def bulk_import(
 
 @router.get("/{firm_id}", response_model=FirmPublic, responses={200: {"headers": ETAG_HEADER}})
 async def get_firm(firm_id: IdPath, request: Request, principal: CurrentPrincipal) -> Response:
-    """The owner portal; an institution with a live application from this firm; an admin."""
-    return await forward(request, "GET", f"/v1/firms/{firm_id}", principal)
+    """The owner portal; an institution with a live application from this firm; an admin.
+
+    While the registry cannot answer (503, e.g. its database is down), the owner portal gets
+    the last copy it read, marked stale: an `Age` header and `X-Finmatch-Stale` naming the
+    reason."""
+    state = request.app.state
+    try:
+        answer = await forward(request, "GET", f"/v1/firms/{firm_id}", principal)
+    except ProblemError as exc:
+        if exc.status == 404:  # erased, or not this principal's: never served from a copy
+            await forget_firm(state, principal, firm_id)
+        if exc.status < 500:
+            raise
+        return await stale_firm(state, principal, firm_id, exc)
+    await hold_firm(state, principal, answer.body, answer.headers.get("etag"))
+    return answer
 
 
 @router.patch("/{firm_id}", response_model=FirmPublic, responses=UPDATE_RESPONSES)
@@ -111,6 +128,7 @@ async def update_firm(
     428 without it, 412 when the firm changed since you read it."""
     answer = await forward_update(request, f"/v1/firms/{firm_id}", principal, body, if_match)
     await firms_changed(request, principal)
+    await hold_firm(request.app.state, principal, answer.body, answer.headers.get("etag"))
     return answer
 
 
@@ -119,4 +137,5 @@ async def erase_firm(firm_id: IdPath, request: Request, principal: CurrentPrinci
     """Erase the profile; applications keep an anonymous snapshot."""
     answer = await forward(request, "DELETE", f"/v1/firms/{firm_id}", principal)
     await firms_changed(request, principal)
+    await forget_firm(request.app.state, principal, firm_id)
     return answer

@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import time
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
+from services.gateway.api.held import held_firm, hold_firm, identity, stale_headers
 from services.gateway.auth import CurrentPrincipal, require
 from services.gateway.cache import stamped, unstamped
 from services.gateway.catalogue import GENERATION_KEY as CATALOGUE_GENERATION
@@ -94,7 +94,8 @@ def _with_product(catalogue: Catalogue, item: dict[str, Any]) -> dict[str, Any]:
         "effective annual cost; each with reasons and cost, plus near misses that say what "
         "the firm lacks. 按获批概率×额度覆盖−综合年化成本排序，附理由与差距。 When the "
         "matching service cannot answer: the last answer for this firm and query, marked "
-        "`stale` (with an Age header), or 503 with Retry-After. 409 when the firm has not "
+        "`stale` (with an Age header), or 503 with Retry-After; likewise when the registry "
+        "cannot answer (its database down). 409 when the firm has not "
         "consented to matching."
     ),
     responses=problem_responses(404, 409, 503),
@@ -125,7 +126,17 @@ async def firm_matches(
         match_served("cached")
         return Response(cached, media_type="application/json")
 
-    firm, _etag = await state.registry.get_firm(principal.id, firm_id)
+    try:
+        firm, etag = await state.registry.get_firm(principal.id, firm_id)
+    except ProblemError as exc:
+        if exc.status < 500:
+            raise
+        # The registry cannot answer (its database down): the last answer for this firm as
+        # its owner last saw it, if one is held; else the registry's own 503.
+        held = await held_firm(state, principal, firm_id)
+        if held is None or not held.firm.get("consent_matching", True):
+            raise
+        return await _last_answer(state, last_key, firm_id, identity(held.firm), exc, "registry")
     if firm["owner_principal_id"] != principal.id:
         raise NotFound(f"firm {firm_id} not found")
     if not firm.get("consent_matching", True):
@@ -153,7 +164,7 @@ async def firm_matches(
     except ProblemError as exc:
         if exc.status < 500:
             raise
-        return await _last_answer(state, last_key, firm_id, _identity(firm), exc)
+        return await _last_answer(state, last_key, firm_id, identity(firm), exc, "matching")
 
     body = {
         **ranking,
@@ -173,9 +184,11 @@ async def firm_matches(
         # Kept longer and whatever changes since: what this firm is served if matching fails.
         state.cache.set(
             last_key,
-            stamped(payload, _identity(firm), f"{time.time():.3f}"),
+            stamped(payload, identity(firm), f"{state.wall_clock():.3f}"),
             settings.match_stale_if_error_seconds,
         ),
+        # And the firm itself: what vouches for that answer while the registry is down.
+        hold_firm(state, principal, orjson.dumps(firm), etag),
     )
     state.recorder.record(
         [
@@ -195,12 +208,6 @@ async def firm_matches(
     return Response(payload, media_type="application/json")
 
 
-def _identity(firm: dict[str, Any]) -> str:
-    """Which registration of a firm an answer was computed for. The id alone is not enough:
-    SQLite hands an erased firm's id to the next firm registered."""
-    return f"{firm['credit_code']}@{firm['created_at']}"
-
-
 def _held_for(held: bytes | None, identity: str) -> tuple[float, bytes] | None:
     """(computed at, payload) of a last answer stored for this registration of the firm."""
     head, _, payload = (held or b"").partition(b"\n")
@@ -214,15 +221,23 @@ def _held_for(held: bytes | None, identity: str) -> tuple[float, bytes] | None:
 
 
 async def _last_answer(
-    state: Any, last_key: str, firm_id: int, identity: str, error: ProblemError
+    state: Any,
+    last_key: str,
+    firm_id: int,
+    registration: str,
+    error: ProblemError,
+    failing: Literal["matching", "registry"],
 ) -> Response:
     """The last answer computed for this firm and query, marked stale with its age; or, when
-    none is held, 503 with Retry-After. The gateway ranks nothing itself."""
+    none is held, 503 with Retry-After (the registry's own, when it is the one failing). The
+    gateway ranks nothing itself."""
     retry_after = error.headers.get("Retry-After", str(RETRY_AFTER_SECONDS))
-    held = _held_for(await state.cache.get(last_key), identity)
+    held = _held_for(await state.cache.get(last_key), registration)
     if held is None:
         match_served("unavailable")
-        log.warning("firm %s: matching unavailable (%s), no earlier answer", firm_id, error.code)
+        log.warning("firm %s: %s unavailable (%s), no earlier answer", firm_id, failing, error.code)
+        if failing == "registry":
+            raise error
         raise ServiceUnavailable(
             f"the matching service is unavailable ({error.code}) and no earlier answer for "
             f"firm {firm_id} is held; retry after {retry_after} s",
@@ -230,17 +245,21 @@ async def _last_answer(
             headers={"Retry-After": retry_after},
         )
     computed_at, payload = held
-    age = max(0, math.floor(time.time() - computed_at))
+    age = max(0, math.floor(state.wall_clock() - computed_at))
     body = orjson.loads(payload)
     body.update(
         degraded=True,
         degraded_reason=(
-            f"matching service unavailable ({error.code}): the last answer for this firm, "
+            f"{failing} service unavailable ({error.code}): the last answer for this firm, "
             f"{age} s old"
         ),
         stale=True,
         stale_age_seconds=age,
     )
     match_served("stale")
-    log.warning("firm %s: matching unavailable (%s), served %d s stale", firm_id, error.code, age)
-    return Response(orjson.dumps(body), media_type="application/json", headers={"Age": str(age)})
+    log.warning(
+        "firm %s: %s unavailable (%s), served %d s stale", firm_id, failing, error.code, age
+    )
+    return Response(
+        orjson.dumps(body), media_type="application/json", headers=stale_headers(age, error)
+    )

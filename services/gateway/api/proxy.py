@@ -10,8 +10,9 @@ from sqlmodel import SQLModel
 from services.gateway.auth import Principal
 from shared.errors import problem_responses
 
-# Headers of the registry's answer that mean something to the public client.
-PASSED_HEADERS = ("etag", "location")
+# Headers of the registry's answer that mean something to the public client (the registry
+# replays a keyed write's answer when the gateway's own store no longer held the key).
+PASSED_HEADERS = ("etag", "location", "idempotent-replayed")
 
 # One rule for every PATCH (firms and products): optimistic concurrency, never last-write-wins
 # by accident. The registry enforces it; these document it.

@@ -31,7 +31,7 @@ class FallbackCache:
         redis: RedisCache,
         local: LocalCache | None = None,
         *,
-        retry_after_seconds: float = 5.0,
+        retry_after_seconds: float = 2.0,
         clock: Clock = time.monotonic,
     ) -> None:
         self.redis = redis
@@ -126,16 +126,18 @@ def make_cache(
     prefix: str = "finmatch:",
     connect_timeout: float = 0.5,
     op_timeout: float = 0.5,
-    retry_after_seconds: float = 5.0,
+    retry_after_seconds: float = 2.0,
+    clock: Clock = time.monotonic,
 ) -> FallbackCache | LocalCache:
     """The cache for a service: Redis (with fallback) when a URL is configured, else in-process.
 
     ``prefix`` namespaces every Redis key; the in-process cache belongs to one process and needs
-    none.
+    none. ``clock`` times in-process entries and Redis retries (entries in Redis expire by
+    Redis's clock).
     """
     if not redis_url:
-        return LocalCache()
+        return LocalCache(clock=clock)
     redis = RedisCache(
         redis_url, prefix=prefix, connect_timeout=connect_timeout, op_timeout=op_timeout
     )
-    return FallbackCache(redis, retry_after_seconds=retry_after_seconds)
+    return FallbackCache(redis, retry_after_seconds=retry_after_seconds, clock=clock)

@@ -1,8 +1,12 @@
 """One downstream service over HTTP: timeouts, retries of idempotent calls, a circuit breaker.
 
 Failures that count against the breaker: transport errors and 5xx answers. A 4xx is a
-business answer from a healthy service and counts as a success. What a call raises is drawn
-in ``_errors``.
+business answer from a healthy service and counts as a success. So is a 503 that comes as a
+problem with a ``code`` (the registry's ``database_unavailable``): the service answered at
+once and says a dependency of its own is down; the breaker guards against a downstream that
+is dead or slow, and opening it would only delay the first answer after the dependency is
+back. Such a 503 is not retried either (it names its own Retry-After) and reaches the public
+client with its code. What a call raises is drawn in ``_errors``.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from services.gateway.clients._retry import (
     retrying,
 )
 from services.gateway.clients._transport import DEFAULT_LIMITS, PooledTransport, as_timeout
-from shared.errors import ProblemError
+from shared.errors import PROBLEM_JSON, ProblemError
 from shared.request_context import current_request_id, new_request_id
 
 log = logging.getLogger("finmatch.gateway.clients")
@@ -204,6 +208,9 @@ class DownstreamClient:
             self.breaker.release()  # cancelled, or the body we were sending broke: no verdict
             raise
         if response.status_code >= 500:
+            if _problem_code(response) is not None and response.status_code == 503:
+                self.breaker.record_success()  # alive and answering; see the module docstring
+                return response
             self.breaker.record_failure()
             if response.status_code in RETRYABLE_STATUSES:
                 raise RetryableAnswer(response)
@@ -223,10 +230,12 @@ class DownstreamClient:
 
     def _error_for_5xx(self, response: httpx.Response) -> DownstreamError:
         if response.status_code == 503:
+            code = _problem_code(response)
+            detail = f"the {self.name} service is unavailable"
+            if code is not None:
+                detail = f"{detail} ({code})"
             return DownstreamUnavailable(
-                self.name,
-                f"the {self.name} service is unavailable",
-                retry_after=_retry_after(response),
+                self.name, detail, retry_after=_retry_after(response), code=code
             )
         return DownstreamError(
             self.name, f"the {self.name} service failed ({response.status_code})"
@@ -274,6 +283,18 @@ class DownstreamClient:
             state.attempt_number,
             wait,
         )
+
+
+def _problem_code(response: httpx.Response) -> str | None:
+    """The ``code`` of a problem-details answer, if it is one."""
+    if not response.headers.get("content-type", "").startswith(PROBLEM_JSON):
+        return None
+    try:
+        body = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        return None
+    code = body.get("code") if isinstance(body, dict) else None
+    return code if isinstance(code, str) and code else None
 
 
 def _retry_after(response: httpx.Response) -> int:

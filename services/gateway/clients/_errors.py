@@ -4,7 +4,8 @@ Hierarchy::
 
     ProblemError
     ├── DownstreamError (502 bad_gateway)    the answer was garbage or an unexpected 5xx
-    │   ├── DownstreamUnavailable (503)      cannot connect, or it answered 503; Retry-After
+    │   ├── DownstreamUnavailable (503)      cannot connect, or it answered 503 (its problem
+    │   │                                    code kept, e.g. database_unavailable); Retry-After
     │   │   └── CircuitOpen (503)            failing fast while the breaker is open
     │   └── DownstreamTimeout (504)          no answer within the read/write timeout
     └── PassThrough (the downstream's 4xx)   its problem body and status, unchanged
@@ -45,9 +46,13 @@ class DownstreamError(ProblemError):
 class DownstreamUnavailable(DownstreamError, ServiceUnavailable):
     status, code, title = 503, "service_unavailable", "Service unavailable"
 
-    def __init__(self, downstream: str, detail: str, *, retry_after: int) -> None:
+    def __init__(
+        self, downstream: str, detail: str, *, retry_after: int, code: str | None = None
+    ) -> None:
         super().__init__(downstream, detail, headers={"Retry-After": str(retry_after)})
         self.retry_after = retry_after
+        if code is not None:  # the downstream's own reason, passed on to the public client
+            self.code = code
 
 
 class CircuitOpen(DownstreamUnavailable):

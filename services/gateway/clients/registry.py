@@ -2,14 +2,34 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable
-from typing import Unpack
+import contextlib
+from collections.abc import AsyncIterable, Iterator, Mapping
+from contextvars import ContextVar
+from typing import Any, Unpack
 
 import httpx
 import orjson
 
 from services.gateway.clients._client import JSON, ClientOptions, DownstreamClient, Params, query
 from services.gateway.clients._transport import as_timeout
+from shared.internal import IDEMPOTENCY_FINGERPRINT_HEADER, IDEMPOTENCY_KEY_HEADER
+
+# The Idempotency-Key (and request fingerprint) of the public POST being served, if it has one.
+_forwarded_key: ContextVar[tuple[str, str] | None] = ContextVar(
+    "finmatch_forwarded_idempotency_key", default=None
+)
+_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@contextlib.contextmanager
+def forwarding_idempotency_key(key: str, fingerprint: str) -> Iterator[None]:
+    """Within this block, each write made for a principal carries the public request's key, so
+    the registry enforces it in its database (see services/registry/idempotency.py)."""
+    token = _forwarded_key.set((key, fingerprint))
+    try:
+        yield
+    finally:
+        _forwarded_key.reset(token)
 
 
 class RegistryClient(DownstreamClient):
@@ -31,6 +51,33 @@ class RegistryClient(DownstreamClient):
         super().__init__("registry", base_url, token, timeout=timeout, **options)
         # An import answers only after its last batch is written.
         self.bulk_timeout = as_timeout(bulk_timeout)
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        principal_id: int | None = None,
+        idempotent: bool | None = None,
+        headers: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        keyed = _forwarded_key.get()
+        if keyed is not None and principal_id is not None and method.upper() not in _READ_METHODS:
+            key, fingerprint = keyed
+            headers = {
+                **(headers or {}),
+                IDEMPOTENCY_KEY_HEADER: key,
+                IDEMPOTENCY_FINGERPRINT_HEADER: fingerprint,
+            }
+        return await super().request(
+            method,
+            path,
+            principal_id=principal_id,
+            idempotent=idempotent,
+            headers=headers,
+            **kwargs,
+        )
 
     # Firms
 

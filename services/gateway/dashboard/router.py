@@ -13,14 +13,17 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from starlette.staticfiles import StaticFiles
 
-from services.gateway.auth import Principal, principal_for_key, resolve_digest
+from services.gateway import auth_failures
+from services.gateway.auth import Forbidden, Principal, principal_for_key, resolve_digest
 from services.gateway.dashboard.sessions import (
+    DASHBOARD_HEADER,
     SESSION_COOKIE,
     SESSION_SECONDS,
     close_session,
     open_session,
     session_key_digest,
 )
+from services.gateway.metrics import AuthFailure
 from shared.criteria import WHAT_IF, Unit
 from shared.enums import PrincipalRole
 from shared.errors import ProblemError, TooManyRequests, Unauthorized, problem_response
@@ -118,6 +121,8 @@ async def sign_in(request: Request) -> Response:
         try:
             principal = await principal_for_key(request, key)
         except Unauthorized as exc:
+            # A security event like a wrong API key (the attempts are limited just above).
+            auth_failures.record(auth_failures.Attempt.of(request, key), _failure(exc.code))
             raise _SignInRefused("invalid_key", 401) from exc
         except ProblemError as exc:
             raise _SignInRefused("unavailable", 503) from exc
@@ -159,20 +164,23 @@ async def sign_in(request: Request) -> Response:
 
 @router.delete("/session", status_code=204)
 async def sign_out(request: Request) -> Response:
-    """End the session: the cookie is dead from now on, on every replica sharing the cache."""
+    """End the session: the cookie is dead from now on, on every replica sharing the cache.
+
+    Like every other write by cookie it needs the dashboard's header, which another site's page
+    cannot send: otherwise any page could sign an official out (a logout CSRF).
+    """
+    if request.headers.get(DASHBOARD_HEADER) != "1":
+        raise Forbidden(
+            f"signing out needs the header {DASHBOARD_HEADER}: 1", code="csrf_header_missing"
+        )
     await _end_session(request)
     answer = Response(status_code=204)
     _forget_cookie(answer, request)
     return answer
 
 
-@router.post("/session/delete")
-async def sign_out_form(request: Request) -> Response:
-    """Sign-out for a plain HTML form (which cannot send DELETE)."""
-    await _end_session(request)
-    answer = RedirectResponse("/dashboard", status_code=303)
-    _forget_cookie(answer, request)
-    return answer
+def _failure(code: str | None) -> AuthFailure:
+    return "expired_key" if code == "key_expired" else "unknown_key"
 
 
 class _SignInRefused(Exception):

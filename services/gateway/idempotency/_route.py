@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import Request, Response
 
 from services.gateway.auth import authenticate
+from services.gateway.clients.registry import forwarding_idempotency_key
 from services.gateway.idempotency._store import (
     MAX_KEY_LENGTH,
     BeginState,
@@ -103,7 +104,11 @@ class IdempotentRoute(StrictJSONRoute):
                     headers={"Retry-After": "1"},
                 )
             try:
-                response = await handler(request)
+                # The registry enforces the key too, in the transaction of the write: Redis
+                # may lose a key (an outage, a restart), and without it each replica answers
+                # from its own memory.
+                with forwarding_idempotency_key(key, fingerprint):
+                    response = await handler(request)
             except ProblemError as exc:
                 if exc.status >= 500:
                     await store.abandon(scope, key)

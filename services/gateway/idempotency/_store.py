@@ -15,9 +15,11 @@ Expiry, as the draft requires us to document: a completed response is kept ``ttl
 request the gateway allows, or a slow request and its retry may both run.
 
 With Redis, one key holds the state for all replicas. Without Redis, or while it is down, an
-in-process store gives the same answers within one process only: correct for a single replica.
-Keys claimed in-process during an outage stay in-process until they expire, so the request
-that claimed one is completed, and its retries answered, in the same place.
+in-process store gives the same answers within one process only. Keys claimed in-process
+during an outage stay in-process until they expire, so the request that claimed one is
+completed, and its retries answered, in the same place. Across replicas (and across a Redis
+that lost its keys) the registry's own check keeps a keyed write to one: see
+services/registry/idempotency.py.
 """
 
 from __future__ import annotations
@@ -207,7 +209,7 @@ class IdempotencyStore(RedisBacked):
     """Idempotency keys in Redis for every replica, in-process without it (see the module doc).
 
     Never raises because Redis is down: it answers from the in-process store and leaves Redis
-    alone for ``retry_after_seconds`` (see redis_guard.RedisGuard).
+    alone until the guard's retry time (see redis_guard.RedisGuard).
     """
 
     def __init__(
@@ -219,7 +221,7 @@ class IdempotencyStore(RedisBacked):
         in_flight_seconds: int = 120,
         connect_timeout: float = 0.5,
         op_timeout: float = 0.5,
-        retry_after_seconds: float = 5.0,
+        retry_after_seconds: float = 2.0,
         clock: Clock = time.monotonic,
     ) -> None:
         if ttl_seconds < 1 or in_flight_seconds < 1:

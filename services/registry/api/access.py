@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
-from sqlalchemy.exc import IntegrityError
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, Query, Response
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import col, select
 
 from services.registry import audit
 from services.registry.api.deps import (
+    EngineDep,
     IdPath,
     PrincipalDep,
     ReadSessionDep,
@@ -20,8 +25,10 @@ from services.registry.api.deps import (
     require_internal_token,
     require_role,
 )
+from services.registry.db import write_session
+from services.registry.idempotency import IdempotentWriteRoute
 from services.registry.models import ApiKey, Institution, Principal
-from services.registry.models.columns import utcnow
+from services.registry.models.columns import table_of, utcnow
 from services.registry.pagination import page_of
 from shared.enums import PrincipalRole
 from shared.errors import Conflict, NotFound, Unauthorized
@@ -32,13 +39,14 @@ from shared.schemas.access import (
     KeyCreated,
     KeyPublic,
     KeyResolve,
+    KeyResolved,
     PrincipalCreate,
     PrincipalPublic,
 )
 from shared.schemas.page import Page
 from shared.strict_json import StrictJSONRoute
 
-router = APIRouter(route_class=StrictJSONRoute, prefix="/v1", tags=["access"])
+router = APIRouter(prefix="/v1", tags=["access"], route_class=IdempotentWriteRoute)
 internal = APIRouter(
     route_class=StrictJSONRoute,
     prefix="/internal",
@@ -46,7 +54,12 @@ internal = APIRouter(
     dependencies=[Depends(require_internal_token)],
 )
 
+log = logging.getLogger("finmatch.registry.access")
+
 KEY_BYTES = 32  # 256 bits of randomness
+# last_used_at is written when a resolution finds it older than this: at most one write a
+# minute per key, however many replicas resolve it (the gateway caches resolutions anyway).
+LAST_USED_INTERVAL = timedelta(minutes=1)
 
 
 def hash_key(key: str) -> str:
@@ -143,13 +156,19 @@ def get_principal(principal_id: IdPath, session: SessionDep, principal: Principa
 
 @router.post("/keys", response_model=KeyCreated, status_code=201)
 def create_key(
-    body: KeyCreate, session: SessionDep, principal: PrincipalDep, request_id: RequestIdDep
+    body: KeyCreate,
+    session: SessionDep,
+    principal: PrincipalDep,
+    request_id: RequestIdDep,
+    response: Response,
 ) -> KeyCreated:
     require_role(principal, PrincipalRole.ADMIN)
+    # The key is shown once: no cache keeps it, nor the idempotency record (idempotency.py).
+    response.headers["Cache-Control"] = "no-store"
     owner = session.get(Principal, body.principal_id)
     if owner is None:
         raise NotFound(f"principal {body.principal_id} not found", field="principal_id")
-    key, api_key = issue_key(session, owner, body.label)
+    key, api_key = issue_key(session, owner, body.label, expires_at=body.expires_at)
     audit.record(
         session,
         principal_id=principal.id,
@@ -166,14 +185,21 @@ def create_key(
         principal_id=owner.id or 0,
         prefix=api_key.prefix,
         label=api_key.label,
+        expires_at=api_key.expires_at,
         key=key,
     )
 
 
-def issue_key(session: Any, owner: Principal, label: str = "") -> tuple[str, ApiKey]:
+def issue_key(
+    session: Any, owner: Principal, label: str = "", *, expires_at: datetime | None = None
+) -> tuple[str, ApiKey]:
     key = new_key(owner.role)
     api_key = ApiKey(
-        principal_id=owner.id or 0, key_hash=hash_key(key), prefix=key[:12], label=label
+        principal_id=owner.id or 0,
+        key_hash=hash_key(key),
+        prefix=key[:12],
+        label=label,
+        expires_at=expires_at,
     )
     session.add(api_key)
     session.flush()
@@ -199,24 +225,84 @@ def revoke_key(
             request_id=request_id,
         )
         session.commit()
+    return key_public(api_key)
+
+
+@router.get("/keys", response_model=Page[KeyPublic])
+def list_keys(
+    session: SessionDep,
+    principal: PrincipalDep,
+    principal_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+) -> dict[str, Any]:
+    """Every key (or one principal's), oldest first: never a key itself, only its prefix."""
+    require_role(principal, PrincipalRole.ADMIN)
+    stmt = select(ApiKey)
+    if principal_id is not None:
+        stmt = stmt.where(ApiKey.principal_id == principal_id)
+    page = page_of(session, stmt, ApiKey.id, limit=limit, cursor=cursor)
+    return page | {"data": [key_public(api_key) for api_key in page["data"]]}
+
+
+def key_public(api_key: ApiKey) -> KeyPublic:
     assert api_key.id is not None
     return KeyPublic(
         id=api_key.id,
         principal_id=api_key.principal_id,
         prefix=api_key.prefix,
         label=api_key.label,
-        revoked=True,
+        created_at=api_key.created_at,
+        expires_at=api_key.expires_at,
+        last_used_at=api_key.last_used_at,
+        revoked=api_key.revoked_at is not None,
+        revoked_at=api_key.revoked_at,
     )
 
 
-@internal.post("/auth/resolve", response_model=PrincipalPublic)
-def resolve_key(body: KeyResolve, session: ReadSessionDep) -> Principal:
-    """The gateway sends a key's digest; an unknown or revoked key is 401."""
+@internal.post("/auth/resolve", response_model=KeyResolved)
+def resolve_key(body: KeyResolve, session: ReadSessionDep, engine: EngineDep) -> KeyResolved:
+    """The gateway sends a key's digest; an unknown, revoked or expired key is 401.
+
+    The codes tell the gateway why (invalid_key, key_revoked, key_expired); the gateway
+    answers its clients invalid_key for the first two alike.
+    """
     row = session.exec(
         select(ApiKey, Principal)
         .join(Principal, col(Principal.id) == col(ApiKey.principal_id))
         .where(ApiKey.key_hash == body.key_hash)
     ).first()
-    if row is None or row[0].revoked_at is not None:
+    if row is None:
         raise Unauthorized("unknown or revoked API key", code="invalid_key")
-    return row[1]
+    api_key, owner = row
+    if api_key.revoked_at is not None:
+        raise Unauthorized("unknown or revoked API key", code="key_revoked")
+    now = utcnow()
+    if api_key.expires_at is not None and api_key.expires_at <= now:
+        raise Unauthorized("the API key has expired", code="key_expired")
+    if api_key.last_used_at is None or api_key.last_used_at <= now - LAST_USED_INTERVAL:
+        _touch(engine, api_key, now)
+    assert api_key.id is not None
+    return KeyResolved.model_validate(
+        owner.model_dump() | {"key_id": api_key.id, "key_expires_at": api_key.expires_at}
+    )
+
+
+def _touch(engine: Engine, api_key: ApiKey, now: datetime) -> None:
+    """Record the key's use. Conditional, so replicas resolving it at once write it once; a
+    failure costs only the timestamp, never the caller's request."""
+    table = table_of(ApiKey)
+    stale = now - LAST_USED_INTERVAL
+    try:
+        with write_session(engine) as writer:
+            writer.execute(
+                sa.update(table)
+                .where(
+                    table.c.id == api_key.id,
+                    sa.or_(table.c.last_used_at.is_(None), table.c.last_used_at <= stale),
+                )
+                .values(last_used_at=now)
+            )
+            writer.commit()
+    except SQLAlchemyError:
+        log.warning("could not record the use of key %s", api_key.id, exc_info=True)

@@ -11,6 +11,7 @@ from sqlmodel import Session, select
 from services.registry import audit
 from services.registry.api.deps import IdPath, PrincipalDep, RequestIdDep, SessionDep, require_role
 from services.registry.firms import firm_owned_by, snapshot_of
+from services.registry.idempotency import IdempotentWriteRoute
 from services.registry.models import Application, Decision, Principal, Product
 from services.registry.models.columns import utcnow
 from services.registry.models.product import product_snapshot
@@ -24,9 +25,10 @@ from shared.schemas.application import (
     DecisionPublic,
 )
 from shared.schemas.page import Page
-from shared.strict_json import StrictJSONRoute
 
-router = APIRouter(route_class=StrictJSONRoute, prefix="/v1/applications", tags=["applications"])
+router = APIRouter(
+    prefix="/v1/applications", tags=["applications"], route_class=IdempotentWriteRoute
+)
 
 
 def application_visible_to(

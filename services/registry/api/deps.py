@@ -12,6 +12,7 @@ from sqlmodel import Session
 
 from services.registry.config import RegistrySettings
 from services.registry.db import write_session
+from services.registry.idempotency import DeferredCommitSession, keyed_session
 from services.registry.models import Principal
 from shared.enums import PrincipalRole
 from shared.errors import NotFound, ProblemError, Unauthorized
@@ -45,6 +46,9 @@ def get_session(
     """A session for the request; writers call ``session.commit()`` before they answer."""
     if request.method in READ_METHODS:
         session = Session(engine, expire_on_commit=False)
+    elif keyed_session(request):
+        session = write_session(engine, DeferredCommitSession)
+        request.state.idempotent_session = session
     else:
         session = write_session(engine)
     with session:

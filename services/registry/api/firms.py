@@ -31,6 +31,7 @@ from services.registry.bulk import (
     write_batch,
 )
 from services.registry.db import is_sqlite, statement_session
+from services.registry.idempotency import IdempotentWriteRoute
 from services.registry.models import Firm, Principal
 from services.registry.pagination import page_of
 from shared.enums import PrincipalRole
@@ -43,10 +44,9 @@ from shared.errors import (
 )
 from shared.schemas.firm import FirmCreate, FirmPublic, FirmUpdate
 from shared.schemas.page import Page
-from shared.strict_json import StrictJSONRoute
 from shared.types import SafeStr
 
-router = APIRouter(route_class=StrictJSONRoute, prefix="/v1/firms", tags=["firms"])
+router = APIRouter(prefix="/v1/firms", tags=["firms"], route_class=IdempotentWriteRoute)
 
 _ETAG = re.compile(r'^(?:W/)?"(\d{1,18})"$')
 

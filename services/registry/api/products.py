@@ -10,6 +10,7 @@ from sqlmodel import Session, col, select
 from services.registry import audit
 from services.registry.api.deps import IdPath, PrincipalDep, RequestIdDep, SessionDep, require_role
 from services.registry.api.firms import parse_if_match
+from services.registry.idempotency import IdempotentWriteRoute
 from services.registry.models import Application, Principal, Product
 from services.registry.models.columns import utcnow
 from services.registry.pagination import decode_cursor, next_cursor
@@ -18,9 +19,8 @@ from shared.errors import NotFound, PreconditionFailed
 from shared.schemas.page import Page
 from shared.schemas.partial import refuse_nulls
 from shared.schemas.product import ProductCreate, ProductPublic, ProductQuery, ProductUpdate
-from shared.strict_json import StrictJSONRoute
 
-router = APIRouter(route_class=StrictJSONRoute, prefix="/v1/products", tags=["products"])
+router = APIRouter(prefix="/v1/products", tags=["products"], route_class=IdempotentWriteRoute)
 
 
 def _owned(

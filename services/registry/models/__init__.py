@@ -3,6 +3,7 @@
 from services.registry.models.access import ApiKey, AuditEntry, ImportBatch, MatchEvent, Principal
 from services.registry.models.application import Application, Decision
 from services.registry.models.firm import Firm
+from services.registry.models.idempotency import IdempotencyRecord
 from services.registry.models.model_version import ModelStatus, ModelVersion, ModelVersionPublic
 from services.registry.models.product import Institution, Product
 from services.registry.models.stats_cube import stats_cube, stats_dirty
@@ -13,6 +14,7 @@ __all__ = [
     "AuditEntry",
     "Decision",
     "Firm",
+    "IdempotencyRecord",
     "ImportBatch",
     "Institution",
     "MatchEvent",

@@ -34,6 +34,9 @@ class ApiKey(SQLModel, table=True):
     label: str = Field(default="", max_length=200)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
     revoked_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    expires_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    # Written when the gateway resolves the key, at most once a minute (see api/access.py).
+    last_used_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
 
 
 class AuditEntry(SQLModel, table=True):

@@ -532,6 +532,25 @@ function renderCoverage() {
   });
 }
 
+// ---- sign-out ------------------------------------------------------------------------------
+
+// DELETE with the dashboard header (the server refuses a sign-out without it, so that no other
+// site can sign an official out), then the page again: the sign-in form, or, if the request
+// failed, the dashboard still signed in.
+async function signOut() {
+  $("signout").disabled = true;
+  try {
+    await fetch("/dashboard/session", {
+      method: "DELETE",
+      credentials: "same-origin",
+      headers: HEADERS,
+    });
+  } catch {
+    // no answer: the page reloaded below shows whether the session is still open
+  }
+  window.location.assign("/dashboard");
+}
+
 // ---- start ---------------------------------------------------------------------------------
 
 function start() {
@@ -554,6 +573,7 @@ function start() {
   form.addEventListener("change", () => load());
   form.addEventListener("reset", () => setTimeout(load, 0));
   $("print").addEventListener("click", () => window.print());
+  $("signout").addEventListener("click", signOut);
   renderWho();
   load();
 }
