@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from shared.schemas.firm import FirmFeatures
 from shared.schemas.product import ProductFeatures
@@ -100,3 +100,13 @@ class RankResponse(BaseModel):
     eligible: int
     ranked: list[RankedProduct]
     near_misses: list[NearMiss]
+
+
+class TrainRequest(BaseModel):
+    """An admin's "train a challenger now" (the gateway's body, forwarded as is to matching)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    auto_promote: StrictBool = Field(
+        default=True, description="promote the challenger if it beats the champion"
+    )

@@ -42,6 +42,7 @@ def test_an_application_with_an_unknown_field_is_422_and_not_written(stack: Stac
                 "dry_run": True,
             },
         ),
+        ("/v1/admin/models/train", "admin", {"auto_promte": False}),  # a misspelling
     ],
 )
 def test_every_write_body_names_the_field_it_does_not_know(

@@ -6,7 +6,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, StrictBool
 
 from services.gateway.api.proxy import forward
 from services.gateway.auth import CurrentPrincipal, keys_changed, require
@@ -22,6 +21,7 @@ from shared.schemas.access import (
     PrincipalCreate,
     PrincipalPublic,
 )
+from shared.schemas.matching import TrainRequest
 from shared.schemas.page import Page
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], route_class=IdempotentRoute)
@@ -99,10 +99,6 @@ async def revoke_key(key_id: IdPath, request: Request, principal: CurrentPrincip
     answer = await forward(request, "POST", f"/v1/keys/{key_id}/revoke", principal)
     await keys_changed(request)
     return answer
-
-
-class TrainRequest(BaseModel):
-    auto_promote: StrictBool = True
 
 
 @router.get("/models", summary="Model versions / 模型版本")

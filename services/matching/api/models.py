@@ -11,6 +11,7 @@ from services.matching.lifecycle import ModelManager
 from services.matching.registry_client import RegistryError
 from services.matching.train import TrainingRefused
 from shared.errors import Conflict, NotFound, Unprocessable
+from shared.schemas.matching import TrainRequest
 
 router = APIRouter(prefix="/internal/models", tags=["models"])
 Actor = Annotated[int | None, Header(alias="X-Principal-Id", ge=1, le=2**63 - 1)]
@@ -27,10 +28,6 @@ class CurrentModel(BaseModel):
     is_prior: bool
     meta: dict[str, Any]
     last_error: str | None
-
-
-class TrainRequest(BaseModel):
-    auto_promote: bool = True
 
 
 @router.get("/current", response_model=CurrentModel)
