@@ -19,6 +19,10 @@ from tests.services import need_postgres
 os.environ.setdefault("FINMATCH_GC_FREEZE", "false")
 
 TABLES_CHILD_FIRST = [
+    "webhook_attempt",
+    "webhook_delivery",
+    "outbox_event",
+    "webhook_endpoint",
     "idempotency_record",
     "stats_cube",
     "stats_dirty",

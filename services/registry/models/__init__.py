@@ -7,6 +7,12 @@ from services.registry.models.idempotency import IdempotencyRecord
 from services.registry.models.model_version import ModelStatus, ModelVersion, ModelVersionPublic
 from services.registry.models.product import Institution, Product
 from services.registry.models.stats_cube import stats_cube, stats_dirty
+from services.registry.models.webhooks import (
+    OutboxEvent,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 
 __all__ = [
     "ApiKey",
@@ -21,8 +27,12 @@ __all__ = [
     "ModelStatus",
     "ModelVersion",
     "ModelVersionPublic",
+    "OutboxEvent",
     "Principal",
     "Product",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "stats_cube",
     "stats_dirty",
 ]

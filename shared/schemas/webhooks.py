@@ -1,0 +1,169 @@
+"""Webhooks: the public endpoints and deliveries API's bodies and answers, and the event envelope.
+
+An event reaches a receiver as ``Event`` (``{type, timestamp, data}``), signed per the Standard
+Webhooks specification; ``data`` carries resource ids, a version and only what the receiver's
+tenancy allows.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from shared.types import Flag, ShortText
+
+MAX_URL = 2048
+
+
+class EventType(StrEnum):
+    APPLICATION_SUBMITTED = "application.submitted"
+    APPLICATION_WITHDRAWN = "application.withdrawn"
+    APPLICATION_DECIDED = "application.decided"
+    MATCH_NEW_PRODUCT = "match.new_product"
+    MODEL_PROMOTED = "model.promoted"
+    # Sent by POST /v1/webhooks/endpoints/{id}/test to that endpoint only; not subscribable.
+    PING = "webhook.ping"
+
+
+SUBSCRIBABLE = tuple(t for t in EventType if t is not EventType.PING)
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    DEAD = "dead"
+    CANCELLED = "cancelled"
+
+
+class DisabledReason(StrEnum):
+    GONE_410 = "gone_410"
+    FAILING_5_DAYS = "failing_5_days"
+
+
+class Event(BaseModel):
+    """The body a receiver gets (signed; receivers dedupe by the webhook-id header)."""
+
+    type: EventType
+    timestamp: datetime
+    data: dict[str, Any]
+
+
+def _check_url(value: str) -> str:
+    # The scheme and the address are checked by the registry against its settings (shared.ssrf):
+    # http and private addresses are allowed only in development.
+    parts = urlsplit(value)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ValueError("must be an absolute http(s) URL")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("must not carry credentials")
+    if any(char.isspace() or ord(char) < 32 for char in value):
+        raise ValueError("must not contain whitespace or control characters")
+    try:
+        parts.port  # noqa: B018 - raises on a port out of range
+    except ValueError as exc:
+        raise ValueError("has an invalid port") from exc
+    return value
+
+
+Url = Annotated[str, Field(min_length=1, max_length=MAX_URL)]
+EventTypes = Annotated[
+    list[EventType],
+    Field(min_length=1, max_length=len(SUBSCRIBABLE), description="event types to receive"),
+]
+
+
+def _subscribable(value: list[EventType]) -> list[EventType]:
+    if EventType.PING in value:
+        raise ValueError("webhook.ping is sent by the test action only and cannot be subscribed")
+    return sorted(set(value))
+
+
+class WebhookEndpointCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: Url
+    event_types: EventTypes
+    description: ShortText = ""
+    enabled: Flag = True
+
+    _url = field_validator("url")(_check_url)
+    _types = field_validator("event_types")(_subscribable)
+
+
+class WebhookEndpointUpdate(BaseModel):
+    """PATCH body: the fields given are changed (needs If-Match: the endpoint's version)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: Url | None = None
+    event_types: EventTypes | None = None
+    description: ShortText | None = None
+    enabled: Flag | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return None if value is None else _check_url(value)
+
+    @field_validator("event_types")
+    @classmethod
+    def _types(cls, value: list[EventType] | None) -> list[EventType] | None:
+        return None if value is None else _subscribable(value)
+
+
+class WebhookEndpointPublic(BaseModel):
+    """An endpoint as its owner reads it (never with its secret)."""
+
+    id: int
+    url: str
+    event_types: list[EventType]
+    description: str
+    enabled: bool
+    disabled_reason: DisabledReason | None
+    failing_since: datetime | None
+    previous_secret_expires_at: datetime | None = Field(
+        description="until then the secret before the last rotation also signs"
+    )
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class WebhookEndpointWithSecret(WebhookEndpointPublic):
+    """The answer of create and rotate-secret: the only times the secret is shown."""
+
+    secret: str = Field(description='"whsec_" + base64: verify signatures with it')
+
+
+class WebhookAttemptPublic(BaseModel):
+    attempted_at: datetime
+    status_code: int | None
+    latency_ms: int
+    error: str | None
+    response_excerpt: str = Field(description="the start of the answer's body, truncated")
+
+
+class WebhookDeliveryPublic(BaseModel):
+    """One event to one endpoint; its id is the webhook-id header's ``msg_<id>``."""
+
+    id: int
+    webhook_id: str
+    event_id: int
+    event_type: EventType
+    endpoint_id: int
+    status: DeliveryStatus
+    attempts: int
+    next_attempt_at: datetime | None
+    last_status_code: int | None
+    created_at: datetime
+    delivered_at: datetime | None
+    attempt_log: list[WebhookAttemptPublic] = Field(default_factory=list)
+
+
+def webhook_id(delivery_id: int) -> str:
+    """The webhook-id header of a delivery: the same on every retry, so receivers dedupe by it."""
+    return f"msg_{delivery_id}"
