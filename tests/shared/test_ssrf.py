@@ -65,3 +65,9 @@ def test_a_name_resolving_to_loopback_is_refused() -> None:
 def test_an_unresolvable_host_is_refused() -> None:
     with pytest.raises(UnsafeTarget, match="does not resolve"):
         check_url("https://no-such-host.invalid/hook")
+
+
+@pytest.mark.parametrize("url", ["https://[::1/hook", "https://example.com:99999/"])
+def test_a_malformed_url_is_an_unsafe_target(url: str) -> None:
+    with pytest.raises(UnsafeTarget, match="not a valid URL"):
+        check_url(url)
