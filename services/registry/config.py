@@ -46,6 +46,8 @@ class RegistrySettings(ServiceSettings):
     # Webhook targets must be https and public addresses (shared/ssrf.py), except in
     # development or with this flag (tests, `make run`): then http and private ones too.
     webhook_allow_private: bool = False
+    # Each event is queued once per subscribed endpoint: a principal keeps at most this many.
+    webhook_max_endpoints: int = Field(default=20, ge=1, le=1000)
 
     @property
     def webhook_private_targets_allowed(self) -> bool:

@@ -273,3 +273,20 @@ def test_other_principals_ids_are_404(portal: Actor, other_portal: Actor, bank: 
         assert redeliver.status_code == 404
     assert portal.get(url).status_code == 200
     assert len(portal.get("/v1/webhooks/deliveries").json()["data"]) == 1
+
+
+def test_a_principal_keeps_a_bounded_number_of_endpoints(
+    portal: Actor, other_portal: Actor, client: TestClient
+) -> None:
+    settings: RegistrySettings = client.app.state.settings  # type: ignore[attr-defined]
+    client.app.state.settings = settings.model_copy(  # type: ignore[attr-defined]
+        update={"webhook_max_endpoints": 2}
+    )
+    create(portal)
+    create(portal)
+    third = portal.post(
+        "/v1/webhooks/endpoints", json={"url": HOOK, "event_types": ["model.promoted"]}
+    )
+    assert third.status_code == 409
+    assert third.json()["code"] == "too_many_endpoints"
+    create(other_portal)  # per principal

@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
-from sqlmodel import Session, select
+from sqlmodel import Session, func, select
 
 from services.registry import audit, events
 from services.registry.api.deps import (
@@ -27,7 +27,7 @@ from services.registry.webhooks import (
     endpoint_owned_by,
     new_secret,
 )
-from shared.errors import PreconditionFailed, Unprocessable
+from shared.errors import Conflict, PreconditionFailed, Unprocessable
 from shared.schemas.page import Page
 from shared.schemas.webhooks import (
     EventType,
@@ -78,6 +78,16 @@ def create_endpoint(
 ) -> WebhookEndpointWithSecret:
     """The answer holds the secret: it is shown here and on rotation only."""
     checked_url(body.url, settings)
+    held = session.exec(
+        select(func.count())
+        .select_from(WebhookEndpoint)
+        .where(WebhookEndpoint.owner_principal_id == principal.id)
+    ).one()
+    if held >= settings.webhook_max_endpoints:
+        raise Conflict(
+            f"a principal keeps at most {settings.webhook_max_endpoints} webhook endpoints",
+            code="too_many_endpoints",
+        )
     now = utcnow()
     endpoint = WebhookEndpoint(
         owner_principal_id=principal.id or 0,
