@@ -43,11 +43,11 @@ class RegistrySettings(ServiceSettings):
     )
     # League table: applications still unanswered this many working days after submission.
     response_deadline_working_days: int = Field(default=5, ge=1, le=60)
+    # Each event is queued once per subscribed endpoint: a principal keeps at most this many.
+    webhook_max_endpoints: int = Field(default=20, ge=1, le=1000)
     # Webhook targets must be https and public addresses (shared/ssrf.py), except in
     # development or with this flag (tests, `make run`): then http and private ones too.
     webhook_allow_private: bool = False
-    # Each event is queued once per subscribed endpoint: a principal keeps at most this many.
-    webhook_max_endpoints: int = Field(default=20, ge=1, le=1000)
 
     @property
     def webhook_private_targets_allowed(self) -> bool:
