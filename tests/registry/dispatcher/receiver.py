@@ -37,6 +37,8 @@ class Receiver:
     plan: Plan | None = None
     received: list[Received] = field(default_factory=list)
     url: str = ""
+    # Seconds to hold each answer (after recording the request): sends stay in flight.
+    delay: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def verified(self, body: bytes, headers: dict[str, str]) -> bool:
@@ -77,6 +79,8 @@ class Receiver:
             self.received.append(
                 Received(webhook_id, verified, body, headers, response.status_code)
             )
+        if self.delay:
+            await asyncio.sleep(self.delay)
         await response(scope, receive, send)
 
 
