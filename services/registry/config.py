@@ -43,6 +43,13 @@ class RegistrySettings(ServiceSettings):
     )
     # League table: applications still unanswered this many working days after submission.
     response_deadline_working_days: int = Field(default=5, ge=1, le=60)
+    # Webhook targets must be https and public addresses (shared/ssrf.py), except in
+    # development or with this flag (tests, `make run`): then http and private ones too.
+    webhook_allow_private: bool = False
+
+    @property
+    def webhook_private_targets_allowed(self) -> bool:
+        return self.environment == "development" or self.webhook_allow_private
 
 
 @lru_cache

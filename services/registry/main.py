@@ -12,7 +12,17 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from sqlalchemy.engine import Engine
 
-from services.registry.api import access, applications, firms, internal, models, products, stats
+from services.registry.api import (
+    access,
+    applications,
+    firms,
+    internal,
+    models,
+    products,
+    stats,
+    webhook_deliveries,
+    webhooks,
+)
 from services.registry.api.deps import require_internal_token
 from services.registry.config import RegistrySettings, get_settings
 from services.registry.db import PoolCollector, make_engine
@@ -70,7 +80,15 @@ def create_app(settings: RegistrySettings | None = None, engine: Engine | None =
     app.state.outage = outage
     install_outage_handlers(app, outage, settings.db_retry_after_seconds)
     app.add_middleware(AccessLogMiddleware)
-    guarded = [firms.router, products.router, applications.router, access.router, stats.router]
+    guarded = [
+        firms.router,
+        products.router,
+        applications.router,
+        access.router,
+        stats.router,
+        webhooks.router,
+        webhook_deliveries.router,
+    ]
     for router in guarded:
         app.include_router(router, dependencies=[Depends(require_internal_token)])
     app.include_router(access.internal)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from services.registry import audit
+from services.registry import audit, events
 from services.registry.api.deps import IdPath, PrincipalDep, RequestIdDep, SessionDep, require_role
 from services.registry.firms import firm_owned_by, snapshot_of
 from services.registry.idempotency import IdempotentWriteRoute
@@ -112,6 +112,7 @@ def apply(
             code="application_open",
             field="product_id",
         ) from exc
+    events.application_submitted(session, application, firm)
     audit.record(
         session,
         principal_id=principal.id,
@@ -174,6 +175,7 @@ def withdraw(
     application.withdrawn_at = now
     application.consent_withdrawn_at = now  # withdrawing the application withdraws consent
     application.version += 1
+    events.application_withdrawn(session, application)
     audit.record(
         session,
         principal_id=principal.id,
@@ -232,6 +234,7 @@ def decide(
         raise Conflict(
             f"application {application_id} already has a decision", code="invalid_transition"
         ) from exc
+    events.application_decided(session, application, decision)
     audit.record(
         session,
         principal_id=principal.id,
