@@ -19,8 +19,8 @@ from services.registry.dispatcher.metrics import ATTEMPT_DURATION, ATTEMPTS, DEL
 from services.registry.dispatcher.outcome import decide
 from services.registry.dispatcher.schedule import RetrySchedule
 from services.registry.dispatcher.sender import make_client, send
-from services.registry.dispatcher.signing import message_id, signed_headers
-from shared.schemas.webhooks import Event, EventType
+from services.registry.dispatcher.signing import signed_headers
+from shared.schemas.webhooks import Event, EventType, webhook_id
 
 logger = logging.getLogger("finmatch.dispatcher")
 
@@ -113,7 +113,7 @@ class Dispatcher:
         settings = self.settings
         body = event_body(job)
         attempted_at = self.clock()
-        headers = signed_headers(message_id(job.delivery_id), attempted_at, body, job.secrets)
+        headers = signed_headers(webhook_id(job.delivery_id), attempted_at, body, job.secrets)
         started = time.perf_counter()
         result = await send(
             self.client,

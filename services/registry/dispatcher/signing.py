@@ -8,11 +8,6 @@ from datetime import datetime
 from standardwebhooks.webhooks import Webhook
 
 
-def message_id(delivery_id: int) -> str:
-    """The webhook-id of a delivery: the same on each of its attempts, so receivers dedupe."""
-    return f"msg_{delivery_id}"
-
-
 def signed_headers(
     msg_id: str, timestamp: datetime, body: bytes, secrets: Sequence[str]
 ) -> dict[str, str]:

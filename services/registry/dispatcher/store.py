@@ -25,6 +25,7 @@ from services.registry.models.webhooks import (
     WebhookDelivery,
     WebhookEndpoint,
 )
+from shared.schemas.webhooks import EventType
 
 logger = logging.getLogger("finmatch.dispatcher")
 
@@ -33,7 +34,7 @@ ENDPOINT = table_of(WebhookEndpoint)
 EVENT = table_of(OutboxEvent)
 ATTEMPT = table_of(WebhookAttempt)
 # The notice an endpoint's owner finds in its delivery log when the dispatcher disables it.
-DISABLED_NOTICE = "webhook.endpoint_disabled"
+DISABLED_NOTICE = EventType.ENDPOINT_DISABLED.value
 
 
 @dataclass(frozen=True)

@@ -5,15 +5,20 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from starlette.responses import Response
 
+from services.registry.dispatcher.store import ENDPOINT
+from shared.schemas.webhooks import Event
+from tests.registry.conftest import Actor
 from tests.registry.dispatcher.data import (
     add_deliveries,
     add_endpoint,
     attempts,
     delivery,
     endpoint,
+    new_secret,
     run_until,
     settings_for,
     statuses,
@@ -161,29 +166,75 @@ def test_a_private_target_is_refused_at_send_time(engine: Engine) -> None:
     assert "not a public address" in attempt.error
 
 
-def test_an_endpoint_failing_for_5_days_is_disabled_with_a_notice(engine: Engine) -> None:
+def test_an_endpoint_failing_for_5_days_is_disabled_with_a_notice(
+    engine: Engine, portal: Actor
+) -> None:
     clock_now = datetime.now(UTC)
     with serve(Receiver(secrets=[], plan=lambda _id, _n: answer(500))) as receiver:
-        endpoint_id, _secret = add_endpoint(
-            engine,
-            receiver.url,
-            failing_since=clock_now - timedelta(days=5) + timedelta(seconds=30),
-        )
+        created = portal.post(
+            "/v1/webhooks/endpoints",
+            json={"url": receiver.url, "event_types": ["application.submitted"]},
+        ).json()
+        endpoint_id = created["id"]
+        with engine.begin() as conn:
+            conn.execute(
+                sa.update(ENDPOINT)
+                .where(ENDPOINT.c.id == endpoint_id)
+                .values(failing_since=clock_now - timedelta(days=5) + timedelta(seconds=30))
+            )
         [delivery_id] = add_deliveries(engine, endpoint_id)
         settings = settings_for(engine, webhook_retry_schedule_seconds=(0.0,) * 20)
-        # Four days, 23 hours and 59 and a half minutes: not yet.
+        # Failing for 30 s short of five days: not yet.
         run_until(engine, settings, lambda: delivery(engine, delivery_id).attempts >= 1)
         assert endpoint(engine, endpoint_id).enabled
         later = clock_now + timedelta(seconds=31)
         run_until(
-            engine,
-            settings,
-            lambda: not endpoint(engine, endpoint_id).enabled,
-            clock=lambda: later,
+            engine, settings, lambda: not endpoint(engine, endpoint_id).enabled, clock=lambda: later
         )
     row = endpoint(engine, endpoint_id)
     assert row.disabled_reason == "failing_5_days"
-    found = statuses(engine)
-    assert found[delivery_id] == "cancelled"
-    # The owner's notice sits in the endpoint's delivery log.
-    assert sorted(found.values()) == ["cancelled", "cancelled"]
+    assert portal.get(f"/v1/webhooks/endpoints/{endpoint_id}").json()["enabled"] is False
+    # The owner finds the notice in its delivery log, beside the cancelled delivery.
+    log = portal.get("/v1/webhooks/deliveries", params={"endpoint_id": endpoint_id}).json()
+    by_type = {d["event_type"]: d["status"] for d in log["data"]}
+    assert by_type == {
+        "application.submitted": "cancelled",
+        "webhook.endpoint_disabled": "cancelled",
+    }
+
+
+def test_the_disabled_notice_cannot_be_subscribed(portal: Actor) -> None:
+    response = portal.post(
+        "/v1/webhooks/endpoints",
+        json={"url": "http://127.0.0.1:9/hook", "event_types": ["webhook.endpoint_disabled"]},
+    )
+    assert response.status_code == 422
+    assert [e["field"] for e in response.json()["errors"]] == ["event_types"]
+
+
+def test_a_ping_after_a_rotation_verifies_with_the_old_and_the_new_secret(
+    engine: Engine, portal: Actor
+) -> None:
+    with serve(Receiver(secrets=[])) as receiver:
+        created = portal.post(
+            "/v1/webhooks/endpoints",
+            json={"url": receiver.url, "event_types": ["application.decided"]},
+        ).json()
+        old = created["secret"]
+        new = portal.post(f"/v1/webhooks/endpoints/{created['id']}/rotate-secret").json()["secret"]
+        receiver.secrets.append(old)  # a receiver that has not taken the new one yet
+        ping = portal.post(f"/v1/webhooks/endpoints/{created['id']}/test").json()
+        run_until(engine, settings_for(engine), lambda: delivery(engine, ping["id"]).attempts)
+    [got] = receiver.received
+    assert got.webhook_id == ping["webhook_id"]
+    assert len(got.headers["webhook-signature"].split(" ")) == 2
+    for secret in (old, new):
+        receiver.secrets[:] = [secret]
+        assert receiver.verified(got.body, got.headers)
+    receiver.secrets[:] = [new_secret()]
+    assert not receiver.verified(got.body, got.headers)
+    assert Event.model_validate_json(got.body).type == "webhook.ping"
+    logged = portal.get("/v1/webhooks/deliveries", params={"endpoint_id": created["id"]}).json()
+    [entry] = logged["data"]
+    assert entry["status"] == "delivered"
+    assert [a["status_code"] for a in entry["attempt_log"]] == [204]

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from services.registry.dispatcher.signing import message_id, signed_headers
+from services.registry.dispatcher.signing import signed_headers
+from shared.schemas.webhooks import webhook_id
 from tests.registry.dispatcher.data import new_secret
 
 BODY = b'{"type":"application.submitted","timestamp":"2026-12-07T00:00:00Z","data":{"id":1}}'
@@ -15,7 +16,7 @@ BODY = b'{"type":"application.submitted","timestamp":"2026-12-07T00:00:00Z","dat
 
 def test_a_signed_body_verifies_and_parses() -> None:
     secret = new_secret()
-    headers = signed_headers(message_id(7), datetime.now(UTC), BODY, [secret])
+    headers = signed_headers(webhook_id(7), datetime.now(UTC), BODY, [secret])
     assert headers["webhook-id"] == "msg_7"
     assert headers["webhook-signature"].startswith("v1,")
     assert Webhook(secret).verify(BODY, headers)["data"] == {"id": 1}
