@@ -9,8 +9,8 @@ import sys
 
 from prometheus_client import REGISTRY, start_http_server
 
+from services.registry.config import RegistrySettings
 from services.registry.db import make_engine
-from services.registry.dispatcher.config import DispatcherSettings
 from services.registry.dispatcher.loop import Dispatcher
 from services.registry.dispatcher.metrics import OutboxCollector
 from shared.logging import configure_logging
@@ -18,7 +18,7 @@ from shared.logging import configure_logging
 logger = logging.getLogger("finmatch.dispatcher")
 
 
-async def serve(settings: DispatcherSettings) -> None:
+async def serve(settings: RegistrySettings) -> None:
     engine = make_engine(
         settings.database_url,
         pool_size=settings.db_pool_size,
@@ -34,7 +34,7 @@ async def serve(settings: DispatcherSettings) -> None:
     dispatcher = Dispatcher(engine, settings)
     logger.info(
         "webhook dispatcher started (private targets %s)",
-        "allowed" if settings.allow_private_targets else "refused",
+        "allowed" if settings.webhook_private_targets_allowed else "refused",
     )
     try:
         await dispatcher.run(stop)
@@ -44,7 +44,7 @@ async def serve(settings: DispatcherSettings) -> None:
 
 
 def main() -> int:
-    settings = DispatcherSettings()
+    settings = RegistrySettings()
     configure_logging("dispatcher", settings.log_level, settings.log_format)
     asyncio.run(serve(settings))
     return 0

@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 from sqlalchemy.engine import Engine
 
+from services.registry.config import RegistrySettings
 from services.registry.dispatcher import store
-from services.registry.dispatcher.config import DispatcherSettings
 from services.registry.dispatcher.metrics import ATTEMPT_DURATION, ATTEMPTS, DELIVERIES, DISABLED
 from services.registry.dispatcher.outcome import decide
 from services.registry.dispatcher.schedule import RetrySchedule
@@ -41,7 +41,7 @@ class Dispatcher:
     def __init__(
         self,
         engine: Engine,
-        settings: DispatcherSettings,
+        settings: RegistrySettings,
         *,
         clock: Callable[[], datetime] = _utcnow,
         schedule: RetrySchedule | None = None,
@@ -120,7 +120,7 @@ class Dispatcher:
             job.url,
             body,
             headers,
-            allow_private=settings.allow_private_targets,
+            allow_private=settings.webhook_private_targets_allowed,
             total_timeout=settings.webhook_timeout_seconds,
             max_bytes=settings.webhook_response_max_bytes,
         )

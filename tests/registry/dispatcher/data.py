@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from services.registry.dispatcher.config import DispatcherSettings
+from services.registry.config import RegistrySettings
 from services.registry.dispatcher.loop import Dispatcher
 from services.registry.dispatcher.store import ATTEMPT, DELIVERY, ENDPOINT, EVENT
 from services.registry.models.access import Principal
@@ -104,7 +104,7 @@ def statuses(engine: Engine) -> dict[int, str]:
         return dict(conn.execute(sa.select(DELIVERY.c.id, DELIVERY.c.status)).all())
 
 
-def settings_for(engine: Engine, **overrides: Any) -> DispatcherSettings:
+def settings_for(engine: Engine, **overrides: Any) -> RegistrySettings:
     """Fast settings for tests: short polls and a short schedule, loopback targets allowed."""
     values: dict[str, Any] = {
         "database_url": engine.url.render_as_string(hide_password=False),
@@ -117,12 +117,12 @@ def settings_for(engine: Engine, **overrides: Any) -> DispatcherSettings:
         "dispatcher_metrics_port": 0,
     }
     values.update(overrides)
-    return DispatcherSettings(**values)
+    return RegistrySettings(**values)
 
 
 def run_until(
     engine: Engine,
-    settings: DispatcherSettings,
+    settings: RegistrySettings,
     condition: Callable[[], object],
     timeout: float = 20.0,
     **options: Any,

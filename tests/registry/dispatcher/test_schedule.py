@@ -8,7 +8,7 @@ from email.utils import format_datetime
 
 import pytest
 
-from services.registry.dispatcher.config import DEFAULT_RETRY_SCHEDULE, DispatcherSettings
+from services.registry.config import DEFAULT_RETRY_SCHEDULE, RegistrySettings
 from services.registry.dispatcher.outcome import decide
 from services.registry.dispatcher.schedule import RetrySchedule, parse_retry_after
 from services.registry.dispatcher.sender import AttemptResult
@@ -17,7 +17,7 @@ NOW = datetime(2026, 12, 7, tzinfo=UTC)
 
 
 def test_the_default_schedule_spans_at_least_three_days() -> None:
-    assert DispatcherSettings().webhook_retry_schedule_seconds == DEFAULT_RETRY_SCHEDULE
+    assert RegistrySettings().webhook_retry_schedule_seconds == DEFAULT_RETRY_SCHEDULE
     assert DEFAULT_RETRY_SCHEDULE[:5] == (5.0, 300.0, 1_800.0, 7_200.0, 18_000.0)
     # With every jitter at its shortest, the last attempt still comes after three days.
     assert sum(DEFAULT_RETRY_SCHEDULE) * 0.9 >= 3 * 86_400
