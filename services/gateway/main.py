@@ -15,7 +15,16 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from services.gateway.api import admin, applications, firms, matches, products, reference, stats
+from services.gateway.api import (
+    admin,
+    applications,
+    firms,
+    matches,
+    products,
+    reference,
+    stats,
+    webhooks,
+)
 from services.gateway.auth import KnownKeys
 from services.gateway.cache import make_cache
 from services.gateway.catalogue import CatalogueProvider
@@ -145,7 +154,7 @@ def create_app(
         BodyLimitMiddleware, max_bytes=settings.max_body_bytes, streaming_paths=STREAMING_PATHS
     )
     app.add_middleware(RequestContextMiddleware)
-    for module in (firms, matches, products, applications, stats, admin, reference):
+    for module in (firms, matches, products, applications, stats, admin, reference, webhooks):
         app.include_router(module.router)
     app.include_router(dashboard.router)
     app.mount(dashboard.STATIC_PATH, dashboard.static_files(), name="dashboard-static")

@@ -78,6 +78,7 @@ def _apply(portal: Api, firm_id: int, product_id: int) -> int:
     return int(_created(portal.post("/v1/applications", json=body))["id"])
 
 
+HOOK = {"url": "http://127.0.0.1:9/hook", "event_types": ["application.decided"]}
 APPROVED = {
     "outcome": "approved",
     "approved_amount_yuan": 1_500_000,
@@ -127,6 +128,13 @@ def build_world(stack: Stack) -> World:
     ids["spare_key"] = _created(
         stack.admin.post("/v1/admin/keys", json={"principal_id": spare["id"]})
     )["id"]
+    # Each portal's webhook endpoint, with one delivery (a test ping) in its log.
+    for side, portal in (("A", portal_a), ("B", portal_b)):
+        endpoint = _created(portal.post("/v1/webhooks/endpoints", json=HOOK))["id"]
+        ids[f"W{side}"] = endpoint
+        sent = portal.post(f"/v1/webhooks/endpoints/{endpoint}/test")
+        assert sent.status_code == 202, sent.text
+        ids[f"D{side}"] = sent.json()["id"]
     return World(stack, callers, portal_b, institution_y, ids, firms)
 
 
@@ -177,6 +185,15 @@ def assert_world_intact(world: World) -> None:
         world["B_decided"]: decided,
         world["B_open"]: still_open,
     }
+    for side, portal in (("A", world.callers["portal_a"]), ("B", world.portal_b)):
+        assert versions_of(portal, "/v1/webhooks/endpoints") == {world[f"W{side}"]: 1}
+        assert versions_of(portal, "/v1/webhooks/deliveries") == {world[f"D{side}"]: None}
+
+
+def versions_of(api: Api, path: str) -> dict[int, int | None]:
+    answer = api.get(path, params={"limit": 500})
+    assert answer.status_code == 200, answer.text
+    return {row["id"]: row.get("version") for row in answer.json()["data"]}
 
 
 # How each endpoint is called against side A or side B: (method, path, request kwargs).
@@ -249,6 +266,10 @@ def _new_key(w: World, side: str) -> Call:
     return "POST", "/v1/admin/keys", {"json": {"principal_id": w["spare_principal"]}}
 
 
+def _deliveries(w: World, side: str) -> Call:
+    return "GET", "/v1/webhooks/deliveries", {"params": {"endpoint_id": w[f"W{side}"]}}
+
+
 def _promote(w: World, side: str) -> Call:
     return "POST", "/v1/admin/models/m-404/promote", {}
 
@@ -297,6 +318,17 @@ ENDPOINTS = {
     "admin.promote": Endpoint("POST /v1/admin/models/{version}/promote", _promote),
     "admin.rollback": _on("POST /v1/admin/models/rollback"),
     "ref.towns": _on("GET /v1/reference/towns"),
+    "hooks.create": _on("POST /v1/webhooks/endpoints", json=HOOK),
+    "hooks.list": _on("GET /v1/webhooks/endpoints"),
+    "hook.get": _on("GET /v1/webhooks/endpoints/{id}", "WA", "WB"),
+    "hook.patch": _on(
+        "PATCH /v1/webhooks/endpoints/{id}", "WA", "WB", json={"enabled": False}, headers=IF_MATCH
+    ),
+    "hook.delete": _on("DELETE /v1/webhooks/endpoints/{id}", "WA", "WB"),
+    "hook.rotate": _on("POST /v1/webhooks/endpoints/{id}/rotate-secret", "WA", "WB"),
+    "hook.test": _on("POST /v1/webhooks/endpoints/{id}/test", "WA", "WB"),
+    "deliveries.list": Endpoint("GET /v1/webhooks/deliveries", _deliveries),
+    "delivery.redeliver": _on("POST /v1/webhooks/deliveries/{id}/redeliver", "DA", "DB"),
     "ref.industries": _on("GET /v1/reference/industries"),
     "ref.categories": _on("GET /v1/reference/product-categories"),
 }
@@ -361,6 +393,16 @@ MATRIX = [
     Row("admin.promote",     404,        404,          404,         404,         404,         404),
     Row("admin.rollback",    404,        404,          404,         404,         404,         409),
     Row("ref.towns",         200,        200,          200,         200,         200,         200),
+    # Any principal keeps webhook endpoints; each sees and changes its own only.
+    Row("hooks.create",      201,        201,          201,         201,         201,         201),
+    Row("hooks.list",        200,        200,          200,         200,         200,         200),
+    Row("hook.get",          A_ONLY,     X,            X,           X,           X,           X),
+    Row("hook.patch",        A_ONLY,     X,            X,           X,           X,           X),
+    Row("hook.delete",       (204, 404), X,            X,           X,           X,           X),
+    Row("hook.rotate",       A_ONLY,     X,            X,           X,           X,           X),
+    Row("hook.test",         (202, 404), X,            X,           X,           X,           X),
+    Row("deliveries.list",   A_ONLY,     X,            X,           X,           X,           X),
+    Row("delivery.redeliver", (202, 404), X,           X,           X,           X,           X),
     Row("ref.industries",    200,        200,          200,         200,         200,         200),
     Row("ref.categories",    200,        200,          200,         200,         200,         200),
 ]
@@ -389,8 +431,9 @@ def _cells(*, writes: bool) -> list[Any]:
 
 def test_matrix_covers_every_public_endpoint(shared_world: World) -> None:
     paths = shared_world.stack.client.app.openapi()["paths"]  # type: ignore[attr-defined]
+    ids = r"{(firm|product|application|key|endpoint|delivery)_id}"
     declared = {
-        f"{method.upper()} {re.sub(r'{(firm|product|application|key)_id}', '{id}', path)}"
+        f"{method.upper()} {re.sub(ids, '{id}', path)}"
         for path, operations in paths.items()
         if path.startswith("/v1/")
         for method in operations
@@ -444,6 +487,9 @@ def _check_cell(world: World, endpoint: str, role: str, side: str, expected: int
         "product.patch": "PX",
         "app.get": f"{side}_open",
         "app.withdraw": "A_open",
+        "hook.get": f"W{side}",
+        "hook.patch": "WA",
+        "hook.rotate": "WA",
     }.get(endpoint)
     if target is not None:
         assert body["id"] == world[target]
@@ -454,6 +500,15 @@ def _check_cell(world: World, endpoint: str, role: str, side: str, expected: int
     if endpoint.startswith("stats."):
         asked = kwargs["json" if method == "POST" else "params"]["town_code"]
         assert body.get("town_code", body.get("filters", {}).get("town_code")) == asked
+    if endpoint.startswith("hook."):
+        assert ("secret" in body) == (endpoint == "hook.rotate")
+    if endpoint in {"hook.test", "delivery.redeliver"}:
+        assert body["endpoint_id"] == world["WA"]
+    if endpoint == "deliveries.list":
+        assert [row["id"] for row in body["data"]] == [world[f"D{side}"]]
+    if endpoint == "hooks.list":
+        owned = [world["WA"]] if role == "portal_a" else []
+        assert [row["id"] for row in body["data"]] == owned
     if endpoint == "apps.create":
         assert (body["firm_id"], body["product_id"]) == (world["FA"], world["PY"])
 

@@ -1,0 +1,136 @@
+"""The public webhooks API through the gateway: strict bodies, If-Match, keys, SSRF refusals."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+
+from services.registry.config import RegistrySettings
+from services.registry.main import create_app as create_registry
+from tests.gateway.conftest import BOOTSTRAP, TOKEN, Api, Stack, build_stack
+
+HOOK = {"url": "http://127.0.0.1:9/hook", "event_types": ["application.decided"]}
+
+
+def _fields(answer: httpx.Response) -> list[str]:
+    assert answer.headers["content-type"] == "application/problem+json", answer.text
+    return [error["field"] for error in answer.json()["errors"]]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({**HOOK, "event_types": ["application.created"]}, "event_types.0"),
+        ({**HOOK, "event_types": []}, "event_types"),
+        ({**HOOK, "enabled": 1}, "enabled"),
+        ({**HOOK, "url": ["http://127.0.0.1/"]}, "url"),
+        ({**HOOK, "url": "127.0.0.1:9/hook"}, "url"),
+        ({**HOOK, "secret": "whsec_mine"}, "secret"),
+        ({**HOOK, "description": "x" * 501}, "description"),
+    ],
+)
+def test_bad_bodies_are_422_naming_the_field(
+    stack: Stack, body: dict[str, object], field: str
+) -> None:
+    answer = stack.principal("portal").post("/v1/webhooks/endpoints", json=body)
+    assert answer.status_code == 422, answer.text
+    assert field in _fields(answer)
+
+
+def test_a_repeated_key_is_refused(stack: Stack) -> None:
+    body = b'{"url": "http://127.0.0.1:9/a", "url": "http://127.0.0.1:9/b", "event_types": []}'
+    answer = stack.principal("portal").post(
+        "/v1/webhooks/endpoints", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert answer.status_code == 422, answer.text
+    assert "url" in _fields(answer)
+
+
+def test_the_endpoint_lifecycle(stack: Stack) -> None:
+    portal = stack.principal("portal")
+    created = portal.post("/v1/webhooks/endpoints", json=HOOK)
+    assert created.status_code == 201, created.text
+    assert created.headers["ETag"] == '"1"'
+    secret = created.json()["secret"]
+    url = f"/v1/webhooks/endpoints/{created.json()['id']}"
+    read = portal.get(url)
+    assert read.status_code == 200
+    assert "secret" not in read.json()
+
+    missing = portal.patch(url, json={"description": "leads"})
+    assert missing.status_code == 428
+    assert _fields(missing) == ["If-Match"]
+    assert (
+        portal.patch(url, json={"description": "x"}, headers={"If-Match": '"9"'}).status_code == 412
+    )
+    patched = portal.patch(url, json={"description": "leads"}, headers={"If-Match": '"1"'})
+    assert patched.status_code == 200, patched.text
+    assert patched.headers["ETag"] == '"2"'
+    assert patched.json()["description"] == "leads"
+
+    rotated = portal.post(f"{url}/rotate-secret")
+    assert rotated.status_code == 200, rotated.text
+    assert rotated.json()["secret"] not in (secret, None)
+    assert rotated.json()["previous_secret_expires_at"] is not None
+
+    ping = portal.post(f"{url}/test")
+    assert ping.status_code == 202, ping.text
+    assert ping.json()["event_type"] == "webhook.ping"
+    log = portal.get("/v1/webhooks/deliveries", params={"endpoint_id": created.json()["id"]})
+    assert [d["id"] for d in log.json()["data"]] == [ping.json()["id"]]
+    assert portal.get("/v1/webhooks/deliveries", params={"status": "gone"}).status_code == 422
+    again = portal.post(f"/v1/webhooks/deliveries/{ping.json()['id']}/redeliver")
+    assert again.status_code == 202, again.text
+    assert again.json()["event_id"] == ping.json()["event_id"]
+
+    assert portal.delete(url).status_code == 204
+    assert portal.get(url).status_code == 404
+
+
+def test_a_keyed_create_is_made_once(stack: Stack) -> None:
+    portal = stack.principal("portal")
+    key = {"Idempotency-Key": "hook-create-1"}
+    first = portal.post("/v1/webhooks/endpoints", json=HOOK, headers=key)
+    second = portal.post("/v1/webhooks/endpoints", json=HOOK, headers=key)
+    assert first.status_code == second.status_code == 201
+    assert second.json() == first.json()  # the same endpoint, and the same secret shown
+    assert len(portal.get("/v1/webhooks/endpoints").json()["data"]) == 1
+
+
+@pytest.fixture
+def production_stack(engine: Engine) -> Iterator[Stack]:
+    """The gateway over a registry configured as deployed (https and public targets only)."""
+    registry = create_registry(
+        RegistrySettings(internal_token=TOKEN, database_url="unused://", environment="production"),
+        engine,
+    )
+    client, _manager = build_stack(engine, registry_transport=httpx.ASGITransport(app=registry))
+    with client:
+        yield Stack(client=client, admin=Api(client, BOOTSTRAP), engine=engine)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://93.184.216.34/hook", "https://192.168.1.10/hook", "https://[fe80::1]/hook"],
+)
+def test_a_deployed_registry_refuses_unsafe_targets(production_stack: Stack, url: str) -> None:
+    portal = production_stack.principal("portal")
+    answer = portal.post("/v1/webhooks/endpoints", json={**HOOK, "url": url})
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["code"] == "unsafe_webhook_url"
+    assert _fields(answer) == ["url"]
+    safe = portal.post("/v1/webhooks/endpoints", json={**HOOK, "url": "https://93.184.216.34/"})
+    assert safe.status_code == 201, safe.text
+
+
+def test_the_schema_documents_the_webhooks_api(stack: Stack) -> None:
+    client: TestClient = stack.client
+    paths = client.app.openapi()["paths"]  # type: ignore[attr-defined]
+    create = paths["/v1/webhooks/endpoints"]["post"]
+    assert "secret" in create["description"]
+    assert "webhook-id" in create["description"]
+    assert "/v1/webhooks/deliveries/{delivery_id}/redeliver" in paths
