@@ -575,6 +575,29 @@ def test_ready_answers_a_bool_and_never_raises_or_trips_the_breaker() -> None:
     run(scenario)
 
 
+def test_a_ready_probe_closes_an_open_breaker() -> None:
+    """The service says it is back (its /readyz): calls resume now, not after the pause."""
+    downstream = Downstream(httpx.ConnectError, httpx.Response(200, json={}))
+
+    async def scenario() -> None:
+        breaker = CircuitBreaker(failure_threshold=1, reset_seconds=30)
+        client = RegistryClient(
+            "http://registry.test",
+            TOKEN,
+            breaker=breaker,
+            transport=httpx.MockTransport(downstream),
+        )
+        breaker.record_failure()
+        assert state_of(client) == "open"
+        assert await client.ready() is False  # refused: still open
+        assert state_of(client) == "open"
+        assert await client.ready() is True
+        assert state_of(client) == "closed"
+        await client.aclose()
+
+    run(scenario)
+
+
 # Registry calls
 
 

@@ -312,6 +312,10 @@ def test_replicas_without_a_shared_redis_still_write_once(engine: Engine) -> Non
         assert again.status_code == 201, again.text
         assert again.headers[REPLAYED] == "true"
         assert again.json() == first.json()
+        # Two now holds the registry's replay: its own replay says so once, not "true, true".
+        third = on_two.post("/v1/products", json=data.product(), headers=keyed("elsewhere"))
+        assert third.headers.get_list(REPLAYED) == ["true"]
+        assert third.json() == first.json()
         other = on_two.post(
             "/v1/products", json=data.product(name="另"), headers=keyed("elsewhere")
         )

@@ -152,14 +152,20 @@ class DownstreamClient:
         return self._checked(response)
 
     async def probe(self, path: str = "/readyz", *, timeout: float = 2.0) -> bool:
-        """Whether the service says it is ready; bypasses the breaker and never raises."""
+        """Whether the service says it is ready; bypasses the breaker and never raises.
+
+        A ready answer while the breaker is open closes it: the service says it is back, so
+        callers need not wait out the pause (a failed probe never opens it)."""
         try:
             response = await self._http.get(
                 path, timeout=timeout, headers=self._headers(None, None)
             )
         except httpx.HTTPError:
             return False
-        return response.status_code == 200
+        ready = response.status_code == 200
+        if ready and self.breaker.state == "open":
+            self.breaker.record_success()
+        return ready
 
     def json_object(self, response: httpx.Response) -> dict[str, Any]:
         """The answer's JSON object; a 502 when the downstream answered anything else."""
