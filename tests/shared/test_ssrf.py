@@ -49,7 +49,10 @@ def test_url_must_be_https_unless_private_targets_are_allowed() -> None:
     with pytest.raises(UnsafeTarget, match="https"):
         check_url("http://93.184.216.34/hook")
     assert check_url("https://93.184.216.34/hook") == [ipaddress.ip_address("93.184.216.34")]
-    assert check_url("http://127.0.0.1:9/hook", allow_private=True)
+    assert check_url("http://127.0.0.1:9/hook", allow_private=True) == []
+    assert check_url("http://no-such-host.invalid/", allow_private=True) == []  # not resolved
+    with pytest.raises(UnsafeTarget, match="https"):
+        check_url("ftp://127.0.0.1/", allow_private=True)
 
 
 def test_a_name_resolving_to_loopback_is_refused() -> None:
