@@ -114,3 +114,19 @@ def application_decided(
     data = _application_data(application)
     data["decision"] = DecisionPublic.model_validate(decision).model_dump(mode="json")
     return emit(session, EventType.APPLICATION_DECIDED, data, [application.owner_principal_id])
+
+
+def forget_firm(session: Session, firm_id: int) -> int:
+    """Drop an erased firm's profile from the events that carried it (a pending delivery
+    then goes without it); the number of events changed. Erasure is rare: a scan is fine."""
+    carried = session.exec(
+        select(OutboxEvent)
+        .where(OutboxEvent.type == EventType.APPLICATION_SUBMITTED.value)
+        .where(col(OutboxEvent.data)["firm"]["id"].as_integer() == firm_id)
+    )
+    changed = 0
+    for event in carried:
+        event.data = {key: value for key, value in event.data.items() if key != "firm"}
+        session.add(event)
+        changed += 1
+    return changed

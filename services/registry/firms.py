@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from services.registry import audit
+from services.registry import audit, events
 from services.registry.db import fetch_one
 from services.registry.models import Application, Firm, Principal
 from services.registry.models.columns import UtcDateTime, utcnow
@@ -193,6 +193,8 @@ def erase_firm(session: Session, firm: Firm, principal: Principal, request_id: s
     """Delete the profile; applications keep their feature snapshot but lose the link."""
     firm_id = firm.id
     session.delete(firm)
+    if firm_id is not None:
+        events.forget_firm(session, firm_id)  # the profile sent to institutions, kept in events
     audit.record(
         session,
         principal_id=principal.id,

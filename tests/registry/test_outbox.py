@@ -11,6 +11,7 @@ from sqlmodel import Session, col, select
 
 from services.registry.api import applications as applications_api
 from services.registry.models import Application, OutboxEvent, Principal, WebhookDelivery
+from tests.registry import data
 from tests.registry.conftest import Actor, make_principal
 from tests.registry.test_applications import apply, setup_firm_and_product
 from tests.registry.test_webhooks import create
@@ -148,3 +149,19 @@ def test_a_failure_after_emit_leaves_neither_the_application_nor_its_event(
         assert list(session.exec(select(Application))) == []
     assert events_of(engine) == []
     assert deliveries(engine) == []
+
+
+def test_erasing_a_firm_drops_its_profile_from_the_events(
+    portal: Actor, bank: Actor, engine: Engine
+) -> None:
+    subscribe(bank, "application.submitted")
+    firm_id, product_id = setup_firm_and_product(portal, bank)
+    other_firm = portal.post("/v1/firms", json=data.firm(2)).json()["id"]
+    apply(portal, firm_id, product_id)
+    apply(portal, other_firm, product_id)
+    assert [d["firm"]["id"] for _, _, d in deliveries(engine)] == [firm_id, other_firm]
+    assert portal.delete(f"/v1/firms/{firm_id}").status_code == 204
+    erased, kept = (d for _, _, d in deliveries(engine))
+    assert "firm" not in erased
+    assert erased["application"]["firm_id"] == firm_id  # the lead itself stays
+    assert kept["firm"]["id"] == other_firm

@@ -11,7 +11,6 @@ from services.gateway.api.proxy import (
     UPDATE_RESPONSES,
     IfMatch,
     forward,
-    forward_update,
 )
 from services.gateway.auth import CurrentPrincipal
 from services.gateway.idempotency import IdempotentRoute
@@ -88,8 +87,14 @@ async def update_endpoint(
     if_match: IfMatch = None,
 ) -> Response:
     """Only the fields given change. Enabling or disabling clears `disabled_reason`."""
-    return await forward_update(
-        request, f"/v1/webhooks/endpoints/{endpoint_id}", principal, body, if_match
+    # forward_update's rule (only the fields given, If-Match passed on) for a pydantic body.
+    return await forward(
+        request,
+        "PATCH",
+        f"/v1/webhooks/endpoints/{endpoint_id}",
+        principal,
+        json=body.model_dump(mode="json", exclude_unset=True),
+        headers=None if if_match is None else {"If-Match": if_match},
     )
 
 
