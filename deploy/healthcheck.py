@@ -2,6 +2,7 @@
 
     python deploy/healthcheck.py registry            # GET /healthz on FINMATCH_REGISTRY_PORT
     python deploy/healthcheck.py gateway /readyz
+    python deploy/healthcheck.py dispatcher /metrics
 
 Standard library only: the slim image has no curl, and importing httpx would cost more time
 than the check itself.
@@ -19,6 +20,8 @@ PORTS = {
     "registry": ("FINMATCH_REGISTRY_PORT", 8001),
     "matching": ("FINMATCH_MATCHING_PORT", 8002),
     "gateway": ("FINMATCH_GATEWAY_PORT", 8000),
+    # The webhook dispatcher (the registry's image) serves only its metrics.
+    "dispatcher": ("FINMATCH_DISPATCHER_METRICS_PORT", 8003),
 }
 
 

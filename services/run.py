@@ -1,4 +1,4 @@
-"""`make run`: start every finmatch service as its own process on the embedded default."""
+"""`make run`: each finmatch service and the webhook dispatcher as its own process, on SQLite."""
 
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ class ServiceSpec:
     args: tuple[str, ...]
     port_variable: str
     default_port: int
+    # What answers 200 once it is up (the dispatcher serves only its metrics).
+    ready_path: str = "/readyz"
 
     @property
     def port(self) -> int:
@@ -52,6 +54,14 @@ SERVICES = (
         "FINMATCH_GATEWAY_PORT",
         8000,
     ),
+    # Last: it reads the registry's database, migrated by then. Stopped first.
+    ServiceSpec(
+        "dispatcher",
+        ("-m", "services.registry.dispatcher"),
+        "FINMATCH_DISPATCHER_METRICS_PORT",
+        8003,
+        ready_path="/metrics",
+    ),
 )
 
 
@@ -71,7 +81,7 @@ def wait_ready(spec: ServiceSpec, process: subprocess.Popen[bytes], timeout: flo
         if process.poll() is not None:
             raise RuntimeError(f"{spec.name} exited with code {process.returncode}")
         try:
-            if httpx.get(f"{spec.url}/readyz", timeout=1).status_code == 200:
+            if httpx.get(f"{spec.url}{spec.ready_path}", timeout=1).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
@@ -87,6 +97,9 @@ def main() -> int:
     env.setdefault("FINMATCH_MODEL_SIGNING_KEY", _signing_key())
     # Three services share this terminal: lines for people, not JSON for a log pipeline.
     env.setdefault("FINMATCH_LOG_FORMAT", "text")
+    # Webhooks to a receiver on this machine (http, loopback) are allowed, at registration
+    # and at send time; a deployment refuses them.
+    env.setdefault("FINMATCH_WEBHOOK_ALLOW_PRIVATE", "1")
     # Each service finds the others at the ports this run gives them (FINMATCH_*_PORT).
     urls = {spec.name: spec.url for spec in SERVICES}
     env.setdefault("FINMATCH_REGISTRY_URL", urls["registry"])
@@ -95,8 +108,9 @@ def main() -> int:
     processes: list[tuple[ServiceSpec, subprocess.Popen[bytes]]] = []
 
     def stop(*_: object) -> None:
-        # The gateway first, the registry last: the gateway sends its last match events to a
-        # registry that still answers, and matching stops before the registry it reads from.
+        # The dispatcher first (it finishes its sends in flight), the registry last: the gateway
+        # sends its last match events to a registry that still answers, and matching stops
+        # before the registry it reads from.
         for _spec, process in reversed(processes):
             if process.poll() is None:
                 process.terminate()
@@ -157,13 +171,17 @@ def train_first_model(env: dict[str, str]) -> None:
 
 def print_summary() -> None:
     gateway = next(s for s in SERVICES if s.name == "gateway")
+    dispatcher = next(s for s in SERVICES if s.name == "dispatcher")
     lines = [
         "",
         "finmatch is running (synthetic demo data, SQLite, in-process cache):",
         f"  API        {gateway.url}/v1",
         f"  API docs   {gateway.url}/docs",
         f"  dashboard  {gateway.url}/dashboard  (sign in with an official_* or admin key below)",
-        "  internal   " + ", ".join(f"{s.name} {s.url}" for s in SERVICES if s is not gateway),
+        "  internal   "
+        + ", ".join(f"{s.name} {s.url}" for s in SERVICES if s.name in ("registry", "matching")),
+        f"  webhooks   a dispatcher delivers them (metrics {dispatcher.url}/metrics); http and "
+        "private targets allowed (FINMATCH_WEBHOOK_ALLOW_PRIVATE=1)",
     ]
     if KEYS_FILE.exists():
         keys = json.loads(KEYS_FILE.read_text())

@@ -27,9 +27,11 @@ class EventType(StrEnum):
     MODEL_PROMOTED = "model.promoted"
     # Sent by POST /v1/webhooks/endpoints/{id}/test to that endpoint only; not subscribable.
     PING = "webhook.ping"
+    # The dispatcher's notice in an endpoint's delivery log when it disables it; never sent.
+    ENDPOINT_DISABLED = "webhook.endpoint_disabled"
 
 
-SUBSCRIBABLE = tuple(t for t in EventType if t is not EventType.PING)
+SUBSCRIBABLE = tuple(t for t in EventType if t not in (EventType.PING, EventType.ENDPOINT_DISABLED))
 
 
 class DeliveryStatus(StrEnum):
@@ -79,6 +81,8 @@ EventTypes = Annotated[
 def _subscribable(value: list[EventType]) -> list[EventType]:
     if EventType.PING in value:
         raise ValueError("webhook.ping is sent by the test action only and cannot be subscribed")
+    if EventType.ENDPOINT_DISABLED in value:
+        raise ValueError("webhook.endpoint_disabled is a notice in the delivery log, never sent")
     return sorted(set(value))
 
 

@@ -38,6 +38,7 @@ REQUIRED_VARIABLES = {
     "FINMATCH_BOOTSTRAP_ADMIN_KEY",
 }
 PROBE = re.compile(r"/app/deploy/healthcheck\.py$")
+DISPATCHER = ["python", "-m", "services.registry.dispatcher"]
 
 
 def validate(path: Path) -> subprocess.CompletedProcess[str]:
@@ -248,6 +249,10 @@ def test_health_checks_probe_real_routes(compose: dict[str, Any]) -> None:
         test = check["test"]
         assert test[0] == "CMD", f"{name}: {test}"
         assert PROBE.search(test[2]), f"{name}: {test}"
+        if compose["services"][name].get("command") == DISPATCHER:
+            # The webhook dispatcher serves no API, only its metrics.
+            assert test[3:] == ["dispatcher", "/metrics"], f"{name}: {test}"
+            continue
         probed_service, path = test[3], test[4]
         assert probed_service == service
         assert path in get_routes(service), f"{name}: {path} is no route of the {service}"
@@ -281,8 +286,12 @@ def test_state_lives_in_named_volumes_and_postgres_on_its_own_network(
     assert on_data == {"postgres"} | registry_image
     networks = compose["networks"]
     outside = {n for n, spec in networks.items() if not (spec or {}).get("internal")}
-    assert outside == {"edge"}
+    assert outside == {"edge", "egress"}
     assert {n for n, s in services.items() if "edge" in s.get("networks", [])} == {"gateway"}
+    # Only the webhook dispatcher reaches out of the host (to the receivers).
+    on_egress = {n for n, s in services.items() if "egress" in s.get("networks", [])}
+    assert on_egress == {n for n, s in services.items() if s.get("command") == DISPATCHER}
+    assert on_egress == {"dispatcher"}
 
 
 def test_port_variables_are_left_to_the_image(compose: dict[str, Any]) -> None:

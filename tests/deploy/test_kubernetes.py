@@ -35,6 +35,7 @@ KUSTOMIZATIONS = ("base", "overlays/production")
 KUBERNETES_VERSIONS = ("1.30.0", "1.37.0")
 KUBECTL = Path(sys.executable).parent / "kubectl"
 WORKLOADS = {"Deployment", "StatefulSet", "Job"}
+DISPATCHER = ["python", "-m", "services.registry.dispatcher"]
 
 Objects = list[dict[str, Any]]
 
@@ -192,11 +193,20 @@ def test_the_gateway_believes_proxy_headers_from_the_cluster_network_only(
     assert all(network.is_private and not network.is_loopback for network in trusted), trusted
 
 
+def is_dispatcher(container: dict[str, Any]) -> bool:
+    """The webhook dispatcher: the registry's image, serving no API, only its metrics."""
+    return container.get("args") == DISPATCHER
+
+
 def test_ports_agree_between_settings_containers_and_services(objects: Objects) -> None:
     deployments = workloads(objects)
     for name, service, container in finmatch_containers(objects):
         env = environment(objects, container)
-        if deployments[name]["kind"] == "Deployment":
+        if is_dispatcher(container):
+            port = int(env.get("FINMATCH_DISPATCHER_METRICS_PORT", 8003))
+            assert container_port(container, "metrics") == port
+            assert env["FINMATCH_DISPATCHER_METRICS_HOST"] == "0.0.0.0"
+        elif deployments[name]["kind"] == "Deployment":
             assert container_port(container, "http") == effective_port(service, env)
             assert env[f"FINMATCH_{service.upper()}_HOST"] == "0.0.0.0"
     for name, svc in of_kind(objects, "Service").items():
@@ -235,6 +245,11 @@ def test_urls_name_a_service_that_reaches_that_service(objects: Objects) -> None
 def test_probes_hit_real_routes_and_liveness_checks_no_dependency(objects: Objects) -> None:
     for name, service, container in finmatch_containers(objects):
         if workloads(objects)[name]["kind"] != "Deployment":
+            continue
+        if is_dispatcher(container):
+            # Alive and ready while its metrics answer: no receiver or outage restarts it.
+            for probe in ("livenessProbe", "readinessProbe"):
+                assert container[probe]["httpGet"] == {"path": "/metrics", "port": "metrics"}
             continue
         routes = get_routes(service)
         expected = {"startupProbe": "/healthz", "livenessProbe": "/healthz"}
@@ -368,7 +383,7 @@ def test_a_policy_that_lets_matching_reach_postgres_is_caught(objects: Objects) 
         {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "matching"}}}
     )
     assert network_problems(broken) == [
-        "postgres reached by ['matching', 'registry', 'registry-migrate']"
+        "postgres reached by ['dispatcher', 'matching', 'registry', 'registry-migrate']"
     ]
 
 

@@ -42,12 +42,14 @@ def _read_until(process: subprocess.Popen[str], marker: str, timeout: float) -> 
 
 def test_make_run_answers_and_stops_in_order_on_ctrl_c(tmp_path: Path) -> None:
     ports = {name: free_port() for name in ("GATEWAY", "REGISTRY", "MATCHING")}
+    dispatcher_port = free_port()
     env = {
         key: value
         for key, value in os.environ.items()
         if not key.startswith("FINMATCH_")  # the embedded default: SQLite, no Redis
     }
     env |= {f"FINMATCH_{name}_PORT": str(port) for name, port in ports.items()}
+    env |= {"FINMATCH_DISPATCHER_METRICS_PORT": str(dispatcher_port)}
     env |= {"PYTHONPATH": str(REPO_ROOT), "PYTHONUNBUFFERED": "1"}
     # Its own process group, like a terminal's foreground job: Ctrl-C signals the whole group.
     process = subprocess.Popen(
@@ -63,6 +65,11 @@ def test_make_run_answers_and_stops_in_order_on_ctrl_c(tmp_path: Path) -> None:
         started = _read_until(process, STARTED_LINE, START_TIMEOUT_SECONDS)
         gateway = f"http://127.0.0.1:{ports['GATEWAY']}"
         assert f"API        {gateway}/v1" in started
+        # The fourth process: the webhook dispatcher, allowed to deliver to this machine.
+        dispatcher = f"http://127.0.0.1:{dispatcher_port}/metrics"
+        assert f"webhooks   a dispatcher delivers them (metrics {dispatcher})" in started
+        assert "FINMATCH_WEBHOOK_ALLOW_PRIVATE=1" in started
+        assert "finmatch_webhook_outbox_pending" in httpx.get(dispatcher, timeout=10).text
         keys = json.loads((tmp_path / "var" / "demo-keys.json").read_text())
         portal = {"Authorization": f"Bearer {keys['portal']}"}
         firms = httpx.get(f"{gateway}/v1/firms", params={"limit": 1}, headers=portal, timeout=30)

@@ -1,0 +1,166 @@
+"""The dispatcher's loop: claim due deliveries, send them concurrently, record each attempt."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from sqlalchemy.engine import Engine
+
+from services.registry.config import RegistrySettings
+from services.registry.dispatcher import store
+from services.registry.dispatcher.metrics import ATTEMPT_DURATION, ATTEMPTS, DELIVERIES, DISABLED
+from services.registry.dispatcher.outcome import decide
+from services.registry.dispatcher.schedule import RetrySchedule
+from services.registry.dispatcher.sender import make_client, send
+from services.registry.dispatcher.signing import signed_headers
+from shared.schemas.webhooks import Event, EventType, webhook_id
+
+logger = logging.getLogger("finmatch.dispatcher")
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def event_body(job: store.Job) -> bytes:
+    """The envelope every receiver gets: ``{type, timestamp, data}``."""
+    event = Event(
+        type=EventType(job.event_type), timestamp=job.event_created_at, data=job.event_data
+    )
+    return event.model_dump_json().encode()
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        engine: Engine,
+        settings: RegistrySettings,
+        *,
+        clock: Callable[[], datetime] = _utcnow,
+        schedule: RetrySchedule | None = None,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.clock = clock
+        self.schedule = schedule or RetrySchedule(
+            settings.webhook_retry_schedule_seconds, settings.webhook_retry_jitter
+        )
+        self.client = client or make_client(
+            settings.webhook_connect_timeout_seconds, settings.webhook_timeout_seconds
+        )
+        self.in_flight: set[asyncio.Task[None]] = set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Deliver until ``stop`` is set, then finish the sends in flight and return."""
+        settings = self.settings
+        try:
+            while not stop.is_set():
+                free = settings.dispatcher_concurrency - len(self.in_flight)
+                limit = min(settings.dispatcher_batch_size, free)
+                jobs: list[store.Job] = []
+                if limit > 0:
+                    try:
+                        jobs = await asyncio.to_thread(
+                            store.claim_due,
+                            self.engine,
+                            self.clock(),
+                            limit,
+                            settings.dispatcher_lease_seconds,
+                        )
+                    except Exception:
+                        logger.exception("could not claim due webhook deliveries")
+                if stop.is_set() and jobs:
+                    # Claimed as the stop came: hand them straight back to the others.
+                    await asyncio.to_thread(
+                        store.release, self.engine, [j.delivery_id for j in jobs]
+                    )
+                    break
+                for job in jobs:
+                    task = asyncio.create_task(self._deliver(job))
+                    self.in_flight.add(task)
+                    task.add_done_callback(self.in_flight.discard)
+                if limit > 0 and len(jobs) == limit:
+                    continue  # more may be due: claim again at once
+                await self._wait(stop, full=limit == 0)
+        finally:
+            if self.in_flight:
+                logger.info("finishing %d webhook sends in flight", len(self.in_flight))
+                await asyncio.gather(*self.in_flight, return_exceptions=True)
+            await self.client.aclose()
+
+    async def _wait(self, stop: asyncio.Event, *, full: bool) -> None:
+        waits: set[asyncio.Future[Any]] = {asyncio.ensure_future(stop.wait())}
+        if full:  # every slot is busy: go on as soon as one is free
+            waits |= set(self.in_flight)
+        _done, pending = await asyncio.wait(
+            waits, timeout=self.settings.dispatcher_poll_seconds, return_when="FIRST_COMPLETED"
+        )
+        for future in pending:
+            if future not in self.in_flight:
+                future.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await future
+
+    async def _deliver(self, job: store.Job) -> None:
+        settings = self.settings
+        body = event_body(job)
+        attempted_at = self.clock()
+        headers = signed_headers(webhook_id(job.delivery_id), attempted_at, body, job.secrets)
+        started = time.perf_counter()
+        result = await send(
+            self.client,
+            job.url,
+            body,
+            headers,
+            allow_private=settings.webhook_private_targets_allowed,
+            total_timeout=settings.webhook_timeout_seconds,
+            max_bytes=settings.webhook_response_max_bytes,
+        )
+        ATTEMPT_DURATION.observe(time.perf_counter() - started)
+        attempts = job.attempts + 1
+        outcome = decide(
+            result, attempts, self.clock(), self.schedule, settings.webhook_retry_after_max_seconds
+        )
+        try:
+            disabled = await asyncio.to_thread(
+                store.record,
+                self.engine,
+                job,
+                result,
+                outcome,
+                attempted_at,
+                settings.webhook_disable_after_failing_seconds,
+            )
+        except Exception:
+            # The lease runs out and the delivery is sent again: at least once, never lost.
+            logger.exception("could not record webhook delivery %s", job.delivery_id)
+            return
+        if result.refused:
+            ATTEMPTS.labels("refused").inc()
+        elif outcome.succeeded:
+            ATTEMPTS.labels("success").inc()
+        elif outcome.status == "pending":
+            ATTEMPTS.labels("retry").inc()
+        else:
+            ATTEMPTS.labels("failed").inc()
+        if outcome.status != "pending":
+            DELIVERIES.labels(outcome.status).inc()
+        if disabled is not None:
+            DISABLED.labels(disabled).inc()
+        log = logger.info if outcome.succeeded else logger.warning
+        log(
+            "webhook delivery %s attempt %d to endpoint %s: %s → %s",
+            job.delivery_id,
+            attempts,
+            job.endpoint_id,
+            result.status_code if result.error is None else result.error,
+            outcome.status,
+        )

@@ -1,0 +1,263 @@
+"""The dispatcher's database work: claim due deliveries with a lease, record attempts, release.
+
+PostgreSQL: the claim locks its rows with FOR UPDATE SKIP LOCKED, so two dispatchers never claim
+the same delivery and neither waits for the other. SQLite: the claim is one UPDATE in a writer's
+transaction (BEGIN IMMEDIATE), which serialises claimers just as well.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from services.registry.db import is_sqlite, write_session
+from services.registry.dispatcher.outcome import FAILING, Outcome
+from services.registry.dispatcher.sender import AttemptResult
+from services.registry.models.columns import UtcDateTime, table_of
+from services.registry.models.webhooks import (
+    OutboxEvent,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
+from shared.schemas.webhooks import EventType
+
+logger = logging.getLogger("finmatch.dispatcher")
+
+DELIVERY = table_of(WebhookDelivery)
+ENDPOINT = table_of(WebhookEndpoint)
+EVENT = table_of(OutboxEvent)
+ATTEMPT = table_of(WebhookAttempt)
+# The notice an endpoint's owner finds in its delivery log when the dispatcher disables it.
+DISABLED_NOTICE = EventType.ENDPOINT_DISABLED.value
+
+
+@dataclass(frozen=True)
+class Job:
+    """A claimed delivery with what sending it needs."""
+
+    delivery_id: int
+    attempts: int
+    endpoint_id: int
+    url: str
+    secrets: tuple[str, ...]
+    event_id: int
+    event_type: str
+    event_created_at: datetime
+    event_data: dict[str, Any]
+
+
+def claim_due(engine: Engine, now: datetime, limit: int, lease_seconds: float) -> list[Job]:
+    """Lease up to ``limit`` due pending deliveries of enabled endpoints to this process."""
+    due = (
+        sa.select(DELIVERY.c.id)
+        .join(ENDPOINT, ENDPOINT.c.id == DELIVERY.c.endpoint_id)
+        .where(
+            DELIVERY.c.status == "pending",
+            DELIVERY.c.next_attempt_at <= now,
+            sa.or_(DELIVERY.c.lease_until.is_(None), DELIVERY.c.lease_until < now),
+            ENDPOINT.c.enabled.is_(True),
+        )
+        .order_by(DELIVERY.c.next_attempt_at)
+        .limit(limit)
+    )
+    if not is_sqlite(engine):
+        due = due.with_for_update(of=DELIVERY, skip_locked=True)
+    lease_until = now + timedelta(seconds=lease_seconds)
+    with write_session(engine) as session, session.begin():
+        claimed = (
+            session.execute(
+                sa.update(DELIVERY)
+                .where(DELIVERY.c.id.in_(due.scalar_subquery()))
+                .values(lease_until=lease_until)
+                .returning(DELIVERY.c.id)
+            )
+            .scalars()
+            .all()
+        )
+        if not claimed:
+            return []
+        rows = session.execute(
+            sa.select(
+                DELIVERY.c.id,
+                DELIVERY.c.attempts,
+                ENDPOINT.c.id.label("endpoint_id"),
+                ENDPOINT.c.url,
+                ENDPOINT.c.secret,
+                ENDPOINT.c.previous_secret,
+                ENDPOINT.c.previous_secret_expires_at,
+                EVENT.c.id.label("event_id"),
+                EVENT.c.type,
+                EVENT.c.created_at,
+                EVENT.c.data,
+            )
+            .join(ENDPOINT, ENDPOINT.c.id == DELIVERY.c.endpoint_id)
+            .join(EVENT, EVENT.c.id == DELIVERY.c.event_id)
+            .where(DELIVERY.c.id.in_(claimed))
+        ).all()
+    jobs = []
+    for row in rows:
+        secrets = [row.secret]
+        expires = row.previous_secret_expires_at
+        if row.previous_secret and expires is not None and expires > now:
+            secrets.append(row.previous_secret)
+        jobs.append(
+            Job(
+                delivery_id=row.id,
+                attempts=row.attempts,
+                endpoint_id=row.endpoint_id,
+                url=row.url,
+                secrets=tuple(secrets),
+                event_id=row.event_id,
+                event_type=row.type,
+                event_created_at=row.created_at,
+                event_data=row.data,
+            )
+        )
+    return jobs
+
+
+def record(
+    engine: Engine,
+    job: Job,
+    result: AttemptResult,
+    outcome: Outcome,
+    attempted_at: datetime,
+    disable_after_failing_seconds: float,
+) -> str | None:
+    """Store the attempt, the delivery's new state and the endpoint's, in one transaction.
+
+    Returns why the endpoint was disabled, if this attempt disabled it.
+    """
+    now = attempted_at
+    with write_session(engine) as session, session.begin():
+        session.execute(
+            sa.insert(ATTEMPT).values(
+                delivery_id=job.delivery_id,
+                attempted_at=attempted_at,
+                status_code=result.status_code,
+                latency_ms=result.latency_ms,
+                error=result.error,
+                response_excerpt=result.response_excerpt,
+            )
+        )
+        values: dict[str, Any] = {
+            "status": outcome.status,
+            "attempts": DELIVERY.c.attempts + 1,
+            "lease_until": None,
+            "last_status_code": result.status_code,
+        }
+        if outcome.next_attempt_at is not None:
+            values["next_attempt_at"] = outcome.next_attempt_at
+        if outcome.succeeded:
+            values["delivered_at"] = now
+        session.execute(
+            sa.update(DELIVERY)
+            .where(DELIVERY.c.id == job.delivery_id, DELIVERY.c.status == "pending")
+            .values(**values)
+        )
+        if outcome.succeeded:
+            session.execute(
+                sa.update(ENDPOINT)
+                .where(ENDPOINT.c.id == job.endpoint_id, ENDPOINT.c.failing_since.is_not(None))
+                .values(failing_since=None)
+            )
+            return None
+        failing_since = session.execute(
+            sa.select(ENDPOINT.c.failing_since).where(ENDPOINT.c.id == job.endpoint_id)
+        ).scalar_one_or_none()
+        if failing_since is None:
+            session.execute(
+                sa.update(ENDPOINT)
+                .where(ENDPOINT.c.id == job.endpoint_id)
+                .values(failing_since=now)
+            )
+            failing_since = now
+        reason = outcome.disable_reason
+        if (
+            reason is None
+            and (now - failing_since).total_seconds() >= disable_after_failing_seconds
+        ):
+            reason = FAILING
+        if reason is not None:
+            _disable(session, job, reason, failing_since, now)
+        return reason
+
+
+def _disable(session: Any, job: Job, reason: str, failing_since: datetime, now: datetime) -> None:
+    session.execute(
+        sa.update(ENDPOINT)
+        .where(ENDPOINT.c.id == job.endpoint_id, ENDPOINT.c.enabled.is_(True))
+        .values(
+            enabled=False,
+            disabled_reason=reason,
+            version=ENDPOINT.c.version + 1,
+            updated_at=now,
+        )
+    )
+    # Its other pending deliveries would never be sent: they end here, and say so.
+    session.execute(
+        sa.update(DELIVERY)
+        .where(DELIVERY.c.endpoint_id == job.endpoint_id, DELIVERY.c.status == "pending")
+        .values(status="cancelled", lease_until=None)
+    )
+    # The owner's notice: an event in the endpoint's delivery log, never sent to it.
+    event_id = session.execute(
+        sa.insert(EVENT)
+        .values(
+            type=DISABLED_NOTICE,
+            created_at=now,
+            data={
+                "endpoint_id": job.endpoint_id,
+                "reason": reason,
+                "failing_since": failing_since.isoformat(),
+            },
+        )
+        .returning(EVENT.c.id)
+    ).scalar_one()
+    session.execute(
+        sa.insert(DELIVERY).values(
+            event_id=event_id,
+            endpoint_id=job.endpoint_id,
+            status="cancelled",
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+        )
+    )
+    logger.warning(
+        "webhook endpoint %s disabled (%s): failing since %s",
+        job.endpoint_id,
+        reason,
+        failing_since.isoformat(),
+        extra={"endpoint_id": job.endpoint_id, "disabled_reason": reason},
+    )
+
+
+def release(engine: Engine, delivery_ids: list[int]) -> None:
+    """Give back leases this process holds but will not use (a graceful stop)."""
+    if not delivery_ids:
+        return
+    with write_session(engine) as session, session.begin():
+        session.execute(
+            sa.update(DELIVERY)
+            .where(DELIVERY.c.id.in_(delivery_ids), DELIVERY.c.status == "pending")
+            .values(lease_until=None)
+        )
+
+
+def pending_depth(engine: Engine) -> tuple[int, datetime | None]:
+    """How many deliveries are pending, and when the oldest of them was created."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.select(
+                sa.func.count(), sa.func.min(DELIVERY.c.created_at, type_=UtcDateTime())
+            ).where(DELIVERY.c.status == "pending")
+        ).one()
+    count, oldest = row
+    return int(count), oldest

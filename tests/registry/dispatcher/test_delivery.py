@@ -1,0 +1,240 @@
+"""The dispatcher against a real receiver: retries, dead deliveries, disabled endpoints, limits."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from starlette.responses import Response
+
+from services.registry.dispatcher.store import ENDPOINT
+from shared.schemas.webhooks import Event
+from tests.registry.conftest import Actor
+from tests.registry.dispatcher.data import (
+    add_deliveries,
+    add_endpoint,
+    attempts,
+    delivery,
+    endpoint,
+    new_secret,
+    run_until,
+    settings_for,
+    statuses,
+)
+from tests.registry.dispatcher.receiver import Receiver, answer, huge_body, serve
+
+
+def test_signed_delivery_verifies_at_the_receiver(engine: Engine) -> None:
+    with serve(Receiver(secrets=[])) as receiver:
+        endpoint_id, secret = add_endpoint(engine, receiver.url)
+        receiver.secrets.append(secret)
+        [delivery_id] = add_deliveries(engine, endpoint_id)
+        run_until(
+            engine, settings_for(engine), lambda: delivery(engine, delivery_id).status != "pending"
+        )
+    [got] = receiver.received
+    assert got.verified
+    assert got.webhook_id == f"msg_{delivery_id}"
+    assert delivery(engine, delivery_id).status == "delivered"
+    [attempt] = attempts(engine, delivery_id)
+    assert attempt.status_code == 204
+    assert attempt.error is None
+
+
+def test_receiver_down_then_up_gets_it_exactly_once(engine: Engine) -> None:
+    down_for = 3
+
+    def plan(_webhook_id: str, nth: int) -> Response | None:
+        return answer(503) if nth <= down_for else None
+
+    with serve(Receiver(secrets=[], plan=plan)) as receiver:
+        endpoint_id, secret = add_endpoint(engine, receiver.url)
+        receiver.secrets.append(secret)
+        [delivery_id] = add_deliveries(engine, endpoint_id)
+        run_until(
+            engine, settings_for(engine), lambda: delivery(engine, delivery_id).status != "pending"
+        )
+    assert receiver.delivered_ids() == [f"msg_{delivery_id}"]
+    assert [r.webhook_id for r in receiver.received] == [f"msg_{delivery_id}"] * (down_for + 1)
+    row = delivery(engine, delivery_id)
+    assert (row.status, row.attempts, row.last_status_code) == ("delivered", 4, 204)
+    assert [a.status_code for a in attempts(engine, delivery_id)] == [503, 503, 503, 204]
+    # The run of failures ended with a success.
+    assert endpoint(engine, endpoint_id).failing_since is None
+
+
+def test_after_the_last_attempt_the_delivery_is_dead(engine: Engine) -> None:
+    with serve(Receiver(secrets=[], plan=lambda _id, _n: answer(500))) as receiver:
+        endpoint_id, _secret = add_endpoint(engine, receiver.url)
+        [delivery_id] = add_deliveries(engine, endpoint_id)
+        settings = settings_for(engine, webhook_retry_schedule_seconds=(0.01, 0.01))
+        run_until(engine, settings, lambda: delivery(engine, delivery_id).status != "pending")
+    row = delivery(engine, delivery_id)
+    assert (row.status, row.attempts) == ("dead", 3)
+    assert len(receiver.received) == 3
+    assert endpoint(engine, endpoint_id).failing_since is not None
+
+
+def test_429_waits_for_a_longer_retry_after(engine: Engine) -> None:
+    with serve(Receiver(secrets=[], plan=lambda _id, _n: answer(429, retry_after=120))) as receiver:
+        endpoint_id, _secret = add_endpoint(engine, receiver.url)
+        [delivery_id] = add_deliveries(engine, endpoint_id)
+        before = datetime.now(UTC)
+        run_until(engine, settings_for(engine), lambda: delivery(engine, delivery_id).attempts == 1)
+    row = delivery(engine, delivery_id)
+    assert row.status == "pending"
+    assert row.next_attempt_at >= before + timedelta(seconds=119)
+    assert row.lease_until is None
+
+
+def test_410_kills_the_delivery_and_disables_the_endpoint(engine: Engine) -> None:
+    with serve(Receiver(secrets=[], plan=lambda _id, _n: answer(410))) as receiver:
+        endpoint_id, _secret = add_endpoint(engine, receiver.url)
+        first, second = add_deliveries(engine, endpoint_id, 2)
+        run_until(
+            engine,
+            settings_for(engine, dispatcher_batch_size=1, dispatcher_concurrency=1),
+            lambda: not endpoint(engine, endpoint_id).enabled,
+        )
+    row = endpoint(engine, endpoint_id)
+    assert (row.enabled, row.disabled_reason) == (False, "gone_410")
+    assert len(receiver.received) == 1
+    found = statuses(engine)
+    assert sorted([found[first], found[second]]) == ["cancelled", "dead"]
+
+
+@pytest.mark.parametrize("status", [400, 401, 404, 422])
+def test_a_non_retryable_4xx_makes_the_delivery_dead(engine: Engine, status: int) -> None:
+    with serve(Receiver(secrets=[], plan=lambda _id, _n: answer(status))) as receiver:
+        endpoint_id, _secret = add_endpoint(engine, receiver.url)
+        [delivery_id] = add_deliveries(engine, endpoint_id)
+        run_until(
+            engine, settings_for(engine), lambda: delivery(engine, delivery_id).status != "pending"
+        )
+    row = delivery(engine, delivery_id)
+    assert (row.status, row.attempts, row.last_status_code) == ("dead", 1, status)
+    assert endpoint(engine, endpoint_id).enabled
+    assert len(receiver.received) == 1
+
+
+def test_a_redirect_is_not_followed(engine: Engine) -> None:
+    def plan(webhook_id: str, _nth: int) -> Response | None:
+        return answer(307, location="/elsewhere") if webhook_id else None
+
+    with serve(Receiver(secrets=[], plan=plan)) as receiver:
+        endpoint_id, _secret = add_endpoint(engine, receiver.url)
+        [delivery_id] = add_deliveries(engine, endpoint_id)
+        run_until(
+            engine, settings_for(engine), lambda: delivery(engine, delivery_id).status != "pending"
+        )
+    assert [r.headers.get("host") for r in receiver.received] == [receiver.url.split("/")[2]]
+    assert delivery(engine, delivery_id).status == "dead"
+    [attempt] = attempts(engine, delivery_id)
+    assert attempt.status_code == 307
+    assert "redirect not followed" in attempt.error
+
+
+def test_a_huge_answer_is_read_only_to_4_kb(engine: Engine) -> None:
+    counter: dict[str, int] = {}
+    chunks, size = 16_000, 65_536  # 1 GB, if anyone read it all
+    with serve(Receiver(secrets=[], plan=lambda _id, _n: huge_body(counter, chunks, size))) as rc:
+        endpoint_id, _secret = add_endpoint(engine, rc.url)
+        [delivery_id] = add_deliveries(engine, endpoint_id)
+        run_until(
+            engine, settings_for(engine), lambda: delivery(engine, delivery_id).status != "pending"
+        )
+    assert delivery(engine, delivery_id).status == "delivered"
+    [attempt] = attempts(engine, delivery_id)
+    assert attempt.response_excerpt == "x" * 1024
+    # The receiver stopped generating soon after the dispatcher hung up (socket buffers aside).
+    assert counter["chunks"] < chunks // 10
+
+
+def test_a_private_target_is_refused_at_send_time(engine: Engine) -> None:
+    with serve(Receiver(secrets=[])) as receiver:
+        endpoint_id, _secret = add_endpoint(engine, receiver.url)
+        [delivery_id] = add_deliveries(engine, endpoint_id)
+        settings = settings_for(engine, webhook_allow_private=False)
+        run_until(engine, settings, lambda: delivery(engine, delivery_id).status != "pending")
+    assert receiver.received == []
+    assert delivery(engine, delivery_id).status == "dead"
+    [attempt] = attempts(engine, delivery_id)
+    assert attempt.status_code is None
+    assert attempt.error.startswith("refused: 127.0.0.1 resolves to 127.0.0.1")
+    assert "not a public address" in attempt.error
+
+
+def test_an_endpoint_failing_for_5_days_is_disabled_with_a_notice(
+    engine: Engine, portal: Actor
+) -> None:
+    clock_now = datetime.now(UTC)
+    with serve(Receiver(secrets=[], plan=lambda _id, _n: answer(500))) as receiver:
+        created = portal.post(
+            "/v1/webhooks/endpoints",
+            json={"url": receiver.url, "event_types": ["application.submitted"]},
+        ).json()
+        endpoint_id = created["id"]
+        with engine.begin() as conn:
+            conn.execute(
+                sa.update(ENDPOINT)
+                .where(ENDPOINT.c.id == endpoint_id)
+                .values(failing_since=clock_now - timedelta(days=5) + timedelta(seconds=30))
+            )
+        [delivery_id] = add_deliveries(engine, endpoint_id)
+        settings = settings_for(engine, webhook_retry_schedule_seconds=(0.0,) * 20)
+        # Failing for 30 s short of five days: not yet.
+        run_until(engine, settings, lambda: delivery(engine, delivery_id).attempts >= 1)
+        assert endpoint(engine, endpoint_id).enabled
+        later = clock_now + timedelta(seconds=31)
+        run_until(
+            engine, settings, lambda: not endpoint(engine, endpoint_id).enabled, clock=lambda: later
+        )
+    row = endpoint(engine, endpoint_id)
+    assert row.disabled_reason == "failing_5_days"
+    assert portal.get(f"/v1/webhooks/endpoints/{endpoint_id}").json()["enabled"] is False
+    # The owner finds the notice in its delivery log, beside the cancelled delivery.
+    log = portal.get("/v1/webhooks/deliveries", params={"endpoint_id": endpoint_id}).json()
+    by_type = {d["event_type"]: d["status"] for d in log["data"]}
+    assert by_type == {
+        "application.submitted": "cancelled",
+        "webhook.endpoint_disabled": "cancelled",
+    }
+
+
+def test_the_disabled_notice_cannot_be_subscribed(portal: Actor) -> None:
+    response = portal.post(
+        "/v1/webhooks/endpoints",
+        json={"url": "http://127.0.0.1:9/hook", "event_types": ["webhook.endpoint_disabled"]},
+    )
+    assert response.status_code == 422
+    assert [e["field"] for e in response.json()["errors"]] == ["event_types"]
+
+
+def test_a_ping_after_a_rotation_verifies_with_the_old_and_the_new_secret(
+    engine: Engine, portal: Actor
+) -> None:
+    with serve(Receiver(secrets=[])) as receiver:
+        created = portal.post(
+            "/v1/webhooks/endpoints",
+            json={"url": receiver.url, "event_types": ["application.decided"]},
+        ).json()
+        old = created["secret"]
+        new = portal.post(f"/v1/webhooks/endpoints/{created['id']}/rotate-secret").json()["secret"]
+        receiver.secrets.append(old)  # a receiver that has not taken the new one yet
+        ping = portal.post(f"/v1/webhooks/endpoints/{created['id']}/test").json()
+        run_until(engine, settings_for(engine), lambda: delivery(engine, ping["id"]).attempts)
+    [got] = receiver.received
+    assert got.webhook_id == ping["webhook_id"]
+    assert len(got.headers["webhook-signature"].split(" ")) == 2
+    for secret in (old, new):
+        receiver.secrets[:] = [secret]
+        assert receiver.verified(got.body, got.headers)
+    receiver.secrets[:] = [new_secret()]
+    assert not receiver.verified(got.body, got.headers)
+    assert Event.model_validate_json(got.body).type == "webhook.ping"
+    logged = portal.get("/v1/webhooks/deliveries", params={"endpoint_id": created["id"]}).json()
+    [entry] = logged["data"]
+    assert entry["status"] == "delivered"
+    assert [a["status_code"] for a in entry["attempt_log"]] == [204]
