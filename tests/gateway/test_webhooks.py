@@ -91,14 +91,45 @@ def test_the_endpoint_lifecycle(stack: Stack) -> None:
     assert portal.get(url).status_code == 404
 
 
-def test_a_keyed_create_is_made_once(stack: Stack) -> None:
+def test_a_keyed_create_is_made_once_and_its_secret_never_stored(stack: Stack) -> None:
+    """The secret is shown once: neither the gateway's store nor the registry's record keeps
+    it, so a repeat of the key makes nothing and answers 409 (as a new API key does)."""
     portal = stack.principal("portal")
     key = {"Idempotency-Key": "hook-create-1"}
     first = portal.post("/v1/webhooks/endpoints", json=HOOK, headers=key)
+    assert first.status_code == 201, first.text
+    assert first.headers["Cache-Control"] == "no-store"
     second = portal.post("/v1/webhooks/endpoints", json=HOOK, headers=key)
-    assert first.status_code == second.status_code == 201
-    assert second.json() == first.json()  # the same endpoint, and the same secret shown
+    assert second.status_code == 409, second.text
+    assert second.json()["code"] == "idempotency_secret_not_replayed"
+    assert first.json()["secret"] not in second.text
     assert len(portal.get("/v1/webhooks/endpoints").json()["data"]) == 1
+    rotated = portal.post(
+        f"/v1/webhooks/endpoints/{first.json()['id']}/rotate-secret",
+        headers={"Idempotency-Key": "hook-rotate-1"},
+    )
+    assert rotated.status_code == 200, rotated.text
+    assert rotated.headers["Cache-Control"] == "no-store"
+    again = portal.post(
+        f"/v1/webhooks/endpoints/{first.json()['id']}/rotate-secret",
+        headers={"Idempotency-Key": "hook-rotate-1"},
+    )
+    assert again.status_code == 409  # not rotated twice, and the secret not shown again
+    assert rotated.json()["secret"] not in again.text
+
+
+def test_a_new_api_key_is_never_stored_by_the_gateway(stack: Stack) -> None:
+    principal = stack.admin.post(
+        "/v1/admin/principals", json={"role": "portal", "name": "portal k"}
+    ).json()
+    key = {"Idempotency-Key": "key-create-1"}
+    body = {"principal_id": principal["id"]}
+    first = stack.admin.post("/v1/admin/keys", json=body, headers=key)
+    assert first.status_code == 201, first.text
+    assert first.headers["Cache-Control"] == "no-store"
+    second = stack.admin.post("/v1/admin/keys", json=body, headers=key)
+    assert second.status_code == 409, second.text
+    assert first.json()["key"] not in second.text
 
 
 @pytest.fixture

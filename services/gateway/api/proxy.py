@@ -11,8 +11,9 @@ from services.gateway.auth import Principal
 from shared.errors import problem_responses
 
 # Headers of the registry's answer that mean something to the public client (the registry
-# replays a keyed write's answer when the gateway's own store no longer held the key).
-PASSED_HEADERS = ("etag", "location", "idempotent-replayed")
+# replays a keyed write's answer when the gateway's own store no longer held the key; an
+# answer holding a secret, a new API key or webhook secret, says no-store).
+PASSED_HEADERS = ("etag", "location", "idempotent-replayed", "cache-control")
 
 # One rule for every PATCH (firms and products): optimistic concurrency, never last-write-wins
 # by accident. The registry enforces it; these document it.

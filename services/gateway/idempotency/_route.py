@@ -122,6 +122,11 @@ class IdempotentRoute(StrictJSONRoute):
             if response.status_code >= 500 or not hasattr(response, "body"):
                 await store.abandon(scope, key)
                 return response
+            if "no-store" in response.headers.get("cache-control", "").lower():
+                # A secret shown once (an API key, a webhook secret) never rests in Redis; a
+                # repeat goes to the registry, whose record refuses it (409) without the body.
+                await store.abandon(scope, key)
+                return response
             await store.complete(scope, key, fingerprint, _stored(response))
             return response
 

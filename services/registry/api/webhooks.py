@@ -67,6 +67,11 @@ def _record(
     )
 
 
+# An answer holding a secret: no cache keeps it, and no idempotency record keeps its body (a
+# repeat of its Idempotency-Key is 409 idempotency_secret_not_replayed).
+SECRET_CACHE_CONTROL = "no-store"
+
+
 @router.post("/endpoints", response_model=WebhookEndpointWithSecret, status_code=201)
 def create_endpoint(
     body: WebhookEndpointCreate,
@@ -104,6 +109,7 @@ def create_endpoint(
     _record(session, principal, "create", endpoint.id, request_id, {"url": body.url})
     session.commit()
     response.headers["ETag"] = etag(endpoint)
+    response.headers["Cache-Control"] = SECRET_CACHE_CONTROL
     return WebhookEndpointWithSecret.model_validate(endpoint, from_attributes=True)
 
 
@@ -204,6 +210,7 @@ def rotate_secret(
     _record(session, principal, "rotate_secret", endpoint_id, request_id)
     session.commit()
     response.headers["ETag"] = etag(endpoint)
+    response.headers["Cache-Control"] = SECRET_CACHE_CONTROL
     return WebhookEndpointWithSecret.model_validate(endpoint, from_attributes=True)
 
 
