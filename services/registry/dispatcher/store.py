@@ -136,6 +136,19 @@ def record(
     """
     now = attempted_at
     with write_session(engine) as session, session.begin():
+        # Its endpoint was deleted while the attempt was in flight (the delivery went with it,
+        # by cascade): nothing is left to record.
+        held = sa.select(DELIVERY.c.id).where(DELIVERY.c.id == job.delivery_id)
+        if not is_sqlite(engine):  # and no delete can slip in before the insert below
+            held = held.with_for_update()
+        gone = session.execute(held).first() is None
+        if gone:
+            logger.info(
+                "delivery %s: its endpoint %s was deleted during the attempt; not recorded",
+                job.delivery_id,
+                job.endpoint_id,
+            )
+            return None
         session.execute(
             sa.insert(ATTEMPT).values(
                 delivery_id=job.delivery_id,

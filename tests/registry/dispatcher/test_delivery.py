@@ -9,6 +9,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from starlette.responses import Response
 
+from services.registry.dispatcher import store
+from services.registry.dispatcher.outcome import Outcome
+from services.registry.dispatcher.sender import AttemptResult
 from services.registry.dispatcher.store import ENDPOINT
 from shared.schemas.webhooks import Event
 from tests.registry.conftest import Actor
@@ -238,3 +241,18 @@ def test_a_ping_after_a_rotation_verifies_with_the_old_and_the_new_secret(
     [entry] = logged["data"]
     assert entry["status"] == "delivered"
     assert [a["status_code"] for a in entry["attempt_log"]] == [204]
+
+
+def test_an_attempt_whose_endpoint_was_deleted_meanwhile_is_dropped(engine: Engine) -> None:
+    """The owner deleted the endpoint (its deliveries went with it) while an attempt was in
+    flight: recording it is a no-op, not a foreign-key error that stops the dispatcher."""
+    endpoint_id, _secret = add_endpoint(engine, "http://127.0.0.1:9/hook")
+    add_deliveries(engine, endpoint_id)
+    now = datetime.now(UTC)
+    [job] = store.claim_due(engine, now, limit=10, lease_seconds=30)
+    with engine.begin() as conn:
+        conn.execute(sa.delete(ENDPOINT).where(ENDPOINT.c.id == endpoint_id))
+    result = AttemptResult(status_code=204, latency_ms=3)
+    assert store.record(engine, job, result, Outcome("delivered"), now, 5 * 86400) is None
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(store.ATTEMPT)).scalar() == 0
