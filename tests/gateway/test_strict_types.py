@@ -195,3 +195,16 @@ def test_a_bulk_import_without_a_line_is_422_naming_the_body(stack: Stack, body:
         headers={"Content-Type": "application/x-ndjson"},
     )
     _refused(answer, "body")
+
+
+def test_query_strings_are_read_as_numbers(stack: Stack) -> None:
+    """Strict types are for JSON bodies: a query string is text, and `?amount_yuan=500000` is a
+    number (the strict body type refused it, so every match request with an amount was a 422)."""
+    portal = stack.principal("portal")
+    firm_id = portal.post("/v1/firms", json=data.firm()).json()["id"]
+    asked = {"amount_yuan": "500000", "term_months": "12"}
+    answer = portal.get(f"/v1/firms/{firm_id}/matches", params=asked)
+    assert answer.status_code == 200, answer.text
+    for field, value in (("amount_yuan", "many"), ("amount_yuan", "0"), ("term_months", "361")):
+        refused = portal.get(f"/v1/firms/{firm_id}/matches", params={field: value})
+        _refused(refused, field)

@@ -27,7 +27,7 @@ from shared.errors import (
 )
 from shared.schemas.firm import FirmFeatures
 from shared.schemas.matching import Lang, NearMiss, RankedProduct, RankOptions
-from shared.types import PositiveYuan, TermMonths
+from shared.types import MAX_YUAN
 
 router = APIRouter(prefix="/v1", tags=["matches"])
 log = logging.getLogger("finmatch.gateway.matches")
@@ -107,8 +107,10 @@ async def firm_matches(
     lang: Lang = "zh",
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     near_miss_limit: Annotated[int, Query(ge=0, le=100)] = 10,
-    amount_yuan: Annotated[PositiveYuan | None, Query()] = None,
-    term_months: Annotated[TermMonths | None, Query()] = None,
+    # A query string is text: these are read as numbers (the bodies' strict types would refuse
+    # every value), within the bodies' bounds.
+    amount_yuan: Annotated[int | None, Query(gt=0, le=MAX_YUAN)] = None,
+    term_months: Annotated[int | None, Query(ge=1, le=360)] = None,
 ) -> Response:
     require(principal, PrincipalRole.PORTAL)
     state = request.app.state
