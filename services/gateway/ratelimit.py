@@ -81,7 +81,8 @@ def _decide(
         allowed=count <= limit,
         limit=limit,
         remaining=max(0, limit - count),
-        reset_seconds=max(1, math.ceil(reset_seconds)),
+        # Rounded to the microsecond first: (t + 60) - t may be 60.000000000000114, not 61 s.
+        reset_seconds=max(1, math.ceil(round(reset_seconds, 6))),
         read_ok=read_ok,
         read=read if isinstance(read, bytes) else None,  # Lua turns a missing key into false
     )

@@ -253,10 +253,15 @@ def load_script(name: str) -> ModuleType:
 
 def test_the_health_check_knows_each_services_port_setting() -> None:
     healthcheck = load_script("healthcheck")
-    assert set(healthcheck.PORTS) == set(SERVICES)
-    for service, (variable, default) in healthcheck.PORTS.items():
+    assert set(healthcheck.PORTS) == {*SERVICES, "dispatcher"}
+    for service in SERVICES:
+        variable, default = healthcheck.PORTS[service]
         assert variable == port_variable(service)
         assert default == settings_variables(service)[variable]
+    # The dispatcher is registry code in a process of its own: its port is a registry setting.
+    variable, default = healthcheck.PORTS["dispatcher"]
+    assert variable == "FINMATCH_DISPATCHER_METRICS_PORT"
+    assert default == settings_variables("registry")[variable]
 
 
 class _Probes(http.server.BaseHTTPRequestHandler):

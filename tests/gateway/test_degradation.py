@@ -357,9 +357,9 @@ def registry_down(engine: Engine) -> Iterator[tuple[Stack, World, Switchable]]:
         }
         for api in callers.values():
             assert api.get("/v1/reference/towns").status_code == 200  # the key is cached now
-        ids = dict.fromkeys(
-            ["FA", "FB", "PX", "PY", "A_open", "A_decided", "B_open", "B_decided"], 1
-        ) | {"spare_key": 1, "spare_principal": 1}
+        sides = ["FA", "FB", "PX", "PY", "A_open", "A_decided", "B_open", "B_decided"]
+        webhooks = ["WA", "WB", "DA", "DB"]  # endpoints and deliveries
+        ids = dict.fromkeys([*sides, *webhooks], 1) | {"spare_key": 1, "spare_principal": 1}
         firms = {"FA": data.firm(1), "FB": data.firm(2)}
         world = World(stack, callers, callers["portal_a"], callers["institution_x"], ids, firms)
         switch.down = True

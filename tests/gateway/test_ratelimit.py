@@ -295,3 +295,10 @@ def test_peek_falls_back_to_in_process_counts_while_redis_is_down() -> None:
         await limiter.aclose()
 
     asyncio.run(scenario())
+
+
+def test_a_fresh_window_resets_in_exactly_its_length() -> None:
+    """(t + 60) - t is 60.000000000000114 for t = 1000.9: the header must say 60, not 61."""
+    limiter = RateLimiter(None, clock=FakeClock(1000.9))
+    decision = asyncio.run(limiter.hit("b", 5, 60))
+    assert decision.reset_seconds == 60
