@@ -23,7 +23,7 @@ from types import MappingProxyType
 import numpy as np
 from tqdm import tqdm
 
-from services.matching.cost import estimate_costs
+from services.matching.cost import PairCosts, estimate_costs
 from services.matching.eligibility import PairEligibility, evaluate_pairs
 from services.matching.features import pair_features
 from services.matching.model import Scorer
@@ -44,6 +44,7 @@ from services.matching.tables import (
 )
 from shared.schemas.firm import FirmFeatures
 from shared.schemas.matching import RankOptions
+from shared.schemas.product import ProductFeatures
 
 DEFAULT_CHUNK_FIRMS = 100
 _STATED_NEED = RankOptions()  # no override: each firm is ranked for its own stated need
@@ -299,3 +300,52 @@ def rank_batch(
         eligible_counts=counts,
         coverage=coverage.stats(),
     )
+
+
+@dataclass(frozen=True)
+class NewlyQualified:
+    """The firms (indices into the input) that qualify for ``after`` but did not for ``before``,
+    with the approval probability (NaN under the prior) and the costs of each, in input order."""
+
+    firms: Ints
+    probability: Floats
+    costs: PairCosts
+
+
+def qualifying(firms: FirmTable, product: ProductFeatures) -> tuple[Bools, PairCosts]:
+    """Per firm: whether the product admits it and can lend it something for its stated need
+    (the rules, then an offer of at least the product's minimum), and the costs of each pair."""
+    products = ProductTable.from_products([product])
+    firm_idx = np.arange(firms.m, dtype=np.int64)
+    product_idx = np.zeros(firms.m, dtype=np.int64)
+    amount, term = requested_columns(firms)
+    eligible = evaluate_pairs(firms, firm_idx, products, product_idx).eligible
+    costs = estimate_costs(firms, firm_idx, products, product_idx, amount, term)
+    qualifies: Bools = eligible & (costs.offer_amount > 0)
+    return qualifies, costs
+
+
+def newly_qualified(
+    firms: FirmTable, before: ProductFeatures | None, after: ProductFeatures, scorer: Scorer
+) -> NewlyQualified:
+    """Proactive matching: who a product's listing (``before`` None) or change newly reaches.
+
+    The same rules, costs, features and model as ranking, for each firm's stated need.
+    """
+    now, costs = qualifying(firms, after)
+    if before is not None:
+        then, _ = qualifying(firms, before)
+        now &= ~then
+    picked = np.flatnonzero(now)
+    chosen = PairCosts(**{f.name: getattr(costs, f.name)[picked] for f in fields(PairCosts)})
+    probability = np.full(len(picked), np.nan)
+    if len(picked) and not scorer.is_prior:
+        products = ProductTable.from_products([after])
+        product_idx = np.zeros(len(picked), dtype=np.int64)
+        amount, term = requested_columns(firms)
+        elig = evaluate_pairs(firms, picked, products, product_idx)
+        features = pair_features(
+            firms, picked, products, product_idx, amount[picked], term[picked], elig
+        )
+        probability = scorer.predict(features)
+    return NewlyQualified(firms=picked, probability=probability, costs=chosen)

@@ -75,6 +75,11 @@ class RegistrySettings(ServiceSettings):
     webhook_response_max_bytes: int = Field(default=4_096, ge=0, le=1_048_576)
     # An endpoint that has failed without a success in between for this long is disabled.
     webhook_disable_after_failing_seconds: float = Field(default=5 * DAY_SECONDS, gt=0)
+    # Proactive matching (match.new_product): the dispatcher asks matching which consenting
+    # firms a listed or changed product newly qualifies for, this many firms per request.
+    matching_url: str = "http://127.0.0.1:8002"
+    proactive_page_firms: int = Field(default=1_000, ge=1, le=5_000)
+    proactive_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
     # Where the dispatcher serves its /metrics (port 0: not served).
     dispatcher_metrics_host: str = "127.0.0.1"
     dispatcher_metrics_port: int = Field(default=8003, ge=0, le=65_535)

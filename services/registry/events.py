@@ -130,3 +130,22 @@ def forget_firm(session: Session, firm_id: int) -> int:
         session.add(event)
         changed += 1
     return changed
+
+
+def admin_principals(session: Session) -> list[int]:
+    rows = session.exec(select(Principal.id).where(Principal.role == PrincipalRole.ADMIN.value))
+    return [principal_id for principal_id in rows if principal_id is not None]
+
+
+def model_promoted(
+    session: Session, version: str, previous: str | None, *, how: str, actor: int | None
+) -> OutboxEvent:
+    """To the admins: a model now serves (``how``: promote or rollback)."""
+    data = {
+        "model_version": version,
+        "previous_version": previous,
+        "how": how,
+        "actor_principal_id": actor,
+        "version": 1,
+    }
+    return emit(session, EventType.MODEL_PROMOTED, data, admin_principals(session))

@@ -10,12 +10,15 @@ from sqlmodel import Session, col, select
 
 from services.registry.config import RegistrySettings
 from services.registry.models import Principal, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from shared.enums import PrincipalRole
 from shared.errors import NotFound, Unprocessable
 from shared.schemas.webhooks import (
+    RECEIVED_BY,
     DeliveryStatus,
     EventType,
     WebhookAttemptPublic,
     WebhookDeliveryPublic,
+    not_received,
     webhook_id,
 )
 from shared.ssrf import UnsafeTarget, check_url
@@ -33,6 +36,21 @@ def checked_url(url: str, settings: RegistrySettings) -> None:
         check_url(url, allow_private=settings.webhook_private_targets_allowed)
     except UnsafeTarget as exc:
         raise Unprocessable(f"url {exc}", field="url", code="unsafe_webhook_url") from exc
+
+
+def check_receivable(principal: Principal, types: Sequence[EventType]) -> None:
+    """422 naming ``event_types`` when the principal's role is never sent one of them (an
+    institution gets its products' applications; a portal decisions and new matches for its
+    firms; an admin model promotions)."""
+    role = PrincipalRole(principal.role)
+    refused = not_received(role, types)
+    if refused:
+        names = ", ".join(f"{t} (sent to {RECEIVED_BY[t]} principals)" for t in refused)
+        raise Unprocessable(
+            f"event_types: a {role} principal is never sent {names}",
+            field="event_types",
+            code="event_type_not_received",
+        )
 
 
 def endpoint_owned_by(

@@ -110,3 +110,34 @@ class TrainRequest(BaseModel):
     auto_promote: StrictBool = Field(
         default=True, description="promote the challenger if it beats the champion"
     )
+
+
+MAX_FIRMS_PER_SCAN_REQUEST = 5_000
+
+
+class ScanFirm(BaseModel):
+    """A firm in a proactive-matching scan: its id and its features."""
+
+    id: int = Field(ge=1, le=2**63 - 1)
+    features: FirmFeatures
+
+
+class NewlyQualifiedRequest(BaseModel):
+    """Which of these firms a product newly qualifies for: all that qualify for ``after`` when
+    ``before`` is None (a listing), else those that qualify now and did not before (a change)."""
+
+    before: ProductFeatures | None = None
+    after: ProductFeatures
+    firms: list[ScanFirm] = Field(max_length=MAX_FIRMS_PER_SCAN_REQUEST)
+
+
+class NewlyQualifiedFirm(BaseModel):
+    firm_id: int
+    approval_probability: float | None = Field(description="None under the rule-only prior")
+    cost: CostEstimate
+
+
+class NewlyQualifiedResponse(BaseModel):
+    model_version: str
+    is_prior: bool
+    firms: list[NewlyQualifiedFirm]

@@ -7,13 +7,16 @@ tenancy allows.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from enum import StrEnum
+from types import MappingProxyType
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from shared.enums import PrincipalRole
 from shared.types import Flag, ShortText
 
 MAX_URL = 2048
@@ -32,6 +35,22 @@ class EventType(StrEnum):
 
 
 SUBSCRIBABLE = tuple(t for t in EventType if t not in (EventType.PING, EventType.ENDPOINT_DISABLED))
+
+# Who receives each event: an endpoint may subscribe only to what its owner's role is sent.
+RECEIVED_BY: Mapping[EventType, PrincipalRole] = MappingProxyType(
+    {
+        EventType.APPLICATION_SUBMITTED: PrincipalRole.INSTITUTION,
+        EventType.APPLICATION_WITHDRAWN: PrincipalRole.INSTITUTION,
+        EventType.APPLICATION_DECIDED: PrincipalRole.PORTAL,
+        EventType.MATCH_NEW_PRODUCT: PrincipalRole.PORTAL,
+        EventType.MODEL_PROMOTED: PrincipalRole.ADMIN,
+    }
+)
+
+
+def not_received(role: PrincipalRole, types: Iterable[EventType]) -> list[EventType]:
+    """The event types in ``types`` that a principal of ``role`` is never sent."""
+    return [t for t in types if RECEIVED_BY.get(t) != role]
 
 
 class DeliveryStatus(StrEnum):

@@ -393,8 +393,9 @@ MATRIX = [
     Row("admin.promote",     404,        404,          404,         404,         404,         404),
     Row("admin.rollback",    404,        404,          404,         404,         404,         409),
     Row("ref.towns",         200,        200,          200,         200,         200,         200),
-    # Any principal keeps webhook endpoints; each sees and changes its own only.
-    Row("hooks.create",      201,        201,          201,         201,         201,         201),
+    # Any principal keeps webhook endpoints; each sees and changes its own only. An endpoint
+    # subscribes only to what its owner is sent: application.decided goes to portals.
+    Row("hooks.create",      201,        422,          422,         422,         422,         422),
     Row("hooks.list",        200,        200,          200,         200,         200,         200),
     Row("hook.get",          A_ONLY,     X,            X,           X,           X,           X),
     Row("hook.patch",        A_ONLY,     X,            X,           X,           X,           X),

@@ -54,7 +54,6 @@ def test_submission_goes_to_the_subscribed_endpoints_of_that_institution_only(
     subscribe(colleague, "application.withdrawn")  # another type
     subscribe(bank, "application.submitted", enabled=False)
     subscribe(other_bank, "application.submitted")
-    subscribe(portal, "application.submitted")
     firm_id, product_id = setup_firm_and_product(portal, bank)
     application = apply(portal, firm_id, product_id)
 
@@ -91,7 +90,6 @@ def test_a_decision_goes_to_the_portal_that_applied(
 ) -> None:
     mine = subscribe(portal, "application.decided")
     subscribe(other_portal, "application.decided")
-    subscribe(bank, "application.decided")
     firm_id, product_id = setup_firm_and_product(portal, bank)
     application = apply(portal, firm_id, product_id)
     decided = bank.post(

@@ -20,7 +20,7 @@ PUBLIC = "https://93.184.216.34/hook"  # a public address given as a literal: no
 
 
 def create(actor: Actor, **overrides: object) -> dict[str, object]:
-    body = {"url": HOOK, "event_types": ["application.submitted"]} | overrides
+    body = {"url": HOOK, "event_types": ["application.decided"]} | overrides
     response = actor.post("/v1/webhooks/endpoints", json=body)
     assert response.status_code == 201, response.text
     result: dict[str, object] = response.json()
@@ -125,13 +125,13 @@ def test_patch_needs_if_match(portal: Actor) -> None:
     assert portal.patch(url, json={"bogus": 1}, headers={"If-Match": '"1"'}).status_code == 422
     patched = portal.patch(
         url,
-        json={"enabled": False, "event_types": ["application.withdrawn"], "description": "x"},
+        json={"enabled": False, "event_types": ["match.new_product"], "description": "x"},
         headers={"If-Match": '"1"'},
     )
     assert patched.status_code == 200, patched.text
     assert patched.headers["ETag"] == '"2"'
     assert patched.json()["enabled"] is False
-    assert patched.json()["event_types"] == ["application.withdrawn"]
+    assert patched.json()["event_types"] == ["match.new_product"]
     assert "secret" not in patched.json()
     assert portal.patch(url, json={"enabled": True}, headers={"If-Match": '"1"'}).status_code == 412
 
@@ -285,7 +285,7 @@ def test_a_principal_keeps_a_bounded_number_of_endpoints(
     create(portal)
     create(portal)
     third = portal.post(
-        "/v1/webhooks/endpoints", json={"url": HOOK, "event_types": ["model.promoted"]}
+        "/v1/webhooks/endpoints", json={"url": HOOK, "event_types": ["match.new_product"]}
     )
     assert third.status_code == 409
     assert third.json()["code"] == "too_many_endpoints"

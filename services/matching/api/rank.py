@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
+import numpy as np
 import orjson
 from fastapi import APIRouter, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
+from services.matching.batch import newly_qualified
+from services.matching.cost import cost_estimate
 from services.matching.metrics import ranked
 from services.matching.ranking import CatalogueUnknown, rank_answer
+from services.matching.tables import FirmTable
 from shared.errors import Conflict
-from shared.schemas.matching import RankRequest, RankResponse
+from shared.schemas.matching import (
+    NewlyQualifiedFirm,
+    NewlyQualifiedRequest,
+    NewlyQualifiedResponse,
+    RankRequest,
+    RankResponse,
+)
 
 router = APIRouter(prefix="/internal", tags=["rank"])
 
@@ -64,3 +76,29 @@ async def rank(request: Request) -> Response:
     answer = rank_answer(body.firm, table, state.models.scorer, body.options)
     ranked(RankResponse.model_construct(**answer))  # counts only: no validation needed
     return Response(orjson.dumps(answer), media_type="application/json")
+
+
+@router.post("/newly-qualified", response_model=NewlyQualifiedResponse)
+async def newly_qualified_firms(
+    body: NewlyQualifiedRequest, request: Request
+) -> NewlyQualifiedResponse:
+    """Proactive matching: the firms a product's listing or change newly reaches, scored.
+
+    The registry's dispatcher sends its consenting firms with a stated need in pages; the
+    answer names those that qualify for ``after`` (and did not for ``before``), with the
+    approval probability and the effective cost, exactly as a ranking would give them.
+    """
+    scorer = request.app.state.models.scorer
+    firms = FirmTable.from_firms([f.features for f in body.firms], date.today())
+    found = await run_in_threadpool(newly_qualified, firms, body.before, body.after, scorer)
+    out = []
+    for k, index in enumerate(found.firms.tolist()):
+        probability = float(found.probability[k])
+        out.append(
+            NewlyQualifiedFirm(
+                firm_id=body.firms[index].id,
+                approval_probability=None if np.isnan(probability) else probability,
+                cost=cost_estimate(found.costs, k),
+            )
+        )
+    return NewlyQualifiedResponse(model_version=scorer.version, is_prior=scorer.is_prior, firms=out)

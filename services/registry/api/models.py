@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
-from services.registry import audit
+from services.registry import audit, events
 from services.registry.api.deps import RequestIdDep, SessionDep, require_internal_token
 from services.registry.models import Decision, ModelStatus, ModelVersion, ModelVersionPublic
 from services.registry.models.columns import utcnow
@@ -146,6 +146,7 @@ def promote(
         select(ModelVersion.version).where(ModelVersion.status == ModelStatus.CHAMPION.value)
     ).first()
     _make_champion(session, model, current)
+    events.model_promoted(session, version, current, how="promote", actor=actor)
     audit.record(
         session,
         principal_id=actor,
@@ -173,6 +174,7 @@ def rollback(
         raise Conflict("there is no earlier model to roll back to", code="no_previous_model")
     previous = _get(session, current.previous_version, lock=True)
     _make_champion(session, previous, previous.previous_version)
+    events.model_promoted(session, previous.version, current.version, how="rollback", actor=actor)
     audit.record(
         session,
         principal_id=actor,

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Response
 from sqlmodel import Session, col, select
 
-from services.registry import audit
+from services.registry import audit, proactive
 from services.registry.api.deps import IdPath, PrincipalDep, RequestIdDep, SessionDep, require_role
 from services.registry.api.firms import parse_if_match
 from services.registry.idempotency import IdempotentWriteRoute
@@ -72,6 +72,7 @@ def create_product(
     product = Product(**_values(body), institution_id=principal.institution_id)
     session.add(product)
     session.flush()
+    proactive.product_written(session, product, before=None)
     audit.record(
         session,
         principal_id=principal.id,
@@ -152,10 +153,12 @@ def update_product(
     current = {k: getattr(product, k) for k in ProductCreate.model_fields}
     refuse_nulls(ProductCreate, changes)
     merged = ProductCreate.model_validate({**current, **changes})  # re-checks every range
+    before = proactive.features(product) if proactive.listed(product) else None
     for key, value in _values(merged).items():
         setattr(product, key, value)
     product.version += 1
     product.updated_at = utcnow()
+    proactive.product_written(session, product, before)
     audit.record(
         session,
         principal_id=principal.id,
@@ -184,6 +187,7 @@ def delete_product(
     else:
         product.active = False
         product.archived_at = utcnow()
+        proactive.product_written(session, product, before=None)
         action = "archive"
     audit.record(
         session,

@@ -22,6 +22,7 @@ from services.registry.models import Principal, WebhookEndpoint
 from services.registry.models.columns import utcnow
 from services.registry.pagination import page_of
 from services.registry.webhooks import (
+    check_receivable,
     checked_url,
     delivery_public,
     endpoint_owned_by,
@@ -82,6 +83,7 @@ def create_endpoint(
     response: Response,
 ) -> WebhookEndpointWithSecret:
     """The answer holds the secret: it is shown here and on rotation only."""
+    check_receivable(principal, body.event_types)
     checked_url(body.url, settings)
     held = session.exec(
         select(func.count())
@@ -150,6 +152,8 @@ def update_endpoint(
         if value is None:
             raise Unprocessable(f"{key} cannot be null", field=key)
     endpoint = endpoint_owned_by(session, endpoint_id, principal)  # others' ids: 404 first
+    if changes.get("event_types") is not None:
+        check_receivable(principal, changes["event_types"])
     expected = parse_if_match(if_match)
     if "url" in changes:
         checked_url(changes["url"], settings)  # resolves the name: before the row is locked

@@ -13,6 +13,7 @@ from services.registry.config import RegistrySettings
 from services.registry.db import make_engine
 from services.registry.dispatcher.loop import Dispatcher
 from services.registry.dispatcher.metrics import OutboxCollector
+from services.registry.dispatcher.scanner import Scanner
 from shared.logging import configure_logging
 
 logger = logging.getLogger("finmatch.dispatcher")
@@ -32,12 +33,14 @@ async def serve(settings: RegistrySettings) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     dispatcher = Dispatcher(engine, settings)
+    scanner = Scanner(engine, settings)
     logger.info(
-        "webhook dispatcher started (private targets %s)",
+        "webhook dispatcher started (private targets %s; proactive matching asks %s)",
         "allowed" if settings.webhook_private_targets_allowed else "refused",
+        settings.matching_url,
     )
     try:
-        await dispatcher.run(stop)
+        await asyncio.gather(dispatcher.run(stop), scanner.run(stop))
     finally:
         engine.dispose()
     logger.info("webhook dispatcher stopped")

@@ -64,3 +64,21 @@ class OutboxCollector(Collector):
             "Age of the oldest pending webhook delivery (0 when none is pending).",
             value=age,
         )
+
+
+SCANS: Final = Counter(
+    "finmatch_match_scans_total",
+    "Proactive-matching scans that ended, by outcome: done, or superseded (the product was "
+    "changed again or unlisted first).",
+    ["outcome"],
+)
+SCAN_PAGES: Final = Counter(
+    "finmatch_match_scan_pages_total",
+    "Pages of firms sent to matching by proactive matching, by outcome: ok, or error (matching "
+    "unavailable or refused; the page is tried again after a backoff).",
+    ["outcome"],
+)
+NEW_PRODUCT_EVENTS: Final = Counter(
+    "finmatch_match_new_product_events_total",
+    "match.new_product events written (one per firm a product newly qualifies for).",
+)

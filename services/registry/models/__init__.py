@@ -8,6 +8,7 @@ from services.registry.models.model_version import ModelStatus, ModelVersion, Mo
 from services.registry.models.product import Institution, Product
 from services.registry.models.stats_cube import stats_cube, stats_dirty
 from services.registry.models.webhooks import (
+    MatchScan,
     OutboxEvent,
     WebhookAttempt,
     WebhookDelivery,
@@ -24,6 +25,7 @@ __all__ = [
     "ImportBatch",
     "Institution",
     "MatchEvent",
+    "MatchScan",
     "ModelStatus",
     "ModelVersion",
     "ModelVersionPublic",

@@ -93,3 +93,38 @@ class WebhookAttempt(SQLModel, table=True):
     latency_ms: int = 0
     error: str | None = Field(default=None, max_length=200)
     response_excerpt: str = Field(default="", max_length=1024)
+
+
+class MatchScan(SQLModel, table=True):
+    """Proactive matching's to-do: a product listed or changed, whose newly reached firms are
+    still to be found and told (``match.new_product``).
+
+    Written in the product's transaction. The dispatcher pages through the consenting firms
+    with a stated need (``cursor_firm_id`` is the last firm done), asks matching which of each
+    page newly qualify, and writes their events in the transaction that moves the cursor: a
+    crash repeats no page and skips none.
+    """
+
+    __tablename__ = "match_scan"
+    __table_args__ = (sa.Index("ix_match_scan_status_next_attempt", "status", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
+    product_id: int = Field(
+        sa_column=sa.Column(
+            BigId, sa.ForeignKey("product.id", ondelete="CASCADE"), nullable=False, index=True
+        )
+    )
+    product_version: int
+    # The product as matching ranks it (ProductFeatures) before the change (None: it was not
+    # listed, so every firm that qualifies now is new to it) and after.
+    before: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
+    after: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
+    status: str = Field(default="pending", max_length=16)  # pending|done|superseded
+    cursor_firm_id: int = Field(default=0, sa_type=BigId)
+    notified: int = 0
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+    lease_until: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    last_error: str | None = Field(default=None, max_length=200)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+    finished_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
