@@ -8,6 +8,7 @@ the tests read (request ids in the logs) and that a failing test prints.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import signal
@@ -31,6 +32,8 @@ READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
 LOG_TAIL_LINES = 80
 REDIS_PREFIX = "finmatch-e2e:"
+# Seconds the e2e dispatcher waits after the 1st, 2nd, … failed attempt of a delivery.
+DISPATCHER_RETRY_SCHEDULE = [0.5, 1.0, 2.0]
 
 
 def free_port() -> int:
@@ -48,6 +51,8 @@ class Service:
     # How it was started, so that restart() starts it again the same way on the same port.
     argv: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
+    # What answers 200 once it is up: the dispatcher serves its metrics only.
+    ready_path: str = "/readyz"
 
     @property
     def url(self) -> str:
@@ -68,7 +73,7 @@ class Service:
                     f"{self.name} exited with code {self.process.returncode}:\n{self.tail()}"
                 )
             try:
-                answer = httpx.get(f"{self.url}/readyz", timeout=1)
+                answer = httpx.get(f"{self.url}{self.ready_path}", timeout=1)
                 if answer.status_code == 200:
                     return
                 last = f"{answer.status_code} {answer.text[:200]}"
@@ -123,6 +128,9 @@ class Cluster:
             "FINMATCH_BOOTSTRAP_ADMIN_KEY": self.admin_key,
             "FINMATCH_MODEL_POLL_SECONDS": "1",
             "FINMATCH_AUTO_RETRAIN": "false",
+            # The tests' webhook receivers listen on loopback over http: the registry accepts
+            # such URLs at registration and the dispatcher sends to them.
+            "FINMATCH_WEBHOOK_ALLOW_PRIVATE": "1",
         }
         if "registry" in self.services:
             env["FINMATCH_REGISTRY_URL"] = self.services["registry"].url
@@ -142,9 +150,12 @@ class Cluster:
         if done.returncode != 0:
             raise RuntimeError(f"{' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
 
-    def start(self, name: str, *args: str, port_variable: str, **extra: str) -> Service:
+    def start(
+        self, name: str, *args: str, port_variable: str, ready_path: str = "/readyz", **extra: str
+    ) -> Service:
         port = free_port()
-        return self._spawn(name, args, self.env(**{port_variable: str(port)}, **extra), port)
+        env = self.env(**{port_variable: str(port)}, **extra)
+        return self._spawn(name, args, env, port, ready_path)
 
     def restart(self, name: str) -> Service:
         """Start a service that was stopped or killed again: same command, settings and port
@@ -152,9 +163,16 @@ class Cluster:
         old = self.services[name]
         if old.process.poll() is None:
             raise RuntimeError(f"{name} is still running (pid {old.process.pid})")
-        return self._spawn(name, old.argv, old.env, old.port)
+        return self._spawn(name, old.argv, old.env, old.port, old.ready_path)
 
-    def _spawn(self, name: str, args: tuple[str, ...], env: dict[str, str], port: int) -> Service:
+    def _spawn(
+        self,
+        name: str,
+        args: tuple[str, ...],
+        env: dict[str, str],
+        port: int,
+        ready_path: str = "/readyz",
+    ) -> Service:
         log_path = self.log_dir / f"{name}.log"
         with log_path.open("ab") as log:
             # A session of its own: a signal meant for pytest's process group (Ctrl-C) never
@@ -167,7 +185,7 @@ class Cluster:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        service = Service(name, port, process, log_path, argv=args, env=env)
+        service = Service(name, port, process, log_path, argv=args, env=env, ready_path=ready_path)
         self.services[name] = service
         return service
 
@@ -206,8 +224,23 @@ class Cluster:
             **extra,
         )
 
+    def start_dispatcher(self) -> Service:
+        """The webhook dispatcher, polling often and retrying within seconds (the default
+        schedule waits minutes to days): a failed attempt shows its retry while a test waits.
+        Start it after the registry, which has migrated the database it reads."""
+        return self.start(
+            "dispatcher",
+            "-m",
+            "services.registry.dispatcher",
+            port_variable="FINMATCH_DISPATCHER_METRICS_PORT",
+            ready_path="/metrics",
+            FINMATCH_DISPATCHER_POLL_SECONDS="0.05",
+            FINMATCH_WEBHOOK_RETRY_SCHEDULE_SECONDS=json.dumps(DISPATCHER_RETRY_SCHEDULE),
+        )
+
     def stop(self) -> None:
-        # The gateway first, the registry last: nothing calls a service that is already gone.
+        # The last started first (the dispatcher, the gateway), the registry last: nothing calls
+        # a service that is already gone, and the dispatcher records its sends in flight.
         for service in reversed(list(self.services.values())):
             service.stop()
 

@@ -34,11 +34,14 @@ def cluster_of(label: str, log_dir: Path) -> Iterator[Cluster]:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """Registry, one matching service and the gateway, each its own process, all ready."""
+    """Registry, one matching service, the gateway and the webhook dispatcher, each its own
+    process, all ready."""
     with cluster_of("flow", log_dir=tmp_path_factory.mktemp("e2e-logs")) as running:
         running.start_registry()
         matching = running.start_matching()
         gateway = running.start_gateway(matching)
+        dispatcher = running.start_dispatcher()
         matching.wait_ready()
         gateway.wait_ready()
+        dispatcher.wait_ready()
         yield running

@@ -16,6 +16,8 @@ from pathlib import Path
 import httpx
 
 from tests.e2e.cluster import free_port
+from tests.polling import wait_until
+from tests.registry.dispatcher.receiver import Receiver, serve
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STARTED_LINE = "Ctrl-C stops all services."
@@ -38,6 +40,28 @@ def _read_until(process: subprocess.Popen[str], marker: str, timeout: float) -> 
         elif process.poll() is not None:
             break
     raise AssertionError(f"no {marker!r} within {timeout:.0f} s:\n" + "".join(seen[-40:]))
+
+
+def _a_test_ping_reaches_a_receiver(gateway: str, auth: dict[str, str]) -> None:
+    """The dispatcher of `make run` delivers: a test ping through the gateway reaches a receiver
+    on this machine, signed with the endpoint's secret."""
+    with (
+        serve(Receiver(secrets=[])) as receiver,
+        httpx.Client(base_url=gateway, headers=auth, timeout=30) as api,
+    ):
+        created = api.post(
+            "/v1/webhooks/endpoints",
+            json={"url": receiver.url, "event_types": ["application.decided"]},
+        )
+        assert created.status_code == 201, created.text
+        receiver.secrets.append(created.json()["secret"])
+        queued = api.post(f"/v1/webhooks/endpoints/{created.json()['id']}/test")
+        assert queued.status_code == 202, queued.text
+        webhook_id = queued.json()["webhook_id"]
+        wait_until(lambda: receiver.seen(webhook_id), timeout=30)
+    got = receiver.received[0]
+    assert (got.webhook_id, got.verified, got.answered) == (webhook_id, True, 204)
+    assert json.loads(got.body)["type"] == "webhook.ping"
 
 
 def test_make_run_answers_and_stops_in_order_on_ctrl_c(tmp_path: Path) -> None:
@@ -81,6 +105,7 @@ def test_make_run_answers_and_stops_in_order_on_ctrl_c(tmp_path: Path) -> None:
         assert body["degraded"] is False
         assert body["is_prior"] is False  # make run trained the first model
         assert body["ranked"]
+        _a_test_ping_reaches_a_receiver(gateway, portal)
 
         os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
         output, _ = process.communicate(timeout=90)
