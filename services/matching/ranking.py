@@ -154,7 +154,7 @@ def rank_answer(
             "product_id": product_id,
             "rank": rank + 1,
             "score": round(product_score, 6),
-            "approval_probability": _probability(p),
+            "approval_probability": probability_or_none(p),
             "coverage": round(coverage, 4),
             "cost": cost[rank],
             "reasons": reasons[rank],
@@ -183,7 +183,8 @@ def _answer(
     }
 
 
-def _probability(value: float) -> float | None:
+def probability_or_none(value: float) -> float | None:
+    """A probability as answers give it: 4 decimals, None under the prior (NaN)."""
     return None if math.isnan(value) else round(value, 4)
 
 

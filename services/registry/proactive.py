@@ -54,15 +54,19 @@ def product_written(session: Session, product: Product, before: dict[str, Any] |
         .where(MatchScan.status == PENDING)
         .with_for_update()
     ).all()
+    after = features(product) if listed(product) else None
+    if after is not None and before is not None and _ranked_alike(before, after):
+        for scan in pending:  # still the right question, about the newer version
+            scan.product_version = product.version
+            scan.after = after
+            session.add(scan)
+        return
     for scan in pending:
         before = scan.before
         scan.status = SUPERSEDED
         scan.finished_at = utcnow()
         session.add(scan)
-    if not listed(product):
-        return
-    after = features(product)
-    if before is not None and _ranked_alike(before, after):
+    if after is None or (before is not None and _ranked_alike(before, after)):
         return
     session.add(
         MatchScan(

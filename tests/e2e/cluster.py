@@ -224,10 +224,12 @@ class Cluster:
             **extra,
         )
 
-    def start_dispatcher(self) -> Service:
+    def start_dispatcher(self, matching: Service | None = None) -> Service:
         """The webhook dispatcher, polling often and retrying within seconds (the default
         schedule waits minutes to days): a failed attempt shows its retry while a test waits.
-        Start it after the registry, which has migrated the database it reads."""
+        Start it after the registry, which has migrated the database it reads; ``matching``
+        answers its proactive-matching scans."""
+        extra = {} if matching is None else {"FINMATCH_MATCHING_URL": matching.url}
         return self.start(
             "dispatcher",
             "-m",
@@ -236,6 +238,7 @@ class Cluster:
             ready_path="/metrics",
             FINMATCH_DISPATCHER_POLL_SECONDS="0.05",
             FINMATCH_WEBHOOK_RETRY_SCHEDULE_SECONDS=json.dumps(DISPATCHER_RETRY_SCHEDULE),
+            **extra,
         )
 
     def stop(self) -> None:

@@ -40,7 +40,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         running.start_registry()
         matching = running.start_matching()
         gateway = running.start_gateway(matching)
-        dispatcher = running.start_dispatcher()
+        dispatcher = running.start_dispatcher(matching)
         matching.wait_ready()
         gateway.wait_ready()
         dispatcher.wait_ready()

@@ -358,3 +358,67 @@ def test_a_failed_attempt_is_retried_on_the_schedule_and_logged(world: World) ->
     assert (second - first).total_seconds() >= 0.9 * DISPATCHER_RETRY_SCHEDULE[0]
     assert [r.webhook_id for r in receiver.received] == [webhook_id, webhook_id]
     assert all(r.verified for r in receiver.received)
+
+
+def new_products(receiver: Receiver, product_id: int) -> dict[int, dict[str, Any]]:
+    """match.new_product events ``receiver`` got about ``product_id``, by firm (verified)."""
+    with receiver.lock:
+        received = list(receiver.received)
+    out: dict[int, dict[str, Any]] = {}
+    for r in received:
+        event = event_of(r)
+        if event["type"] == "match.new_product" and event["data"]["product_id"] == product_id:
+            assert r.verified
+            assert event["data"]["firm_id"] not in out, "one firm told twice of one change"
+            out[event["data"]["firm_id"]] = event["data"]
+    return out
+
+
+def test_a_listed_or_changed_product_is_pushed_to_the_consenting_firms_it_newly_reaches(
+    world: World,
+) -> None:
+    """Proactive matching through the public API: the dispatcher scans, matching decides."""
+    scout = key_for(world.admin, "portal", "e2e主动匹配门户")
+    rival = key_for(world.admin, "portal", "e2e另一主动匹配门户")
+
+    def firm(api: Api, **overrides: Any) -> int:
+        body = data.firm(seq=next(_SEQ), **overrides)
+        return int(answered(api.post("/v1/firms", json=body), 201)["id"])
+
+    with serve(Receiver(secrets=[])) as scout_rx, serve(Receiver(secrets=[])) as rival_rx:
+        register(scout, scout_rx, ["match.new_product"])
+        register(rival, rival_rx, ["match.new_product"])
+        reached = firm(scout)
+        no_consent = firm(scout, consent_matching=False)
+        no_need = firm(scout, need_amount_yuan=None, need_term_months=None)
+        no_patents = firm(scout, invention_patents=0, utility_patents=0)
+        rivals = firm(rival)
+
+        product = answered(
+            world.bank.api.post("/v1/products", json=data.product(name="主动匹配贷")), 201
+        )
+        pid = int(product["id"])
+        wait_until(lambda: reached in new_products(scout_rx, pid), timeout=DELIVERY_TIMEOUT)
+        wait_until(lambda: rivals in new_products(rival_rx, pid), timeout=DELIVERY_TIMEOUT)
+        told = new_products(scout_rx, pid)
+        assert set(told) == {reached}  # not without consent, a need, or the patents asked
+        event = told[reached]
+        assert event["version"] == 1
+        assert event["institution_id"] == product["institution_id"]
+        assert event["effective_cost"]["amount_yuan"] == 2_000_000
+        assert event["effective_cost"]["effective_rate_bp"] > 0
+        assert set(new_products(rival_rx, pid)) == {rivals}  # each portal its own firms only
+
+        # Dropping the patent rule reaches the firm without patents, and only it.
+        patched = world.bank.api.http.patch(
+            f"/v1/products/{pid}", json={"min_patents": None}, headers={"If-Match": '"1"'}
+        )
+        answered(patched, 200)
+        wait_until(lambda: no_patents in new_products(scout_rx, pid), timeout=DELIVERY_TIMEOUT)
+        told = new_products(scout_rx, pid)
+        assert set(told) == {reached, no_patents}
+        assert told[no_patents]["version"] == 2
+        assert no_consent not in told
+        assert no_need not in told
+    for api in (scout, rival):
+        api.http.close()

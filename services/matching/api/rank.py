@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-import numpy as np
 import orjson
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -15,7 +14,7 @@ from pydantic import ValidationError
 from services.matching.batch import newly_qualified
 from services.matching.cost import cost_estimate
 from services.matching.metrics import ranked
-from services.matching.ranking import CatalogueUnknown, rank_answer
+from services.matching.ranking import CatalogueUnknown, probability_or_none, rank_answer
 from services.matching.tables import FirmTable
 from shared.errors import Conflict
 from shared.schemas.matching import (
@@ -93,11 +92,10 @@ async def newly_qualified_firms(
     found = await run_in_threadpool(newly_qualified, firms, body.before, body.after, scorer)
     out = []
     for k, index in enumerate(found.firms.tolist()):
-        probability = float(found.probability[k])
         out.append(
             NewlyQualifiedFirm(
                 firm_id=body.firms[index].id,
-                approval_probability=None if np.isnan(probability) else probability,
+                approval_probability=probability_or_none(float(found.probability[k])),
                 cost=cost_estimate(found.costs, k),
             )
         )

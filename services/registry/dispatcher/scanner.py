@@ -91,7 +91,6 @@ class Scanner:
         self.client = client or httpx.AsyncClient(
             base_url=settings.matching_url,
             timeout=settings.proactive_timeout_seconds,
-            headers={"X-Internal-Token": settings.internal_token},
             trust_env=False,
         )
 
@@ -156,7 +155,9 @@ class Scanner:
     async def _ask(self, body: dict[str, Any]) -> NewlyQualifiedResponse:
         try:
             response = await self.client.post(
-                "/internal/newly-qualified", content=orjson.dumps(body), headers=_JSON
+                "/internal/newly-qualified",
+                content=orjson.dumps(body),
+                headers={**_JSON, "X-Internal-Token": self.settings.internal_token},
             )
         except httpx.HTTPError as exc:
             raise MatchingUnavailable(f"matching: {type(exc).__name__}: {exc}"[:200]) from exc

@@ -176,7 +176,7 @@ def test_an_endpoint_failing_for_5_days_is_disabled_with_a_notice(
     with serve(Receiver(secrets=[], plan=lambda _id, _n: answer(500))) as receiver:
         created = portal.post(
             "/v1/webhooks/endpoints",
-            json={"url": receiver.url, "event_types": ["application.submitted"]},
+            json={"url": receiver.url, "event_types": ["application.decided"]},
         ).json()
         endpoint_id = created["id"]
         with engine.begin() as conn:
