@@ -30,11 +30,12 @@ class EventType(StrEnum):
     MODEL_PROMOTED = "model.promoted"
     # Sent by POST /v1/webhooks/endpoints/{id}/test to that endpoint only; not subscribable.
     PING = "webhook.ping"
-    # The dispatcher's notice in an endpoint's delivery log when it disables it; never sent.
+    # The dispatcher's notice when it disables an endpoint: in that endpoint's delivery log, and
+    # sent to the owner's other endpoints that subscribe to it.
     ENDPOINT_DISABLED = "webhook.endpoint_disabled"
 
 
-SUBSCRIBABLE = tuple(t for t in EventType if t not in (EventType.PING, EventType.ENDPOINT_DISABLED))
+SUBSCRIBABLE = tuple(t for t in EventType if t != EventType.PING)
 
 # Who receives each event: an endpoint may subscribe only to what its owner's role is sent.
 RECEIVED_BY: Mapping[EventType, PrincipalRole] = MappingProxyType(
@@ -49,8 +50,9 @@ RECEIVED_BY: Mapping[EventType, PrincipalRole] = MappingProxyType(
 
 
 def not_received(role: PrincipalRole, types: Iterable[EventType]) -> list[EventType]:
-    """The event types in ``types`` that a principal of ``role`` is never sent."""
-    return [t for t in types if RECEIVED_BY.get(t) != role]
+    """The event types in ``types`` that a principal of ``role`` is never sent (the notice
+    that one of its endpoints was disabled goes to any owner's other endpoints)."""
+    return [t for t in types if t != EventType.ENDPOINT_DISABLED and RECEIVED_BY.get(t) != role]
 
 
 class DeliveryStatus(StrEnum):
@@ -100,8 +102,6 @@ EventTypes = Annotated[
 def _subscribable(value: list[EventType]) -> list[EventType]:
     if EventType.PING in value:
         raise ValueError("webhook.ping is sent by the test action only and cannot be subscribed")
-    if EventType.ENDPOINT_DISABLED in value:
-        raise ValueError("webhook.endpoint_disabled is a notice in the delivery log, never sent")
     return sorted(set(value))
 
 

@@ -33,7 +33,8 @@ DELIVERY = table_of(WebhookDelivery)
 ENDPOINT = table_of(WebhookEndpoint)
 EVENT = table_of(OutboxEvent)
 ATTEMPT = table_of(WebhookAttempt)
-# The notice an endpoint's owner finds in its delivery log when the dispatcher disables it.
+# The notice of an endpoint the dispatcher disables: in its delivery log, and sent to the
+# owner's other endpoints that subscribe to it.
 DISABLED_NOTICE = EventType.ENDPOINT_DISABLED.value
 
 
@@ -219,7 +220,7 @@ def _disable(session: Any, job: Job, reason: str, failing_since: datetime, now: 
         .where(DELIVERY.c.endpoint_id == job.endpoint_id, DELIVERY.c.status == "pending")
         .values(status="cancelled", lease_until=None)
     )
-    # The owner's notice: an event in the endpoint's delivery log, never sent to it.
+    # The owner's notice: an event in the endpoint's delivery log (never sent to it) ...
     event_id = session.execute(
         sa.insert(EVENT)
         .values(
@@ -243,6 +244,29 @@ def _disable(session: Any, job: Job, reason: str, failing_since: datetime, now: 
             created_at=now,
         )
     )
+    # ... and sent to the owner's other enabled endpoints that subscribe to it.
+    owner = session.execute(
+        sa.select(ENDPOINT.c.owner_principal_id).where(ENDPOINT.c.id == job.endpoint_id)
+    ).scalar_one()
+    others = session.execute(
+        sa.select(ENDPOINT.c.id, ENDPOINT.c.event_types).where(
+            ENDPOINT.c.owner_principal_id == owner,
+            ENDPOINT.c.id != job.endpoint_id,
+            ENDPOINT.c.enabled.is_(True),
+        )
+    ).all()
+    for other_id, types in others:
+        if DISABLED_NOTICE in types:
+            session.execute(
+                sa.insert(DELIVERY).values(
+                    event_id=event_id,
+                    endpoint_id=other_id,
+                    status="pending",
+                    attempts=0,
+                    next_attempt_at=now,
+                    created_at=now,
+                )
+            )
     logger.warning(
         "webhook endpoint %s disabled (%s): failing since %s",
         job.endpoint_id,

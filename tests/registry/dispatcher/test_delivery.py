@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -170,15 +171,30 @@ def test_a_private_target_is_refused_at_send_time(engine: Engine) -> None:
 
 
 def test_an_endpoint_failing_for_5_days_is_disabled_with_a_notice(
-    engine: Engine, portal: Actor
+    engine: Engine, portal: Actor, other_portal: Actor
 ) -> None:
     clock_now = datetime.now(UTC)
-    with serve(Receiver(secrets=[], plan=lambda _id, _n: answer(500))) as receiver:
+    with (
+        serve(Receiver(secrets=[], plan=lambda _id, _n: answer(500))) as receiver,
+        serve(Receiver(secrets=[])) as ops,
+    ):
         created = portal.post(
             "/v1/webhooks/endpoints",
             json={"url": receiver.url, "event_types": ["application.decided"]},
         ).json()
         endpoint_id = created["id"]
+        # The owner's operations endpoint hears of it; another's, and one not subscribed, do not.
+        notices = portal.post(
+            "/v1/webhooks/endpoints",
+            json={"url": ops.url, "event_types": ["webhook.endpoint_disabled"]},
+        ).json()
+        ops.secrets.append(notices["secret"])
+        for actor, types in (
+            (portal, ["application.decided"]),
+            (other_portal, ["webhook.endpoint_disabled"]),
+        ):
+            made = actor.post("/v1/webhooks/endpoints", json={"url": ops.url, "event_types": types})
+            assert made.status_code == 201
         with engine.begin() as conn:
             conn.execute(
                 sa.update(ENDPOINT)
@@ -194,6 +210,7 @@ def test_an_endpoint_failing_for_5_days_is_disabled_with_a_notice(
         run_until(
             engine, settings, lambda: not endpoint(engine, endpoint_id).enabled, clock=lambda: later
         )
+        run_until(engine, settings, lambda: len(ops.received) >= 1, clock=lambda: later)
     row = endpoint(engine, endpoint_id)
     assert row.disabled_reason == "failing_5_days"
     assert portal.get(f"/v1/webhooks/endpoints/{endpoint_id}").json()["enabled"] is False
@@ -204,12 +221,27 @@ def test_an_endpoint_failing_for_5_days_is_disabled_with_a_notice(
         "application.submitted": "cancelled",
         "webhook.endpoint_disabled": "cancelled",
     }
+    # ... and its endpoint subscribed to notices got it, signed, once.
+    [notice] = ops.received
+    assert notice.verified
+    body = json.loads(notice.body)
+    assert body["type"] == "webhook.endpoint_disabled"
+    assert body["data"]["endpoint_id"] == endpoint_id
+    assert body["data"]["reason"] == "failing_5_days"
 
 
-def test_the_disabled_notice_cannot_be_subscribed(portal: Actor) -> None:
+def test_the_disabled_notice_goes_to_any_role_but_a_ping_cannot_be_subscribed(
+    portal: Actor, bank: Actor
+) -> None:
+    for actor in (portal, bank):
+        made = actor.post(
+            "/v1/webhooks/endpoints",
+            json={"url": "http://127.0.0.1:9/hook", "event_types": ["webhook.endpoint_disabled"]},
+        )
+        assert made.status_code == 201, made.text
     response = portal.post(
         "/v1/webhooks/endpoints",
-        json={"url": "http://127.0.0.1:9/hook", "event_types": ["webhook.endpoint_disabled"]},
+        json={"url": "http://127.0.0.1:9/hook", "event_types": ["webhook.ping"]},
     )
     assert response.status_code == 422
     assert [e["field"] for e in response.json()["errors"]] == ["event_types"]
