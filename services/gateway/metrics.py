@@ -36,6 +36,13 @@ AUTH_FAILURES: Final = Counter(
     "from the client address or on the key prefix). Each is also logged as a security event.",
     ["reason"],
 )
+ELIGIBILITY_CHECKS: Final = Counter(
+    "finmatch_gateway_application_eligibility_total",
+    "Applications checked against matching's eligibility rules at submission, by result: "
+    "eligible, ineligible, unknown (matching could not be asked; the application went ahead).",
+    ["result"],
+)
+EligibilityResult = Literal["eligible", "ineligible", "unknown"]
 AuthFailure = Literal["unknown_key", "revoked_key", "expired_key", "malformed_key", "throttled"]
 # Every series exists from the start, so rate() and alerts see a 0 rather than nothing.
 for _outcome in ("fresh", "cached", "stale", "unavailable"):
@@ -44,12 +51,18 @@ for _role in PrincipalRole:
     RATE_LIMIT_REJECTIONS.labels(_role.value)
 for _reason in get_args(AuthFailure):
     AUTH_FAILURES.labels(_reason)
+for _result in get_args(EligibilityResult):
+    ELIGIBILITY_CHECKS.labels(_result)
 
 BREAKER_STATE_VALUES: Final[dict[BreakerState, int]] = {"closed": 0, "half_open": 1, "open": 2}
 
 
 def match_served(outcome: MatchOutcome) -> None:
     MATCHES_SERVED.labels(outcome).inc()
+
+
+def eligibility_checked(result: EligibilityResult) -> None:
+    ELIGIBILITY_CHECKS.labels(result).inc()
 
 
 class GatewayCollector(Collector):

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
 import sqlalchemy as sa
-from pydantic import ConfigDict, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, StrictBool, field_validator, model_validator
 from sqlmodel import AutoString, Field, SQLModel
 
 from shared.enums import ApplicationStatus, DecisionOutcome, RejectionReason
 from shared.errors import invalid_fields
+from shared.schemas.matching import UnmetCriterion
 from shared.types import Flag, Id, PositiveYuan, RateBp, ShortText, TermMonths
 
 
@@ -18,6 +20,22 @@ class ApplicationTerms(SQLModel):
 
     requested_amount_yuan: PositiveYuan = Field(sa_type=sa.BigInteger)
     requested_term_months: TermMonths
+
+
+class EligibilityStatus(StrEnum):
+    ELIGIBLE = "eligible"
+    INELIGIBLE = "ineligible"
+    # Matching could not be asked when the application came in; it was accepted all the same.
+    UNKNOWN = "unknown"
+
+
+class ApplicationEligibility(BaseModel):
+    """Matching's eligibility rules for the firm and product, evaluated at submission."""
+
+    status: EligibilityStatus
+    unmet: list[UnmetCriterion] = Field(
+        default_factory=list, description="the criteria the firm failed (empty unless ineligible)"
+    )
 
 
 class ApplicationCreate(ApplicationTerms):
@@ -29,6 +47,12 @@ class ApplicationCreate(ApplicationTerms):
     consent_share_profile: Flag = Field(
         description="the firm agrees to share its profile with the product's institution"
     )
+    strict: StrictBool = Field(
+        default=False,
+        description="refuse (422 not_eligible, listing the unmet criteria) when the firm is "
+        "not eligible for the product; an application is never refused because eligibility "
+        "could not be checked",
+    )
 
     @field_validator("consent_share_profile")
     @classmethod
@@ -36,6 +60,13 @@ class ApplicationCreate(ApplicationTerms):
         if not value:
             raise ValueError("consent_share_profile must be true to apply")
         return value
+
+
+class ApplicationSubmission(ApplicationCreate):
+    """An application as the gateway hands it to the registry: with the eligibility it found
+    (None: not checked, stored as unknown)."""
+
+    eligibility: ApplicationEligibility | None = None
 
 
 class ApplicationPublic(ApplicationTerms):
@@ -56,6 +87,7 @@ class ApplicationPublic(ApplicationTerms):
     submitted_at: datetime
     decided_at: datetime | None
     withdrawn_at: datetime | None
+    eligibility: ApplicationEligibility
     version: int
 
 

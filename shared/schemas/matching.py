@@ -141,3 +141,16 @@ class NewlyQualifiedResponse(BaseModel):
     model_version: str
     is_prior: bool
     firms: list[NewlyQualifiedFirm]
+
+
+class EligibilityRequest(BaseModel):
+    """One firm against one product: matching's rules only (no model, no cost)."""
+
+    firm: FirmFeatures
+    product: ProductFeatures
+    lang: Lang = "zh"
+
+
+class EligibilityAnswer(BaseModel):
+    eligible: bool
+    unmet: list[UnmetCriterion]

@@ -2,24 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import logging
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
 
 from services.gateway.api.proxy import forward
-from services.gateway.auth import CurrentPrincipal, require
+from services.gateway.auth import CurrentPrincipal, Principal, require
+from services.gateway.catalogue import Catalogue
 from services.gateway.idempotency import IdempotentRoute
+from services.gateway.metrics import EligibilityResult, eligibility_checked
 from shared.enums import ApplicationStatus, PrincipalRole
+from shared.errors import ProblemError, problem_responses
 from shared.schemas.application import (
     ApplicationCreate,
     ApplicationPublic,
     DecisionCreate,
     DecisionPublic,
 )
+from shared.schemas.firm import FirmFeatures
+from shared.schemas.matching import Lang
 from shared.schemas.page import Page
 
 router = APIRouter(prefix="/v1/applications", tags=["applications"], route_class=IdempotentRoute)
 IdPath = Annotated[int, Path(ge=1, le=2**63 - 1)]
+logger = logging.getLogger("finmatch.gateway")
 
 
 @router.post(
@@ -28,13 +35,55 @@ IdPath = Annotated[int, Path(ge=1, le=2**63 - 1)]
     status_code=201,
     summary="Apply with consent / 授权并申请",
     description="The firm's profile is shared with the product's institution only with "
-    "consent_share_profile=true; withdrawing the application withdraws the consent.",
+    "consent_share_profile=true; withdrawing the application withdraws the consent. "
+    "Matching's eligibility rules are evaluated at submission and stored with the application "
+    "(`eligibility`: eligible, ineligible with the unmet criteria, or unknown when matching "
+    "could not be asked); the institution sees it in its leads and in application.submitted. "
+    "With `strict: true` an ineligible application is refused: 422 `not_eligible` listing "
+    "`unmet`. 提交时按匹配规则校验准入条件；strict 模式下不符合条件的申请被拒绝。",
+    responses=problem_responses(404, 409, 422),
 )
-async def apply(body: ApplicationCreate, request: Request, principal: CurrentPrincipal) -> Response:
+async def apply(
+    body: ApplicationCreate, request: Request, principal: CurrentPrincipal, lang: Lang = "zh"
+) -> Response:
     require(principal, PrincipalRole.PORTAL)
-    return await forward(
-        request, "POST", "/v1/applications", principal, json=body.model_dump(mode="json")
-    )
+    payload = body.model_dump(mode="json")
+    payload["eligibility"] = await _eligibility(request, principal, body, lang)
+    return await forward(request, "POST", "/v1/applications", principal, json=payload)
+
+
+# What matching's rules read of a firm: the firm as the registry answered it, without identity.
+_FIRM_FEATURES = tuple(FirmFeatures.model_fields)
+
+
+async def _eligibility(
+    request: Request, principal: Principal, body: ApplicationCreate, lang: str
+) -> dict[str, Any] | None:
+    """Matching's verdict on the firm and product, for the registry to store: None when the
+    firm or product is not the caller's to apply with (the registry's write then says why),
+    ``unknown`` when the registry or matching cannot answer now (never a reason to refuse)."""
+    state = request.app.state
+    unknown: dict[str, Any] = {"status": "unknown", "unmet": []}
+    try:
+        firm, _etag = await state.registry.get_firm(principal.id, body.firm_id)
+        catalogue: Catalogue = await state.catalogue.get()
+    except ProblemError as exc:
+        return None if exc.status < 500 else unknown
+    product = catalogue.by_id.get(body.product_id)
+    if firm.get("owner_principal_id") != principal.id or product is None:
+        return None
+    features = {name: firm[name] for name in _FIRM_FEATURES if name in firm}
+    try:
+        answer = await state.matching.eligibility(
+            {"firm": features, "product": product, "lang": lang}
+        )
+    except ProblemError:
+        logger.warning("eligibility of firm %s for product %s unknown", firm["id"], product["id"])
+        eligibility_checked("unknown")
+        return unknown
+    status: EligibilityResult = "eligible" if answer["eligible"] else "ineligible"
+    eligibility_checked(status)
+    return {"status": status, "unmet": answer["unmet"]}
 
 
 @router.get("", response_model=Page[ApplicationPublic])

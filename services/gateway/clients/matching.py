@@ -46,6 +46,17 @@ class MatchingClient(DownstreamClient):
         )
         return self.json_object(response)
 
+    async def eligibility(self, body: JSON) -> JSON:
+        """POST /internal/eligibility: one firm against one product's rules."""
+        response = await self.request(
+            "POST",
+            "/internal/eligibility",
+            content=orjson.dumps(body),
+            headers={"Content-Type": "application/json"},
+            idempotent=True,
+        )
+        return self.json_object(response)
+
     async def rank_with_catalogue(
         self,
         firm: JSON,

@@ -13,11 +13,15 @@ from pydantic import ValidationError
 
 from services.matching.batch import newly_qualified
 from services.matching.cost import cost_estimate
+from services.matching.eligibility import evaluate_firm
+from services.matching.explain.rules import unmet_criteria
 from services.matching.metrics import ranked
 from services.matching.ranking import CatalogueUnknown, probability_or_none, rank_answer
-from services.matching.tables import FirmTable
+from services.matching.tables import FirmTable, ProductTable
 from shared.errors import Conflict
 from shared.schemas.matching import (
+    EligibilityAnswer,
+    EligibilityRequest,
     NewlyQualifiedFirm,
     NewlyQualifiedRequest,
     NewlyQualifiedResponse,
@@ -100,3 +104,14 @@ async def newly_qualified_firms(
             )
         )
     return NewlyQualifiedResponse(model_version=scorer.version, is_prior=scorer.is_prior, firms=out)
+
+
+@router.post("/eligibility", response_model=EligibilityAnswer)
+async def eligibility(body: EligibilityRequest) -> EligibilityAnswer:
+    """Whether the firm meets the product's rules, and each criterion it fails (all of them,
+    not only a near miss's few): what an application records at submission."""
+    firms = FirmTable.from_firms([body.firm], date.today())
+    products = ProductTable.from_products([body.product])
+    elig = evaluate_firm(firms, 0, products)
+    unmet = unmet_criteria(elig, 0, firms, 0, products, 0, body.lang)
+    return EligibilityAnswer(eligible=bool(elig.eligible[0]), unmet=unmet)

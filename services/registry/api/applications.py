@@ -19,10 +19,12 @@ from services.registry.pagination import page_of
 from shared.enums import ApplicationStatus, DecisionOutcome, PrincipalRole
 from shared.errors import Conflict, NotFound, Unprocessable
 from shared.schemas.application import (
-    ApplicationCreate,
+    ApplicationEligibility,
     ApplicationPublic,
+    ApplicationSubmission,
     DecisionCreate,
     DecisionPublic,
+    EligibilityStatus,
 )
 from shared.schemas.page import Page
 
@@ -52,7 +54,10 @@ def application_visible_to(
 
 @router.post("", response_model=ApplicationPublic, status_code=201)
 def apply(
-    body: ApplicationCreate, session: SessionDep, principal: PrincipalDep, request_id: RequestIdDep
+    body: ApplicationSubmission,
+    session: SessionDep,
+    principal: PrincipalDep,
+    request_id: RequestIdDep,
 ) -> Application:
     require_role(principal, PrincipalRole.PORTAL)
     firm = firm_owned_by(session, body.firm_id, principal, field="firm_id")
@@ -70,6 +75,15 @@ def apply(
             f"requested_term_months must be within {product.term_min_months}–"
             f"{product.term_max_months} for this product",
             field="requested_term_months",
+        )
+    eligibility = body.eligibility or ApplicationEligibility(status=EligibilityStatus.UNKNOWN)
+    if body.strict and eligibility.status == EligibilityStatus.INELIGIBLE:
+        codes = ", ".join(u.code for u in eligibility.unmet)
+        raise Unprocessable(
+            f"the firm is not eligible for product {product.id}: {codes}",
+            field="product_id",
+            code="not_eligible",
+            extra={"unmet": [u.model_dump(mode="json") for u in eligibility.unmet]},
         )
     open_one = session.exec(
         select(Application.id)
@@ -101,6 +115,8 @@ def apply(
         size_class=firm.size_class,
         is_first_loan=not firm.has_borrowed_before,
         submitted_at=now,
+        eligibility_status=eligibility.status.value,
+        eligibility_unmet=[u.model_dump(mode="json") for u in eligibility.unmet],
     )
     session.add(application)
     try:

@@ -85,7 +85,15 @@ class Application(ApplicationTerms, table=True):
     # Copied from the decision when it is made, for statistics (no join over every decision).
     approved_amount_yuan: int | None = Field(default=None, sa_type=sa.BigInteger)
     approved_rate_bp: int | None = None
+    # Matching's rules for the firm and product at submission: eligible, ineligible (with the
+    # unmet criteria) or unknown (matching could not be asked; never a reason to refuse).
+    eligibility_status: str = Field(default="unknown", max_length=12)
+    eligibility_unmet: list[dict[str, Any]] = Field(default_factory=list, sa_type=sa.JSON)
     version: int = 1
+
+    @property
+    def eligibility(self) -> dict[str, Any]:
+        return {"status": self.eligibility_status, "unmet": self.eligibility_unmet}
 
 
 class Decision(DecisionBase, table=True):
