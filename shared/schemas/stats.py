@@ -81,6 +81,27 @@ class LeagueRow(BaseModel):
     overdue_share: float | None
 
 
+class ProductEligibilityRow(BaseModel):
+    product_id: int
+    name: str
+    category: str
+    institution_id: int
+    institution_name: str
+    suppressed: bool = Field(description="fewer than 3 firms applied: figures withheld")
+    applications: int | None
+    eligible: int | None
+    ineligible: int | None = Field(description="found ineligible by matching's rules at submission")
+    unknown: int | None = Field(description="not checked: matching could not be asked")
+    ineligible_share: float | None = Field(
+        description="ineligible ÷ (eligible + ineligible); None when none was checked"
+    )
+
+
+class ProductEligibility(BaseModel):
+    filters: dict[str, Any]
+    rows: list[ProductEligibilityRow]
+
+
 class League(BaseModel):
     deadline_working_days: int
     filters: dict[str, Any]

@@ -114,3 +114,32 @@ def test_matching_down_is_unknown_and_never_a_refusal(engine: Engine) -> None:
         assert answer.json()["eligibility"] == {"status": "unknown", "unmet": []}
         [lead] = bank.get("/v1/applications").json()["data"]
         assert lead["eligibility"]["status"] == "unknown"
+
+
+def test_statistics_show_the_share_of_ineligible_applications_per_product(stack: Stack) -> None:
+    bank, portal, firm, ip, export = setup(stack)
+    other_bank = stack.institution("另一家银行")
+    theirs = other_bank.post("/v1/products", json=data.product(name="他行贷")).json()["id"]
+    official = stack.principal("official", town_code="441900116")
+    firms = [firm] + [
+        portal.post("/v1/firms", json=data.firm(seq)).json()["id"] for seq in (2, 3, 4)
+    ]
+    for f in firms:
+        assert apply(portal, f, export).status_code == 201  # none has US$5m exports
+    for f in firms[:3]:
+        assert apply(portal, f, ip).status_code == 201
+    assert apply(portal, firms[0], theirs).status_code == 201  # one firm only: withheld
+
+    rows = {r["product_id"]: r for r in official.get("/v1/stats/products").json()["rows"]}
+    assert [rows[export][k] for k in ("applications", "eligible", "ineligible")] == [4, 0, 4]
+    assert rows[export]["ineligible_share"] == 1.0
+    assert rows[export]["name"] == "出口贷"
+    assert [rows[ip][k] for k in ("applications", "ineligible", "ineligible_share")] == [3, 0, 0.0]
+    assert rows[theirs]["suppressed"] is True
+    assert rows[theirs]["applications"] is None
+    # The institution sees its own products only; a portal sees none of it.
+    mine = bank.get("/v1/stats/products").json()["rows"]
+    assert {r["product_id"] for r in mine} == {export, ip}
+    assert portal.get("/v1/stats/products").status_code == 404
+    bad = official.get("/v1/stats/products", params={"date_from": "yesterday"})
+    assert bad.status_code == 422

@@ -303,6 +303,7 @@ ENDPOINTS = {
     "stats.overview": Endpoint("GET /v1/stats/overview", _stats("/v1/stats/overview")),
     "stats.league": Endpoint("GET /v1/stats/institutions", _stats("/v1/stats/institutions")),
     "stats.targets": Endpoint("GET /v1/stats/targets", _stats("/v1/stats/targets")),
+    "stats.products": Endpoint("GET /v1/stats/products", _stats("/v1/stats/products")),
     "stats.coverage": Endpoint("GET /v1/stats/coverage", _stats("/v1/stats/coverage")),
     "stats.what_if": Endpoint("POST /v1/stats/what-if", _what_if),
     "admin.institution": _on(
@@ -378,6 +379,8 @@ MATRIX = [
     Row("stats.overview",    X,          X,            A_ONLY,      B_ONLY,      BOTH,        BOTH),
     Row("stats.league",      X,          X,            A_ONLY,      B_ONLY,      BOTH,        BOTH),
     Row("stats.targets",     X,          X,            A_ONLY,      B_ONLY,      BOTH,        BOTH),
+    # An institution sees its own products' rows, whichever town it asks about.
+    Row("stats.products",    X,          BOTH,         A_ONLY,      B_ONLY,      BOTH,        BOTH),
     Row("stats.coverage",    X,          X,            A_ONLY,      B_ONLY,      BOTH,        BOTH),
     Row("stats.what_if",     X,          X,            A_ONLY,      B_ONLY,      BOTH,        BOTH),
     Row("admin.institution", 404,        404,          404,         404,         404,         201),

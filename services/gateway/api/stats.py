@@ -20,7 +20,14 @@ from services.gateway.idempotency import IdempotentRoute
 from shared.enums import PrincipalRole
 from shared.errors import NotFound, problem_responses
 from shared.schemas.policy import WhatIfRequest
-from shared.schemas.stats import Breakdown, Dimension, League, Overview, Targets
+from shared.schemas.stats import (
+    Breakdown,
+    Dimension,
+    League,
+    Overview,
+    ProductEligibility,
+    Targets,
+)
 from shared.types import SafeStr
 from shared.vocab.categories import ProductCategory
 from shared.vocab.towns import is_town_code
@@ -118,6 +125,22 @@ async def institutions(
     if deadline_days is not None:
         params["deadline_days"] = deadline_days
     return await _stats(request, principal, "/v1/stats/institutions", params)
+
+
+@router.get(
+    "/products",
+    response_model=ProductEligibility,
+    summary="Applications per product, and how many were ineligible / 各产品申请与不符合条件占比",
+    responses=problem_responses(404, 422),
+)
+async def products(request: Request, principal: CurrentPrincipal, filters: Filters) -> Response:
+    """Per product: applications, and the share that matching's rules found ineligible at
+    submission (unknown: not checked). Officials (their town) and admins see every product; an
+    institution its own. Products with fewer than 3 applying firms are withheld.
+
+    各产品申请量及提交时经规则校验不符合条件的占比；少于 3 家企业的产品不予显示。"""
+    require(principal, *OFFICIALS, PrincipalRole.INSTITUTION)
+    return await _stats(request, principal, "/v1/stats/products", filters)
 
 
 @router.get(

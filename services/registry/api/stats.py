@@ -34,10 +34,19 @@ from services.registry.models import Firm, Principal
 from services.registry.models.columns import table_of
 from services.registry.seed.loader import DEMO_PORTAL
 from services.registry.stats import Filters
+from services.registry.stats import eligibility as eligibility_stats
 from shared.enums import PrincipalRole
 from shared.errors import NotFound, Unprocessable
 from shared.schemas.firm import FirmFeatures
-from shared.schemas.stats import Breakdown, Dimension, League, MatchedGaps, Overview, Targets
+from shared.schemas.stats import (
+    Breakdown,
+    Dimension,
+    League,
+    MatchedGaps,
+    Overview,
+    ProductEligibility,
+    Targets,
+)
 from shared.strict_json import StrictJSONRoute
 from shared.vocab.categories import CATEGORIES, ProductCategory
 from shared.vocab.towns import is_town_code
@@ -68,6 +77,16 @@ def filters(
     category: Annotated[ProductCategory | None, Query()] = None,
 ) -> Filters:
     require_role(principal, PrincipalRole.OFFICIAL, PrincipalRole.ADMIN)
+    return checked_filters(principal, date_from, date_to, town_code, category)
+
+
+def checked_filters(
+    principal: Principal,
+    date_from: date | None,
+    date_to: date | None,
+    town_code: str | None,
+    category: ProductCategory | None,
+) -> Filters:
     for name, day in (("date_from", date_from), ("date_to", date_to)):
         if day is not None and not EARLIEST <= day < LATEST:
             raise Unprocessable(f"{name} must lie between 2000 and 2099", field=name)
@@ -129,6 +148,24 @@ def institutions(
     today = datetime.now(UTC).astimezone(stats.CHINA_TZ).date()
     rows = stats.institutions(session.connection(), f, days, today)
     return {"deadline_working_days": days, "filters": f.as_dict(), "rows": rows}
+
+
+@router.get("/products", response_model=ProductEligibility)
+def products(
+    session: ReadSessionDep,
+    principal: PrincipalDep,
+    date_from: Annotated[date | None, Query(description="first day (China time)")] = None,
+    date_to: Annotated[date | None, Query(description="day after the last day")] = None,
+    town_code: Annotated[str | None, Query(max_length=9)] = None,
+    category: Annotated[ProductCategory | None, Query()] = None,
+) -> dict[str, Any]:
+    """Applications per product and the share found ineligible at submission: officials
+    (their town) and admins see every product, an institution its own."""
+    require_role(principal, PrincipalRole.OFFICIAL, PrincipalRole.ADMIN, PrincipalRole.INSTITUTION)
+    f = checked_filters(principal, date_from, date_to, town_code, category)
+    own = principal.institution_id if principal.role == PrincipalRole.INSTITUTION else None
+    rows = eligibility_stats.by_product(session.connection(), f, own)
+    return {"filters": f.as_dict(), "rows": rows}
 
 
 @router.get("/coverage/matched", response_model=MatchedGaps)
