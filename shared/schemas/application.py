@@ -32,6 +32,28 @@ class EligibilityStatus(StrEnum):
 class ApplicationEligibility(BaseModel):
     """Matching's eligibility rules for the firm and product, evaluated at submission."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"status": "eligible", "unmet": []},
+                {
+                    "status": "ineligible",
+                    "unmet": [
+                        {
+                            "code": "min_export_usd",
+                            "message": "出口额需达 5,000,000 美元，当前 0 美元，差 5,000,000 美元",
+                            "required": 5_000_000,
+                            "actual": 0,
+                            "gap": 5_000_000,
+                            "actionable": True,
+                        }
+                    ],
+                },
+                {"status": "unknown", "unmet": []},
+            ]
+        }
+    )
+
     status: EligibilityStatus
     unmet: list[UnmetCriterion] = Field(
         default_factory=list, description="the criteria the firm failed (empty unless ineligible)"
@@ -40,7 +62,21 @@ class ApplicationEligibility(BaseModel):
 
 class ApplicationCreate(ApplicationTerms):
     # A misspelt or unknown field is an error naming it, never silently dropped.
-    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+    model_config = ConfigDict(  # type: ignore[assignment]
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "firm_id": 42,
+                    "product_id": 7,
+                    "requested_amount_yuan": 2_000_000,
+                    "requested_term_months": 12,
+                    "consent_share_profile": True,
+                    "strict": True,
+                }
+            ]
+        },
+    )
 
     firm_id: Id
     product_id: Id
