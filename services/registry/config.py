@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import Field
+from pydantic import Field, FilePath
 
 from shared.settings import ServiceSettings
 from shared.vocab.categories import ProductCategory
@@ -73,6 +73,9 @@ class RegistrySettings(ServiceSettings):
     webhook_connect_timeout_seconds: float = Field(default=3.0, gt=0, le=60)
     webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     webhook_response_max_bytes: int = Field(default=4_096, ge=0, le=1_048_576)
+    # A PEM file of CA certificates trusted for https receivers besides the system's (a private
+    # CA; the tests' own). None: the system trust store only.
+    webhook_ca_bundle: FilePath | None = None
     # An endpoint that has failed without a success in between for this long is disabled.
     webhook_disable_after_failing_seconds: float = Field(default=5 * DAY_SECONDS, gt=0)
     # Where the dispatcher serves its /metrics (port 0: not served).

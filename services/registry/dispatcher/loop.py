@@ -54,7 +54,9 @@ class Dispatcher:
             settings.webhook_retry_schedule_seconds, settings.webhook_retry_jitter
         )
         self.client = client or make_client(
-            settings.webhook_connect_timeout_seconds, settings.webhook_timeout_seconds
+            settings.webhook_connect_timeout_seconds,
+            settings.webhook_timeout_seconds,
+            settings.webhook_ca_bundle,
         )
         self.in_flight: set[asyncio.Task[None]] = set()
 
