@@ -78,6 +78,12 @@ class RegistrySettings(ServiceSettings):
     webhook_ca_bundle: FilePath | None = None
     # An endpoint that has failed without a success in between for this long is disabled.
     webhook_disable_after_failing_seconds: float = Field(default=5 * DAY_SECONDS, gt=0)
+    # Retention of the outbox: deliveries that ended (delivered, dead, cancelled) this long ago
+    # go with their attempts, and events this old that no delivery refers to any more.
+    webhook_retention_days: int = Field(default=30, ge=1, le=3_650)
+    # How often each dispatcher runs that clean-up, and the most rows one statement deletes.
+    dispatcher_cleanup_interval_seconds: float = Field(default=600.0, gt=0, le=86_400)
+    dispatcher_cleanup_batch_size: int = Field(default=1_000, ge=1, le=100_000)
     # Where the dispatcher serves its /metrics (port 0: not served).
     dispatcher_metrics_host: str = "127.0.0.1"
     dispatcher_metrics_port: int = Field(default=8003, ge=0, le=65_535)
