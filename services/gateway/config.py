@@ -23,6 +23,10 @@ class GatewaySettings(ServiceSettings):
         IPv6Network("::1/128"),
     )
     redis_url: str | None = None
+    # How long the cache and the rate limiter wait for Redis (to connect, and per command)
+    # before they use their in-process fallback: short, so an outage costs a request little.
+    # The idempotency store waits at least 2 s (a spurious fallback there lets a duplicate in).
+    redis_timeout_seconds: float = Field(default=0.5, gt=0, le=60)
     # Every key this gateway writes to Redis starts with this, so deployments (or test runs)
     # sharing one Redis never read each other's caches, counters or idempotency keys.
     redis_prefix: str = Field(default="finmatch:", min_length=1, max_length=64)

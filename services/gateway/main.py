@@ -46,6 +46,7 @@ from shared.heap import freeze_startup_heap
 from shared.metrics import mount_metrics
 
 log = logging.getLogger("finmatch.gateway")
+IDEMPOTENCY_MIN_REDIS_TIMEOUT_SECONDS = 2.0
 
 
 def create_app(
@@ -65,16 +66,31 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = app.state
         prefix = settings.redis_prefix
-        state.cache = make_cache(settings.redis_url, prefix=prefix, clock=clock)
-        state.limiter = RateLimiter(settings.redis_url, prefix=f"{prefix}rl:", clock=clock)
+        timeout = settings.redis_timeout_seconds
+        state.cache = make_cache(
+            settings.redis_url,
+            prefix=prefix,
+            connect_timeout=timeout,
+            op_timeout=timeout,
+            clock=clock,
+        )
+        state.limiter = RateLimiter(
+            settings.redis_url,
+            prefix=f"{prefix}rl:",
+            connect_timeout=timeout,
+            op_timeout=timeout,
+            clock=clock,
+        )
         state.known_keys = KnownKeys(settings.key_cache_seconds)
-        # Longer timeouts than the cache's: a spurious fall-back to the per-process store
-        # while another request holds the key in Redis would let a duplicate through.
+        # No shorter than the cache's, and at least 2 s: a spurious fall-back to the
+        # per-process store while another request holds the key in Redis would let a
+        # duplicate through.
+        idempotency_timeout = max(timeout, IDEMPOTENCY_MIN_REDIS_TIMEOUT_SECONDS)
         state.idempotency = IdempotencyStore(
             settings.redis_url,
             prefix=f"{prefix}idem:",
-            connect_timeout=2.0,
-            op_timeout=2.0,
+            connect_timeout=idempotency_timeout,
+            op_timeout=idempotency_timeout,
             clock=clock,
         )
         state.registry = RegistryClient(

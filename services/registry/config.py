@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import Field
+from pydantic import Field, FilePath
 
 from shared.settings import ServiceSettings
 from shared.vocab.categories import ProductCategory
@@ -73,6 +73,9 @@ class RegistrySettings(ServiceSettings):
     webhook_connect_timeout_seconds: float = Field(default=3.0, gt=0, le=60)
     webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     webhook_response_max_bytes: int = Field(default=4_096, ge=0, le=1_048_576)
+    # A PEM file of CA certificates trusted for https receivers besides httpx's default bundle
+    # (certifi): a private CA, the tests' own. None: the default bundle only.
+    webhook_ca_bundle: FilePath | None = None
     # An endpoint that has failed without a success in between for this long is disabled.
     webhook_disable_after_failing_seconds: float = Field(default=5 * DAY_SECONDS, gt=0)
     # Proactive matching (match.new_product): the dispatcher asks matching which consenting
@@ -80,6 +83,12 @@ class RegistrySettings(ServiceSettings):
     matching_url: str = "http://127.0.0.1:8002"
     proactive_page_firms: int = Field(default=1_000, ge=1, le=5_000)
     proactive_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    # Retention of the outbox: deliveries that ended (delivered, dead, cancelled) this long ago
+    # go with their attempts, and events this old that no delivery refers to any more.
+    webhook_retention_days: int = Field(default=30, ge=1, le=3_650)
+    # How often each dispatcher runs that clean-up, and the most rows one statement deletes.
+    dispatcher_cleanup_interval_seconds: float = Field(default=600.0, gt=0, le=86_400)
+    dispatcher_cleanup_batch_size: int = Field(default=1_000, ge=1, le=100_000)
     # Where the dispatcher serves its /metrics (port 0: not served).
     dispatcher_metrics_host: str = "127.0.0.1"
     dispatcher_metrics_port: int = Field(default=8003, ge=0, le=65_535)

@@ -10,6 +10,7 @@ nobody answers (a closed port) or a real redis-server process that this test sto
 from __future__ import annotations
 
 import signal
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -177,12 +178,53 @@ def test_redis_that_hangs_then_resumes(engine: Engine, redis_process: RedisProce
         assert after.json()["ranked"] == []  # not the answer Redis still holds from before
 
 
+@pytest.mark.parametrize(("timeout", "waited_for"), [(5.0, True), (0.5, False)])
+def test_redis_slower_than_its_timeout_counts_as_down(
+    engine: Engine, redis_process: RedisProcess, timeout: float, waited_for: bool
+) -> None:
+    """FINMATCH_REDIS_TIMEOUT_SECONDS decides how long a pause of Redis (here 2.5 s, SIGSTOP then
+    SIGCONT) is waited for: within it the answer is cached in Redis, beyond it the gateway
+    falls back and caches it in its own memory."""
+    pause = 2.5  # several 0.5 s timeouts (rate limit, cache read) within it
+    with running_stack(
+        engine, redis_url=redis_process.url, rate_limit_portal=1000, redis_timeout_seconds=timeout
+    ) as stack:
+        portal, firm_id, _ranked = seed_products_and_firm(stack)
+        process = redis_process.process
+        assert process is not None
+        process.send_signal(signal.SIGSTOP)
+        resume = threading.Timer(pause, process.send_signal, args=(signal.SIGCONT,))
+        resume.start()
+        try:
+            started = time.monotonic()
+            answer = portal.get(f"/v1/firms/{firm_id}/matches")
+            elapsed = time.monotonic() - started
+        finally:
+            resume.join()
+        assert answer.status_code == 200, answer.text
+        cached_in_redis = any(b":match:" in key for key in redis_process.stored_keys())
+        assert cached_in_redis is waited_for
+        if waited_for:
+            assert elapsed >= pause * 0.9
+        else:
+            assert elapsed < pause
+
+
 # Matching down -------------------------------------------------------------------------------
+
+
+# Matching is what fails in these tests, never Redis: a generous Redis timeout, so that a busy
+# machine cannot push a cache write to the in-process fallback. With the default (0.5 s) a
+# slow write of the last answer landed in the fallback, the FakeClock's jump ended the
+# guard's backoff, and the next read went to a Redis that never held the answer: a 503.
+HEALTHY_REDIS_TIMEOUT_SECONDS = 5.0
 
 
 @pytest.fixture(params=["in-process", pytest.param("redis", marks=pytest.mark.redis)])
 def cache_backend(request: pytest.FixtureRequest) -> dict[str, Any]:
-    return {"redis_url": need_redis()} if request.param == "redis" else {}
+    if request.param != "redis":
+        return {}
+    return {"redis_url": need_redis(), "redis_timeout_seconds": HEALTHY_REDIS_TIMEOUT_SECONDS}
 
 
 def test_matching_down_serves_the_last_answer_stale(

@@ -67,8 +67,13 @@ def redeliver(
     endpoint = session.get(WebhookEndpoint, original.endpoint_id)
     if endpoint is None or endpoint.owner_principal_id != principal.id:
         raise NotFound(f"webhook delivery {delivery_id} not found")
-    event = session.get(OutboxEvent, original.event_id)
-    assert event is not None  # a delivery's event is never deleted (foreign key)
+    # Locked against the dispatcher's retention clean-up, which skips locked events: the new
+    # delivery refers to it. Gone already (its deliveries expired meanwhile): nothing to send.
+    event = session.get(
+        OutboxEvent, original.event_id, with_for_update={"key_share": True, "read": True}
+    )
+    if event is None:
+        raise NotFound(f"webhook delivery {delivery_id} not found")
     delivery = events.enqueue(session, event, endpoint)
     session.flush()
     audit.record(

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -15,7 +15,13 @@ from sqlalchemy.engine import Engine
 
 from services.registry.config import RegistrySettings
 from services.registry.dispatcher import store
-from services.registry.dispatcher.metrics import ATTEMPT_DURATION, ATTEMPTS, DELIVERIES, DISABLED
+from services.registry.dispatcher.metrics import (
+    ATTEMPT_DURATION,
+    ATTEMPTS,
+    DELIVERIES,
+    DISABLED,
+    RETENTION_REMOVED,
+)
 from services.registry.dispatcher.outcome import decide
 from services.registry.dispatcher.schedule import RetrySchedule
 from services.registry.dispatcher.sender import make_client, send
@@ -54,15 +60,21 @@ class Dispatcher:
             settings.webhook_retry_schedule_seconds, settings.webhook_retry_jitter
         )
         self.client = client or make_client(
-            settings.webhook_connect_timeout_seconds, settings.webhook_timeout_seconds
+            settings.webhook_connect_timeout_seconds,
+            settings.webhook_timeout_seconds,
+            settings.webhook_ca_bundle,
         )
         self.in_flight: set[asyncio.Task[None]] = set()
+        # The retention clean-up runs beside the sends, once at start and then every interval.
+        self.cleanup: asyncio.Task[None] | None = None
+        self.next_cleanup = time.monotonic()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until ``stop`` is set, then finish the sends in flight and return."""
         settings = self.settings
         try:
             while not stop.is_set():
+                self._start_cleanup_when_due(stop)
                 free = settings.dispatcher_concurrency - len(self.in_flight)
                 limit = min(settings.dispatcher_batch_size, free)
                 jobs: list[store.Job] = []
@@ -91,10 +103,42 @@ class Dispatcher:
                     continue  # more may be due: claim again at once
                 await self._wait(stop, full=limit == 0)
         finally:
+            if self.cleanup is not None:  # it stops after its current batch
+                await asyncio.gather(self.cleanup, return_exceptions=True)
             if self.in_flight:
                 logger.info("finishing %d webhook sends in flight", len(self.in_flight))
                 await asyncio.gather(*self.in_flight, return_exceptions=True)
             await self.client.aclose()
+
+    def _start_cleanup_when_due(self, stop: asyncio.Event) -> None:
+        if self.cleanup is not None and not self.cleanup.done():
+            return
+        now = time.monotonic()
+        if now < self.next_cleanup:
+            return
+        self.next_cleanup = now + self.settings.dispatcher_cleanup_interval_seconds
+        self.cleanup = asyncio.create_task(self.clean_up(stop))
+
+    async def clean_up(self, stop: asyncio.Event) -> None:
+        """Delete what the retention has expired, one short transaction per batch (each in a
+        thread: the loop goes on claiming and sending meanwhile). Another dispatcher doing the
+        same at once skips the rows this one holds (store.py)."""
+        settings = self.settings
+        cutoff = self.clock() - timedelta(days=settings.webhook_retention_days)
+        limit = settings.dispatcher_cleanup_batch_size
+        removed: dict[str, int] = {}
+        try:
+            for table, step in store.RETENTION_STEPS:
+                while not stop.is_set():
+                    count = await asyncio.to_thread(step, self.engine, cutoff, limit)
+                    RETENTION_REMOVED.labels(table).inc(count)
+                    removed[table] = removed.get(table, 0) + count
+                    if count < limit:
+                        break
+        except Exception:  # the database may be away: the next interval tries again
+            logger.exception("webhook outbox clean-up failed")
+        if any(removed.values()):
+            logger.info("webhook outbox clean-up removed %s", removed, extra={"removed": removed})
 
     async def _wait(self, stop: asyncio.Event, *, full: bool) -> None:
         waits: set[asyncio.Future[Any]] = {asyncio.ensure_future(stop.wait())}

@@ -33,6 +33,12 @@ DISABLED: Final = Counter(
     "Endpoints the dispatcher disabled, by reason (gone_410, failing_5_days).",
     ["reason"],
 )
+RETENTION_REMOVED: Final = Counter(
+    "finmatch_webhook_retention_removed_total",
+    "Rows the outbox's retention clean-up deleted, by table (webhook_attempt, "
+    "webhook_delivery, outbox_event).",
+    ["table"],
+)
 ATTEMPT_DURATION: Final = Histogram(
     "finmatch_webhook_attempt_duration_seconds",
     "Time of one attempt, from resolving the host to the end of reading the answer.",

@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import ssl
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Final
 
 import httpx
@@ -34,11 +36,24 @@ class AttemptResult:
     refused: bool = False
 
 
-def make_client(connect_timeout: float, timeout: float) -> httpx.AsyncClient:
+def tls_context(ca_bundle: Path | None = None) -> ssl.SSLContext:
+    """httpx's default verification (certifi's public CAs, host names checked) plus the CAs in
+    ``ca_bundle``, so that a receiver behind a private CA (or a test's) can be reached. The
+    environment (SSL_CERT_FILE) never changes it: the client ignores it, as it does proxies."""
+    context = httpx.create_ssl_context(trust_env=False)
+    if ca_bundle is not None:
+        context.load_verify_locations(cafile=ca_bundle)
+    return context
+
+
+def make_client(
+    connect_timeout: float, timeout: float, ca_bundle: Path | None = None
+) -> httpx.AsyncClient:
     return httpx.AsyncClient(
         timeout=httpx.Timeout(timeout, connect=connect_timeout),
         follow_redirects=False,
         trust_env=False,
+        verify=tls_context(ca_bundle),
         limits=httpx.Limits(max_connections=None, max_keepalive_connections=100),
     )
 

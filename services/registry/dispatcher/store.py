@@ -8,6 +8,7 @@ transaction (BEGIN IMMEDIATE), which serialises claimers just as well.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -298,3 +299,104 @@ def pending_depth(engine: Engine) -> tuple[int, datetime | None]:
         ).one()
     count, oldest = row
     return int(count), oldest
+
+
+# Retention: what a delivery's status is once nothing more will happen to it.
+FINISHED = ("delivered", "dead", "cancelled")
+
+
+def finished_before(cutoff: datetime) -> sa.ColumnElement[bool]:
+    """Deliveries that ended before ``cutoff`` and will never change again.
+
+    No column says when a delivery ended, so each status uses a time that is never earlier
+    than its end: delivered ``delivered_at``; dead its last attempt (the attempt that killed
+    it is recorded with it); cancelled its endpoint's ``updated_at`` (set when the dispatcher
+    disabled it and cancelled its deliveries, and only ever moved later). ``next_attempt_at``
+    never exceeds the end of a delivered or dead one, so the (status, next_attempt_at) index
+    narrows the search first (a cancelled one whose retry was still scheduled waits until
+    that time has passed too). A pending delivery never matches.
+    """
+    # Aliases: the caller's query may select from these tables itself.
+    later = ATTEMPT.alias("later_attempt")
+    attempted_since = sa.exists().where(
+        later.c.delivery_id == DELIVERY.c.id, later.c.attempted_at >= cutoff
+    )
+    unchanged = ENDPOINT.alias("unchanged_endpoint")
+    endpoints_unchanged = sa.select(unchanged.c.id).where(unchanged.c.updated_at < cutoff)
+    return sa.and_(
+        DELIVERY.c.status.in_(FINISHED),
+        DELIVERY.c.next_attempt_at < cutoff,
+        ~attempted_since,
+        sa.or_(
+            sa.and_(DELIVERY.c.status == "delivered", DELIVERY.c.delivered_at < cutoff),
+            DELIVERY.c.status == "dead",
+            sa.and_(
+                DELIVERY.c.status == "cancelled",
+                DELIVERY.c.endpoint_id.in_(endpoints_unchanged),
+            ),
+        ),
+    )
+
+
+def _locked_ids(engine: Engine, query: sa.Select[Any], table: sa.Table, limit: int) -> Any:
+    """Up to ``limit`` ids of ``query``; on PostgreSQL locked, skipping rows another
+    dispatcher's clean-up (or a writer) holds, so two never wait for or deadlock on each
+    other. SQLite's writer transaction serialises them instead."""
+    # Its own table is the DELETE's: never correlated to it (a subquery of its own rows).
+    query = query.limit(limit).correlate(None)
+    if not is_sqlite(engine):
+        query = query.with_for_update(of=table, skip_locked=True)
+    return query.scalar_subquery()
+
+
+def _delete(engine: Engine, table: sa.Table, ids: Any) -> int:
+    with write_session(engine) as session, session.begin():
+        result = session.execute(sa.delete(table).where(table.c.id.in_(ids)))
+        return int(getattr(result, "rowcount", 0) or 0)
+
+
+def remove_finished_attempts(engine: Engine, cutoff: datetime, limit: int) -> int:
+    """Delete up to ``limit`` attempts of deliveries that finished before ``cutoff``."""
+    query = (
+        sa.select(ATTEMPT.c.id)
+        .join(DELIVERY, DELIVERY.c.id == ATTEMPT.c.delivery_id)
+        .where(finished_before(cutoff))
+    )
+    return _delete(engine, ATTEMPT, _locked_ids(engine, query, ATTEMPT, limit))
+
+
+def remove_finished_deliveries(engine: Engine, cutoff: datetime, limit: int) -> int:
+    """Delete up to ``limit`` deliveries that finished before ``cutoff`` and whose attempts
+    are gone already (so that the cascade never deletes more rows than the limit)."""
+    has_attempts = sa.exists().where(ATTEMPT.c.delivery_id == DELIVERY.c.id)
+    query = sa.select(DELIVERY.c.id).where(finished_before(cutoff), ~has_attempts)
+    return _delete(engine, DELIVERY, _locked_ids(engine, query, DELIVERY, limit))
+
+
+def remove_old_events(engine: Engine, cutoff: datetime, limit: int) -> int:
+    """Delete up to ``limit`` events created before ``cutoff`` that no delivery refers to:
+    an event with a pending delivery (or one kept for its own retention) stays."""
+    referred = sa.exists().where(DELIVERY.c.event_id == EVENT.c.id)
+    query = sa.select(EVENT.c.id).where(EVENT.c.created_at < cutoff, ~referred)
+    return _delete(engine, EVENT, _locked_ids(engine, query, EVENT, limit))
+
+
+# Children first: a delivery goes once its attempts are gone, an event once no delivery is left.
+RetentionStep = Callable[[Engine, datetime, int], int]
+RETENTION_STEPS: tuple[tuple[str, RetentionStep], ...] = (
+    ("webhook_attempt", remove_finished_attempts),
+    ("webhook_delivery", remove_finished_deliveries),
+    ("outbox_event", remove_old_events),
+)
+
+
+def remove_expired(engine: Engine, cutoff: datetime, limit: int) -> dict[str, int]:
+    """One whole retention pass in batches of ``limit``: the rows deleted, per table."""
+    removed = dict.fromkeys((table for table, _step in RETENTION_STEPS), 0)
+    for table, step in RETENTION_STEPS:
+        while True:
+            count = step(engine, cutoff, limit)
+            removed[table] += count
+            if count < limit:
+                break
+    return removed

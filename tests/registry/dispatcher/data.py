@@ -27,7 +27,8 @@ def new_secret() -> str:
 
 
 def add_endpoint(engine: Engine, url: str, **values: Any) -> tuple[int, str]:
-    """An enabled endpoint of a new portal principal; its id and secret."""
+    """An endpoint (enabled unless ``values`` say otherwise) of a new portal principal; its
+    id and secret."""
     secret = values.pop("secret", None) or new_secret()
     with engine.begin() as conn:
         principal_id = conn.execute(
@@ -36,14 +37,16 @@ def add_endpoint(engine: Engine, url: str, **values: Any) -> tuple[int, str]:
         endpoint_id = conn.execute(
             sa.insert(ENDPOINT)
             .values(
-                owner_principal_id=principal_id,
-                url=url,
-                event_types=["application.submitted"],
-                description="",
-                enabled=True,
-                secret=secret,
-                version=1,
-                **values,
+                {
+                    "owner_principal_id": principal_id,
+                    "url": url,
+                    "event_types": ["application.submitted"],
+                    "description": "",
+                    "enabled": True,
+                    "secret": secret,
+                    "version": 1,
+                    **values,
+                }
             )
             .returning(ENDPOINT.c.id)
         ).scalar_one()

@@ -16,6 +16,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from tests.polling import wait_until
+from tests.registry.dispatcher.tls import ServerCertificate
 from tests.services import _free_port
 
 # What to answer the n-th request (1-based) carrying a webhook-id: None → 204.
@@ -29,6 +30,8 @@ class Received:
     body: bytes
     headers: dict[str, str]
     answered: int
+    # The receiver's own address the request came in on (which address the sender dialled).
+    server: tuple[str, int] | None = None
 
 
 @dataclass
@@ -77,7 +80,9 @@ class Receiver:
             response = Response(status_code=204 if verified else 400)
         with self.lock:
             self.received.append(
-                Received(webhook_id, verified, body, headers, response.status_code)
+                Received(
+                    webhook_id, verified, body, headers, response.status_code, scope.get("server")
+                )
             )
         if self.delay:
             await asyncio.sleep(self.delay)
@@ -85,17 +90,26 @@ class Receiver:
 
 
 @contextmanager
-def serve(receiver: Receiver) -> Iterator[Receiver]:
-    """Run ``receiver`` under uvicorn on a free loopback port, in a thread of this process."""
+def serve(receiver: Receiver, tls: ServerCertificate | None = None) -> Iterator[Receiver]:
+    """Run ``receiver`` under uvicorn on a free loopback port, in a thread of this process.
+
+    With ``tls``, it answers https only and its URL names ``localhost`` (the name its
+    certificate is for), not the address it listens on."""
     port = _free_port()
     config = uvicorn.Config(
-        receiver, host="127.0.0.1", port=port, log_level="warning", lifespan="off"
+        receiver,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="off",
+        ssl_certfile=tls.cert_file if tls else None,
+        ssl_keyfile=tls.key_file if tls else None,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     wait_until(lambda: server.started)
-    receiver.url = f"http://127.0.0.1:{port}/hook"
+    receiver.url = f"https://localhost:{port}/hook" if tls else f"http://127.0.0.1:{port}/hook"
     try:
         yield receiver
     finally:

@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 from tests.polling import wait_until
 from tests.registry.dispatcher.data import add_deliveries, add_endpoint, statuses
 from tests.registry.dispatcher.receiver import Receiver, serve
+from tests.registry.dispatcher.tls import issue, make_authority
 from tests.services import _free_port
 
 REPO = Path(__file__).resolve().parents[3]
@@ -132,3 +133,21 @@ def test_sigterm_finishes_the_sends_in_flight_and_metrics_are_served(engine: Eng
             sa.text("SELECT count(*) FROM webhook_delivery WHERE lease_until IS NOT NULL")
         ).scalar_one()
     assert leased == 0
+
+
+def test_the_process_delivers_over_https_trusting_the_ca_bundle(
+    engine: Engine, tmp_path: Path
+) -> None:
+    authority = make_authority(tmp_path)
+    certificate = issue(authority, "localhost", tmp_path)
+    with serve(Receiver(secrets=[]), tls=certificate) as receiver:
+        assert receiver.url.startswith("https://localhost:")
+        endpoint_id, secret = add_endpoint(engine, receiver.url)
+        receiver.secrets.append(secret)
+        ids = add_deliveries(engine, endpoint_id, 3)
+        env = dispatcher_env(engine, webhook_ca_bundle=authority.pem_file)
+        with dispatcher(env):
+            wait_until(lambda: all_done(engine), timeout=60)
+    assert sorted(receiver.delivered_ids()) == sorted(f"msg_{i}" for i in ids)
+    assert all(r.verified for r in receiver.received)
+    assert {r.server[0] for r in receiver.received if r.server} == {"127.0.0.1"}
