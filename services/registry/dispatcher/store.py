@@ -21,6 +21,7 @@ from services.registry.dispatcher.outcome import FAILING, Outcome
 from services.registry.dispatcher.sender import AttemptResult
 from services.registry.models.columns import UtcDateTime, table_of
 from services.registry.models.webhooks import (
+    MatchScan,
     OutboxEvent,
     WebhookAttempt,
     WebhookDelivery,
@@ -34,6 +35,7 @@ DELIVERY = table_of(WebhookDelivery)
 ENDPOINT = table_of(WebhookEndpoint)
 EVENT = table_of(OutboxEvent)
 ATTEMPT = table_of(WebhookAttempt)
+SCAN = table_of(MatchScan)
 # The notice of an endpoint the dispatcher disables: in its delivery log, and sent to the
 # owner's other endpoints that subscribe to it.
 DISABLED_NOTICE = EventType.ENDPOINT_DISABLED.value
@@ -381,12 +383,22 @@ def remove_old_events(engine: Engine, cutoff: datetime, limit: int) -> int:
     return _delete(engine, EVENT, _locked_ids(engine, query, EVENT, limit))
 
 
+def remove_finished_scans(engine: Engine, cutoff: datetime, limit: int) -> int:
+    """Delete up to ``limit`` proactive-matching scans that ended (done or superseded) before
+    ``cutoff``; a pending scan stays whatever its age."""
+    query = sa.select(SCAN.c.id).where(
+        SCAN.c.status != "pending", SCAN.c.finished_at.is_not(None), SCAN.c.finished_at < cutoff
+    )
+    return _delete(engine, SCAN, _locked_ids(engine, query, SCAN, limit))
+
+
 # Children first: a delivery goes once its attempts are gone, an event once no delivery is left.
 RetentionStep = Callable[[Engine, datetime, int], int]
 RETENTION_STEPS: tuple[tuple[str, RetentionStep], ...] = (
     ("webhook_attempt", remove_finished_attempts),
     ("webhook_delivery", remove_finished_deliveries),
     ("outbox_event", remove_old_events),
+    ("match_scan", remove_finished_scans),
 )
 
 

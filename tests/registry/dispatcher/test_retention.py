@@ -12,11 +12,14 @@ import pytest
 import sqlalchemy as sa
 from prometheus_client import REGISTRY
 from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
 
 from services.registry.dispatcher import store
 from services.registry.dispatcher.loop import Dispatcher
 from services.registry.dispatcher.store import ATTEMPT, DELIVERY, ENDPOINT, EVENT
+from services.registry.models import Institution, MatchScan, Product
 from tests.polling import until
+from tests.registry import data
 from tests.registry.dispatcher.data import add_endpoint, settings_for
 
 NOW = datetime(2027, 3, 1, 12, 0, tzinfo=UTC)
@@ -184,6 +187,7 @@ def test_retention_removes_what_ended_and_keeps_what_is_pending_or_recent(
         "webhook_attempt": 2 * len(world.expired_deliveries),
         "webhook_delivery": len(world.expired_deliveries),
         "outbox_event": len(expired_events),
+        "match_scan": 0,
     }
     # A second pass finds nothing more.
     assert sum(store.remove_expired(engine, CUTOFF, limit=1_000).values()) == 0
@@ -209,6 +213,7 @@ def test_each_statement_deletes_at_most_the_batch_size(engine: Engine) -> None:
         "webhook_attempt": 7,
         "webhook_delivery": 5,
         "outbox_event": 5,
+        "match_scan": 0,
     }
     assert ids(engine, DELIVERY) == set()
     assert ids(engine, EVENT) == set()
@@ -268,6 +273,7 @@ def test_two_clean_ups_at_once_remove_everything_once(engine: Engine) -> None:
         "webhook_attempt": expired,
         "webhook_delivery": expired,
         "outbox_event": expired,
+        "match_scan": 0,
     }
     assert ids(engine, DELIVERY) == pending
     assert attempt_owners(engine) == pending
@@ -325,3 +331,36 @@ def test_an_event_being_redelivered_is_skipped_not_waited_for(engine: Engine) ->
         assert ids(engine, EVENT) == {held}
     assert store.remove_old_events(engine, CUTOFF, 10) == 1
     assert ids(engine, EVENT) == set()
+
+
+def test_finished_scans_go_after_the_retention_and_pending_ones_stay(engine: Engine) -> None:
+    with Session(engine) as session:
+        institution = Institution(name="留存测试银行", kind="bank")
+        session.add(institution)
+        session.flush()
+        product = Product(**data.product(), institution_id=institution.id)
+        session.add(product)
+        session.flush()
+        assert product.id is not None
+        for status, finished in (
+            ("done", days_ago(40)),
+            ("superseded", days_ago(40)),
+            ("done", days_ago(1)),
+            ("pending", None),
+        ):
+            session.add(
+                MatchScan(
+                    product_id=product.id,
+                    product_version=1,
+                    after={},
+                    status=status,
+                    created_at=days_ago(60),
+                    finished_at=finished,
+                )
+            )
+        session.commit()
+    removed = store.remove_expired(engine, CUTOFF, limit=1)
+    assert removed["match_scan"] == 2
+    with Session(engine) as session:
+        left = sorted(s.status for s in session.exec(select(MatchScan)))
+    assert left == ["done", "pending"]
