@@ -36,7 +36,7 @@ DISABLED: Final = Counter(
 RETENTION_REMOVED: Final = Counter(
     "finmatch_webhook_retention_removed_total",
     "Rows the outbox's retention clean-up deleted, by table (webhook_attempt, "
-    "webhook_delivery, outbox_event).",
+    "webhook_delivery, outbox_event, match_scan).",
     ["table"],
 )
 ATTEMPT_DURATION: Final = Histogram(
