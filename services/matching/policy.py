@@ -19,10 +19,13 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
-from services.matching.batch import eligibility_counts
+from services.matching.batch import eligibility_counts, requested_columns
+from services.matching.eligibility import evaluate_pairs
+from services.matching.features import pair_features
+from services.matching.model import Scorer
 from services.matching.tables import SECTION_LETTERS, SIZE_CLASSES, TOWN_CODES, FirmTable, Ints
 from services.matching.tables import ProductTable as Products
-from shared.criteria import WHAT_IF
+from shared.criteria import CRITERIA, WHAT_IF, is_set, next_step
 from shared.errors import Unprocessable
 from shared.schemas.product import ProductFeatures
 from shared.vocab.labels import section_label, size_class_label, town_label
@@ -168,3 +171,89 @@ def coverage_gaps(
         )
     rows.sort(key=lambda r: (bool(r["suppressed"]), -int(r["firms_with_need_no_eligible"] or 0)))
     return rows
+
+
+@dataclass(frozen=True)
+class Reach:
+    firms_considered: int
+    eligible: int | None
+    expected_approval_share: float | None
+    by_town: list[dict[str, Any]]
+    by_size_class: list[dict[str, Any]]
+    criteria: list[dict[str, Any]]
+
+
+def _count(n: int) -> int | None:
+    """A count of firms as an answer may show it: withheld (None) when 1 or 2."""
+    return None if 0 < n < MIN_CELL_FIRMS else n
+
+
+def reach(firms: FirmTable, product: ProductFeatures, scorer: Scorer) -> Reach:
+    """Whom a product (listed or a draft) would reach among ``firms`` (those that consented
+    to matching and stated a need): eligible firms by town and size class; for each rule it
+    sets, how many more one notch easier (shared.criteria.next_step) would admit; and the
+    model's mean approval probability among the eligible (None under the rule-only prior).
+
+    The same vectorised rules as ranking and the what-if; aggregates only, groups of fewer
+    than MIN_CELL_FIRMS firms withheld, never a firm id.
+    """
+    if firms.m == 0:
+        return Reach(0, 0, None, [], [], [])
+    eligible = _eligible(firms, product)
+    count = int(eligible.sum())
+    share = None
+    if count and not scorer.is_prior:
+        picked = np.flatnonzero(eligible)
+        table = Products.from_products([product])
+        product_idx = np.zeros(len(picked), dtype=np.int64)
+        amount, term = requested_columns(firms)
+        elig = evaluate_pairs(firms, picked, table, product_idx)
+        features = pair_features(
+            firms, picked, table, product_idx, amount[picked], term[picked], elig
+        )
+        share = round(float(np.mean(scorer.predict(features))), 4)
+    criteria = []
+    for criterion in CRITERIA:
+        setting = getattr(product, criterion.product_field)
+        if not is_set(criterion, setting):
+            continue
+        relaxed_to = next_step(criterion, setting)
+        easier = ProductFeatures.model_validate(
+            product.model_dump() | {criterion.product_field: relaxed_to}
+        )
+        more = int((_eligible(firms, easier) & ~eligible).sum())
+        zh, en = criterion.label
+        criteria.append(
+            {
+                "criterion": criterion.code,
+                "label_zh": zh,
+                "label_en": en,
+                "setting": _plain(setting),
+                "relaxed_to": _plain(relaxed_to),
+                "additional_firms": _count(more),
+                "binding": more > 0,
+                "suppressed": 0 < more < MIN_CELL_FIRMS,
+            }
+        )
+    criteria.sort(key=lambda c: (not c["binding"], -(c["additional_firms"] or 0)))
+    return Reach(
+        firms_considered=firms.m,
+        eligible=_count(count),
+        expected_approval_share=share if count >= MIN_CELL_FIRMS else None,
+        by_town=_cells(firms.town, eligible, TOWN_CODES, town_label),
+        by_size_class=_cells(firms.size, eligible, SIZE_CLASSES, size_class_label),
+        criteria=criteria,
+    )
+
+
+def _eligible(firms: FirmTable, product: ProductFeatures) -> Any:
+    table = Products.from_products([product])
+    firm_idx = np.arange(firms.m, dtype=np.int64)
+    return evaluate_pairs(firms, firm_idx, table, np.zeros(firms.m, dtype=np.int64)).eligible
+
+
+def _plain(value: Any) -> Any:
+    """A setting as JSON shows it (enums as their values)."""
+    if isinstance(value, list):
+        return [getattr(v, "value", v) for v in value]
+    return getattr(value, "value", value)

@@ -60,9 +60,14 @@ class RegistryClient:
         self._check(response)
         return [line for line in response.content.splitlines() if line.strip()]
 
-    async def firms_export(self, town_code: str | None = None) -> list[bytes]:
-        """Every registered firm's matching features (NDJSON lines), of one town or all."""
-        params = {} if town_code is None else {"town_code": town_code}
+    async def firms_export(
+        self, town_code: str | None = None, *, reachable: bool = False
+    ) -> list[bytes]:
+        """Every registered firm's matching features (NDJSON lines), of one town or all; with
+        ``reachable``, only those that consented to matching and stated a need."""
+        params: dict[str, str] = {} if town_code is None else {"town_code": town_code}
+        if reachable:
+            params["reachable"] = "true"
         response = await self._request("GET", "/internal/exports/firms", params=params)
         self._check(response)
         return [line for line in response.content.splitlines() if line.strip()]

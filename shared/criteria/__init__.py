@@ -30,6 +30,7 @@ from shared.criteria._registry import (
     RANGE_PAIRS,
     WHAT_IF,
 )
+from shared.criteria._steps import is_set, next_step
 
 __all__ = [
     "CRITERIA",
@@ -45,6 +46,8 @@ __all__ = [
     "fails",
     "field_number",
     "firm_value",
+    "is_set",
+    "next_step",
     "rating_rank",
     "setting_number",
     "shortfall",

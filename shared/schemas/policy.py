@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -47,3 +47,92 @@ class WhatIfRequest(BaseModel):
         if (self.product_id is None) == (self.category is None):
             raise ValueError("name exactly one of product_id and category")
         return self
+
+
+class ReachCell(BaseModel):
+    key: str
+    label_zh: str
+    label_en: str
+    firms: int | None = Field(description="None when fewer than 3 (withheld)")
+    suppressed: bool
+
+
+class ReachCriterion(BaseModel):
+    """One rule the product sets, and what one notch easier would add."""
+
+    criterion: str = Field(description="the product field that sets it, e.g. min_revenue_yuan")
+    label_zh: str
+    label_en: str
+    setting: Any
+    relaxed_to: Any = Field(description="one notch easier; null: the rule dropped")
+    additional_firms: int | None = Field(
+        description="firms that would qualify only with it relaxed (None when 1 or 2: withheld)"
+    )
+    binding: bool = Field(description="relaxing it alone would admit more firms")
+    suppressed: bool
+
+
+class ProductReach(BaseModel):
+    """Whom a product would reach among registered firms that consented to matching and
+    stated a need: aggregates only, groups of fewer than 3 firms withheld, no firm ids."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "product_id": 7,
+                    "town_code": None,
+                    "as_of": "2026-12-07",
+                    "model_version": "m-20261201-1",
+                    "is_prior": False,
+                    "firms_considered": 4210,
+                    "eligible": 612,
+                    "expected_approval_share": 0.4371,
+                    "by_town": [
+                        {
+                            "key": "441900116",
+                            "label_zh": "塘厦镇",
+                            "label_en": "Tangxia",
+                            "firms": 58,
+                            "suppressed": False,
+                        }
+                    ],
+                    "by_size_class": [
+                        {
+                            "key": "small",
+                            "label_zh": "小型",
+                            "label_en": "small",
+                            "firms": 401,
+                            "suppressed": False,
+                        }
+                    ],
+                    "criteria": [
+                        {
+                            "criterion": "min_revenue_yuan",
+                            "label_zh": "年营业收入",
+                            "label_en": "annual revenue",
+                            "setting": 5_000_000,
+                            "relaxed_to": 2_000_000,
+                            "additional_firms": 233,
+                            "binding": True,
+                            "suppressed": False,
+                        }
+                    ],
+                }
+            ]
+        }
+    )
+
+    product_id: int | None = Field(description="None for a draft")
+    town_code: str | None
+    as_of: str
+    model_version: str
+    is_prior: bool = Field(description="no model yet: no expected approval share")
+    firms_considered: int = Field(description="firms with consent to matching and a need")
+    eligible: int | None
+    expected_approval_share: float | None = Field(
+        description="the model's mean approval probability among the eligible firms"
+    )
+    by_town: list[ReachCell]
+    by_size_class: list[ReachCell]
+    criteria: list[ReachCriterion]

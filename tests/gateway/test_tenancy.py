@@ -290,6 +290,8 @@ ENDPOINTS = {
         "PATCH /v1/products/{id}", "PX", "PY", json={"rate_min_bp": 360}, headers=IF_MATCH
     ),
     "product.delete": _on("DELETE /v1/products/{id}", "PX", "PY"),
+    "products.preview": _on("POST /v1/products/preview", json=data.product(name="草稿")),
+    "product.reach": _on("GET /v1/products/{id}/reach", "PX", "PY"),
     "apps.create": Endpoint("POST /v1/applications", _apply_call),
     "apps.list": _on("GET /v1/applications"),
     "app.get": _on("GET /v1/applications/{id}", "A_open", "B_open"),
@@ -368,6 +370,8 @@ MATRIX = [
     Row("product.get",       BOTH,       BOTH,         BOTH,        BOTH,        BOTH,        BOTH),
     Row("product.patch",     X,          A_ONLY,       X,           X,           X,           X),
     Row("product.delete",    X,          (204, 404),   X,           X,           X,           X),
+    Row("products.preview",  404,        200,          404,         404,         404,         404),
+    Row("product.reach",     X,          A_ONLY,       X,           X,           X,           BOTH),
     Row("apps.create",       (201, 404), X,            X,           X,           X,           X),
     Row("apps.list",         200,        200,          404,         404,         404,         200),
     Row("app.get",           A_ONLY,     A_ONLY,       X,           X,           X,           BOTH),

@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from services.matching.batch import newly_qualified
+from services.matching.policy import reach
 from services.matching.ranking import rank_products_for_firm
 from services.matching.tables import FirmTable, ProductTable
 from shared.schemas.matching import RankOptions
@@ -115,3 +116,24 @@ def test_bad_scan_requests_name_the_field(
 
 def test_the_scan_endpoint_needs_the_internal_token(client: TestClient) -> None:  # noqa: F811
     assert client.post("/internal/newly-qualified", json=_body()).status_code == 401
+
+
+def test_reach_counts_the_eligible_and_the_models_mean_probability() -> None:
+    table = FirmTable.from_firms(list(firms()), AS_OF)
+    product = next(p for p in catalogue().products if len(reached(p, "logistic")) >= 3)
+    result = reach(table, product, scorer("logistic"))
+    table_one = ProductTable.from_products([product])
+    ranked = []
+    for firm in firms():
+        one = rank_products_for_firm(firm, table_one, scorer("logistic"), EVERYTHING, as_of=AS_OF)
+        if one.eligible:
+            ranked.append(one.ranked[0].approval_probability)
+    assert result.eligible == len(ranked)
+    assert result.expected_approval_share == pytest.approx(sum(ranked) / len(ranked), abs=1e-3)
+    assert sum(c["firms"] or 0 for c in result.by_size_class) <= len(ranked)
+    assert all(c["firms"] is None or c["firms"] >= 3 for c in result.by_town)
+    for criterion in result.criteria:
+        assert criterion["binding"] == (
+            criterion["suppressed"] or bool(criterion["additional_firms"])
+        )
+    assert reach(table, product, scorer("prior")).expected_approval_share is None

@@ -10,8 +10,9 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field
 
-from services.matching.policy import coverage_gaps, what_if
+from services.matching.policy import coverage_gaps, reach, what_if
 from services.matching.registry_client import RegistryClient
 from services.matching.tables import FirmTable
 from shared.errors import NotFound, Unprocessable
@@ -34,17 +35,22 @@ class FirmSnapshots:
 
     def __init__(self, ttl: float) -> None:
         self.ttl = ttl
-        self._tables: dict[str | None, tuple[float, FirmTable]] = {}
+        self._tables: dict[tuple[str | None, bool], tuple[float, FirmTable]] = {}
         self._lock = asyncio.Lock()
 
-    async def table(self, registry: RegistryClient, town_code: str | None) -> FirmTable:
+    async def table(
+        self, registry: RegistryClient, town_code: str | None, *, reachable: bool = False
+    ) -> FirmTable:
+        """The firms of a town (or all); ``reachable``: those that consented to matching
+        and stated a need only (whom a product could reach)."""
+        key = (town_code, reachable)
         async with self._lock:
-            cached = self._tables.get(town_code)
+            cached = self._tables.get(key)
             if cached is not None and time.monotonic() - cached[0] < self.ttl:
                 return cached[1]
-            lines = await registry.firms_export(town_code)
+            lines = await registry.firms_export(town_code, reachable=reachable)
             table = await run_in_threadpool(_firm_table, lines)
-            self._tables[town_code] = (time.monotonic(), table)
+            self._tables[key] = (time.monotonic(), table)
             return table
 
 
@@ -113,4 +119,28 @@ async def coverage(request: Request, town_code: TownQuery = None) -> dict[str, A
         "catalogue_version": version,
         "as_of": today.isoformat(),
         "rows": rows,
+    }
+
+
+class ReachRequest(BaseModel):
+    """A product, listed or a draft, whose reach among the registered firms is asked."""
+
+    product: ProductFeatures
+    town_code: str | None = Field(default=None, max_length=9)
+
+
+@router.post("/reach")
+async def product_reach(body: ReachRequest, request: Request) -> dict[str, Any]:
+    """Whom a product would reach: eligible firms (consenting, with a need) by town and size
+    class, one notch easier per rule, the model's expected approval share; aggregates only."""
+    town = _town(body.town_code)
+    firms = await request.app.state.firm_snapshots.table(_registry(request), town, reachable=True)
+    scorer = request.app.state.models.scorer
+    result = await run_in_threadpool(reach, firms, body.product, scorer)
+    return {
+        "town_code": town,
+        "as_of": datetime.now(UTC).date().isoformat(),
+        "model_version": scorer.version,
+        "is_prior": scorer.is_prior,
+        **result.__dict__,
     }

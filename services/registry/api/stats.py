@@ -292,7 +292,12 @@ FEATURE_COLUMNS = ("id", *FirmFeatures.model_fields)
     responses={200: {"content": {"application/x-ndjson": {}}}},
 )
 def export_firms(
-    request: Request, town_code: Annotated[str | None, Query(max_length=9)] = None
+    request: Request,
+    town_code: Annotated[str | None, Query(max_length=9)] = None,
+    reachable: Annotated[
+        bool,
+        Query(description="only firms that consented to matching and stated a need"),
+    ] = False,
 ) -> StreamingResponse:
     """Every registered firm as the matching service sees it (no name, no credit code)."""
     if town_code is not None and not is_town_code(town_code):
@@ -302,6 +307,8 @@ def export_firms(
     stmt = sa.select(*(firm.c[name] for name in FEATURE_COLUMNS)).order_by(firm.c.id)
     if town_code is not None:
         stmt = stmt.where(firm.c.town_code == town_code)
+    if reachable:
+        stmt = stmt.where(firm.c.consent_matching.is_(True), firm.c.need_amount_yuan.is_not(None))
 
     def stream() -> Iterator[bytes]:
         with engine.connect() as conn:
