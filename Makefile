@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.finmatch-installed
 BENCH_STAMP := $(VENV)/.finmatch-bench-installed
 
-.PHONY: help install run seed test test-fast drills lint format migrate bench bench-quality bench-latency bench-batch bench-api bench-stats bench-footprint bench-soak clean
+.PHONY: help install run seed test test-fast drills lint format migrate bench bench-quality bench-latency bench-batch bench-reach bench-api bench-stats bench-footprint bench-soak clean
 
 help:
 	@echo "make run    - start registry, matching and gateway on SQLite with demo data"
@@ -17,6 +17,7 @@ help:
 	@echo "make seed   - (re)generate the synthetic Dongguan demo data into the registry database"
 	@echo "make bench  - benchmarks (set FINMATCH_BENCH_POSTGRES_URL for the PostgreSQL ones)"
 	@echo "make bench-quality / bench-latency / bench-batch - the matching benchmarks alone"
+	@echo "make bench-reach - a product reach preview over 100,000 firms (target <= 500 ms)"
 	@echo "make bench-api - GET /v1/firms/{id}/matches through the gateway (PostgreSQL + Redis)"
 	@echo "make bench-stats - officials' statistics on 500k firms / 1M applications (PostgreSQL + Redis)"
 	@echo "make bench-footprint - each service's import time, memory and modules (the gateway loads no sklearn)"
@@ -74,7 +75,7 @@ drills: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/pytest -q -x
 
-bench: $(STAMP) bench-footprint bench-quality bench-latency bench-batch bench-api bench-stats
+bench: $(STAMP) bench-footprint bench-quality bench-latency bench-batch bench-reach bench-api bench-stats
 	$(BIN)/python bench/import_firms.py
 
 bench-quality: $(BENCH_STAMP)
@@ -85,6 +86,9 @@ bench-latency: $(STAMP)
 
 bench-batch: $(STAMP)
 	$(BIN)/python -m bench.batch_rank
+
+bench-reach: $(STAMP)
+	$(BIN)/python -m bench.reach
 
 # Needs PostgreSQL (FINMATCH_BENCH_POSTGRES_URL) and Redis (FINMATCH_BENCH_REDIS_URL, DB 7).
 # The load generator is wrk where installed (apt-get install wrk), else a Python client.
