@@ -21,8 +21,8 @@ _EXAMPLE: dict[str, JsonValue] = {
     "institution_name": "东莞农村商业银行",
     "application_ids": [311, 348],
     "granted_at": "2027-01-12T08:30:00Z",
-    "revoked_at": None,
-    "status": "active",
+    "revoked_at": "2027-03-02T09:15:00Z",
+    "status": "revoked",
 }
 
 

@@ -28,7 +28,9 @@ IdPath = Annotated[int, Path(ge=1, le=2**63 - 1)]
     status_code=201,
     summary="Apply with consent / 授权并申请",
     description="The firm's profile is shared with the product's institution only with "
-    "consent_share_profile=true; withdrawing the application withdraws the consent.",
+    "consent_share_profile=true; withdrawing the application withdraws the consent. The "
+    "first application to an institution grants a consent the firm's portal can list and "
+    "revoke (`/v1/firms/{firm_id}/consents`); later ones join it while it stands.",
 )
 async def apply(body: ApplicationCreate, request: Request, principal: CurrentPrincipal) -> Response:
     require(principal, PrincipalRole.PORTAL)
