@@ -31,28 +31,35 @@ def grant(session: Session, firm: Firm, institution_id: int, at: datetime) -> Co
     commits (a revocation then waits for the application joining it, or the application sees
     the revocation and grants a new consent); created if there is none."""
     assert firm.id is not None
-    standing = session.exec(
+    standing = _standing(session, firm.id, institution_id)
+    if standing is not None:
+        return standing
+    consent = Consent(firm_id=firm.id, institution_id=institution_id, granted_at=at)
+    try:
+        with session.begin_nested():  # a savepoint: losing the race below undoes this only
+            session.add(consent)
+    except IntegrityError:
+        # Another application of this firm to this institution granted it first (PostgreSQL
+        # made this insert wait for its commit): join that one.
+        standing = _standing(session, firm.id, institution_id)
+        if standing is None:  # it was revoked meanwhile as well: let the client retry
+            raise Conflict(
+                "a consent for this institution changed concurrently; retry",
+                code="concurrent_create",
+                field="product_id",
+            ) from None
+        return standing
+    return consent
+
+
+def _standing(session: Session, firm_id: int, institution_id: int) -> Consent | None:
+    return session.exec(
         select(Consent)
-        .where(Consent.firm_id == firm.id)
+        .where(Consent.firm_id == firm_id)
         .where(Consent.institution_id == institution_id)
         .where(col(Consent.revoked_at).is_(None))
         .with_for_update()
     ).first()
-    if standing is not None:
-        return standing
-    consent = Consent(firm_id=firm.id, institution_id=institution_id, granted_at=at)
-    session.add(consent)
-    try:
-        session.flush()
-    except IntegrityError as exc:
-        # Another application of this firm to this institution granted it first.
-        session.rollback()
-        raise Conflict(
-            "a consent for this institution was granted concurrently; retry",
-            code="concurrent_create",
-            field="product_id",
-        ) from exc
-    return consent
 
 
 def consent_of_firm(
