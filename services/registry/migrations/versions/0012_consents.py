@@ -12,6 +12,7 @@ received the profile through them too).
 """
 
 from collections.abc import Sequence
+from datetime import datetime
 
 import sqlalchemy as sa
 from alembic import op
@@ -45,7 +46,7 @@ WHERE firm_id IS NOT NULL
 """
 
 
-def _when(name: str, *, nullable: bool) -> sa.Column:
+def _when(name: str, *, nullable: bool) -> sa.Column[datetime]:
     return sa.Column(
         name, services.registry.models.columns.UtcDateTime(timezone=True), nullable=nullable
     )
