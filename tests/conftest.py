@@ -32,6 +32,7 @@ TABLES_CHILD_FIRST = [
     "import_batch",
     "decision",
     "application",
+    "consent",
     "api_key",
     "firm",
     "product",

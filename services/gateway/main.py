@@ -18,6 +18,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from services.gateway.api import (
     admin,
     applications,
+    consents,
     firms,
     matches,
     products,
@@ -170,7 +171,17 @@ def create_app(
         BodyLimitMiddleware, max_bytes=settings.max_body_bytes, streaming_paths=STREAMING_PATHS
     )
     app.add_middleware(RequestContextMiddleware)
-    for module in (firms, matches, products, applications, stats, admin, reference, webhooks):
+    for module in (
+        firms,
+        consents,
+        matches,
+        products,
+        applications,
+        stats,
+        admin,
+        reference,
+        webhooks,
+    ):
         app.include_router(module.router)
     app.include_router(dashboard.router)
     app.mount(dashboard.STATIC_PATH, dashboard.static_files(), name="dashboard-static")

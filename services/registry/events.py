@@ -116,16 +116,22 @@ def application_decided(
     return emit(session, EventType.APPLICATION_DECIDED, data, [application.owner_principal_id])
 
 
-def forget_firm(session: Session, firm_id: int) -> int:
-    """Drop an erased firm's profile from the events that carried it (a pending delivery
-    then goes without it); the number of events changed. Erasure is rare: a scan is fine."""
-    carried = session.exec(
+def forget_firm(session: Session, firm_id: int, *, institution_id: int | None = None) -> int:
+    """Drop a firm's profile from the events that carried it (a pending delivery, or a
+    redelivery, then goes without it): every institution's on erasure, one institution's when
+    the firm revokes its consent to it. The number of events changed. Both are rare: a scan
+    of the firm's submissions is fine."""
+    stmt = (
         select(OutboxEvent)
         .where(OutboxEvent.type == EventType.APPLICATION_SUBMITTED.value)
         .where(col(OutboxEvent.data)["firm"]["id"].as_integer() == firm_id)
     )
+    if institution_id is not None:
+        stmt = stmt.where(
+            col(OutboxEvent.data)["application"]["institution_id"].as_integer() == institution_id
+        )
     changed = 0
-    for event in carried:
+    for event in session.exec(stmt):
         event.data = {key: value for key, value in event.data.items() if key != "firm"}
         session.add(event)
         changed += 1

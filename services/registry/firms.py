@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from services.registry import audit, events
 from services.registry.db import fetch_one
@@ -36,7 +36,8 @@ def firm_visible_to(session: Session, firm_id: int, principal: Principal) -> Fir
 def readable_by_role(owner_principal_id: int, principal: Principal) -> bool | None:
     """Whether the principal may read a firm with this owner, when its role alone decides:
     an admin any, a portal its own, an official none (aggregates only); None for an
-    institution, which may read the firms that applied to it (with consent) and no other."""
+    institution, which may read the firms that applied to it with a consent they have not
+    withdrawn or revoked, and no other."""
     role = principal.role
     if role == PrincipalRole.ADMIN:
         return True
@@ -78,12 +79,14 @@ def firm_owned_by(
 
 
 def _has_live_application(session: Session, firm_id: int, principal: Principal) -> bool:
-    # Consent is given per application; a withdrawn application withdraws it.
+    # Consent is given by applying: withdrawing the application, or revoking the consent it
+    # was given under (services.registry.consents), sets consent_withdrawn_at and ends it.
     stmt = (
         select(Application.id)
         .where(Application.firm_id == firm_id)
         .where(Application.institution_id == principal.institution_id)
         .where(Application.status != ApplicationStatus.WITHDRAWN.value)
+        .where(col(Application.consent_withdrawn_at).is_(None))
         .limit(1)
     )
     return session.exec(stmt).first() is not None

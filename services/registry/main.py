@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 from services.registry.api import (
     access,
     applications,
+    consents,
     firms,
     internal,
     models,
@@ -82,6 +83,7 @@ def create_app(settings: RegistrySettings | None = None, engine: Engine | None =
     app.add_middleware(AccessLogMiddleware)
     guarded = [
         firms.router,
+        consents.router,
         products.router,
         applications.router,
         access.router,

@@ -54,7 +54,7 @@ class World:
     callers: dict[str, Api]
     portal_b: Api
     institution_y: Api
-    ids: dict[str, int]  # FA, FB, PX, PY, A_open, A_decided, B_open, B_decided, spare_key…
+    ids: dict[str, int]  # FA, FB, PX, PY, A_open, A_decided, B_open, B_decided, CA, CB…
     firms: dict[str, dict[str, Any]]  # FA, FB as submitted
 
     def __getitem__(self, name: str) -> int:
@@ -85,6 +85,13 @@ APPROVED = {
     "rate_bp": 400,
     "term_months": 12,
 }
+
+
+def _consents(portal: Api, firm_id: int) -> list[dict[str, Any]]:
+    answer = portal.get(f"/v1/firms/{firm_id}/consents")
+    assert answer.status_code == 200, answer.text
+    rows: list[dict[str, Any]] = answer.json()["data"]
+    return rows
 
 
 def build_world(stack: Stack) -> World:
@@ -121,6 +128,9 @@ def build_world(stack: Stack) -> World:
         _created(institution.post(f"/v1/applications/{decided}/decision", json=APPROVED))
         ids[f"{side}_decided"] = decided
         ids[f"{side}_open"] = _apply(portal, ids[firm], ids[product])
+        # Both applications went to one institution: one consent, the firm's only one.
+        [consent] = _consents(portal, ids[firm])
+        ids[f"C{side}"] = consent["id"]
     spare = _created(
         stack.admin.post("/v1/admin/principals", json={"role": "portal", "name": "备"})
     )
@@ -186,6 +196,8 @@ def assert_world_intact(world: World) -> None:
         world["B_open"]: still_open,
     }
     for side, portal in (("A", world.callers["portal_a"]), ("B", world.portal_b)):
+        standing = [(c["id"], c["status"]) for c in _consents(portal, world[f"F{side}"])]
+        assert standing == [(world[f"C{side}"], "active")]
         assert versions_of(portal, "/v1/webhooks/endpoints") == {world[f"W{side}"]: 1}
         assert versions_of(portal, "/v1/webhooks/deliveries") == {world[f"D{side}"]: None}
 
@@ -266,6 +278,11 @@ def _new_key(w: World, side: str) -> Call:
     return "POST", "/v1/admin/keys", {"json": {"principal_id": w["spare_principal"]}}
 
 
+def _revoke_consent(w: World, side: str) -> Call:
+    firm, consent = _pick(side, (w["FA"], w["CA"]), (w["FB"], w["CB"]))
+    return "POST", f"/v1/firms/{firm}/consents/{consent}/revoke", {}
+
+
 def _deliveries(w: World, side: str) -> Call:
     return "GET", "/v1/webhooks/deliveries", {"params": {"endpoint_id": w[f"W{side}"]}}
 
@@ -283,6 +300,8 @@ ENDPOINTS = {
     "firm.patch": _on("PATCH /v1/firms/{id}", "FA", "FB", json={"employees": 60}, headers=IF_MATCH),
     "firm.erase": _on("DELETE /v1/firms/{id}", "FA", "FB"),
     "firm.matches": _on("GET /v1/firms/{id}/matches", "FA", "FB"),
+    "firm.consents": _on("GET /v1/firms/{id}/consents", "FA", "FB"),
+    "consent.revoke": Endpoint("POST /v1/firms/{id}/consents/{consent_id}/revoke", _revoke_consent),
     "products.create": _on("POST /v1/products", json=data.product(name="新产品")),
     "products.list": _on("GET /v1/products"),
     "product.get": _on("GET /v1/products/{id}", "PX", "PY"),
@@ -365,6 +384,9 @@ MATRIX = [
     Row("firm.patch",        A_ONLY,     X,            X,           X,           X,           X),
     Row("firm.erase",        (204, 404), X,            X,           X,           X,           X),
     Row("firm.matches",      A_ONLY,     X,            X,           X,           X,           X),
+    # A firm's consents are its own portal's business: not the institution's, nor the admin's.
+    Row("firm.consents",     A_ONLY,     X,            X,           X,           X,           X),
+    Row("consent.revoke",    A_ONLY,     X,            X,           X,           X,           X),
     Row("products.create",   404,        201,          404,         404,         404,         404),
     Row("products.list",     200,        200,          200,         200,         200,         200),
     Row("product.get",       BOTH,       BOTH,         BOTH,        BOTH,        BOTH,        BOTH),
@@ -503,6 +525,10 @@ def _check_cell(world: World, endpoint: str, role: str, side: str, expected: int
         assert body["id"] == world[target]
     if endpoint == "firm.matches":
         assert body["firm_id"] == world["FA"]
+    if endpoint == "firm.consents":
+        assert [(c["id"], c["firm_id"]) for c in body["data"]] == [(world["CA"], world["FA"])]
+    if endpoint == "consent.revoke":
+        assert (body["id"], body["status"]) == (world["CA"], "revoked")
     if endpoint in {"app.decision", "app.decide"}:
         assert body["application_id"] == world[f"{side}_decided" if method == "GET" else "A_open"]
     if endpoint.startswith("stats."):
@@ -630,6 +656,35 @@ def test_a_decided_application_keeps_the_firm_visible_to_its_institution(world: 
     # The approved application is still live (the loan exists): X still sees FA.
     assert institution_x.get(f"/v1/firms/{world['FA']}").status_code == 200
     assert institution_x.get(f"/v1/firms/{world['FB']}").status_code == 404
+
+
+def test_a_revoked_consent_ends_that_institutions_reads_only(world: World) -> None:
+    portal_a, institution_x = world.callers["portal_a"], world.callers["institution_x"]
+    firm_a = world["FA"]
+    # Portal A cannot reach portal B's consent through its own firm either.
+    crossed = portal_a.post(f"/v1/firms/{firm_a}/consents/{world['CB']}/revoke")
+    assert crossed.status_code == 404
+    assert world.institution_y.get(f"/v1/firms/{world['FB']}").status_code == 200
+
+    revoked = portal_a.post(f"/v1/firms/{firm_a}/consents/{world['CA']}/revoke")
+    assert revoked.status_code == 200, revoked.text
+    assert revoked.json()["application_ids"] == [world["A_decided"], world["A_open"]]
+    gone = institution_x.get(f"/v1/firms/{firm_a}")
+    assert gone.status_code == 404
+    assert world.firms["FA"]["name"] not in gone.text
+    # The leads and the decision stay with X, marked; the firm's own portal and the admin
+    # still read the firm; Y's consent from FB is untouched.
+    lead = institution_x.get(f"/v1/applications/{world['A_decided']}")
+    assert lead.json()["consent_withdrawn_at"] == revoked.json()["revoked_at"]
+    decision = institution_x.get(f"/v1/applications/{world['A_decided']}/decision")
+    assert decision.status_code == 200
+    assert portal_a.get(f"/v1/firms/{firm_a}").status_code == 200
+    assert world.callers["admin"].get(f"/v1/firms/{firm_a}").status_code == 200
+    assert world.institution_y.get(f"/v1/firms/{world['FB']}").status_code == 200
+    # Revoking again: the same record.
+    again = portal_a.post(f"/v1/firms/{firm_a}/consents/{world['CA']}/revoke")
+    assert again.status_code == 200
+    assert again.json() == revoked.json()
 
 
 # Officials: their town, or the whole city for a city official.

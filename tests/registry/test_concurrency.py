@@ -123,3 +123,32 @@ def _wait_until_blocked(engine: Engine, seconds: float = 20.0) -> None:
                 # The PATCH finished without waiting for the lock: the assertions say how.
                 return
             time.sleep(0.01)
+
+
+def test_racing_first_applications_to_one_institution_share_one_consent(
+    portal: Actor, bank: Actor, engine: Engine
+) -> None:
+    """Each of a firm's applications to several products of one bank, all at once, is made,
+    under one consent (the first grant wins; the others join it, none is a 409)."""
+    firm_id = portal.post("/v1/firms", json=data.firm()).json()["id"]
+    products = [
+        bank.post("/v1/products", json=data.product(name=f"产品{i}")).json()["id"] for i in range(6)
+    ]
+
+    def apply(product_id: int) -> int:
+        body = {
+            "firm_id": firm_id,
+            "product_id": product_id,
+            "requested_amount_yuan": 1_000_000,
+            "requested_term_months": 12,
+            "consent_share_profile": True,
+        }
+        return portal.post("/v1/applications", json=body).status_code
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        statuses = list(pool.map(apply, products))
+    assert statuses == [201] * 6
+    [consent] = portal.get(f"/v1/firms/{firm_id}/consents").json()["data"]
+    assert len(consent["application_ids"]) == 6
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM consent")).scalar_one() == 1

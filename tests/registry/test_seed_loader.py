@@ -55,6 +55,15 @@ def test_seed_writes_a_consistent_world_once(engine: Engine, client: TestClient)
         "d.approved_amount_yuan OR a.approved_rate_bp IS DISTINCT FROM d.rate_bp)"
     )
     assert scalar(engine, copied) == 0
+    # Each firm consented to the institutions it applied to: one consent per pair, every
+    # application under the one of its firm and institution.
+    pairs = "SELECT count(*) FROM (SELECT DISTINCT firm_id, institution_id FROM application) p"
+    assert scalar(engine, "SELECT count(*) FROM consent") == scalar(engine, pairs)
+    mislinked = (
+        "SELECT count(*) FROM application a LEFT JOIN consent c ON c.id = a.consent_id "
+        "WHERE c.id IS NULL OR c.firm_id <> a.firm_id OR c.institution_id <> a.institution_id"
+    )
+    assert scalar(engine, mislinked) == 0
     again = seed_demo(engine, n_firms=400, n_applications=500, now=now, progress=False)
     assert not again.seeded
     assert scalar(engine, "SELECT count(*) FROM firm") == 400

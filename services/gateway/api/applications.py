@@ -35,7 +35,9 @@ logger = logging.getLogger("finmatch.gateway")
     status_code=201,
     summary="Apply with consent / 授权并申请",
     description="The firm's profile is shared with the product's institution only with "
-    "consent_share_profile=true; withdrawing the application withdraws the consent. "
+    "consent_share_profile=true; withdrawing the application withdraws the consent. The "
+    "first application to an institution grants a consent the firm's portal can list and "
+    "revoke (`/v1/firms/{firm_id}/consents`); later ones join it while it stands. "
     "Matching's eligibility rules are evaluated at submission and stored with the application "
     "(`eligibility`: eligible, ineligible with the unmet criteria, or unknown when matching "
     "could not be asked); the institution sees it in its leads and in application.submitted. "

@@ -98,7 +98,8 @@ async def bulk_import(
 
 @router.get("/{firm_id}", response_model=FirmPublic, responses={200: {"headers": ETAG_HEADER}})
 async def get_firm(firm_id: IdPath, request: Request, principal: CurrentPrincipal) -> Response:
-    """The owner portal; an institution with a live application from this firm; an admin.
+    """The owner portal; an institution with a live application from this firm whose
+    consent the firm has not revoked; an admin.
 
     While the registry cannot answer (503, e.g. its database is down), the owner portal gets
     the last copy it read, marked stale: an `Age` header and `X-Finmatch-Stale` naming the

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from services.registry import audit, events
+from services.registry import audit, consents, events
 from services.registry.api.deps import IdPath, PrincipalDep, RequestIdDep, SessionDep, require_role
 from services.registry.firms import firm_owned_by, snapshot_of
 from services.registry.idempotency import IdempotentWriteRoute
@@ -99,8 +99,10 @@ def apply(
             field="product_id",
         )
     now = utcnow()
+    consent = consents.grant(session, firm, product.institution_id, now)
     application = Application(
         firm_id=firm.id,
+        consent_id=consent.id,
         product_id=product.id or 0,
         institution_id=product.institution_id,
         owner_principal_id=principal.id or 0,
@@ -136,7 +138,7 @@ def apply(
         entity="application",
         entity_id=application.id,
         request_id=request_id,
-        detail={"firm_id": firm.id, "product_id": product.id, "consent": True},
+        detail={"firm_id": firm.id, "product_id": product.id, "consent_id": consent.id},
     )
     session.commit()
     return application

@@ -2,6 +2,7 @@
 
 from services.registry.models.access import ApiKey, AuditEntry, ImportBatch, MatchEvent, Principal
 from services.registry.models.application import Application, Decision
+from services.registry.models.consent import Consent
 from services.registry.models.firm import Firm
 from services.registry.models.idempotency import IdempotencyRecord
 from services.registry.models.model_version import ModelStatus, ModelVersion, ModelVersionPublic
@@ -19,6 +20,7 @@ __all__ = [
     "ApiKey",
     "Application",
     "AuditEntry",
+    "Consent",
     "Decision",
     "Firm",
     "IdempotencyRecord",

@@ -70,7 +70,18 @@ class Application(ApplicationTerms, table=True):
     consent_share_profile: bool = True
     consent_text_version: str = Field(default=CONSENT_TEXT_VERSION, max_length=32)
     consent_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+    # Set by withdrawing the application or revoking its consent: the institution's reads of
+    # the firm through this application end then.
     consent_withdrawn_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    # The consent this application shared the profile under (null once the firm is erased).
+    consent_id: int | None = Field(
+        default=None,
+        sa_column=sa.Column(
+            BigId,
+            sa.ForeignKey("consent.id", ondelete="SET NULL", name="fk_application_consent_id"),
+            index=True,
+        ),
+    )
     # What the institution saw: the firm's features when it applied. Training uses this,
     # never today's profile.
     firm_snapshot: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 from tqdm import tqdm
 
+from services.registry import consents
 from services.registry.api.access import issue_key
 from services.registry.bulk import import_batch
 from services.registry.firms import snapshot_of
@@ -234,6 +235,9 @@ def _seed_history(
             session.commit()
         bar.update(len(chunk))
     bar.close()
+    with Session(engine) as session:  # each firm consented to the institutions it applied to
+        consents.grant_for_unlinked(session)
+        session.commit()
     return written
 
 
