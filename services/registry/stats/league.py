@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement
@@ -28,6 +27,7 @@ from services.registry.stats.tables import (
     REJECTED,
     SUBMITTED,
 )
+from services.registry.stats.workdays import add_workdays
 
 LEAGUE_FIGURES = (
     "applications",
@@ -45,13 +45,10 @@ LEAGUE_FIGURES = (
 
 
 def deadline_offsets(submitted: Sequence[date], working_days: int) -> list[date]:
-    """The day by which an answer is due: ``working_days`` Monday–Friday days after submission.
-
-    Public holidays are not modelled (the State Council's calendar changes every year); a
-    holiday week makes the deadline stricter than it really is, never laxer.
-    """
-    due = np.busday_offset(np.array(submitted, dtype="datetime64[D]"), working_days, roll="forward")
-    return [d.astype(date) for d in due]
+    """The day by which an answer is due: ``working_days`` working days after submission, by
+    the State Council's holiday calendar (holidays off, swapped weekend days worked; see
+    ``workdays`` for the years it covers and the Monday–Friday fallback beyond them)."""
+    return add_workdays(list(submitted), working_days)
 
 
 def institutions(
