@@ -80,3 +80,28 @@ def test_concurrent_upgrades_wait_for_each_other(postgres_engine: Engine) -> Non
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+STATS_TRIGGERS = {
+    f"stats_{table}_{event}"
+    for table in ("application", "match_event", "firm")
+    for event in ("insert", "delete", "update")
+} | {"stats_product_category"}
+
+
+def test_the_statistics_triggers_survive_every_migration(tmp_path: object) -> None:
+    """SQLite rebuilds a table to add a foreign key (a batch "move and copy"), which drops its
+    triggers: a migration that does so must create the statistics triggers again."""
+    url = f"sqlite:///{tmp_path}/triggers.db"
+    upgrade(url)
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            names = set(
+                conn.execute(
+                    sa.text("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+                ).scalars()
+            )
+    finally:
+        engine.dispose()
+    assert names == STATS_TRIGGERS

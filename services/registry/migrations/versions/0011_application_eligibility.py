@@ -19,21 +19,20 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("application", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column(
-                "eligibility_status",
-                sa.String(length=12),
-                nullable=False,
-                server_default="unknown",
-            )
-        )
-        batch_op.add_column(
-            sa.Column("eligibility_unmet", sa.JSON(), nullable=False, server_default="[]")
-        )
+    # Plain ADD COLUMN on both backends: SQLite keeps the application table and the statistics
+    # triggers on it (a batch "move and copy" would drop them).
+    op.add_column(
+        "application",
+        sa.Column(
+            "eligibility_status", sa.String(length=12), nullable=False, server_default="unknown"
+        ),
+    )
+    op.add_column(
+        "application",
+        sa.Column("eligibility_unmet", sa.JSON(), nullable=False, server_default="[]"),
+    )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("application", schema=None) as batch_op:
-        batch_op.drop_column("eligibility_unmet")
-        batch_op.drop_column("eligibility_status")
+    op.drop_column("application", "eligibility_unmet")
+    op.drop_column("application", "eligibility_status")

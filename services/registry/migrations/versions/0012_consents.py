@@ -52,6 +52,37 @@ def _when(name: str, *, nullable: bool) -> sa.Column[datetime]:
     )
 
 
+def _sqlite_mark(row: str) -> str:
+    return (
+        "INSERT INTO stats_dirty (month, version) "
+        f"SELECT strftime('%Y-%m', {row}.submitted_at, '+8 hours'), 1 "
+        f"WHERE {row}.submitted_at IS NOT NULL "
+        "ON CONFLICT (month) DO UPDATE SET version = version + 1;"
+    )
+
+
+def _restore_sqlite_triggers() -> None:
+    """SQLite cannot add a foreign key to a table: the batch above copies the application
+    table into a new one, and the statistics triggers on it (0005) go with the old table.
+    Create them again, as 0005 did (PostgreSQL altered the table in place and kept them)."""
+    if op.get_bind().dialect.name != "sqlite":
+        return
+    for name in ("insert", "delete", "update"):
+        op.execute(f"DROP TRIGGER IF EXISTS stats_application_{name}")
+    op.execute(
+        "CREATE TRIGGER stats_application_insert AFTER INSERT ON application "
+        f"BEGIN {_sqlite_mark('NEW')} END"
+    )
+    op.execute(
+        "CREATE TRIGGER stats_application_delete AFTER DELETE ON application "
+        f"BEGIN {_sqlite_mark('OLD')} END"
+    )
+    op.execute(
+        "CREATE TRIGGER stats_application_update AFTER UPDATE ON application FOR EACH ROW "
+        f"BEGIN {_sqlite_mark('OLD')} {_sqlite_mark('NEW')} END"
+    )
+
+
 def upgrade() -> None:
     op.create_table(
         "consent",
@@ -83,6 +114,7 @@ def upgrade() -> None:
             )
         )
         batch_op.create_index("ix_application_consent_id", ["consent_id"], unique=False)
+    _restore_sqlite_triggers()
     op.execute(_BACKFILL_CONSENTS)
     op.execute(_LINK_APPLICATIONS)
 
@@ -91,6 +123,7 @@ def downgrade() -> None:
     with op.batch_alter_table("application", schema=None) as batch_op:
         batch_op.drop_index("ix_application_consent_id")
         batch_op.drop_column("consent_id")
+    _restore_sqlite_triggers()
     with op.batch_alter_table("consent", schema=None) as batch_op:
         batch_op.drop_index("uq_consent_active")
         batch_op.drop_index("ix_consent_firm")
