@@ -267,7 +267,9 @@ def _check_classes(data: TrainingSet, part: str, minimum: int) -> None:
 
 
 def _iso(stamp: np.datetime64) -> str:
-    return f"{np.datetime_as_string(stamp, unit='s')}Z"
+    # To the microsecond: a later comparison cuts at this instant, and a row decided later
+    # within the same second was not seen.
+    return f"{np.datetime_as_string(stamp, unit='us')}Z"
 
 
 def train(
