@@ -9,6 +9,7 @@ unique partial index allows one queued or running job at a time.
 """
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -24,7 +25,7 @@ _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 _ACTIVE = "status IN ('queued', 'running')"
 
 
-def _when(name: str, *, nullable: bool) -> sa.Column:
+def _when(name: str, *, nullable: bool) -> "sa.Column[Any]":
     return sa.Column(
         name, services.registry.models.columns.UtcDateTime(timezone=True), nullable=nullable
     )
