@@ -19,6 +19,7 @@ from tests.services import need_postgres
 os.environ.setdefault("FINMATCH_GC_FREEZE", "false")
 
 TABLES_CHILD_FIRST = [
+    "training_job",
     "match_scan",
     "webhook_attempt",
     "webhook_delivery",

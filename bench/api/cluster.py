@@ -145,15 +145,31 @@ def services(
 
 
 def train_model(gateway_url: str, admin_key: str) -> dict[str, Any]:
+    """Queue a training job through the gateway and poll it to its end; its outcome."""
+    headers = {"Authorization": f"Bearer {admin_key}"}
     response = httpx.post(
         f"{gateway_url}/v1/admin/models/train",
         json={"auto_promote": True},
-        headers={"Authorization": f"Bearer {admin_key}"},
-        timeout=TRAIN_TIMEOUT_SECONDS,
+        headers=headers,
+        timeout=30,
     )
-    if response.status_code != 200:
+    if response.status_code != 202:
         raise BenchFailure(f"training answered {response.status_code}: {response.text[:2000]}")
-    outcome: dict[str, Any] = response.json()
+    deadline = time.monotonic() + TRAIN_TIMEOUT_SECONDS
+    job: dict[str, Any] = response.json()
+    while job["status"] in {"queued", "running"}:
+        if time.monotonic() > deadline:
+            raise BenchFailure(f"training job {job['id']} still {job['status']}")
+        time.sleep(1.0)
+        polled = httpx.get(
+            f"{gateway_url}{response.headers['location']}", headers=headers, timeout=30
+        )
+        if polled.status_code != 200:
+            raise BenchFailure(f"job poll answered {polled.status_code}: {polled.text[:2000]}")
+        job = polled.json()
+    if job["status"] != "succeeded":
+        raise BenchFailure(f"training job {job['id']} failed: {job['error']}")
+    outcome: dict[str, Any] = job["outcome"]
     if not outcome.get("promoted"):
         raise BenchFailure(f"the trained model was not promoted: {outcome.get('reason')}")
     return outcome

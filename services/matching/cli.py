@@ -8,6 +8,7 @@ import sys
 
 from services.matching.config import get_settings
 from services.matching.events import event_bus
+from services.matching.jobs import TrainingBusy
 from services.matching.lifecycle import ModelManager
 from services.matching.registry_client import RegistryClient
 from services.matching.train import TrainingRefused
@@ -18,7 +19,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="finmatch-matching", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="run the matching service with uvicorn")
-    train = commands.add_parser("train", help="train a challenger; promote it if it is better")
+    train = commands.add_parser(
+        "train",
+        help="train a challenger now, as a job run in this process (it shows in "
+        "/v1/admin/models/jobs); promote it if it is better",
+    )
     train.add_argument("--no-promote", action="store_true", help="keep it as a candidate")
     args = parser.parse_args(argv)
     settings = get_settings()
@@ -48,8 +53,11 @@ async def _train(*, auto_promote: bool) -> int:
     manager = ModelManager(settings=settings, registry=registry, bus=bus)
     try:
         outcome = await manager.train(auto_promote=auto_promote)
-    except TrainingRefused as exc:
+    except TrainingRefused as exc:  # recorded as the job's error too, when a job had started
         print(f"training refused: {exc}", file=sys.stderr)
+        return 2
+    except TrainingBusy as exc:
+        print(f"training refused: {exc} (job {exc.job_id})", file=sys.stderr)
         return 2
     finally:
         await manager.stop()

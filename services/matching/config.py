@@ -20,6 +20,9 @@ class MatchingSettings(ServiceSettings):
     retrain_check_seconds: float = 300.0
     auto_retrain: bool = True
     min_training_rows: int = 200
+    # A training job's runner reports at least every third of this; a job silent for longer
+    # is failed as "runner lost" (its replica died) and no longer blocks the next one.
+    training_lease_seconds: float = 60.0
     # Coverage and what-if read every registered firm; a snapshot serves this many seconds.
     firm_snapshot_seconds: float = 60.0
 

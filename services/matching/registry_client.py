@@ -14,10 +14,14 @@ from shared.request_context import current_request_id
 class RegistryError(Exception):
     """The registry refused a request (a 4xx): carries its status and problem code."""
 
-    def __init__(self, status: int, code: str, detail: str) -> None:
+    def __init__(
+        self, status: int, code: str, detail: str, problem: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(f"registry answered {status} ({code}): {detail}")
         self.status = status
         self.code = code
+        self.detail = detail
+        self.problem = problem or {}
 
 
 class RegistryClient:
@@ -143,6 +147,22 @@ class RegistryClient:
         body: dict[str, Any] = response.json()
         return body
 
+    async def create_job(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A queued training job; a 409 ``training_in_progress`` names the active one."""
+        response = await self._request("POST", "/internal/training-jobs", json=body)
+        self._check(response)
+        job: dict[str, Any] = response.json()
+        return job
+
+    async def report_job(self, job_id: int, body: dict[str, Any]) -> dict[str, Any]:
+        """The runner's heartbeat, progress or result (renews its lease)."""
+        response = await self._request(
+            "POST", f"/internal/training-jobs/{job_id}/report", json=body
+        )
+        self._check(response)
+        job: dict[str, Any] = response.json()
+        return job
+
     @staticmethod
     def _check(response: httpx.Response) -> None:
         if response.status_code >= 500:
@@ -156,8 +176,11 @@ class RegistryClient:
                 problem = response.json()
             except ValueError:
                 problem = {}
+            if not isinstance(problem, dict):
+                problem = {}
             raise RegistryError(
                 response.status_code,
                 str(problem.get("code", "error")),
                 str(problem.get("detail", response.text[:300])),
+                problem,
             )

@@ -21,6 +21,7 @@ from services.registry.api import (
     models,
     products,
     stats,
+    training_jobs,
     webhook_deliveries,
     webhooks,
 )
@@ -97,6 +98,7 @@ def create_app(settings: RegistrySettings | None = None, engine: Engine | None =
     app.include_router(internal.router)
     app.include_router(stats.internal)
     app.include_router(models.router)
+    app.include_router(training_jobs.router)
 
     @app.get("/healthz", tags=["probes"])
     async def healthz() -> dict[str, str]:

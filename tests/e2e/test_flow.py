@@ -278,10 +278,20 @@ def training_promotes_a_model_the_portal_then_gets(flow: Flow) -> None:
 
     rid = request_id(flow, "train")
     started = time.monotonic()
-    trained = ok(flow.admin.post("/v1/admin/models/train", json={}, headers={"X-Request-ID": rid}))
-    flow.trained = trained | {"seconds": time.monotonic() - started}
+    queued = flow.admin.post("/v1/admin/models/train", json={}, headers={"X-Request-ID": rid})
+    assert queued.status_code == 202, queued.text
+    job_url = queued.headers["location"]
+    # A job: polled until it ends (the admin's poll of a promoted job also tells this gateway
+    # of the new model at once).
+    while (job := ok(flow.admin.get(job_url)))["status"] in {"queued", "running"}:
+        assert time.monotonic() - started < 600, job
+        time.sleep(0.5)
+    assert job["status"] == "succeeded", job
+    trained = job["outcome"]
+    flow.trained = trained | {"seconds": time.monotonic() - started, "job": job}
     assert trained["promoted"] is True, trained
     assert trained["champion_version"] is None  # the first model replaces the rule prior
+    assert job["refit"]["rows"] > job["metrics"]["n"]  # refitted on every row, holdout too
     version = trained["version"]
     models = ok(flow.admin.get("/v1/admin/models"))
     assert version in {m["version"] for m in models}, models

@@ -1,4 +1,4 @@
-"""Two matching replicas over one registry and Redis: one trains, both serve the promotion.
+"""Two matching replicas over one registry and Redis: one runs the training job, both serve.
 
 Both replicas poll the registry only once an hour here, so the one that did not train can
 learn of the promotion only from the announcement on Redis (pub/sub).
@@ -62,6 +62,22 @@ def train(cluster: Cluster, replica: Service) -> httpx.Response:
     )
 
 
+def finished_job(cluster: Cluster, job_id: int) -> dict[str, Any]:
+    """The registry's record of the job, once it is no longer queued or running."""
+    deadline = time.monotonic() + 300
+    while True:
+        answer = httpx.get(
+            f"{cluster.services['registry'].url}/internal/training-jobs/{job_id}",
+            headers={"X-Internal-Token": cluster.internal_token},
+            timeout=10,
+        )
+        assert answer.status_code == 200, answer.text
+        job: dict[str, Any] = answer.json()
+        if job["status"] not in {"queued", "running"} or time.monotonic() > deadline:
+            return job
+        time.sleep(0.25)
+
+
 def test_internal_routes_need_the_token(replicas: Cluster) -> None:
     a = replicas.services["matching-a"]
     assert httpx.get(f"{a.url}/internal/models/current", timeout=10).status_code == 401
@@ -76,14 +92,17 @@ def test_one_trains_both_serve_the_promoted_model(replicas: Cluster) -> None:
     assert current(replicas, a)["is_prior"] is True
     assert current(replicas, b)["is_prior"] is True
 
-    # Both asked at once: one training run across the replicas (a lock in Redis).
+    # Both asked at once: one training job across the replicas (the registry's unique index).
     with ThreadPoolExecutor(2) as pool:
         answers = list(pool.map(lambda replica: train(replicas, replica), [a, b]))
     statuses = sorted(answer.status_code for answer in answers)
-    assert statuses == [200, 422], [answer.text for answer in answers]
-    refused = next(answer for answer in answers if answer.status_code == 422)
-    assert refused.json()["code"] == "training_refused"
-    trained = next(answer for answer in answers if answer.status_code == 200).json()
+    assert statuses == [202, 409], [answer.text for answer in answers]
+    queued = next(answer for answer in answers if answer.status_code == 202).json()
+    refused = next(answer for answer in answers if answer.status_code == 409).json()
+    assert (refused["code"], refused["job_id"]) == ("training_in_progress", queued["id"])
+    job = finished_job(replicas, queued["id"])
+    assert job["status"] == "succeeded", job
+    trained = job["outcome"]
     assert trained["promoted"] is True, trained
     version = trained["version"]
 

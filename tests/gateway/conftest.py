@@ -98,8 +98,10 @@ def registry_app(engine: Engine) -> FastAPI:
     return create_registry(RegistrySettings(internal_token=TOKEN, database_url="unused://"), engine)
 
 
-def matching_app(to_registry: httpx.AsyncBaseTransport) -> tuple[FastAPI, ModelManager]:
-    settings = matching_settings()
+def matching_app(
+    to_registry: httpx.AsyncBaseTransport, **overrides: Any
+) -> tuple[FastAPI, ModelManager]:
+    settings = matching_settings(**overrides)
     manager = ModelManager(
         settings=settings,
         registry=MatchingRegistryClient("http://registry", TOKEN, transport=to_registry),
@@ -115,6 +117,7 @@ def build_stack(
     matching_transport: httpx.AsyncBaseTransport | None = None,
     clock: Callable[[], float] = time.monotonic,
     wall_clock: Callable[[], float] = time.time,
+    matching: dict[str, Any] | None = None,
     **gateway_overrides: Any,
 ) -> tuple[TestClient, Any]:
     """The gateway over an in-process registry and matching service.
@@ -122,13 +125,14 @@ def build_stack(
     A transport given here replaces the gateway's route to that service (the matching
     service keeps its own route to the registry), e.g. one to a closed port. The clocks go to
     the gateway's create_app (a FakeClock lets a test move time instead of waiting).
+    ``matching`` overrides the matching service's settings.
     """
     to_registry = httpx.ASGITransport(app=registry_app(engine))
-    matching, manager = matching_app(to_registry)
+    matching_service, manager = matching_app(to_registry, **(matching or {}))
     gateway = create_gateway(
         gateway_settings(**gateway_overrides),
         registry_transport=registry_transport or to_registry,
-        matching_transport=matching_transport or httpx.ASGITransport(app=matching),
+        matching_transport=matching_transport or httpx.ASGITransport(app=matching_service),
         clock=clock,
         wall_clock=wall_clock,
     )

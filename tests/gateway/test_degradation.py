@@ -401,7 +401,8 @@ def registry_down(engine: Engine) -> Iterator[tuple[Stack, World, Switchable]]:
             assert api.get("/v1/reference/towns").status_code == 200  # the key is cached now
         sides = ["FA", "FB", "PX", "PY", "A_open", "A_decided", "B_open", "B_decided"]
         webhooks = ["WA", "WB", "DA", "DB"]  # endpoints and deliveries
-        ids = dict.fromkeys([*sides, *webhooks], 1) | {"spare_key": 1, "spare_principal": 1}
+        spares = {"spare_key": 1, "spare_principal": 1, "JOB": 1}
+        ids = dict.fromkeys([*sides, *webhooks], 1) | spares
         firms = {"FA": data.firm(1), "FB": data.firm(2)}
         world = World(stack, callers, callers["portal_a"], callers["institution_x"], ids, firms)
         switch.down = True

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import signal
+from typing import Any
 
 import pytest
 import redis
@@ -12,9 +13,11 @@ from fastapi import FastAPI
 
 from services.matching.config import MatchingSettings
 from services.matching.events import LocalEventBus, RedisEventBus
+from services.matching.jobs import TrainingBusy
 from services.matching.lifecycle import PROMOTIONS, ModelManager
 from services.matching.train import TrainingRefused
-from tests.matching.conftest import TOKEN, matching_settings, registry_client
+from services.registry.seed.loader import seed_demo
+from tests.matching.conftest import SEEDED_AT, TOKEN, matching_settings, registry_client
 from tests.polling import until
 from tests.services import need_redis
 
@@ -40,10 +43,12 @@ def test_cold_start_then_first_model_then_no_better_challenger(
         assert not models.scorer.is_prior
         assert first.metrics["auc"] > 0.7
         assert set(first.candidates) >= {"logistic_regression", "hist_gradient_boosting"}
-        # Same data, same seed: the challenger ties, and a tie does not dethrone.
+        # Same data: the champion (refitted on every row) has seen the whole holdout, so
+        # nothing is fair to compare on, and the champion stays.
         second = await models.train()
         assert not second.promoted
-        assert "does not beat" in second.reason
+        assert "nothing fair to compare on" in second.reason
+        assert second.champion_metrics is None
         assert models.scorer.version == first.version
         champion = await models.registry.champion()
         assert champion is not None
@@ -156,3 +161,98 @@ def test_the_training_process_leaves_ctrl_c_to_the_service(registry_app: FastAPI
         pool.shutdown()
     assert handler == signal.SIG_IGN
     assert signal.getsignal(signal.SIGINT) != signal.SIG_IGN  # the service's own is untouched
+
+
+async def jobs(models: ModelManager) -> list[dict[str, Any]]:
+    response = await models.registry._http.get("/internal/training-jobs")
+    assert response.status_code == 200, response.text
+    listed: list[dict[str, Any]] = response.json()
+    return listed
+
+
+def test_training_is_a_job_with_the_refit_recorded(
+    seeded_registry: FastAPI, settings: MatchingSettings
+) -> None:
+    async def scenario() -> None:
+        models = manager(seeded_registry, settings)
+        decided = await models.registry.decisions_count()
+        outcome = await models.train()
+        (job,) = await jobs(models)
+        assert (job["status"], job["trigger"], job["progress"]) == ("succeeded", "cli", 1.0)
+        assert job["outcome"]["version"] == outcome.version
+        assert job["outcome"]["promoted"] is True
+        assert job["metrics"] == outcome.metrics  # the holdout's
+        # The served model was refitted on every decided row, and says so.
+        model = next(
+            m for m in await models.registry.list_models() if m["version"] == outcome.version
+        )
+        assert job["refit"]["rows"] == decided == model["meta"]["refit"]["rows"]
+        assert model["meta"]["rows"]["train"] < decided
+        assert job["refit"]["data_sha256"] == model["meta"]["data_sha256"]
+        assert model["meta"]["holdout_metrics"] == outcome.metrics
+        assert model["meta"]["job_id"] == job["id"]
+        await models.stop()
+        await models.registry.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_a_job_that_cannot_train_records_why(registry_app: FastAPI, engine: Any) -> None:
+    """Past the up-front count (here 1 row), the data itself refuses: the job fails with it."""
+    seed_demo(engine, n_firms=60, n_applications=40, now=SEEDED_AT, progress=False)
+
+    async def scenario() -> None:
+        models = manager(registry_app, matching_settings(min_training_rows=1))
+        with pytest.raises(TrainingRefused, match="need at least 20 of each") as refused:
+            await models.train()
+        (job,) = await jobs(models)
+        assert job["status"] == "failed"
+        assert job["error"] == str(refused.value)
+        assert job["finished_at"] is not None
+        assert job["outcome"] is None
+        assert await models.registry.list_models() == []
+        await models.stop()
+        await models.registry.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_a_dead_runners_job_blocks_until_its_lease_runs_out(
+    seeded_registry: FastAPI, settings: MatchingSettings
+) -> None:
+    async def scenario() -> None:
+        models = manager(seeded_registry, settings)
+        # A replica queued a job, then died before it ever reported.
+        dead = await models.registry.create_job(
+            {"trigger": "admin", "runner": "gone:1:x", "lease_seconds": 0.5}
+        )
+        with pytest.raises(TrainingBusy) as busy:
+            await models.train()
+        assert busy.value.job_id == dead["id"]
+        await asyncio.sleep(0.6)
+        outcome = await models.train()
+        assert outcome.promoted
+        by_id = {job["id"]: job for job in await jobs(models)}
+        assert by_id[dead["id"]]["status"] == "failed"
+        assert by_id[dead["id"]]["error"].startswith("runner lost: gone:1:x")
+        await models.stop()
+        await models.registry.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_a_replica_stopping_mid_job_records_it(
+    seeded_registry: FastAPI, settings: MatchingSettings
+) -> None:
+    async def scenario() -> None:
+        models = manager(seeded_registry, settings)
+        job = await models.submit(auto_promote=True, actor=None)
+        await asyncio.sleep(0.5)  # into the export or the training
+        await models.stop()
+        (recorded,) = await jobs(models)
+        assert recorded["id"] == job["id"]
+        assert recorded["status"] == "failed"
+        assert recorded["error"] == "the matching replica stopped while the job ran"
+        await models.registry.aclose()
+
+    asyncio.run(scenario())

@@ -50,10 +50,30 @@ def test_the_chosen_model_learns_the_hidden_approval_model(result: TrainResult) 
     assert result.metrics == result.candidates[best]
 
 
-def test_reported_metrics_are_those_of_the_returned_estimator(result: TrainResult) -> None:
-    again = evaluate(result.estimator.predict_proba, result.holdout)
+def test_reported_metrics_are_those_of_the_selected_fit(result: TrainResult) -> None:
+    again = evaluate(result.selected.predict_proba, result.holdout)
     for name in METRICS:
         assert again[name] == pytest.approx(result.metrics[name])
+    assert result.meta["holdout_metrics"] == result.metrics
+
+
+def test_the_served_model_is_the_chosen_one_refitted_on_every_row(result: TrainResult) -> None:
+    everything = training_set(export_rows())
+    refit = result.meta["refit"]
+    assert refit["rows"] == len(everything) > result.meta["rows"]["train"]
+    assert refit["data_sha256"] == everything.data_hash == result.meta["data_sha256"]
+    # Same family and settings as the selected fit, but it learned from the holdout too.
+    assert type(result.estimator) is type(result.selected)
+    assert repr(result.estimator) == repr(result.selected)  # the parameters, printed
+    served = result.estimator.predict_proba(result.holdout.X)[:, 1]
+    selected = result.selected.predict_proba(result.holdout.X)[:, 1]
+    assert not np.allclose(served, selected)
+    # The holdout's labels now inform the served model: it fits them better than the
+    # selected fit, which never saw them.
+    refitted = evaluate(result.estimator.predict_proba, result.holdout)
+    assert refitted["log_loss"] < result.metrics["log_loss"]
+    window = result.meta["training_window"]
+    assert window["last_decided_at"] == result.meta["holdout_window"]["last_decided_at"]
 
 
 def test_holdout_is_the_newest_fifth_and_strictly_later(result: TrainResult) -> None:
@@ -67,7 +87,7 @@ def test_holdout_is_the_newest_fifth_and_strictly_later(result: TrainResult) -> 
         "holdout": len(result.holdout),
         "total": len(everything),
     }
-    assert meta["training_window"]["last_decided_at"] < meta["holdout_window"]["first_decided_at"]
+    assert meta["selection_window"]["last_decided_at"] < meta["holdout_window"]["first_decided_at"]
 
 
 def test_meta_describes_the_run(result: TrainResult) -> None:

@@ -1,4 +1,4 @@
-"""Admin: institutions, principals and keys; train, list, promote and roll back models."""
+"""Admin: institutions, principals and keys; training jobs; list, promote and roll back models."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from services.gateway.auth import CurrentPrincipal, keys_changed, require
 from services.gateway.idempotency import IdempotentRoute
 from services.gateway.model_version import refresh_model_version
 from shared.enums import PrincipalRole
+from shared.errors import PROBLEM_JSON, problem_responses
 from shared.schemas.access import (
     InstitutionCreate,
     InstitutionPublic,
@@ -23,6 +24,7 @@ from shared.schemas.access import (
 )
 from shared.schemas.matching import TrainRequest
 from shared.schemas.page import Page
+from shared.schemas.training import TrainingJobPublic
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], route_class=IdempotentRoute)
 IdPath = Annotated[int, Path(ge=1, le=2**63 - 1)]
@@ -108,13 +110,106 @@ async def list_models(request: Request, principal: CurrentPrincipal) -> list[dic
     return models
 
 
-@router.post("/models/train", summary="Train a challenger now / 立即训练")
+JOB_LOCATION = {
+    "Location": {
+        "description": "the job, to poll: `/v1/admin/models/jobs/{job_id}`",
+        "schema": {"type": "string"},
+    }
+}
+BUSY_EXAMPLE = {
+    "type": "https://finmatch.example/problems/training_in_progress",
+    "title": "Conflict",
+    "status": 409,
+    "code": "training_in_progress",
+    "detail": "a model is being trained: job 7 (running); wait for it to finish",
+    "job_id": 7,
+}
+TOO_FEW_EXAMPLE = {
+    "type": "https://finmatch.example/problems/training_refused",
+    "title": "Unprocessable entity",
+    "status": 422,
+    "code": "training_refused",
+    "detail": "120 decided applications; need at least 200",
+}
+
+
+def _problem(status: int, example: dict[str, Any], description: str) -> dict[str, Any]:
+    entry = dict(problem_responses(status)[status])
+    entry["description"] = description
+    entry["content"] = {
+        PROBLEM_JSON: {
+            "schema": {"$ref": "#/components/schemas/ProblemDetails"},
+            "example": example,
+        }
+    }
+    return entry
+
+
+@router.post(
+    "/models/train",
+    status_code=202,
+    response_model=TrainingJobPublic,
+    summary="Train a challenger (a background job) / 训练新模型（后台任务）",
+    responses={
+        202: {"description": "the job, queued", "headers": JOB_LOCATION},
+        409: _problem(409, BUSY_EXAMPLE, "a job is queued or running; `job_id` names it"),
+        422: _problem(422, TOO_FEW_EXAMPLE, "too few decided applications to train on"),
+    },
+)
 async def train(body: TrainRequest, request: Request, principal: CurrentPrincipal) -> JSONResponse:
-    """Promoted only if it beats the champion on the same holdout (and auto_promote is on)."""
+    """Queue a training job and answer at once (202, `Location` to poll). A matching replica
+    runs it in the background, whether or not this client stays connected: it chooses the
+    model family and settings on the newest fifth of decisions (the time-ordered holdout),
+    refits the choice on every decided row, and promotes it only if it beats the champion on
+    holdout decisions the champion never saw (and `auto_promote` is on).
+
+    One job at a time across all replicas: another request meanwhile is a 409
+    `training_in_progress` naming the job (`job_id`). Too few decisions to train on is a 422
+    `training_refused` before any job starts; a job that fails later says why in `error`."""
     require(principal, PrincipalRole.ADMIN)
-    outcome = await request.app.state.matching.train(body.auto_promote, principal.id)
-    await refresh_model_version(request.app)
-    return JSONResponse(outcome)
+    job = await request.app.state.matching.train(body.auto_promote, principal.id)
+    return JSONResponse(
+        job, status_code=202, headers={"Location": f"/v1/admin/models/jobs/{job['id']}"}
+    )
+
+
+@router.get(
+    "/models/jobs",
+    response_model=list[TrainingJobPublic],
+    summary="Training jobs, newest first / 训练任务列表",
+)
+async def list_jobs(
+    request: Request,
+    principal: CurrentPrincipal,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> Response:
+    """Every trigger's jobs: an admin's, automatic retraining's and the command line's."""
+    require(principal, PrincipalRole.ADMIN)
+    return await forward(
+        request, "GET", "/internal/training-jobs", principal, params={"limit": limit}
+    )
+
+
+@router.get(
+    "/models/jobs/{job_id}",
+    response_model=TrainingJobPublic,
+    summary="A training job / 训练任务",
+    responses=problem_responses(404),
+)
+async def get_job(job_id: IdPath, request: Request, principal: CurrentPrincipal) -> JSONResponse:
+    """Status (`queued`, `running`, `succeeded`, `failed`), progress (0 to 1, by stage), the
+    holdout metrics, the refit (`rows`: every decided row; `data_sha256`), `error`, and the
+    `outcome` (version, promoted, reason). A job whose replica died stops reporting and is
+    failed as `runner lost` once its lease (FINMATCH_TRAINING_LEASE_SECONDS) runs out."""
+    require(principal, PrincipalRole.ADMIN)
+    answer = await request.app.state.registry.request(
+        "GET", f"/internal/training-jobs/{job_id}", principal_id=principal.id
+    )
+    job = request.app.state.registry.json_object(answer)
+    outcome = job.get("outcome") or {}
+    if outcome.get("promoted") and outcome.get("version") != request.app.state.model_version:
+        await refresh_model_version(request.app)  # cached matches of the old model end now
+    return JSONResponse(job)
 
 
 @router.post("/models/{version}/promote")

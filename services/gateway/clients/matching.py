@@ -11,7 +11,6 @@ import orjson
 
 from services.gateway.clients._client import JSON, ClientOptions, DownstreamClient
 from services.gateway.clients._errors import PassThrough
-from services.gateway.clients._transport import as_timeout
 
 CATALOGUE_UNKNOWN = "catalogue_unknown"
 
@@ -25,12 +24,9 @@ class MatchingClient(DownstreamClient):
         token: str,
         *,
         timeout: httpx.Timeout | float = 5.0,
-        train_timeout: float = 300.0,
         **options: Unpack[ClientOptions],
     ) -> None:
         super().__init__("matching", base_url, token, timeout=timeout, **options)
-        # Training answers when the challenger is trained and judged, which takes a while.
-        self.train_timeout = as_timeout(train_timeout)
 
     async def rank(self, body: JSON) -> JSON:
         """POST /internal/rank; an unknown catalogue version is a 409 ``catalogue_unknown``.
@@ -88,12 +84,12 @@ class MatchingClient(DownstreamClient):
         return self.json_object(response)
 
     async def train(self, auto_promote: bool, actor: int | None) -> JSON:
+        """Queue a training job (matching answers 202 at once and trains in the background)."""
         response = await self.request(
             "POST",
             "/internal/models/train",
             principal_id=actor,
             json={"auto_promote": auto_promote},
-            timeout=self.train_timeout,
         )
         return self.json_object(response)
 

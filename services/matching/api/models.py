@@ -1,4 +1,4 @@
-"""Model lifecycle endpoints: current model, train now, list, promote, roll back."""
+"""Model lifecycle endpoints: current model, queue a training job, list, promote, roll back."""
 
 from __future__ import annotations
 
@@ -7,11 +7,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Path, Request
 from pydantic import BaseModel
 
+from services.matching.jobs import TrainingBusy
 from services.matching.lifecycle import ModelManager
 from services.matching.registry_client import RegistryError
 from services.matching.train import TrainingRefused
 from shared.errors import Conflict, NotFound, Unprocessable
 from shared.schemas.matching import TrainRequest
+from shared.schemas.training import JobTrigger
 
 router = APIRouter(prefix="/internal/models", tags=["models"])
 Actor = Annotated[int | None, Header(alias="X-Principal-Id", ge=1, le=2**63 - 1)]
@@ -41,14 +43,21 @@ def current(request: Request) -> CurrentModel:
     )
 
 
-@router.post("/train")
+@router.post("/train", status_code=202)
 async def train_now(request: Request, body: TrainRequest, actor: Actor = None) -> dict[str, Any]:
-    """Train a challenger on every recorded decision; promote it only if it is better."""
+    """Queue a training job and run it here in the background; answers the queued job.
+
+    422 ``training_refused`` when too few decisions exist to train on (known before any work);
+    409 ``training_in_progress`` with ``job_id`` while a job is queued or running anywhere.
+    """
     try:
-        outcome = await _models(request).train(auto_promote=body.auto_promote, actor=actor)
+        return await _models(request).submit(
+            trigger=JobTrigger.ADMIN, auto_promote=body.auto_promote, actor=actor
+        )
     except TrainingRefused as exc:
         raise Unprocessable(str(exc), code="training_refused") from exc
-    return outcome.__dict__
+    except TrainingBusy as exc:
+        raise Conflict(str(exc), code="training_in_progress", extra={"job_id": exc.job_id}) from exc
 
 
 @router.get("")

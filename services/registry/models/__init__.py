@@ -8,6 +8,7 @@ from services.registry.models.idempotency import IdempotencyRecord
 from services.registry.models.model_version import ModelStatus, ModelVersion, ModelVersionPublic
 from services.registry.models.product import Institution, Product
 from services.registry.models.stats_cube import stats_cube, stats_dirty
+from services.registry.models.training_job import TrainingJob
 from services.registry.models.webhooks import (
     MatchScan,
     OutboxEvent,
@@ -34,6 +35,7 @@ __all__ = [
     "OutboxEvent",
     "Principal",
     "Product",
+    "TrainingJob",
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookEndpoint",
