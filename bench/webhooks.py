@@ -619,6 +619,7 @@ def run_on(args: argparse.Namespace, db: Database, engine: Engine, workdir: Path
         report["floor"] = floor_results(log, floor, floor_cpu)
     report["targets"] = targets(args, report)
     report["machine"] = machine()
+    report["notes"] = warnings(report)
     return report
 
 
@@ -788,7 +789,11 @@ def print_report(report: dict[str, Any]) -> None:
     if floor:
         print(latency_row("floor: httpx POST start → receipt", floor["latency"]))
         ratio = report["first_attempt"]["p99"] / floor["latency"]["p99"]
-        print(f"  dispatcher first-attempt p99 ÷ floor p99: {ratio:.1f}×")
+        print(
+            f"  floor: {floor['requests']:,} POSTs at {floor['rate']:.1f}/s (start lag p99 "
+            f"{ms(floor['lag']['p99'])} ms), {floor['received']:,} received, "
+            f"{floor['errors']} errors; dispatcher first-attempt p99 ÷ floor p99: {ratio:.1f}×"
+        )
     tol = opts["tolerance_seconds"]
     print(
         f"  on schedule: each wait within plan × (1 ± {opts['jitter']:g}) + {tol:g} s "
@@ -802,6 +807,8 @@ def print_report(report: dict[str, Any]) -> None:
     )
     if floor:
         print_cpu("floor phase", floor["cpu_seconds"], floor["cpu_wall_seconds"], floor["requests"])
+    for note in report["notes"]:
+        print(f"NOTE: {note}")
     print()
     print("targets")
     for target in report["targets"]:
@@ -809,9 +816,32 @@ def print_report(report: dict[str, Any]) -> None:
         print(f"  {target['name']:<56} {target['value']:>22}  {verdict}")
 
 
+def warnings(report: dict[str, Any]) -> list[str]:
+    """What makes the figures not the ones the targets are about."""
+    notes = []
+    asked = report["options"]["rate"]
+    if report["production_rate"] < 0.95 * asked:
+        notes.append(
+            f"the producer reached {report['production_rate']:.1f} of the {asked:g} events/s "
+            "asked: the latencies are not those of the asked rate"
+        )
+    seconds, wall = report["cpu_seconds"], report["cpu_wall_seconds"]
+    other = seconds.get("machine", 0.0) - sum(v for k, v in seconds.items() if k != "machine")
+    if wall > 0 and other / wall > 0.25:
+        notes.append(
+            f"the machine spent {other / wall:.0%} of a CPU on work other than this bench's "
+            "processes during the dispatcher phase (other jobs, or the kernel's networking)"
+        )
+    return notes
+
+
 def print_cpu(name: str, seconds: dict[str, float], wall: float, events: int) -> None:
     print(f"CPU, {name} ({wall:.1f} s)")
-    for group, spent in seconds.items():
+    named = sum(spent for group, spent in seconds.items() if group != "machine")
+    # What the machine was busy with beyond this bench's processes (other work, the kernel's
+    # loopback networking): large means the figures were taken on a busy machine.
+    rows = seconds | {"other": seconds.get("machine", 0.0) - named}
+    for group, spent in rows.items():
         label = "machine (all CPUs, busy)" if group == "machine" else group
         share = spent / wall if wall > 0 else math.nan
         per_event = spent / events * 1000 if events else math.nan
