@@ -70,3 +70,4 @@ def test_a_quick_run_delivers_every_event_once_and_retries_the_failed_ones(
     assert report["floor"]["received"] == report["floor"]["requests"] == 50
     assert report["cpu_seconds"]["dispatcher"] > 0
     assert report["cpu_seconds"]["producer"] > 0
+    assert report["dispatcher_exit_code"] == 0  # SIGTERM: a graceful stop
