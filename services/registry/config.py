@@ -58,7 +58,7 @@ class RegistrySettings(ServiceSettings):
     dispatcher_concurrency: int = Field(default=64, ge=1, le=1_000)
     dispatcher_batch_size: int = Field(default=64, ge=1, le=1_000)
     # How often an idle dispatcher looks for due deliveries.
-    dispatcher_poll_seconds: float = Field(default=0.5, gt=0, le=60)
+    dispatcher_poll_seconds: float = Field(default=0.2, gt=0, le=60)
     # A claimed delivery is this process's until then; after a crash another dispatcher takes it
     # over once it expires. Longer than a send (webhook_timeout_seconds) plus its recording.
     dispatcher_lease_seconds: float = Field(default=60.0, gt=0, le=3_600)

@@ -29,6 +29,8 @@ from services.registry.dispatcher.signing import signed_headers
 from shared.schemas.webhooks import Event, EventType, webhook_id
 
 logger = logging.getLogger("finmatch.dispatcher")
+# The wait between claims while the last one found deliveries (a stream is flowing).
+BUSY_POLL_SECONDS = 0.05
 
 
 def _utcnow() -> datetime:
@@ -101,7 +103,7 @@ class Dispatcher:
                     task.add_done_callback(self.in_flight.discard)
                 if limit > 0 and len(jobs) == limit:
                     continue  # more may be due: claim again at once
-                await self._wait(stop, full=limit == 0)
+                await self._wait(stop, full=limit == 0, busy=bool(jobs))
         finally:
             if self.cleanup is not None:  # it stops after its current batch
                 await asyncio.gather(self.cleanup, return_exceptions=True)
@@ -140,12 +142,17 @@ class Dispatcher:
         if any(removed.values()):
             logger.info("webhook outbox clean-up removed %s", removed, extra={"removed": removed})
 
-    async def _wait(self, stop: asyncio.Event, *, full: bool) -> None:
+    async def _wait(self, stop: asyncio.Event, *, full: bool, busy: bool = False) -> None:
+        """Until the next claim: a poll, or only BUSY_POLL_SECONDS while events are flowing
+        (the last claim found some), so a steady stream is not held back a whole poll."""
+        poll = self.settings.dispatcher_poll_seconds
         waits: set[asyncio.Future[Any]] = {asyncio.ensure_future(stop.wait())}
         if full:  # every slot is busy: go on as soon as one is free
             waits |= set(self.in_flight)
         _done, pending = await asyncio.wait(
-            waits, timeout=self.settings.dispatcher_poll_seconds, return_when="FIRST_COMPLETED"
+            waits,
+            timeout=min(BUSY_POLL_SECONDS, poll) if busy else poll,
+            return_when="FIRST_COMPLETED",
         )
         for future in pending:
             if future not in self.in_flight:
