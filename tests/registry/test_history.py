@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from services.matching.train import _split_by_time, training_set
+from services.registry.config import RegistrySettings
 from tests.registry import data
 from tests.registry.conftest import TOKEN, Actor, make_principal
 from tests.registry.test_applications import apply
@@ -434,3 +435,10 @@ def test_a_product_with_imported_decisions_is_archived_not_deleted(
     assert bank.delete(f"/v1/products/{product_id}").status_code == 204
     rows = export(bank)
     assert [r["product_id"] for r in rows] == [product_id]
+
+
+def test_a_deployment_must_set_the_hash_key() -> None:
+    deployed = {"internal_token": "t", "database_url": "unused://", "environment": "production"}
+    with pytest.raises(RuntimeError, match="FINMATCH_CREDIT_CODE_HASH_KEY"):
+        RegistrySettings(**deployed).check_secrets()
+    RegistrySettings(**deployed, credit_code_hash_key="a-real-key").check_secrets()
