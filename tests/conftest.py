@@ -30,6 +30,7 @@ TABLES_CHILD_FIRST = [
     "stats_dirty",
     "model_version",
     "match_event",
+    "imported_decision",
     "import_batch",
     "decision",
     "application",

@@ -57,7 +57,7 @@ class RequestContextMiddleware:
 
 # Routes whose bodies stream (NDJSON bulk import): the registry limits their lines, in count
 # and in length, as it reads them.
-STREAMING_PATHS = frozenset({"/v1/firms/bulk"})
+STREAMING_PATHS = frozenset({"/v1/firms/bulk", "/v1/decisions/history"})
 
 
 def _too_large(max_bytes: int) -> str:

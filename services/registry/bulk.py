@@ -42,29 +42,38 @@ MAX_LINE_BYTES = 64 * 1024
 NumberedLine = tuple[int, bytes]
 
 
-class _LineInvalid(ValueError):
+class LineInvalid(ValueError):
+    """A line that cannot be imported; ``errors`` name the fields, as a 422 would."""
+
     def __init__(self, errors: list[dict[str, str]]) -> None:
         super().__init__("invalid line")
         self.errors = errors
 
 
-def parse_line(raw: bytes) -> dict[str, Any]:
-    """Validate one NDJSON line into the values a firm row stores; raises _LineInvalid."""
+def decode_line(raw: bytes) -> dict[str, Any]:
+    """One NDJSON line as a JSON object, read strictly (a repeated key is refused); raises
+    LineInvalid. Every NDJSON import (firms, past decisions) reads its lines with it."""
     if len(raw) > MAX_LINE_BYTES:
-        raise _LineInvalid([{"field": "line", "message": f"longer than {MAX_LINE_BYTES} bytes"}])
+        raise LineInvalid([{"field": "line", "message": f"longer than {MAX_LINE_BYTES} bytes"}])
     try:
         data = strict_json.loads(raw)
     except strict_json.DuplicateKey as exc:
         error = {"field": dotted(exc.path), "message": exc.message(root="line")}
-        raise _LineInvalid([error | {"type": "json_duplicate_key"}]) from exc
+        raise LineInvalid([error | {"type": "json_duplicate_key"}]) from exc
     except ValueError as exc:  # malformed JSON, or bytes that are no text
-        raise _LineInvalid([{"field": "line", "message": f"not valid JSON: {exc}"}]) from exc
+        raise LineInvalid([{"field": "line", "message": f"not valid JSON: {exc}"}]) from exc
     if not isinstance(data, dict):
-        raise _LineInvalid([{"field": "line", "message": "each line must be a JSON object"}])
+        raise LineInvalid([{"field": "line", "message": "each line must be a JSON object"}])
+    return data
+
+
+def parse_line(raw: bytes) -> dict[str, Any]:
+    """Validate one NDJSON line into the values a firm row stores; raises LineInvalid."""
+    data = decode_line(raw)
     try:
         return stored_values(FirmCreate.model_validate(data))
     except ValidationError as exc:
-        raise _LineInvalid(validation_errors(exc.errors())) from exc
+        raise LineInvalid(validation_errors(exc.errors())) from exc
 
 
 @dataclass
@@ -97,7 +106,7 @@ def prepare_batch(batch_no: int, lines: Sequence[NumberedLine]) -> PreparedBatch
     for line_no, raw in lines:
         try:
             values = parse_line(raw)
-        except _LineInvalid as exc:
+        except LineInvalid as exc:
             batch.invalid[line_no] = exc.errors
             continue
         code = values["credit_code"]
@@ -116,7 +125,12 @@ def _all_lines(batch: PreparedBatch, status: str, **extra: Any) -> list[dict[str
     return [{"line": n, "status": status, **extra} for n in batch.line_numbers]
 
 
-def _rejected(batch: PreparedBatch, invalid: dict[int, list[dict[str, str]]]) -> BatchOutcome:
+def already_committed(batch: PreparedBatch) -> BatchOutcome:
+    return BatchOutcome(_all_lines(batch, "already_committed"), "already_committed")
+
+
+def rejected(batch: PreparedBatch, invalid: dict[int, list[dict[str, str]]]) -> BatchOutcome:
+    """The whole batch refused: the invalid lines with their errors, the others not written."""
     results = []
     for n in batch.line_numbers:
         if n in invalid:
@@ -124,6 +138,37 @@ def _rejected(batch: PreparedBatch, invalid: dict[int, list[dict[str, str]]]) ->
         else:
             results.append({"line": n, "status": "not_written", "reason": "batch_rejected"})
     return BatchOutcome(results=results, status="rejected")
+
+
+def committed_before(
+    session: Session, batch: PreparedBatch, *, principal_id: int, import_id: str
+) -> BatchOutcome | None:
+    """The outcome of a batch this import already committed (a resumed import skips it, or
+    refuses it when its lines differ), or None when it is new."""
+    done = session.get(ImportBatch, (principal_id, import_id, batch.batch_no))
+    if done is None:
+        return None
+    if done.digest != batch.digest or done.first_line != batch.first_line:
+        problem = {"field": "import_id", "message": "batch committed with other content"}
+        return BatchOutcome(_all_lines(batch, "conflict", errors=[problem]), "conflict")
+    return already_committed(batch)
+
+
+def record_batch(
+    session: Session, batch: PreparedBatch, *, principal_id: int, import_id: str
+) -> None:
+    """Mark the batch committed, in the transaction that writes its rows (its primary key makes
+    a concurrent resume of the same batch fail at commit: see already_committed)."""
+    session.add(
+        ImportBatch(
+            principal_id=principal_id,
+            import_id=import_id,
+            batch_no=batch.batch_no,
+            first_line=batch.first_line,
+            line_count=len(batch.line_numbers),
+            digest=batch.digest,
+        )
+    )
 
 
 class _OwnedElsewhere(Exception):
@@ -144,14 +189,11 @@ def write_batch(
 ) -> BatchOutcome:
     """Write one validated batch in its own transaction, or refuse it whole."""
     with write_session(engine) as session:
-        done = session.get(ImportBatch, (principal_id, import_id, batch.batch_no))
+        done = committed_before(session, batch, principal_id=principal_id, import_id=import_id)
         if done is not None:
-            if done.digest != batch.digest or done.first_line != batch.first_line:
-                problem = {"field": "import_id", "message": "batch committed with other content"}
-                return BatchOutcome(_all_lines(batch, "conflict", errors=[problem]), "conflict")
-            return BatchOutcome(_all_lines(batch, "already_committed"), "already_committed")
+            return done
         if batch.invalid:
-            return _rejected(batch, batch.invalid)
+            return rejected(batch, batch.invalid)
 
         now = utcnow()
         for values in batch.rows:
@@ -171,18 +213,9 @@ def write_batch(
                 for line, row in zip(batch.row_lines, batch.rows, strict=True)
                 if row["credit_code"] in exc.codes
             }
-            return _rejected(batch, invalid)
+            return rejected(batch, invalid)
         created = sum(1 for _id, inserted in written.values() if inserted)
-        session.add(
-            ImportBatch(
-                principal_id=principal_id,
-                import_id=import_id,
-                batch_no=batch.batch_no,
-                first_line=batch.first_line,
-                line_count=len(batch.line_numbers),
-                digest=batch.digest,
-            )
-        )
+        record_batch(session, batch, principal_id=principal_id, import_id=import_id)
         audit.record(
             session,
             principal_id=principal_id,
@@ -200,7 +233,7 @@ def write_batch(
             session.commit()
         except IntegrityError:  # a concurrent resume committed this batch first
             session.rollback()
-            return BatchOutcome(_all_lines(batch, "already_committed"), "already_committed")
+            return already_committed(batch)
 
     results = []
     for line, values in zip(batch.row_lines, batch.rows, strict=True):

@@ -6,7 +6,7 @@ from functools import lru_cache
 
 from pydantic import Field, FilePath
 
-from shared.settings import ServiceSettings
+from shared.settings import DEV_PLACEHOLDER, ServiceSettings
 from shared.vocab.categories import ProductCategory
 
 DAY_SECONDS = 86_400
@@ -92,6 +92,19 @@ class RegistrySettings(ServiceSettings):
     # Where the dispatcher serves its /metrics (port 0: not served).
     dispatcher_metrics_host: str = "127.0.0.1"
     dispatcher_metrics_port: int = Field(default=8003, ge=0, le=65_535)
+    # HMAC-SHA256 key of the credit codes in imported decisions (POST /v1/decisions/history):
+    # only the keyed hash is stored, so a leaked table cannot be matched against a list of
+    # codes. Changing it splits one firm's rows imported before and after into two firms.
+    credit_code_hash_key: str = DEV_PLACEHOLDER
+
+    def check_secrets(self) -> None:
+        """Refuse to start outside development with a placeholder secret."""
+        super().check_secrets()
+        if self.environment != "development" and self.credit_code_hash_key == DEV_PLACEHOLDER:
+            raise RuntimeError(
+                "FINMATCH_CREDIT_CODE_HASH_KEY must be set outside development "
+                f"(FINMATCH_ENVIRONMENT={self.environment})"
+            )
 
     @property
     def webhook_private_targets_allowed(self) -> bool:

@@ -29,7 +29,12 @@ SETTINGS: dict[str, type[BaseSettings]] = {
 }
 # Settings that hold secrets: a deployment must take them from a secret store, never a literal.
 SECRET_SETTINGS = frozenset(
-    {"FINMATCH_INTERNAL_TOKEN", "FINMATCH_MODEL_SIGNING_KEY", "FINMATCH_BOOTSTRAP_ADMIN_KEY"}
+    {
+        "FINMATCH_INTERNAL_TOKEN",
+        "FINMATCH_MODEL_SIGNING_KEY",
+        "FINMATCH_BOOTSTRAP_ADMIN_KEY",
+        "FINMATCH_CREDIT_CODE_HASH_KEY",
+    }
 )
 # Variables the deployment files use that no service reads (compose interpolation).
 COMPOSE_ONLY_VARIABLES = frozenset(
@@ -44,7 +49,13 @@ COMPOSE_ONLY_VARIABLES = frozenset(
 # The keys of the Kubernetes Secret the manifests reference.
 SECRET_NAME = "finmatch-secrets"
 SECRET_KEYS = frozenset(
-    {"postgres-password", "internal-token", "model-signing-key", "bootstrap-admin-key"}
+    {
+        "postgres-password",
+        "internal-token",
+        "model-signing-key",
+        "bootstrap-admin-key",
+        "credit-code-hash-key",
+    }
 )
 # ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?message}, ${NAME?message}
 VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")

@@ -36,6 +36,7 @@ REQUIRED_VARIABLES = {
     "FINMATCH_INTERNAL_TOKEN",
     "FINMATCH_MODEL_SIGNING_KEY",
     "FINMATCH_BOOTSTRAP_ADMIN_KEY",
+    "FINMATCH_CREDIT_CODE_HASH_KEY",
 }
 PROBE = re.compile(r"/app/deploy/healthcheck\.py$")
 DISPATCHER = ["python", "-m", "services.registry.dispatcher"]

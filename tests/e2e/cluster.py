@@ -109,6 +109,7 @@ class Cluster:
     log_dir: Path
     internal_token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     signing_key: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    credit_code_hash_key: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     admin_key: str = field(default_factory=lambda: "e2e-admin-" + secrets.token_urlsafe(32))
     services: dict[str, Service] = field(default_factory=dict)
 
@@ -125,6 +126,7 @@ class Cluster:
             "FINMATCH_REDIS_PREFIX": REDIS_PREFIX,  # for the gateways that know the setting
             "FINMATCH_INTERNAL_TOKEN": self.internal_token,
             "FINMATCH_MODEL_SIGNING_KEY": self.signing_key,
+            "FINMATCH_CREDIT_CODE_HASH_KEY": self.credit_code_hash_key,
             "FINMATCH_BOOTSTRAP_ADMIN_KEY": self.admin_key,
             "FINMATCH_MODEL_POLL_SECONDS": "1",
             "FINMATCH_AUTO_RETRAIN": "false",

@@ -106,6 +106,8 @@ def role_for(method: str, path: str) -> str:
         return "institution"
     if path.endswith("/decision") and method == "POST":
         return "institution"
+    if path == "/v1/decisions/history":
+        return "institution"
     return "portal"
 
 
@@ -134,7 +136,7 @@ def test_no_server_error_and_documented_success(case: Any, world: World) -> None
 # and a generated "wrong type" (an object where the schema says string) is serialized as text
 # that is a well-formed NDJSON line, answered per line. Its empty body is refused (see
 # test_lax_json_is_refused).
-TEXT_BODIES = {("POST", "/v1/firms/bulk")}
+TEXT_BODIES = {("POST", "/v1/firms/bulk"), ("POST", "/v1/decisions/history")}
 
 
 def _text_body(ctx: Any) -> bool:
@@ -155,8 +157,18 @@ LAX_CASES = [
     pytest.param("portal", "POST", "/v1/firms", {"json": data.firm(seq=900_007, is_high_tech=1)}),
     pytest.param("portal", "POST", "/v1/firms", {"json": data.firm(seq=900_008, employees="45")}),
     pytest.param("portal", "POST", "/v1/firms/bulk", {"params": {"import_id": "empty"}}),
+    pytest.param(
+        "institution", "POST", "/v1/decisions/history", {"params": {"import_id": "empty"}}
+    ),
 ]
-LAX_IDS = ["bool-0", "bool-string", "bool-1", "int-string", "bulk-without-body"]
+LAX_IDS = [
+    "bool-0",
+    "bool-string",
+    "bool-1",
+    "int-string",
+    "bulk-without-body",
+    "history-without-body",
+]
 
 
 @pytest.mark.parametrize(("role", "method", "url", "kwargs"), LAX_CASES, ids=LAX_IDS)

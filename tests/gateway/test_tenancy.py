@@ -272,6 +272,24 @@ def _firm_bulk(w: World, side: str) -> Call:
     return "POST", "/v1/firms/bulk", {"params": {"import_id": "imp-1"}, **_ndjson(row)}
 
 
+def _history(w: World, side: str) -> Call:
+    # Side A: a past decision on institution X's product; side B: on Y's (not X's to import).
+    line = {
+        "product_id": _pick(side, w["PX"], w["PY"]),
+        "firm": {
+            key: value
+            for key, value in data.firm(9, town_code=TANGXIA).items()
+            if key not in {"name", "need_purpose"}
+        },
+        "requested_amount_yuan": 2_000_000,
+        "requested_term_months": 12,
+        "submitted_at": "2025-06-03T09:30:00+08:00",
+        "decided_at": "2025-06-10T16:00:00+08:00",
+        "decision": {"outcome": "rejected", "rejection_reason": "other"},
+    }
+    return "POST", "/v1/decisions/history", {"params": {"import_id": "hist-1"}, **_ndjson(line)}
+
+
 def _apply_call(w: World, side: str) -> Call:
     # Side A: portal A's firm applies to Y's product; side B: portal B's firm to X's product.
     firm, product = _pick(side, (w["FA"], w["PY"]), (w["FB"], w["PX"]))
@@ -320,6 +338,7 @@ ENDPOINTS = {
     "firms.upsert": Endpoint("POST /v1/firms", _firm_upsert),
     "firms.list": _on("GET /v1/firms"),
     "firms.bulk": Endpoint("POST /v1/firms/bulk", _firm_bulk),
+    "decisions.history": Endpoint("POST /v1/decisions/history", _history),
     "firm.get": _on("GET /v1/firms/{id}", "FA", "FB"),
     "firm.patch": _on("PATCH /v1/firms/{id}", "FA", "FB", json={"employees": 60}, headers=IF_MATCH),
     "firm.erase": _on("DELETE /v1/firms/{id}", "FA", "FB"),
@@ -406,6 +425,7 @@ MATRIX = [
     Row("firms.upsert",      (201, 409), X,            X,           X,           X,           X),
     Row("firms.list",        200,        404,          404,         404,         404,         200),
     Row("firms.bulk",        BOTH,       X,            X,           X,           X,           X),
+    Row("decisions.history", X,          BOTH,         X,           X,           X,           X),
     Row("firm.get",          A_ONLY,     A_ONLY,       X,           X,           X,           BOTH),
     Row("firm.patch",        A_ONLY,     X,            X,           X,           X,           X),
     Row("firm.erase",        (204, 404), X,            X,           X,           X,           X),
@@ -533,6 +553,16 @@ def _check_cell(world: World, endpoint: str, role: str, side: str, expected: int
         for firm in world.firms.values():
             assert firm["name"] not in answer.text
             assert firm["credit_code"] not in answer.text
+        return
+    if endpoint == "decisions.history":
+        # 200 on both sides, line by line: imported for X's product; Y's is "not found".
+        *results, _summary = [json.loads(line) for line in answer.text.splitlines()]
+        if side == "A":
+            assert [r["status"] for r in results] == ["imported"]
+        else:
+            assert results[0]["errors"] == [
+                {"field": "product_id", "message": f"product {world['PY']} not found"}
+            ]
         return
     if answer.status_code == 204 or endpoint == "firms.bulk":
         return

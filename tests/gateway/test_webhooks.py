@@ -136,7 +136,12 @@ def test_a_new_api_key_is_never_stored_by_the_gateway(stack: Stack) -> None:
 def production_stack(engine: Engine) -> Iterator[Stack]:
     """The gateway over a registry configured as deployed (https and public targets only)."""
     registry = create_registry(
-        RegistrySettings(internal_token=TOKEN, database_url="unused://", environment="production"),
+        RegistrySettings(
+            internal_token=TOKEN,
+            database_url="unused://",
+            environment="production",
+            credit_code_hash_key="test-credit-code-hash-key",
+        ),
         engine,
     )
     client, _manager = build_stack(engine, registry_transport=httpx.ASGITransport(app=registry))

@@ -86,12 +86,17 @@ class RegistryClient(DownstreamClient):
         return self.json_object(response), response.headers.get("ETag")
 
     async def bulk_import(
-        self, principal_id: int, params: Params, body_stream: AsyncIterable[bytes]
+        self,
+        principal_id: int,
+        params: Params,
+        body_stream: AsyncIterable[bytes],
+        path: str = "/v1/firms/bulk",
     ) -> httpx.Response:
-        """The registry's NDJSON answer as it came (one result per line, then a summary)."""
+        """The registry's NDJSON answer as it came (one result per line, then a summary), of
+        the firms' bulk import or another NDJSON import (``path``: past decisions)."""
         return await self.stream(
             "POST",
-            "/v1/firms/bulk",
+            path,
             content=body_stream,
             principal_id=principal_id,
             params=query(params),

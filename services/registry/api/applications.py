@@ -14,7 +14,7 @@ from services.registry.firms import firm_owned_by, snapshot_of
 from services.registry.idempotency import IdempotentWriteRoute
 from services.registry.models import Application, Decision, Principal, Product
 from services.registry.models.columns import utcnow
-from services.registry.models.product import product_snapshot
+from services.registry.models.product import DECISION_TERM_BOUNDS, product_snapshot
 from services.registry.pagination import page_of
 from shared.enums import ApplicationStatus, DecisionOutcome, PrincipalRole
 from shared.errors import Conflict, NotFound, Unprocessable
@@ -277,18 +277,10 @@ def get_decision(application_id: IdPath, session: SessionDep, principal: Princip
     return decision
 
 
-# An approval's figure and the product terms (as the firm applied) that bound it.
-_TERM_BOUNDS = (
-    ("approved_amount_yuan", "amount_min_yuan", "amount_max_yuan", "yuan"),
-    ("term_months", "term_min_months", "term_max_months", "months"),
-    ("rate_bp", "rate_min_bp", "rate_max_bp", "bp"),
-)
-
-
 def _within_terms(body: DecisionCreate, terms: dict[str, Any]) -> None:
     """An approval lies within the product's terms as the firm applied for them: 422 naming
     the figure that does not (a bank that lends outside them lists another product)."""
-    for field, low_key, high_key, unit in _TERM_BOUNDS:
+    for field, low_key, high_key, unit in DECISION_TERM_BOUNDS:
         value, low, high = getattr(body, field), terms.get(low_key), terms.get(high_key)
         if value is None or low is None or high is None:
             continue

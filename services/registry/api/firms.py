@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
-from collections.abc import AsyncIterator
+from functools import partial
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.engine import Engine
@@ -23,13 +21,8 @@ from services.registry.api.deps import (
     SettingsDep,
     require_role,
 )
-from services.registry.bulk import (
-    MAX_LINE_BYTES,
-    BatchOutcome,
-    NumberedLine,
-    prepare_batch,
-    write_batch,
-)
+from services.registry.api.ndjson import NDJSON_BODY, NdjsonImport
+from services.registry.bulk import prepare_batch, write_batch
 from services.registry.db import is_sqlite, statement_session
 from services.registry.idempotency import IdempotentWriteRoute
 from services.registry.models import Firm, Principal
@@ -37,10 +30,8 @@ from services.registry.pagination import page_of
 from shared.enums import PrincipalRole
 from shared.errors import (
     NotFound,
-    PayloadTooLarge,
     PreconditionFailed,
     PreconditionRequired,
-    Unprocessable,
 )
 from shared.schemas.firm import FirmCreate, FirmPublic, FirmUpdate
 from shared.schemas.page import Page
@@ -165,12 +156,7 @@ def erase_firm(
     "/bulk",
     response_class=Response,
     responses={200: {"content": {"application/x-ndjson": {}}}},
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/x-ndjson": {"schema": {"type": "string"}}},
-        }
-    },
+    openapi_extra=NDJSON_BODY,
 )
 async def bulk_import(
     request: Request,
@@ -184,11 +170,19 @@ async def bulk_import(
     require_role(principal, PrincipalRole.PORTAL)
     principal_id = principal.id
     assert principal_id is not None
-    importer = _BulkImport(
+    write = partial(
+        write_batch,
         request.app.state.engine,
         principal_id=principal_id,
         import_id=import_id,
         request_id=request_id,
+    )
+    importer = NdjsonImport(
+        prepare_batch,
+        write,
+        import_id=import_id,
+        statuses=("created", "updated"),
+        item="firm",
         batch_size=batch_size or settings.bulk_batch_size,
         max_lines=settings.bulk_max_lines,
     )
@@ -197,110 +191,3 @@ async def bulk_import(
     finally:
         await importer.finish()
     return Response(importer.body(), media_type="application/x-ndjson")
-
-
-class _BulkImport:
-    """Reads NDJSON lines and pipelines them: batch k+1 is validated while batch k is written.
-
-    Line numbers are physical (blank lines count, so they match the client's file).
-    """
-
-    def __init__(
-        self,
-        engine: Engine,
-        *,
-        principal_id: int,
-        import_id: str,
-        request_id: str | None,
-        batch_size: int,
-        max_lines: int,
-    ) -> None:
-        self.engine = engine
-        self.principal_id = principal_id
-        self.import_id = import_id
-        self.request_id = request_id
-        self.batch_size = batch_size
-        self.max_lines = max_lines
-        self.results: list[bytes] = []
-        self.summary = {"lines": 0, "created": 0, "updated": 0, "invalid": 0, "not_written": 0}
-        self.batches = {"committed": 0, "rejected": 0, "already_committed": 0, "conflict": 0}
-        self.pending: list[NumberedLine] = []
-        self.batch_no = 0
-        self.line_no = 0
-        self.writing: asyncio.Future[BatchOutcome] | None = None
-
-    async def consume(self, stream: AsyncIterator[bytes]) -> None:
-        buffer = b""
-        async for chunk in stream:
-            buffer += chunk
-            *complete, buffer = buffer.split(b"\n")
-            # An over-long line is cut one byte past the limit, so parse_line refuses it as an
-            # invalid line however the body was chunked, and the buffer stays bounded.
-            buffer = buffer[: MAX_LINE_BYTES + 1]
-            for raw in complete:
-                await self._line(raw)
-        if buffer:
-            await self._line(buffer)
-        if self.summary["lines"] == 0:
-            # An empty file is a client's mistake (a wrong path, a failed export), not an
-            # import of nothing: say so rather than answer 200 with an empty summary.
-            raise Unprocessable("the body holds no line: send one firm per line", field="body")
-        if self.pending:
-            await self._submit()
-
-    async def _line(self, raw: bytes) -> None:
-        self.line_no += 1
-        if not raw.strip():
-            return
-        self.summary["lines"] += 1
-        if self.summary["lines"] > self.max_lines:
-            raise PayloadTooLarge(
-                f"more than {self.max_lines} lines; the batches before line {self.line_no} "
-                "were imported — split the file and resend the rest",
-                field="body",
-            )
-        self.pending.append((self.line_no, raw[: MAX_LINE_BYTES + 1]))
-        if len(self.pending) >= self.batch_size:
-            await self._submit()
-
-    async def _submit(self) -> None:
-        batch, self.pending = self.pending, []
-        prepared = await run_in_threadpool(prepare_batch, self.batch_no, batch)
-        self.batch_no += 1
-        await self._collect()
-        self.writing = asyncio.ensure_future(
-            run_in_threadpool(
-                write_batch,
-                self.engine,
-                prepared,
-                principal_id=self.principal_id,
-                import_id=self.import_id,
-                request_id=self.request_id,
-            )
-        )
-
-    async def _collect(self) -> None:
-        if self.writing is None:
-            return
-        outcome, self.writing = await self.writing, None
-        self.batches[outcome.status] += 1
-        for result in outcome.results:
-            status = result["status"]
-            if status in self.summary:
-                self.summary[status] += 1
-            elif status != "already_committed":
-                self.summary["not_written"] += 1
-            self.results.append(orjson.dumps(result))
-
-    async def finish(self) -> None:
-        """Wait for the batch in flight, so that the answer tells what was committed."""
-        await self._collect()
-
-    def body(self) -> bytes:
-        tail = {
-            "summary": self.summary,
-            "batches": self.batches,
-            "import_id": self.import_id,
-            "batch_size": self.batch_size,
-        }
-        return b"\n".join([*self.results, orjson.dumps(tail)]) + b"\n"

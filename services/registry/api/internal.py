@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import heapq
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Any
@@ -24,6 +25,7 @@ from services.registry.models import (
     Application,
     AuditEntry,
     Decision,
+    ImportedDecision,
     MatchEvent,
     Principal,
     Product,
@@ -85,7 +87,7 @@ def _copy_events(session: Session, rows: list[tuple[Any, ...]]) -> None:
             copy.write_row(row)
 
 
-def training_rows(session: Session, since: datetime | None) -> Iterator[bytes]:
+def _live_rows(session: Session, since: datetime | None) -> Iterator[dict[str, Any]]:
     stmt = (
         select(Application, Decision)
         .join(Decision, col(Decision.application_id) == col(Application.id))
@@ -95,7 +97,7 @@ def training_rows(session: Session, since: datetime | None) -> Iterator[bytes]:
     if since is not None:
         stmt = stmt.where(col(Decision.decided_at) >= since)
     for application, decision in session.exec(stmt):
-        row: dict[str, Any] = {
+        yield {
             "application_id": application.id,
             "firm_id": application.firm_id,
             "product_id": application.product_id,
@@ -111,7 +113,65 @@ def training_rows(session: Session, since: datetime | None) -> Iterator[bytes]:
             "approved_amount_yuan": decision.approved_amount_yuan,
             "rate_bp": decision.rate_bp,
             "rejection_reason": decision.rejection_reason,
+            "source": "live",
         }
+
+
+# Imported rows have no application and no firm record. Training reads both ids as integer
+# keys (application_id orders ties, firm_id groups a firm's rows for NDCG): theirs are
+# negative, so they never meet a live id. One firm's imported rows share a key when their
+# credit code was given (from its keyed hash), else each row is a firm of its own.
+_HASHED_FIRM_BASE = 2**32
+
+
+def imported_firm_key(row: ImportedDecision) -> int:
+    assert row.id is not None
+    if row.credit_code_hash is None:
+        return -row.id
+    return -(_HASHED_FIRM_BASE + int(row.credit_code_hash[:15], 16))
+
+
+def _imported_rows(session: Session, since: datetime | None) -> Iterator[dict[str, Any]]:
+    stmt = (
+        select(ImportedDecision)
+        .order_by(col(ImportedDecision.decided_at), col(ImportedDecision.id))
+        .execution_options(yield_per=2_000)
+    )
+    if since is not None:
+        stmt = stmt.where(col(ImportedDecision.decided_at) >= since)
+    for row in session.exec(stmt):
+        assert row.id is not None
+        yield {
+            "application_id": -row.id,
+            "firm_id": imported_firm_key(row),
+            "product_id": row.product_id,
+            "institution_id": row.institution_id,
+            "submitted_at": row.submitted_at,
+            "decided_at": row.decided_at,
+            "requested_amount_yuan": row.requested_amount_yuan,
+            "requested_term_months": row.requested_term_months,
+            "firm": row.firm_snapshot,
+            "product": row.product_snapshot,
+            "outcome": row.outcome,
+            "approved": row.outcome == "approved",
+            "approved_amount_yuan": row.approved_amount_yuan,
+            "rate_bp": row.rate_bp,
+            "rejection_reason": row.rejection_reason,
+            "source": "imported",
+        }
+
+
+def _decided_order(row: dict[str, Any]) -> tuple[datetime, int]:
+    return row["decided_at"], row["application_id"]
+
+
+def training_rows(session: Session, since: datetime | None) -> Iterator[bytes]:
+    """Live and imported decisions, one stream in decided_at order (ties: application_id),
+    so that training's time-ordered holdout cuts across both kinds."""
+    merged = heapq.merge(
+        _live_rows(session, since), _imported_rows(session, since), key=_decided_order
+    )
+    for row in merged:
         yield orjson.dumps(row) + b"\n"
 
 
@@ -121,7 +181,9 @@ def training_rows(session: Session, since: datetime | None) -> Iterator[bytes]:
     responses={200: {"content": {"application/x-ndjson": {}}}},
 )
 def export_training(request: Request, since: datetime | None = None) -> StreamingResponse:
-    """Every decided application with what the bank saw and what it decided, as NDJSON."""
+    """Every decided application with what the bank saw and what it decided, as NDJSON: the
+    live ones (``source: "live"``) and the institutions' imported past decisions
+    (``source: "imported"``), in decided_at order."""
     engine = request.app.state.engine
 
     def stream() -> Iterator[bytes]:

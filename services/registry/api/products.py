@@ -11,7 +11,7 @@ from services.registry import audit, proactive
 from services.registry.api.deps import IdPath, PrincipalDep, RequestIdDep, SessionDep, require_role
 from services.registry.api.firms import parse_if_match
 from services.registry.idempotency import IdempotentWriteRoute
-from services.registry.models import Application, Principal, Product
+from services.registry.models import Application, ImportedDecision, Principal, Product
 from services.registry.models.columns import utcnow
 from services.registry.pagination import decode_cursor, next_cursor
 from shared.enums import PrincipalRole
@@ -178,9 +178,15 @@ def delete_product(
     product_id: IdPath, session: SessionDep, principal: PrincipalDep, request_id: RequestIdDep
 ) -> Response:
     product = _owned(session, product_id, principal)
-    has_history = session.exec(
-        select(Application.id).where(Application.product_id == product_id).limit(1)
-    ).first()
+    # Imported past decisions keep its snapshot but still refer to it, as applications do.
+    has_history = (
+        session.exec(
+            select(Application.id).where(Application.product_id == product_id).limit(1)
+        ).first()
+        or session.exec(
+            select(ImportedDecision.id).where(ImportedDecision.product_id == product_id).limit(1)
+        ).first()
+    )
     if has_history is None:
         session.delete(product)
         action = "delete"

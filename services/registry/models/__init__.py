@@ -4,6 +4,7 @@ from services.registry.models.access import ApiKey, AuditEntry, ImportBatch, Mat
 from services.registry.models.application import Application, Decision
 from services.registry.models.consent import Consent
 from services.registry.models.firm import Firm
+from services.registry.models.history import ImportedDecision
 from services.registry.models.idempotency import IdempotencyRecord
 from services.registry.models.model_version import ModelStatus, ModelVersion, ModelVersionPublic
 from services.registry.models.product import Institution, Product
@@ -26,6 +27,7 @@ __all__ = [
     "Firm",
     "IdempotencyRecord",
     "ImportBatch",
+    "ImportedDecision",
     "Institution",
     "MatchEvent",
     "MatchScan",

@@ -45,3 +45,11 @@ def product_snapshot(product: Product) -> dict[str, Any]:
     snap["id"] = product.id
     snap["institution_id"] = product.institution_id
     return snap
+
+
+# An approval's figure and the product terms that bound it (in a product snapshot's keys).
+DECISION_TERM_BOUNDS = (
+    ("approved_amount_yuan", "amount_min_yuan", "amount_max_yuan", "yuan"),
+    ("term_months", "term_min_months", "term_max_months", "months"),
+    ("rate_bp", "rate_min_bp", "rate_max_bp", "bp"),
+)
