@@ -152,21 +152,36 @@ def main() -> int:
 
 
 def train_first_model(env: dict[str, str]) -> None:
-    """On a fresh system, learn the first model from the seeded history (else keep the champion)."""
+    """On a fresh system, learn the first model from the seeded history (else keep the champion).
+
+    Training is a job: matching answers 202 at once and trains in the background; the job is
+    polled at the registry until it ends, so the banner names the model that will rank.
+    """
     matching = next(s for s in SERVICES if s.name == "matching")
+    registry = next(s for s in SERVICES if s.name == "registry")
     headers = {"X-Internal-Token": env["FINMATCH_INTERNAL_TOKEN"]}
     current = httpx.get(f"{matching.url}/internal/models/current", headers=headers, timeout=10)
     if current.status_code == 200 and not current.json()["is_prior"]:
         return
     print("training the first matching model on the seeded history …", flush=True)
-    trained = httpx.post(
-        f"{matching.url}/internal/models/train", json={}, headers=headers, timeout=600
+    queued = httpx.post(
+        f"{matching.url}/internal/models/train", json={}, headers=headers, timeout=60
     )
-    if trained.status_code == 200:
-        body = trained.json()
-        print(f"  model {body['version']} ({body['algorithm']}): {body['reason']}")
+    if queued.status_code != 202:
+        print(f"  no model yet ({queued.status_code}): the rule-and-cost prior ranks")
+        return
+    job_url = f"{registry.url}/internal/training-jobs/{queued.json()['id']}"
+    deadline = time.monotonic() + 600
+    job = queued.json()
+    while job["status"] in ("queued", "running") and time.monotonic() < deadline:
+        time.sleep(1)
+        job = httpx.get(job_url, headers=headers, timeout=10).json()
+    outcome = job.get("outcome") or {}
+    if job["status"] == "succeeded" and outcome.get("version"):
+        print(f"  model {outcome['version']} ({outcome.get('algorithm')}): {outcome.get('reason')}")
     else:
-        print(f"  no model yet ({trained.status_code}): the rule-and-cost prior ranks")
+        reason = job.get("error") or job["status"]
+        print(f"  no model yet ({reason}): the rule-and-cost prior ranks")
 
 
 def print_summary() -> None:
