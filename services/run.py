@@ -1,20 +1,34 @@
-"""`make run`: each finmatch service and the webhook dispatcher as its own process, on SQLite."""
+"""`make run`: each finmatch service and the webhook dispatcher as its own process, on SQLite.
+
+The terminal stays readable: every line a service writes goes to ``var/log/<service>.log``;
+the console shows the banner, progress bars, warnings and errors (each prefixed with its
+service), and more when ``FINMATCH_LOG_LEVEL`` asks for it (INFO shows the access lines too).
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import httpx
 
 KEYS_FILE = Path("var/demo-keys.json")
+LOG_DIR = Path("var/log")
+# A service's text log line (shared.logging.TEXT_FORMAT): "<date> <time> LEVEL service=…".
+_LOG_LINE = re.compile(rb"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ (DEBUG|INFO|WARNING|ERROR|CRITICAL) ")
+# Uvicorn's own start-up lines ("INFO:     Started server process [12]").
+_UVICORN_LINE = re.compile(rb"^(DEBUG|INFO|WARNING|ERROR|CRITICAL): ")
 
 
 @dataclass(frozen=True)
@@ -65,6 +79,69 @@ SERVICES = (
 )
 
 
+class ConsoleTee:
+    """Copies a service's output to its log file whole, and to the console what a person at
+    the terminal needs: lines at ``level`` or above, and anything that is not a log line
+    (progress bars, tracebacks, prints). Progress bars redraw with carriage returns, so the
+    output is cut at both \\n and \\r and each piece keeps its end."""
+
+    def __init__(self, name: str, source: IO[bytes], log_path: Path, level: int) -> None:
+        self.name = name
+        self.source = source
+        self.log_path = log_path
+        self.level = level
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self._pump, name=f"tee-{name}", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def join(self, timeout: float) -> None:
+        self.thread.join(timeout)
+
+    def shown(self, piece: bytes) -> bool:
+        logged = _LOG_LINE.match(piece) or _UVICORN_LINE.match(piece)
+        if logged is None:
+            return bool(piece.strip())
+        level: int = logging.getLevelName(logged.group(1).decode())
+        return level >= self.level
+
+    def _pump(self) -> None:
+        pending = b""
+        fd = self.source.fileno()
+        with self.log_path.open("ab") as log:
+            while True:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    break
+                log.write(chunk)
+                log.flush()
+                pending += chunk
+                pieces = re.split(rb"(?<=[\r\n])", pending)
+                pending = pieces.pop()  # an unfinished piece waits for its end
+                for piece in pieces:
+                    if self.shown(piece):
+                        self._echo(piece)
+            if pending and self.shown(pending):
+                self._echo(pending + b"\n")
+
+    def _echo(self, piece: bytes) -> None:
+        prefix = f"[{self.name}] ".encode()
+        with _CONSOLE:
+            sys.stdout.buffer.write(prefix + piece)
+            sys.stdout.buffer.flush()
+
+
+_CONSOLE = threading.Lock()
+
+
+def console_level() -> int:
+    """What reaches the console: WARNING, unless FINMATCH_LOG_LEVEL was set to show more."""
+    asked = os.environ.get("FINMATCH_LOG_LEVEL")
+    level = logging.getLevelName(asked.upper()) if asked else logging.WARNING
+    return level if isinstance(level, int) else logging.WARNING
+
+
 def _signing_key() -> str:
     """A per-machine model signing key kept under var/: models stay loadable across runs."""
     path = Path("var/model-signing.key")
@@ -105,7 +182,10 @@ def main() -> int:
     env.setdefault("FINMATCH_REGISTRY_URL", urls["registry"])
     env.setdefault("FINMATCH_MATCHING_URL", urls["matching"])
     Path("var").mkdir(exist_ok=True)
+    LOG_DIR.mkdir(exist_ok=True)
     processes: list[tuple[ServiceSpec, subprocess.Popen[bytes]]] = []
+    tees: list[ConsoleTee] = []
+    level = console_level()
 
     def stop(*_: object) -> None:
         # The dispatcher first (it finishes its sends in flight), the registry last: the gateway
@@ -129,8 +209,18 @@ def main() -> int:
         for spec in SERVICES:
             # A process group of its own: Ctrl-C in the terminal reaches this process only,
             # which then stops the services in order (see stop).
-            process = subprocess.Popen([sys.executable, *spec.args], env=env, process_group=0)
+            process = subprocess.Popen(
+                [sys.executable, *spec.args],
+                env=env,
+                process_group=0,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )
             processes.append((spec, process))
+            assert process.stdout is not None
+            tee = ConsoleTee(spec.name, process.stdout, LOG_DIR / f"{spec.name}.log", level)
+            tee.start()
+            tees.append(tee)
             wait_ready(spec, process)
         train_first_model(env)
         print_summary()
@@ -142,13 +232,17 @@ def main() -> int:
             return 1
         return 0
     except KeyboardInterrupt:
-        print("\nstopping finmatch …")
+        print("\nstopping finmatch …", flush=True)
         return 0
     except RuntimeError as exc:
         print(f"finmatch could not start: {exc}", file=sys.stderr)
         return 1
     finally:
         stop()
+        for tee in tees:
+            tee.join(timeout=5)
+        if processes:
+            print(f"finmatch stopped: all {len(processes)} processes (logs in {LOG_DIR}/)")
 
 
 def train_first_model(env: dict[str, str]) -> None:
@@ -202,6 +296,8 @@ def print_summary() -> None:
         keys = json.loads(KEYS_FILE.read_text())
         lines.append("  demo keys (also in var/demo-keys.json):")
         lines += [f"    {role:<14} {key}" for role, key in keys.items()]
+    lines.append(f"  logs       {LOG_DIR}/<service>.log (the console shows warnings and errors;")
+    lines.append("             FINMATCH_LOG_LEVEL=INFO shows every line here too)")
     lines.append("  Ctrl-C stops all services.")
     print("\n".join(lines), flush=True)
 

@@ -25,21 +25,29 @@ START_TIMEOUT_SECONDS = 300.0
 
 
 def _read_until(process: subprocess.Popen[str], marker: str, timeout: float) -> str:
+    """What ``process`` printed up to and including the line holding ``marker``.
+
+    Reads the pipe's bytes directly: a buffered readline after select() would leave lines that
+    arrived together in Python's buffer, where select() never sees them (a quiet console prints
+    its whole banner at once and then nothing)."""
     assert process.stdout is not None
-    seen: list[str] = []
+    fd = process.stdout.fileno()
+    seen = b""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        ready, _, _ = select.select([process.stdout], [], [], 1.0)
+        ready, _, _ = select.select([fd], [], [], 1.0)
         if ready:
-            line = process.stdout.readline()
-            if not line and process.poll() is not None:
+            chunk = os.read(fd, 65536)
+            if not chunk and process.poll() is not None:
                 break
-            seen.append(line)
-            if marker in line:
-                return "".join(seen)
+            seen += chunk
+            text = seen.decode("utf-8", errors="replace")
+            if marker in text:
+                return text
         elif process.poll() is not None:
             break
-    raise AssertionError(f"no {marker!r} within {timeout:.0f} s:\n" + "".join(seen[-40:]))
+    tail = "\n".join(seen.decode("utf-8", errors="replace").splitlines()[-40:])
+    raise AssertionError(f"no {marker!r} within {timeout:.0f} s:\n" + tail)
 
 
 def _a_test_ping_reaches_a_receiver(gateway: str, auth: dict[str, str]) -> None:
@@ -114,8 +122,18 @@ def test_make_run_answers_and_stops_in_order_on_ctrl_c(tmp_path: Path) -> None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
     assert process.returncode == 0, output
-    assert "Traceback" not in output, output
-    assert "dropped" not in output, output  # no match events lost at shutdown
+    console = started + output
+    assert "Traceback" not in console, console
+    # A quiet console: the banner, then one line at Ctrl-C; access lines and INFO go to the logs.
+    assert "/readyz" not in console, console
+    assert " INFO " not in console, console
+    assert output.strip().endswith("finmatch stopped: all 4 processes (logs in var/log/)"), output
+    logs = {p.stem: p.read_text() for p in (tmp_path / "var" / "log").glob("*.log")}
+    assert set(logs) == {"registry", "matching", "gateway", "dispatcher"}
+    assert "GET /v1/firms/{firm_id}/matches 200" in logs["gateway"]  # access lines kept there
+    for name, text in logs.items():
+        assert "Traceback" not in text, f"{name}: {text[-3000:]}"
+        assert "dropped" not in text, f"{name}: {text[-3000:]}"  # no match events lost
     with sqlite3.connect(tmp_path / "var" / "finmatch.db") as db:
         recorded = db.execute(
             "SELECT count(*) FROM match_event WHERE firm_id = ? AND model_version = ?",
