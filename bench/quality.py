@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sklearn.metrics import brier_score_loss, ndcg_score
+from sklearn.metrics import brier_score_loss, log_loss, ndcg_score
 
 from bench.world import (
     AS_OF,
@@ -34,7 +34,7 @@ from services.matching.features import pair_features
 from services.matching.model import LearnedModel, PriorModel
 from services.matching.ranking import COST_WEIGHT, rank_products_for_firm
 from services.matching.tables import FirmTable, Floats, Ints, ProductTable
-from services.matching.train import TrainingSet, training_set
+from services.matching.train import TrainingSet, TrainResult, training_set
 from services.registry.seed.approval_model import true_approval_probability
 from services.registry.seed.catalogue import products as catalogue_specs
 from services.registry.seed.population import generate_firms
@@ -109,6 +109,35 @@ def fit_lambdarank(fit_part: TrainingSet, holdout: TrainingSet, seed: int) -> tu
         print(f"  LGBMRanker {described}: time-holdout NDCG@5 {score:.4f}", flush=True)
         if best is None or score > best[0]:
             best = (score, ranker, described)
+    assert best is not None
+    return best[1], best[2]
+
+
+def fit_binary(fit_part: TrainingSet, holdout: TrainingSet, seed: int) -> tuple[Any, str]:
+    """The grid's best LGBMClassifier (objective binary) by time-holdout log loss.
+
+    Log loss, as train.train picks our candidate: the peer serves a probability too, so it is
+    chosen by the same proper score on the same holdout. Each setting's Brier and NDCG@5 are
+    printed beside it.
+    """
+    from lightgbm import LGBMClassifier
+
+    best: tuple[float, Any, str] | None = None
+    for params in LGBM_GRID:
+        classifier = LGBMClassifier(
+            objective="binary", random_state=seed, deterministic=True, verbose=-1, **params
+        )
+        classifier.fit(fit_part.X, fit_part.y)
+        p = classifier.predict_proba(holdout.X)[:, 1]
+        loss = float(log_loss(holdout.y, p, labels=[0, 1]))
+        described = ", ".join(f"{k}={v}" for k, v in params.items())
+        print(
+            f"  LGBMClassifier {described}: time-holdout log loss {loss:.4f}, "
+            f"Brier {brier_score_loss(holdout.y, p):.4f}, NDCG@5 {holdout_ndcg(p, holdout):.4f}",
+            flush=True,
+        )
+        if best is None or loss < best[0]:
+            best = (loss, classifier, described)
     assert best is not None
     return best[1], best[2]
 
@@ -249,6 +278,7 @@ def method_scores(
     products: ProductTable,
     model: LearnedModel,
     lgbm_raw: Floats,
+    binary_p: Floats,
     approvals: Floats,
     rng: np.random.Generator,
 ) -> dict[str, Floats]:
@@ -261,6 +291,11 @@ def method_scores(
         "LightGBM LambdaRank: score": only_eligible(lgbm_raw, eligible),
         "LightGBM LambdaRank: σ(score)×cov−cost": only_eligible(
             lgbm_p * truth.coverage - COST_WEIGHT * truth.rate, eligible
+        ),
+        "LightGBM binary: p": only_eligible(binary_p, eligible),
+        # The peer's probability in our utility, exactly where ours goes.
+        "LightGBM binary: p×cov−cost": only_eligible(
+            binary_p * truth.coverage - COST_WEIGHT * truth.rate, eligible
         ),
         # Products that cannot lend this firm anything (offer 0, costed at "0 bp") go last ...
         "rule-only: cheapest first": only_eligible(
@@ -291,17 +326,33 @@ def print_quality(outcomes: Mapping[str, Outcome], many: npt.NDArray[np.bool_]) 
     )
 
 
-def print_targets_and_ceiling(outcomes: Mapping[str, Outcome], many: npt.NDArray[np.bool_]) -> None:
+@dataclass(frozen=True)
+class Brier:
+    """Brier scores of ours and of the LightGBM binary peer, the two ways the bench measures."""
+
+    ours_hidden: float  # against the hidden probability, eligible held-out pairs
+    peer_hidden: float
+    ours_outcomes: float  # against outcomes, time holdout
+    peer_outcomes: float
+
+
+def better_variant(outcomes: Mapping[str, Outcome], labels: Sequence[str]) -> Outcome:
+    return max((outcomes[label] for label in labels), key=lambda o: o.ndcg.mean())
+
+
+def print_targets_and_ceiling(
+    outcomes: Mapping[str, Outcome], many: npt.NDArray[np.bool_], brier: Brier
+) -> None:
     learned = outcomes["learned ranker (ours)"]
-    peers = [
-        outcomes["LightGBM LambdaRank: score"],
-        outcomes["LightGBM LambdaRank: σ(score)×cov−cost"],
-    ]
-    peer = max(peers, key=lambda o: o.ndcg.mean())
+    peer = better_variant(
+        outcomes, ("LightGBM LambdaRank: score", "LightGBM LambdaRank: σ(score)×cov−cost")
+    )
+    binary = better_variant(outcomes, ("LightGBM binary: p", "LightGBM binary: p×cov−cost"))
     rules = outcomes["rule-only: cheapest first"]
     oracle = outcomes["oracle: true utility (eligible)"]
-    print(f"  peer in the targets: the better LightGBM variant, {peer.label!r}")
-    print(f"  learned − peer, NDCG@5 per firm (paired): {summary(learned.ndcg - peer.ndcg)}")
+    for what, other in (("LambdaRank", peer), ("binary", binary)):
+        print(f"  {what} peer in the targets: the better variant, {other.label!r}")
+        print(f"    learned − peer, NDCG@5 per firm (paired): {summary(learned.ndcg - other.ndcg)}")
 
     def over_rules(o: Outcome, rows: npt.NDArray[np.bool_] | slice = slice(None)) -> float:
         return float(o.ndcg[rows].mean() / rules.ndcg[rows].mean())
@@ -312,6 +363,21 @@ def print_targets_and_ceiling(outcomes: Mapping[str, Outcome], many: npt.NDArray
                 "learned NDCG@5 ≥ LightGBM LambdaRank NDCG@5",
                 f"{learned.ndcg.mean():.4f} vs {peer.ndcg.mean():.4f}",
                 learned.ndcg.mean() >= peer.ndcg.mean(),
+            ),
+            (
+                "learned NDCG@5 ≥ LightGBM binary NDCG@5",
+                f"{learned.ndcg.mean():.4f} vs {binary.ndcg.mean():.4f}",
+                learned.ndcg.mean() >= binary.ndcg.mean(),
+            ),
+            (
+                "learned Brier ≤ LightGBM binary, vs hidden p",
+                f"{brier.ours_hidden:.4f} vs {brier.peer_hidden:.4f}",
+                brier.ours_hidden <= brier.peer_hidden,
+            ),
+            (
+                "learned Brier ≤ LightGBM binary, vs outcomes",
+                f"{brier.ours_outcomes:.4f} vs {brier.peer_outcomes:.4f}",
+                brier.ours_outcomes <= brier.peer_outcomes,
             ),
             (
                 f"learned NDCG@5 ≥ {TARGET_OVER_RULES:g} × rule-only",
@@ -330,6 +396,47 @@ def print_targets_and_ceiling(outcomes: Mapping[str, Outcome], many: npt.NDArray
         f"{over_rules(oracle):.3f}× rule-only over all evaluated firms and "
         f"{over_rules(oracle, many):.3f}× over those with > {K} eligible"
     )
+
+
+def print_calibration(
+    truth: HeldOut,
+    ours_p: Floats,
+    lgbm_raw: Floats,
+    binary_p: Floats,
+    trained: TrainResult,
+    binary_holdout_p: Floats,
+    time_holdout_true: Floats,
+) -> Brier:
+    """Our probabilities and the peers' against the hidden model's, and against outcomes."""
+    hidden_p = truth.true_p.reshape(-1)
+    served = truth.eligible.reshape(-1)
+    lgbm_p = 1.0 / (1.0 + np.exp(-lgbm_raw))
+    holdout = trained.holdout
+    brier = Brier(
+        ours_hidden=float(np.mean((ours_p - hidden_p)[served] ** 2)),
+        peer_hidden=float(np.mean((binary_p - hidden_p)[served] ** 2)),
+        ours_outcomes=trained.metrics["brier"],
+        peer_outcomes=float(brier_score_loss(holdout.y, binary_holdout_p)),
+    )
+    lines = [
+        ("ours vs the hidden probability, eligible held-out pairs", brier.ours_hidden,
+         f"({int(served.sum()):,} pairs)"),
+        ("ours vs the hidden probability, all held-out pairs",
+         float(np.mean((ours_p - hidden_p) ** 2)), f"({len(served):,} pairs)"),
+        ("LightGBM binary vs the hidden probability, eligible", brier.peer_hidden, ""),
+        ("LightGBM binary vs the hidden probability, all",
+         float(np.mean((binary_p - hidden_p) ** 2)), ""),
+        ("σ(LambdaRank score) vs the hidden probability, eligible",
+         float(np.mean((lgbm_p - hidden_p)[served] ** 2)), "(a ranking score, not a probability)"),
+        (f"ours vs outcomes, time holdout ({len(holdout):,} applications)", brier.ours_outcomes,
+         f"(predicting the base rate {trained.metrics['brier_base']:.4f}; the hidden model "
+         f"itself {brier_score_loss(holdout.y, time_holdout_true):.4f})"),
+        ("LightGBM binary vs outcomes, time holdout", brier.peer_outcomes, ""),
+    ]  # fmt: skip
+    print("\ncalibration (Brier)")
+    for label, value, note in lines:
+        print(f"  {label:<57} {value:.4f}  {note}".rstrip())
+    return brier
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -353,6 +460,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     holdout = trained.holdout
     fit_part = data.take(~np.isin(data.application_id, holdout.application_id))
     ranker, lgbm_params = fit_lambdarank(fit_part, holdout, seed=0)
+    binary, binary_params = fit_binary(fit_part, holdout, seed=0)
     products = ProductTable.from_products(catalogue_products())
     truth = held_out(test_firms, products)
     prepared = time.perf_counter() - started
@@ -361,17 +469,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     approvals = np.zeros(n)
     np.add.at(approvals, data.product_id[data.y == 1] - 1, 1.0)
     lgbm_raw = ranker.predict(truth.features).reshape(m, n)
-    methods = method_scores(truth, products, model, lgbm_raw, approvals, rng)
+    binary_p = binary.predict_proba(truth.features)[:, 1].reshape(m, n)
+    methods = method_scores(truth, products, model, lgbm_raw, binary_p, approvals, rng)
     evaluated = (truth.utility > 0).any(axis=1) & truth.eligible.any(axis=1)
     outcomes = {label: evaluate(label, s, truth, evaluated) for label, s in methods.items()}
     many = (truth.eligible.sum(axis=1) > K)[evaluated]
-
-    # Calibration: our probabilities against the hidden model's, and against outcomes.
-    ours_p = model.predict(truth.features)
-    lgbm_p = 1.0 / (1.0 + np.exp(-lgbm_raw.reshape(-1)))
-    hidden_p = truth.true_p.reshape(-1)
     served = truth.eligible.reshape(-1)
-    time_holdout_true = true_p_of_rows(holdout, rows, train_firms)
 
     print_machine(
         machine_info(("numpy", "scikit-learn", "lightgbm")),
@@ -379,7 +482,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"model       {trained.chosen} (train.train), fitted on {len(fit_part):,} of "
             f"{len(data):,} decided applications; the newest {len(holdout):,} are its holdout",
             f"peer        LGBMRanker(objective=lambdarank), the same rows and features, grouped "
-            f"by firm; grid best on that holdout: {lgbm_params}",
+            f"by firm; grid best on that holdout (NDCG@5): {lgbm_params}",
+            f"peer        LGBMClassifier(objective=binary), the same rows and features; grid "
+            f"best on that holdout (log loss): {binary_params}",
             f"evaluated   {int(evaluated.sum()):,} of {m:,} unseen firms (the others have no "
             f"eligible product or none worth applying for); {int(served.sum()):,} of "
             f"{m * n:,} pairs eligible",
@@ -387,20 +492,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         ],
     )
     print_quality(outcomes, many)
-    print(
-        "\ncalibration (Brier)\n"
-        f"  ours vs the hidden probability, eligible held-out pairs  "
-        f"{np.mean((ours_p - hidden_p)[served] ** 2):.4f}  ({int(served.sum()):,} pairs)\n"
-        f"  ours vs the hidden probability, all held-out pairs       "
-        f"{np.mean((ours_p - hidden_p) ** 2):.4f}  ({m * n:,} pairs)\n"
-        f"  σ(LightGBM score) vs the hidden probability, eligible    "
-        f"{np.mean((lgbm_p - hidden_p)[served] ** 2):.4f}  (a ranking score, not a probability)\n"
-        f"  ours vs outcomes, time holdout ({len(holdout):,} applications)  "
-        f"{trained.metrics['brier']:.4f}  (predicting the base rate "
-        f"{trained.metrics['brier_base']:.4f}; the hidden model itself "
-        f"{brier_score_loss(holdout.y, time_holdout_true):.4f})"
+    brier = print_calibration(
+        truth,
+        model.predict(truth.features),
+        lgbm_raw.reshape(-1),
+        binary_p.reshape(-1),
+        trained,
+        binary.predict_proba(holdout.X)[:, 1],
+        true_p_of_rows(holdout, rows, train_firms),
     )
-    print_targets_and_ceiling(outcomes, many)
+    print_targets_and_ceiling(outcomes, many, brier)
     print(
         f"\nlightgbm {metadata.version('lightgbm')}: a bench-only dependency "
         "(pip install -e '.[bench]')"
