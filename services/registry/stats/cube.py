@@ -34,8 +34,20 @@ from pyroaring import BitMap64
 from sqlalchemy.engine import Connection, Engine
 
 from services.registry.db import write_session
-from services.registry.models.stats_cube import ALL, stats_cube, stats_dirty
-from services.registry.stats.china_time import day_start, month_of, month_start, next_month
+from services.registry.models.stats_cube import (
+    ALL,
+    BY_DIMENSIONS,
+    stats_cube,
+    stats_cube_by,
+    stats_dirty,
+)
+from services.registry.stats.china_time import (
+    date_sql,
+    day_start,
+    month_of,
+    month_start,
+    next_month,
+)
 from services.registry.stats.measures import response_hours_sql
 from services.registry.stats.tables import (
     APP,
@@ -47,6 +59,7 @@ from services.registry.stats.tables import (
     SMALL_AND_MICRO,
     SUBMITTED,
 )
+from shared.vocab.size_class import SizeClass
 
 log = logging.getLogger(__name__)
 # Any fixed number: the PostgreSQL advisory lock held while the cube is rebuilt.
@@ -65,9 +78,12 @@ COUNTS = (
     "rate_bp_n",
     "firms_registered",
     "firms_with_need",
+    "small_micro_or_agri_yuan",
+    "sme_yuan",
 )
 BITMAPS = ("applicant_firms", "approved_firms", "first_loan_firms", "matched_firms")
-Key = tuple[str, str]  # (town code or ALL, category or ALL)
+# (dimension or '', its value or '', town code or ALL, category or ALL)
+Key = tuple[str, str, str, str]
 
 
 @dataclass
@@ -77,6 +93,8 @@ class Cell:
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTS, 0))
     firms: dict[str, BitMap64] = field(default_factory=lambda: {b: BitMap64() for b in BITMAPS})
     response_hours: np.ndarray = field(default_factory=lambda: np.empty(0))
+    # (day submitted, day decided or NO_DAY, applications): institution cells only.
+    day_counts: np.ndarray = field(default_factory=lambda: np.empty((0, 3), dtype=np.int32))
 
     def __getattr__(self, name: str) -> int:
         try:
@@ -98,6 +116,9 @@ def merge(cells: Iterable[Cell]) -> Cell:
         out.firms[name] = BitMap64.union(*maps) if maps else BitMap64()
     hours = [c.response_hours for c in cells if c.response_hours.size]
     out.response_hours = np.concatenate(hours) if hours else np.empty(0)
+    days = [c.day_counts for c in cells if len(c.day_counts)]
+    if days:
+        out.day_counts = np.concatenate(days)
     return out
 
 
@@ -151,32 +172,113 @@ def split(date_from: date | None, date_to: date | None) -> Split:
 
 # --- building cells from the rows ----------------------------------------------------------
 
+# The cells of every month: (dimension, its value, town, category), '' and ALL where unused.
+# The plain cube's cells have no dimension; stats_cube_by's have one of BY_DIMENSIONS.
+LEVELS: tuple[tuple[str, bool, bool], ...] = tuple(
+    (dimension, by_town, by_category)
+    for dimension in ("", *BY_DIMENSIONS)
+    for by_town in (False, True)
+    for by_category in (False, True)
+)
+NO_DAY = np.iinfo(np.int32).min  # day_counts' decided day of an open application
 
-def _groups(
-    towns: np.ndarray, cats: np.ndarray, mask: np.ndarray | None = None
-) -> Iterable[tuple[Key, np.ndarray]]:
-    """(key, row indices) for every cell of every level."""
-    n = len(towns)
-    index = np.arange(n)
-    has_cat = np.array([c is not None for c in cats], dtype=bool)
-    specs = [
-        (np.full(n, ALL, dtype=object), np.full(n, ALL, dtype=object), index),
-        (towns, np.full(n, ALL, dtype=object), index),
-        (np.full(n, ALL, dtype=object), cats, index[has_cat]),
-        (towns, cats, index[has_cat]),
-    ]
-    for town_key, cat_key, rows in specs:
-        if not len(rows):
-            continue
-        composite = np.array(
-            [f"{t}|{c}" for t, c in zip(town_key[rows], cat_key[rows], strict=True)]
-        )
-        labels, inverse = np.unique(composite, return_inverse=True)
-        order = np.argsort(inverse, kind="stable")
-        bounds = np.searchsorted(inverse[order], np.arange(len(labels) + 1))
-        for g, label in enumerate(labels):
-            t, c = str(label).split("|", 1)
-            yield (t, c), rows[order[bounds[g] : bounds[g + 1]]]
+
+@dataclass(frozen=True)
+class Coded:
+    """A column of labels as small integer codes (np.unique's), so groups are integer sorts."""
+
+    codes: np.ndarray
+    labels: np.ndarray
+
+    @classmethod
+    def of(cls, values: np.ndarray) -> Coded:
+        labels, codes = np.unique(values.astype(str), return_inverse=True)
+        return cls(codes.astype(np.int64), labels)
+
+
+@dataclass(frozen=True)
+class Groups:
+    """Rows sorted by group: ``order`` (row indices), each group's ``starts``, and its key."""
+
+    order: np.ndarray
+    starts: np.ndarray
+    keys: list[tuple[str, ...]]
+
+    def sums(self, values: np.ndarray) -> np.ndarray:
+        """Each group's sum of ``values`` (int64, exact)."""
+        return np.add.reduceat(values[self.order], self.starts)
+
+    def slices(self) -> Iterable[tuple[int, slice]]:
+        ends = [*self.starts[1:], len(self.order)]
+        for g, (start, end) in enumerate(zip(self.starts, ends, strict=True)):
+            yield g, slice(int(start), int(end))
+
+
+def group(columns: Sequence[Coded], rows: np.ndarray) -> Groups | None:
+    """The rows ``rows`` grouped by the distinct combinations of ``columns``' values."""
+    if not len(rows):
+        return None
+    combined = np.zeros(len(rows), dtype=np.int64)
+    for column in columns:
+        combined = combined * len(column.labels) + column.codes[rows]
+    unique, inverse = np.unique(combined, return_inverse=True)
+    sort = np.argsort(inverse, kind="stable")
+    order = rows[sort]
+    starts = np.searchsorted(inverse[sort], np.arange(len(unique)))
+    keys = [tuple(str(c.labels[c.codes[order[s]]]) for c in columns) for s in starts]
+    return Groups(order, starts, keys)
+
+
+def level_groups(
+    dimension: str, by_town: bool, by_category: bool, coded: dict[str, Coded], has_cat: np.ndarray
+) -> tuple[list[str], Groups | None]:
+    """The groups of one level, and which of (dimension, town, category) its keys give."""
+    names = [n for n, used in ((dimension, bool(dimension)), ("town", by_town)) if used]
+    if by_category:
+        names.append("category")
+    rows = np.flatnonzero(has_cat) if by_category else np.arange(len(has_cat))
+    return names, group([coded[n] for n in names], rows)
+
+
+def full_key(dimension: str, names: list[str], key: tuple[str, ...]) -> Key:
+    value = dict(zip(names, key, strict=True))
+    return (
+        dimension,
+        value.get(dimension, ""),
+        value.get("town", ALL),
+        value.get("category", ALL),
+    )
+
+
+def _days(values: np.ndarray) -> np.ndarray:
+    """China-time days (dates or ISO strings, None for none) as int32 days since 1970."""
+    days = np.array([None if v is None else str(v) for v in values], dtype="datetime64[D]")
+    out = days.astype(np.int64)
+    out[np.isnat(days)] = NO_DAY
+    return out.astype(np.int32)
+
+
+def day_counts(
+    groups: Groups, in_scope: np.ndarray, submitted: np.ndarray, decided: np.ndarray
+) -> dict[int, np.ndarray]:
+    """Per group: (day submitted, day decided or NO_DAY, applications) of its open or
+    decided applications, the league table's deadline counts."""
+    sizes = np.diff([*groups.starts, len(groups.order)])
+    g = np.repeat(np.arange(len(groups.starts)), sizes)
+    keep = in_scope[groups.order]
+    if not keep.any():
+        return {}
+    triplets = np.stack(
+        [g[keep], submitted[groups.order][keep], decided[groups.order][keep]], axis=1
+    )
+    unique, counts = np.unique(triplets, axis=0, return_counts=True)
+    bounds = np.searchsorted(unique[:, 0], np.arange(len(groups.starts) + 1))
+    out = {}
+    for index in range(len(groups.starts)):
+        part = unique[bounds[index] : bounds[index + 1]]
+        if len(part):
+            out[index] = np.column_stack([part[:, 1:], counts[bounds[index] : bounds[index + 1]]])
+    return {k: v.astype(np.int32) for k, v in out.items()}
 
 
 def build(
@@ -209,6 +311,8 @@ def build(
             APP.c.status,
             APP.c.is_first_loan,
             APP.c.size_class,
+            APP.c.industry_section,
+            APP.c.institution_id,
             APP.c.requested_amount_yuan,
             APP.c.approved_amount_yuan,
             APP.c.approved_rate_bp,
@@ -218,46 +322,14 @@ def build(
                     response_hours_sql(conn),
                 )
             ),
+            date_sql(conn, APP.c.submitted_at),
+            date_sql(conn, APP.c.decided_at),
         )
         .select_from(APP.outerjoin(PROD, PROD.c.id == APP.c.product_id))
         .where(*app_where)
     ).all()
     if rows:
-        firm, town, cat, status, first, size, requested, amount, rate, hours = (
-            np.array(col, dtype=object) for col in zip(*rows, strict=True)
-        )
-        approved = status == APPROVED
-        counted = {
-            "approved": approved,
-            "rejected": status == REJECTED,
-            "pending": status == SUBMITTED,
-            "first_loans": approved & (first == True),  # noqa: E712 (an object array)
-        }
-        small_micro = approved & np.isin(size, SMALL_AND_MICRO)
-        approved_amount = np.where(approved & (amount != None), amount, 0).astype(np.int64)  # noqa: E711
-        rated = approved & (rate != None)  # noqa: E711
-        requested_i = requested.astype(np.int64)
-        rate_i = np.where(rated, rate, 0).astype(np.int64)
-        has_firm = firm != None  # noqa: E711
-        firm_i = np.where(has_firm, firm, 0).astype(np.uint64)
-        decided = hours != None  # noqa: E711
-        hours_f = np.where(decided, hours, 0.0).astype(np.float64)
-        for key, idx in _groups(town, cat):
-            c = cell(key)
-            c.counts["applications"] += len(idx)
-            for name, mask in counted.items():
-                c.counts[name] += int(mask[idx].sum())
-            c.counts["requested_yuan"] += int(requested_i[idx].sum())
-            c.counts["approved_yuan"] += int(approved_amount[idx].sum())
-            c.counts["small_micro_yuan"] += int(approved_amount[idx][small_micro[idx]].sum())
-            c.counts["rate_bp_sum"] += int(rate_i[idx].sum())
-            c.counts["rate_bp_n"] += int(rated[idx].sum())
-            with_firm = idx[has_firm[idx]]
-            c.firms["applicant_firms"] |= BitMap64(firm_i[with_firm])
-            c.firms["approved_firms"] |= BitMap64(firm_i[with_firm[approved[with_firm]]])
-            first_loan = with_firm[counted["first_loans"][with_firm]]
-            c.firms["first_loan_firms"] |= BitMap64(firm_i[first_loan])
-            c.response_hours = np.concatenate([c.response_hours, hours_f[idx[decided[idx]]]])
+        _add_applications(cell, rows)
     events = conn.execute(
         sa.select(EVENT.c.firm_id, EVENT.c.town_code, PROD.c.category)
         .select_from(EVENT.outerjoin(PROD, PROD.c.id == EVENT.c.product_id))
@@ -267,8 +339,15 @@ def build(
     if events:
         e_firm, e_town, e_cat = (np.array(col, dtype=object) for col in zip(*events, strict=True))
         e_firm_i = e_firm.astype(np.uint64)
-        for key, idx in _groups(e_town, e_cat):
-            cell(key).firms["matched_firms"] |= BitMap64(e_firm_i[idx])
+        coded = {"town": Coded.of(e_town), "category": Coded.of(e_cat)}
+        e_has_cat = e_cat != None  # noqa: E711 (an object array)
+        for _, by_town, by_category in LEVELS[:4]:
+            names, groups = level_groups("", by_town, by_category, coded, e_has_cat)
+            if groups is None:
+                continue
+            for g, part in groups.slices():
+                key = full_key("", names, groups.keys[g])
+                cell(key).firms["matched_firms"] |= BitMap64(e_firm_i[groups.order[part]])
     if category is None:
         firm_where = [FIRM.c.created_at >= lo, FIRM.c.created_at < hi]
         if town_code is not None:
@@ -280,7 +359,7 @@ def build(
             .group_by(FIRM.c.town_code, need)
         ).all()
         for town_key, has_need, n in registered:
-            for key in ((ALL, ALL), (town_key, ALL)):
+            for key in (("", "", ALL, ALL), ("", "", town_key, ALL)):
                 c = cell(key)
                 c.counts["firms_registered"] += int(n)
                 if has_need:
@@ -288,18 +367,89 @@ def build(
     return cells
 
 
+def _add_applications(cell: Any, rows: Sequence[Any]) -> None:
+    """Sum the applications ``rows`` (build's columns) into every level's cells."""
+    columns = (np.array(col, dtype=object) for col in zip(*rows, strict=True))
+    (firm, town, cat, status, first, size, section, institution, requested, amount, rate, hours,
+     submitted_day, decided_day) = columns  # fmt: skip
+    approved = status == APPROVED
+    first_loans = approved & (first == True)  # noqa: E712 (an object array)
+    approved_amount = np.where(approved & (amount != None), amount, 0).astype(np.int64)  # noqa: E711
+    small_micro = np.isin(size, SMALL_AND_MICRO)
+    rated = approved & (rate != None)  # noqa: E711
+    measures = {
+        "applications": np.ones(len(rows), dtype=np.int64),
+        "approved": approved.astype(np.int64),
+        "rejected": (status == REJECTED).astype(np.int64),
+        "pending": (status == SUBMITTED).astype(np.int64),
+        "requested_yuan": requested.astype(np.int64),
+        "approved_yuan": approved_amount,
+        "small_micro_yuan": np.where(small_micro, approved_amount, 0),
+        "small_micro_or_agri_yuan": np.where(small_micro | (section == "A"), approved_amount, 0),
+        "sme_yuan": np.where(size != SizeClass.LARGE.value, approved_amount, 0),
+        "first_loans": first_loans.astype(np.int64),
+        "rate_bp_sum": np.where(rated, rate, 0).astype(np.int64),
+        "rate_bp_n": rated.astype(np.int64),
+    }
+    has_firm = firm != None  # noqa: E711
+    firm_i = np.where(has_firm, firm, 0).astype(np.uint64)
+    decided = hours != None  # noqa: E711
+    hours_f = np.where(decided, hours, 0.0).astype(np.float64)
+    in_scope = np.isin(status, (SUBMITTED, APPROVED, REJECTED))
+    s_day, d_day = _days(submitted_day), _days(decided_day)
+    coded = {
+        "town": Coded.of(town),
+        "category": Coded.of(cat),
+        **{
+            d: Coded.of(v) for d, v in zip(BY_DIMENSIONS, (institution, size, section), strict=True)
+        },
+    }
+    has_cat = cat != None  # noqa: E711
+    for dimension, by_town, by_category in LEVELS:
+        names, groups = level_groups(dimension, by_town, by_category, coded, has_cat)
+        if groups is None:
+            continue
+        sums = {name: groups.sums(values) for name, values in measures.items()}
+        days = day_counts(groups, in_scope, s_day, d_day) if dimension == "institution" else {}
+        for g, part in groups.slices():
+            c = cell(full_key(dimension, names, groups.keys[g]))
+            for name, values in sums.items():
+                c.counts[name] += int(values[g])
+            idx = groups.order[part]
+            with_firm = idx[has_firm[idx]]
+            c.firms["applicant_firms"] |= BitMap64(firm_i[with_firm])
+            if dimension in ("", "institution"):
+                c.response_hours = np.concatenate([c.response_hours, hours_f[idx[decided[idx]]]])
+            if not dimension:
+                approved_idx = with_firm[approved[with_firm]]
+                c.firms["approved_firms"] |= BitMap64(firm_i[approved_idx])
+                c.firms["first_loan_firms"] |= BitMap64(firm_i[with_firm[first_loans[with_firm]]])
+            if g in days:
+                c.day_counts = np.concatenate([c.day_counts, days[g]])
+
+
 # --- the stored cube -----------------------------------------------------------------------
 
 
-def _row(month: str, key: Key, cell: Cell) -> dict[str, Any]:
-    return {
-        "month": month,
-        "town_code": key[0],
-        "category": key[1],
-        **cell.counts,
-        **{name: cell.firms[name].serialize() for name in BITMAPS},
-        "response_hours": cell.response_hours.astype("<f8").tobytes(),
-    }
+def _row(month: str, key: Key, cell: Cell) -> tuple[sa.Table, dict[str, Any]]:
+    """The table and row that store ``cell`` (a plain cube cell or a dimension's)."""
+    dimension, value, town, category = key
+    table = stats_cube_by if dimension else stats_cube
+    row: dict[str, Any] = {"month": month, "town_code": town, "category": category}
+    if dimension:
+        row |= {"dimension": dimension, "key": value}
+    for column in (c.name for c in table.c):
+        if column in row:
+            continue
+        if column in BITMAPS:
+            row[column] = cell.firms[column].serialize()
+        elif column == "response_hours":
+            row[column] = cell.response_hours.astype("<f8").tobytes()
+        elif column == "day_counts":
+            row[column] = cell.day_counts.astype("<i4").tobytes()
+        else:
+            row[column] = cell.counts[column]
+    return table, row
 
 
 def _cell(row: Any, columns: Sequence[str]) -> Cell:
@@ -310,9 +460,23 @@ def _cell(row: Any, columns: Sequence[str]) -> Cell:
             c.firms[name] = BitMap64.deserialize(value)
         elif name == "response_hours":
             c.response_hours = np.frombuffer(value, dtype="<f8")
+        elif name == "day_counts":
+            c.day_counts = np.frombuffer(value, dtype="<i4").reshape(-1, 3)
         else:
             c.counts[name] = int(value)
     return c
+
+
+def _store(conn: Connection, month: str, cells: dict[Key, Cell]) -> None:
+    """Replace the month's rows of both cube tables with ``cells``."""
+    rows: dict[sa.Table, list[dict[str, Any]]] = {stats_cube: [], stats_cube_by: []}
+    for key, c in cells.items():
+        table, row = _row(month, key, c)
+        rows[table].append(row)
+    for table, values in rows.items():
+        conn.execute(sa.delete(table).where(table.c.month == month))
+        if values:
+            conn.execute(sa.insert(table), values)
 
 
 def refresh(engine: Engine) -> int:
@@ -333,10 +497,7 @@ def refresh(engine: Engine) -> int:
             if version is None:
                 continue
             start = month_start(month)
-            cells = build(conn, start, next_month(start))
-            conn.execute(sa.delete(stats_cube).where(stats_cube.c.month == month))
-            if cells:
-                conn.execute(sa.insert(stats_cube), [_row(month, k, c) for k, c in cells.items()])
+            _store(conn, month, build(conn, start, next_month(start)))
             # Cleared only if no write has marked the month again since ``version`` was read.
             conn.execute(
                 sa.delete(stats_dirty).where(
@@ -362,10 +523,55 @@ def read(
     by: str | None,
     columns: Sequence[str],
 ) -> dict[str, Cell]:
-    """The period's cells, merged per ``by`` ('town', 'category', 'month' or None → one '')."""
+    """The period's cells, merged per ``by`` (a dimension, 'month' or None → one '').
+
+    'town' and 'category' break the plain cube down; 'institution', 'size_class' and
+    'industry' read stats_cube_by at the level the town and category filters ask for.
+    """
     period = split(date_from, date_to)
+    if by in BY_DIMENSIONS:
+        cube = stats_cube_by.c
+        where = [
+            cube.dimension == by,
+            cube.town_code == (town_code or ALL),
+            cube.category == (category or ALL),
+        ]
+        stmt = sa.select(cube.month, cube.key, *(cube[c] for c in columns))
+    else:
+        cube = stats_cube.c
+        where = _plain_where(town_code, category, by)
+        stmt = sa.select(cube.month, cube.town_code, cube.category, *(cube[c] for c in columns))
+    where += period.month_where(cube.month)
+    parts: dict[str, list[Cell]] = {}
+    for row in [] if period.empty() else conn.execute(stmt.where(*where)):
+        key = (
+            row.key
+            if by in BY_DIMENSIONS
+            else _plain_key(by, row.month, row.town_code, row.category)
+        )
+        parts.setdefault(key, []).append(_cell(row, columns))
+    for start, end in period.edges:
+        for (dimension, value, town, cat), edge_cell in build(
+            conn, start, end, town_code, category
+        ).items():
+            if by in BY_DIMENSIONS:
+                if dimension != by or town != (town_code or ALL) or cat != (category or ALL):
+                    continue
+                key = value
+            else:
+                if dimension or not (
+                    _wanted(town, town_code, by == "town")
+                    and _wanted(cat, category, by == "category")
+                ):
+                    continue
+                key = _plain_key(by, month_of(start), town, cat)
+            parts.setdefault(key, []).append(edge_cell)
+    return {k: merge(v) for k, v in parts.items()}
+
+
+def _plain_where(town_code: str | None, category: str | None, by: str | None) -> list[Any]:
     cube = stats_cube.c
-    where = period.month_where(cube.month)
+    where = []
     if by == "town":
         where.append(cube.town_code != ALL if town_code is None else cube.town_code == town_code)
     else:
@@ -374,24 +580,7 @@ def read(
         where.append(cube.category != ALL if category is None else cube.category == category)
     else:
         where.append(cube.category == (category or ALL))
-    parts: dict[str, list[Cell]] = {}
-
-    def key_of(month: str, town: str, cat: str) -> str:
-        return {"town": town, "category": cat, "month": month}.get(by or "", "")
-
-    stmt = sa.select(cube.month, cube.town_code, cube.category, *(cube[c] for c in columns))
-    for row in [] if period.empty() else conn.execute(stmt.where(*where)):
-        parts.setdefault(key_of(row.month, row.town_code, row.category), []).append(
-            _cell(row, columns)
-        )
-    for start, end in period.edges:
-        for (town, cat), edge_cell in build(conn, start, end, town_code, category).items():
-            if not _wanted(town, town_code, by == "town") or not _wanted(
-                cat, category, by == "category"
-            ):
-                continue
-            parts.setdefault(key_of(month_of(start), town, cat), []).append(edge_cell)
-    return {k: merge(v) for k, v in parts.items()}
+    return where
 
 
 def _wanted(value: str, chosen: str | None, broken_down: bool) -> bool:
@@ -399,6 +588,10 @@ def _wanted(value: str, chosen: str | None, broken_down: bool) -> bool:
     if broken_down:
         return value != ALL and (chosen is None or value == chosen)
     return value == (chosen or ALL)
+
+
+def _plain_key(by: str | None, month: str, town: str, category: str) -> str:
+    return {"town": town, "category": category, "month": month}.get(by or "", "")
 
 
 def registered_by(conn: Connection, date_to: date | None, town_code: str | None) -> Cell:

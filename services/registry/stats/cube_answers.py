@@ -1,4 +1,4 @@
-"""Statistics read from the cube: the overview and the town, category and month breakdowns."""
+"""Statistics read from the cube: the overview, every breakdown, the targets' amounts."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from services.registry.stats import cube
 from services.registry.stats.cells import breakdown_cell, labels
 from services.registry.stats.filters import Filters
 from services.registry.stats.measures import hour_percentiles, one_decimal, ratio
-from services.registry.stats.row_answers import breakdown_from_rows
 from shared.schemas.stats import Dimension
 
 OVERVIEW = (
@@ -21,7 +20,14 @@ OVERVIEW = (
     "response_hours",
 )
 BREAKDOWN = (*cube.COUNTS[:8], "applicant_firms")
-CUBE_DIMENSIONS = {"town", "category", "month"}
+AMOUNTS = (
+    "applications",
+    "approved_yuan",
+    "small_micro_yuan",
+    "small_micro_or_agri_yuan",
+    "sme_yuan",
+)
+CUBE_DIMENSIONS = {d.value for d in Dimension}
 
 
 def overview(conn: Connection, filters: Filters) -> dict[str, Any]:
@@ -58,12 +64,9 @@ def overview(conn: Connection, filters: Filters) -> dict[str, Any]:
 
 
 def breakdown(conn: Connection, by: Dimension, filters: Filters) -> list[dict[str, Any]]:
-    """Application figures per town, category, institution, size class, section or month.
-
-    Town, category and month come from the statistics cube; the others from the rows.
-    """
-    if by.value not in CUBE_DIMENSIONS:
-        return breakdown_from_rows(conn, by, filters)
+    """Application figures per town, category, institution, size class, section or month,
+    from the statistics cube (stats_cube for town, category and month, stats_cube_by for the
+    others); ``breakdown_from_rows`` is the same from the rows, its definition."""
     f = filters
     cells = cube.read(conn, f.date_from, f.date_to, f.town_code, f.category, by.value, BREAKDOWN)
     labelled = labels(conn, by, cells)
@@ -89,3 +92,20 @@ def breakdown(conn: Connection, by: Dimension, filters: Filters) -> list[dict[st
             )
         )
     return out
+
+
+def category_amounts(conn: Connection, filters: Filters) -> dict[str, dict[str, int]]:
+    """Approved amount per category (of those applied to): in all, to small and micro firms,
+    to them or farming (section A), and to all but large firms. From the cube."""
+    f = filters
+    cells = cube.read(conn, f.date_from, f.date_to, f.town_code, f.category, "category", AMOUNTS)
+    return {
+        category: {
+            "approved": c.approved_yuan,
+            "small_micro": c.small_micro_yuan,
+            "small_micro_or_agri": c.small_micro_or_agri_yuan,
+            "sme": c.sme_yuan,
+        }
+        for category, c in sorted(cells.items())
+        if c.applications
+    }

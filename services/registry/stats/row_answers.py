@@ -1,9 +1,6 @@
-"""Statistics read straight from the rows: what the cube has no cells for, gaps, firms, amounts.
-
-The cube holds towns, categories and months only; the breakdowns by institution, size class
-and industry section, the firms matched but never applying, the registered firms and the
-approved amounts per category are SQL aggregates over the rows at each request.
-"""
+"""Statistics read straight from the rows: the firms matched but never applying, the firms
+registered now, and ``breakdown_from_rows``, the definition the cube's breakdowns are tested
+against (tests/registry/test_stats_cube.py)."""
 
 from __future__ import annotations
 
@@ -18,16 +15,13 @@ from services.registry.stats.china_time import month_sql
 from services.registry.stats.filters import Filters, application_where, in_category, period
 from services.registry.stats.measures import (
     application_measures,
-    approved_yuan,
     count_if,
     firm_measures,
     roomy,
-    small_micro_yuan,
 )
-from services.registry.stats.tables import APP, EVENT, FIRM, PROD, SMALL_AND_MICRO
+from services.registry.stats.tables import APP, EVENT, FIRM, PROD
 from shared.schemas.stats import Dimension
 from shared.vocab.labels import section_label, town_label
-from shared.vocab.size_class import SizeClass
 
 
 def breakdown_from_rows(conn: Connection, by: Dimension, filters: Filters) -> list[dict[str, Any]]:
@@ -122,34 +116,6 @@ def registered_firms(conn: Connection, town_code: str | None) -> tuple[int, int]
     where = [] if town_code is None else [FIRM.c.town_code == town_code]
     row = conn.execute(sa.select(*firm_measures()).where(*where)).one()
     return int(row.firms), int(row.with_need)
-
-
-def category_amounts(conn: Connection, filters: Filters) -> dict[str, dict[str, int]]:
-    """Approved amount per category: in all, and to small and micro firms (and agriculture)."""
-    small_micro_or_agri = sa.or_(
-        APP.c.size_class.in_(SMALL_AND_MICRO), APP.c.industry_section == "A"
-    )
-    stmt = (
-        sa.select(
-            PROD.c.category,
-            approved_yuan().label("approved"),
-            small_micro_yuan().label("small_micro"),
-            approved_yuan(small_micro_or_agri).label("small_micro_or_agri"),
-            approved_yuan(APP.c.size_class != SizeClass.LARGE.value).label("sme"),
-        )
-        .select_from(APP.join(PROD, PROD.c.id == APP.c.product_id))
-        .where(*application_where(filters))
-        .group_by(PROD.c.category)
-    )
-    return {
-        r.category: {
-            "approved": int(r.approved),
-            "small_micro": int(r.small_micro),
-            "small_micro_or_agri": int(r.small_micro_or_agri),
-            "sme": int(r.sme),
-        }
-        for r in conn.execute(stmt)
-    }
 
 
 def firms_by_size(conn: Connection, town_code: str | None) -> dict[str, dict[str, int]]:
