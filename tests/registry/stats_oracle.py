@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement
 
-from services.registry.stats.cells import MIN_CELL_FIRMS, withheld
+from services.registry.stats.cells import MIN_CELL_FIRMS, gap_cell, withheld
 from services.registry.stats.china_time import date_sql, day_start
 from services.registry.stats.filters import Filters, application_where, in_category, period
 from services.registry.stats.league import LEAGUE_FIGURES, deadline_offsets
@@ -189,3 +189,36 @@ def _overdue_from_rows(
 
 def _as_date(value: Any) -> date:
     return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
+def matched_without_application_from_rows(
+    conn: Connection, filters: Filters
+) -> list[dict[str, Any]]:
+    """``stats.matched_without_application`` by SQL over the rows: per town and section of the
+    firm now, firms shown matches in the period, and those with no application in it."""
+    event_where = period(EVENT.c.created_at, filters)
+    if filters.category is not None:
+        event_where.append(in_category(EVENT.c.product_id, filters.category))
+    matched = (
+        sa.select(EVENT.c.firm_id).where(*event_where, EVENT.c.firm_id.is_not(None)).distinct()
+    ).subquery()
+    applied = sa.exists().where(APP.c.firm_id == FIRM.c.id, *application_where(filters))
+    firm_where: list[ColumnElement[bool]] = []
+    if filters.town_code is not None:
+        firm_where.append(FIRM.c.town_code == filters.town_code)
+    stmt = (
+        sa.select(
+            FIRM.c.town_code,
+            FIRM.c.industry_section,
+            sa.func.count().label("matched"),
+            count_if(~applied).label("without_application"),
+        )
+        .select_from(matched.join(FIRM, FIRM.c.id == matched.c.firm_id))
+        .where(*firm_where)
+        .group_by(FIRM.c.town_code, FIRM.c.industry_section)
+        .order_by(FIRM.c.town_code, FIRM.c.industry_section)
+    )
+    return [
+        gap_cell(r.town_code, r.industry_section, int(r.matched), int(r.without_application))
+        for r in conn.execute(stmt)
+    ]

@@ -162,7 +162,7 @@ def products(
     return {"filters": f.as_dict(), "rows": rows}
 
 
-@router.get("/coverage/matched", response_model=MatchedGaps)
+@router.get("/coverage/matched", response_model=MatchedGaps, dependencies=[FreshCube])
 def matched_without_application(session: ReadSessionDep, f: FiltersDep) -> dict[str, Any]:
     """Per town and industry section: firms shown matches that never applied."""
     rows = stats.matched_without_application(session.connection(), f)

@@ -2,11 +2,10 @@
 
 Every figure is computed from the rows themselves (no counters kept on the side), so a figure
 can always be traced back to the records behind it. The overview, every breakdown, the league
-table and the targets' amounts read the statistics cube (``cube``: the rows summed per month,
-rebuilt when a write marks a month dirty; percentiles computed in NumPy over the months'
-response hours); the matched firms that never applied and the registered firms are aggregates
-over the rows at each request. On PostgreSQL those are index-only scans (ix_application_stats,
-ix_match_event_at).
+table, the targets' amounts and the matched firms that never applied read the statistics cube
+(``cube``: the rows summed per month, rebuilt when a write marks a month dirty; percentiles
+computed in NumPy over the months' response hours); the firms registered now are counted from
+the rows at each request.
 
 Privacy: a cell drawn from fewer than ``MIN_CELL_FIRMS`` distinct firms is suppressed (its
 figures are None), so no single firm can be picked out of a table (see ``cells``).
@@ -27,6 +26,7 @@ from services.registry.stats.cube_answers import (
     CUBE_DIMENSIONS,
     breakdown,
     category_amounts,
+    matched_without_application,
     overview,
 )
 from services.registry.stats.filters import Filters
@@ -34,7 +34,6 @@ from services.registry.stats.league import deadline_offsets, institutions
 from services.registry.stats.row_answers import (
     breakdown_from_rows,
     firms_by_size,
-    matched_without_application,
     registered_firms,
 )
 

@@ -181,6 +181,9 @@ LEVELS: tuple[tuple[str, bool, bool], ...] = tuple(
     for by_category in (False, True)
 )
 NO_DAY = np.iinfo(np.int32).min  # day_counts' decided day of an open application
+# stats_cube_by's cells of the firms registered in the month, by their town and section now
+# (key: the section; applicant_firms: the firms), which coverage groups matched firms by.
+REGISTERED = "registered"
 
 
 @dataclass(frozen=True)
@@ -364,7 +367,25 @@ def build(
                 c.counts["firms_registered"] += int(n)
                 if has_need:
                     c.counts["firms_with_need"] += int(n)
+        firms = conn.execute(
+            sa.select(FIRM.c.town_code, FIRM.c.industry_section, FIRM.c.id).where(*firm_where)
+        ).all()
+        if firms:
+            _add_registered(cell, firms)
     return cells
+
+
+def _add_registered(cell: Any, firms: Sequence[Any]) -> None:
+    """The registered firms' ids per (town, section), as bitmaps."""
+    town, section, ids = (np.array(col, dtype=object) for col in zip(*firms, strict=True))
+    coded = {"town": Coded.of(town), REGISTERED: Coded.of(section)}
+    groups = group([coded[REGISTERED], coded["town"]], np.arange(len(ids)))
+    assert groups is not None
+    ids_u = ids.astype(np.uint64)
+    for g, part in groups.slices():
+        value, town_key = groups.keys[g]
+        c = cell((REGISTERED, value, town_key, ALL))
+        c.firms["applicant_firms"] |= BitMap64(ids_u[groups.order[part]])
 
 
 def _add_applications(cell: Any, rows: Sequence[Any]) -> None:
@@ -592,6 +613,21 @@ def _wanted(value: str, chosen: str | None, broken_down: bool) -> bool:
 
 def _plain_key(by: str | None, month: str, town: str, category: str) -> str:
     return {"town": town, "category": category, "month": month}.get(by or "", "")
+
+
+def registered_groups(
+    conn: Connection, town_code: str | None
+) -> dict[tuple[str, str], list[BitMap64]]:
+    """The firms registered now, per (town, industry section): each month's bitmap."""
+    cube = stats_cube_by.c
+    where = [cube.dimension == REGISTERED]
+    if town_code is not None:
+        where.append(cube.town_code == town_code)
+    out: dict[tuple[str, str], list[BitMap64]] = {}
+    stmt = sa.select(cube.town_code, cube.key, cube.applicant_firms).where(*where)
+    for town, section, firms in conn.execute(stmt):
+        out.setdefault((town, section), []).append(BitMap64.deserialize(firms))
+    return out
 
 
 def registered_by(conn: Connection, date_to: date | None, town_code: str | None) -> Cell:

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from services.registry.stats import cube
-from services.registry.stats.cells import breakdown_cell, labels
+from services.registry.stats.cells import breakdown_cell, gap_cell, labels
 from services.registry.stats.filters import Filters
 from services.registry.stats.measures import hour_percentiles, one_decimal, ratio
 from shared.schemas.stats import Dimension
@@ -109,3 +109,24 @@ def category_amounts(conn: Connection, filters: Filters) -> dict[str, dict[str, 
         for category, c in sorted(cells.items())
         if c.applications
     }
+
+
+def matched_without_application(conn: Connection, filters: Filters) -> list[dict[str, Any]]:
+    """Per town and section (the firm's, now): firms shown matches in the period, and those of
+    them that did not apply in it. The matched and the applicant firms are the cube's bitmaps
+    (matches of the category anywhere; applications of the town and category), the firms'
+    towns and sections the cube's registered-firm bitmaps, so no row is read."""
+    f = filters
+    matched = cube.read(conn, f.date_from, f.date_to, None, f.category, None, ("matched_firms",))
+    applied = cube.read(
+        conn, f.date_from, f.date_to, f.town_code, f.category, None, ("applicant_firms",)
+    )
+    shown = matched.get("", cube.Cell()).firms["matched_firms"]
+    without = shown - applied.get("", cube.Cell()).firms["applicant_firms"]
+    out = []
+    for (town, section), months in sorted(cube.registered_groups(conn, f.town_code).items()):
+        n = sum(shown.intersection_cardinality(firms) for firms in months)
+        if n:
+            m = sum(without.intersection_cardinality(firms) for firms in months)
+            out.append(gap_cell(town, section, n, m))
+    return out

@@ -1,6 +1,6 @@
-"""Statistics read straight from the rows: the firms matched but never applying, the firms
-registered now, and ``breakdown_from_rows``, the definition the cube's breakdowns are tested
-against (tests/registry/test_stats_cube.py)."""
+"""Statistics read straight from the rows: the firms registered now (an index-only count),
+and ``breakdown_from_rows``, the definition the cube's breakdowns are tested against
+(tests/registry/test_stats_cube.py)."""
 
 from __future__ import annotations
 
@@ -8,20 +8,17 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
-from sqlalchemy.sql import ColumnElement
 
-from services.registry.stats.cells import MIN_CELL_FIRMS, breakdown_cell, labels
+from services.registry.stats.cells import breakdown_cell, labels
 from services.registry.stats.china_time import month_sql
-from services.registry.stats.filters import Filters, application_where, in_category, period
+from services.registry.stats.filters import Filters, application_where
 from services.registry.stats.measures import (
     application_measures,
-    count_if,
     firm_measures,
     roomy,
 )
-from services.registry.stats.tables import APP, EVENT, FIRM, PROD
+from services.registry.stats.tables import APP, FIRM, PROD
 from shared.schemas.stats import Dimension
-from shared.vocab.labels import section_label, town_label
 
 
 def breakdown_from_rows(conn: Connection, by: Dimension, filters: Filters) -> list[dict[str, Any]]:
@@ -62,53 +59,6 @@ def breakdown_from_rows(conn: Connection, by: Dimension, filters: Filters) -> li
         )
         for r in rows
     ]
-
-
-def matched_without_application(conn: Connection, filters: Filters) -> list[dict[str, Any]]:
-    """Per town and section: firms shown matches in the period, and those that never applied."""
-    event_where = period(EVENT.c.created_at, filters)
-    if filters.category is not None:
-        event_where.append(in_category(EVENT.c.product_id, filters.category))
-    matched = (
-        sa.select(EVENT.c.firm_id).where(*event_where, EVENT.c.firm_id.is_not(None)).distinct()
-    ).subquery()
-    applied = sa.exists().where(APP.c.firm_id == FIRM.c.id, *application_where(filters))
-    firm_where: list[ColumnElement[bool]] = []
-    if filters.town_code is not None:
-        firm_where.append(FIRM.c.town_code == filters.town_code)
-    stmt = (
-        sa.select(
-            FIRM.c.town_code,
-            FIRM.c.industry_section,
-            sa.func.count().label("matched"),
-            count_if(~applied).label("without_application"),
-        )
-        .select_from(matched.join(FIRM, FIRM.c.id == matched.c.firm_id))
-        .where(*firm_where)
-        .group_by(FIRM.c.town_code, FIRM.c.industry_section)
-        .order_by(FIRM.c.town_code, FIRM.c.industry_section)
-    )
-    out = []
-    for r in conn.execute(stmt):
-        town_zh, town_en = town_label(r.town_code)
-        section_zh, section_en = section_label(r.industry_section)
-        suppressed = int(r.matched) < MIN_CELL_FIRMS
-        out.append(
-            {
-                "town_code": r.town_code,
-                "town_zh": town_zh,
-                "town_en": town_en,
-                "industry_section": r.industry_section,
-                "section_zh": section_zh,
-                "section_en": section_en,
-                "firms_matched": None if suppressed else int(r.matched),
-                "firms_matched_no_application": (
-                    None if suppressed else int(r.without_application)
-                ),
-                "suppressed": suppressed,
-            }
-        )
-    return out
 
 
 def registered_firms(conn: Connection, town_code: str | None) -> tuple[int, int]:

@@ -6,7 +6,10 @@ Create Date: 2027-02-20 10:00:00
 
 ``stats_cube_by`` holds per month the cells of the breakdowns by institution, size class and
 industry section (and the league table's response hours and per-day counts, institution cells
-only); ``stats_cube`` gains the two approved amounts the targets read. Both are derived data:
+only, and the firms registered per town and section); ``stats_cube`` gains the two approved
+amounts the targets read. A firm that changes industry section now marks its month too (the
+firm update trigger, dropped and created again: a trigger, not a table rebuild). Both tables
+are derived data:
 every month that has rows is marked dirty and rebuilt by the next statistics query (or the
 prestart step's ``stats-refresh``). No table that carries the statistics triggers is touched:
 ``stats_cube`` gains its columns in place (ALTER TABLE ADD COLUMN, no rebuild).
@@ -54,6 +57,37 @@ def _mark_every_month() -> None:
     )
 
 
+# A firm update marks its month when it moves a figure: its town, need, date or (new) section.
+FIRM_CHANGED = (
+    "OLD.town_code IS DISTINCT FROM NEW.town_code"
+    " OR (OLD.need_amount_yuan IS NULL) <> (NEW.need_amount_yuan IS NULL)"
+    " OR OLD.created_at IS DISTINCT FROM NEW.created_at"
+)
+SECTION_CHANGED = " OR OLD.industry_section IS DISTINCT FROM NEW.industry_section"
+
+
+def _firm_update_trigger(when: str) -> None:
+    """(Re)create the firm update trigger with the condition ``when``."""
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP TRIGGER IF EXISTS stats_firm_update ON firm")
+        op.execute(
+            "CREATE TRIGGER stats_firm_update AFTER UPDATE ON firm FOR EACH ROW "
+            f"WHEN ({when}) EXECUTE FUNCTION finmatch_stats_mark_firm()"
+        )
+        return
+    mark = (
+        "INSERT INTO stats_dirty (month, version) "
+        "SELECT strftime('%Y-%m', {row}.created_at, '+8 hours'), 1 "
+        "WHERE {row}.created_at IS NOT NULL "
+        "ON CONFLICT (month) DO UPDATE SET version = version + 1;"
+    )
+    op.execute("DROP TRIGGER IF EXISTS stats_firm_update")
+    op.execute(
+        f"CREATE TRIGGER stats_firm_update AFTER UPDATE ON firm FOR EACH ROW WHEN {when} "
+        f"BEGIN {mark.format(row='OLD')} {mark.format(row='NEW')} END"
+    )
+
+
 def upgrade() -> None:
     op.create_table(
         "stats_cube_by",
@@ -70,10 +104,12 @@ def upgrade() -> None:
         op.add_column(
             "stats_cube", sa.Column(name, sa.BigInteger(), nullable=False, server_default="0")
         )
+    _firm_update_trigger(FIRM_CHANGED + SECTION_CHANGED)
     _mark_every_month()
 
 
 def downgrade() -> None:
+    _firm_update_trigger(FIRM_CHANGED)
     for name in NEW_AMOUNTS:
         op.drop_column("stats_cube", name)  # SQLite ≥ 3.35: in place, no rebuild
     op.drop_table("stats_cube_by")
