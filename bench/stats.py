@@ -273,7 +273,8 @@ def serve(module: str, port: int, env: dict[str, str]) -> Iterator[str]:
             [sys.executable, "-m", module, "serve"], cwd=REPO_ROOT, env=full, stdout=log, stderr=log
         )
         try:
-            deadline = time.monotonic() + 60
+            # The registry rebuilds a freshly loaded cube before it listens (minutes at scale).
+            deadline = time.monotonic() + 900
             while True:
                 if process.poll() is not None or time.monotonic() > deadline:
                     log.seek(0)

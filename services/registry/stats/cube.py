@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -91,7 +92,8 @@ class Cell:
     """The figures of one cell over some months (or days)."""
 
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTS, 0))
-    firms: dict[str, BitMap64] = field(default_factory=lambda: {b: BitMap64() for b in BITMAPS})
+    # Made when first used: a month has thousands of cells, each with a few bitmaps at most.
+    firms: defaultdict[str, BitMap64] = field(default_factory=lambda: defaultdict(BitMap64))
     response_hours: np.ndarray = field(default_factory=lambda: np.empty(0))
     # (day submitted, day decided or NO_DAY, applications): institution cells only.
     day_counts: np.ndarray = field(default_factory=lambda: np.empty((0, 3), dtype=np.int32))
@@ -228,7 +230,9 @@ def group(columns: Sequence[Coded], rows: np.ndarray) -> Groups | None:
     sort = np.argsort(inverse, kind="stable")
     order = rows[sort]
     starts = np.searchsorted(inverse[sort], np.arange(len(unique)))
-    keys = [tuple(str(c.labels[c.codes[order[s]]]) for c in columns) for s in starts]
+    first = order[starts]
+    labels = [c.labels[c.codes[first]].tolist() for c in columns]
+    keys = list(zip(*labels, strict=True)) if labels else [()] * len(starts)
     return Groups(order, starts, keys)
 
 
@@ -267,21 +271,30 @@ def day_counts(
     """Per group: (day submitted, day decided or NO_DAY, applications) of its open or
     decided applications, the league table's deadline counts."""
     sizes = np.diff([*groups.starts, len(groups.order)])
-    g = np.repeat(np.arange(len(groups.starts)), sizes)
+    g = np.repeat(np.arange(len(groups.starts), dtype=np.int64), sizes)
     keep = in_scope[groups.order]
     if not keep.any():
         return {}
-    triplets = np.stack(
-        [g[keep], submitted[groups.order][keep], decided[groups.order][keep]], axis=1
-    )
-    unique, counts = np.unique(triplets, axis=0, return_counts=True)
-    bounds = np.searchsorted(unique[:, 0], np.arange(len(groups.starts) + 1))
-    out = {}
-    for index in range(len(groups.starts)):
-        part = unique[bounds[index] : bounds[index + 1]]
-        if len(part):
-            out[index] = np.column_stack([part[:, 1:], counts[bounds[index] : bounds[index + 1]]])
-    return {k: v.astype(np.int32) for k, v in out.items()}
+    s_day = submitted[groups.order][keep].astype(np.int64)
+    d_day = decided[groups.order][keep].astype(np.int64)
+    base = int(s_day.min())
+    # One int64 per (group, day submitted, day decided): 24 bits for each day, 0 for none.
+    d_rel = np.where(d_day == NO_DAY, 0, d_day - base + 1)
+    if len(d_rel) and (int(d_rel.min()) < 0 or int(d_rel.max()) >= 1 << 24):
+        raise ValueError("a decision more than 45,000 years away from its application")
+    packed = (g[keep] << 48) | ((s_day - base) << 24) | d_rel
+    unique, counts = np.unique(packed, return_counts=True)
+    group_of = unique >> 48
+    s_out = ((unique >> 24) & 0xFFFFFF) + base
+    d_bits = unique & 0xFFFFFF
+    d_out = np.where(d_bits == 0, NO_DAY, d_bits - 1 + base)
+    table = np.column_stack([s_out, d_out, counts]).astype(np.int32)
+    bounds = np.searchsorted(group_of, np.arange(len(groups.starts) + 1))
+    return {
+        index: table[bounds[index] : bounds[index + 1]]
+        for index in range(len(groups.starts))
+        if bounds[index + 1] > bounds[index]
+    }
 
 
 def build(
@@ -426,25 +439,34 @@ def _add_applications(cell: Any, rows: Sequence[Any]) -> None:
         },
     }
     has_cat = cat != None  # noqa: E711
+    names_of_counts = list(measures)
     for dimension, by_town, by_category in LEVELS:
         names, groups = level_groups(dimension, by_town, by_category, coded, has_cat)
         if groups is None:
             continue
-        sums = {name: groups.sums(values) for name, values in measures.items()}
+        sums = np.stack([groups.sums(measures[n]) for n in names_of_counts], axis=1).tolist()
         days = day_counts(groups, in_scope, s_day, d_day) if dimension == "institution" else {}
+        # Sorted once per level, so that each group below is a slice (a view), not a gather.
+        o = groups.order
+        firms_o, has_firm_o, hours_o, decided_o = firm_i[o], has_firm[o], hours_f[o], decided[o]
+        approved_o, first_o = approved[o], first_loans[o]
+        with_hours = dimension in ("", "institution")
         for g, part in groups.slices():
             c = cell(full_key(dimension, names, groups.keys[g]))
-            for name, values in sums.items():
-                c.counts[name] += int(values[g])
-            idx = groups.order[part]
-            with_firm = idx[has_firm[idx]]
-            c.firms["applicant_firms"] |= BitMap64(firm_i[with_firm])
-            if dimension in ("", "institution"):
-                c.response_hours = np.concatenate([c.response_hours, hours_f[idx[decided[idx]]]])
+            for name, value in zip(names_of_counts, sums[g], strict=True):
+                c.counts[name] += value
+            f, has = firms_o[part], has_firm_o[part]
+            c.firms["applicant_firms"] |= BitMap64(f[has])
+            if with_hours:
+                hours_g = hours_o[part][decided_o[part]]
+                c.response_hours = (
+                    np.concatenate([c.response_hours, hours_g])
+                    if c.response_hours.size
+                    else hours_g
+                )
             if not dimension:
-                approved_idx = with_firm[approved[with_firm]]
-                c.firms["approved_firms"] |= BitMap64(firm_i[approved_idx])
-                c.firms["first_loan_firms"] |= BitMap64(firm_i[with_firm[first_loans[with_firm]]])
+                c.firms["approved_firms"] |= BitMap64(f[has & approved_o[part]])
+                c.firms["first_loan_firms"] |= BitMap64(f[has & first_o[part]])
             if g in days:
                 c.day_counts = np.concatenate([c.day_counts, days[g]])
 
