@@ -2,14 +2,18 @@
 
 Builds a database of 500,000 firms, 1,000,000 applications (with their snapshots, so rows are
 as wide as real ones) and 600,000 match events, spread over two years, with COPY; then times
-the overview (city and one town) and the breakdown by town:
+every /v1/stats/* answer (the overview, each breakdown, the league table, products, matched
+without application, targets, firms):
 
 - uncached: straight from the registry process over HTTP (the SQL aggregates, every time);
 - cached: through a gateway process whose Redis cache already holds the answer;
 - the baseline in the same run: the gateway's /healthz, i.e. the cost of an HTTP round trip
-  with nothing behind it, so the cached figure can be read as a ratio.
+  with nothing behind it, so the cached figure can be read as a ratio;
+- right after a write (the hot month rebuilt by the query): the overview and the league table.
 
-Targets (issue 5): ≤ 200 ms uncached, ≤ 10 ms cached.
+Targets (issue 14): ≤ 200 ms uncached, ≤ 10 ms cached, ≤ 250 ms uncached after a write.
+Coverage's matched-without-application list is timed at the registry only: the gateway's
+/v1/stats/coverage also asks the matching service, which this bench does not run.
 
     python -m bench.stats [--firms 500000] [--applications 1000000] [--repeat 15] [--keep]
 
@@ -53,6 +57,7 @@ TOKEN = "bench-internal-token"
 TANGXIA = "441900116"
 TARGET_UNCACHED_MS = 200.0
 TARGET_CACHED_MS = 10.0
+TARGET_AFTER_WRITE_MS = 250.0
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
 SECTIONS = list("ABCDEFGHIJKLMNOPQRST")
 SECTION_WEIGHTS = np.array([2, 0.2, 45, 0.5, 3, 12] + [37.3 / 14] * 14)
@@ -268,7 +273,8 @@ def serve(module: str, port: int, env: dict[str, str]) -> Iterator[str]:
             [sys.executable, "-m", module, "serve"], cwd=REPO_ROOT, env=full, stdout=log, stderr=log
         )
         try:
-            deadline = time.monotonic() + 60
+            # The registry rebuilds a freshly loaded cube before it listens (minutes at scale).
+            deadline = time.monotonic() + 900
             while True:
                 if process.poll() is not None or time.monotonic() > deadline:
                     log.seek(0)
@@ -342,13 +348,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     city_key = issue_key(url, who["city"])
     town_key = issue_key(url, who["town"])
-    queries = [
-        ("overview, city", "/v1/stats/overview", {}, "city"),
-        ("overview, one town", "/v1/stats/overview", {}, "town"),
-        ("overview, city, one year", "/v1/stats/overview",
-         {"date_from": "2025-11-01", "date_to": "2026-11-01"}, "city"),
-        ("breakdown by town", "/v1/stats/breakdown", {"by": "town"}, "city"),
-    ]  # fmt: skip
+    year = {"date_from": "2025-11-01", "date_to": "2026-11-01"}
+    queries: list[tuple[str, str, dict[str, str], str, bool]] = [
+        ("overview, city", "/v1/stats/overview", {}, "city", True),
+        ("overview, one town", "/v1/stats/overview", {}, "town", True),
+        ("overview, city, one year", "/v1/stats/overview", year, "city", True),
+        *(
+            (f"breakdown by {by}", "/v1/stats/breakdown", {"by": by}, "city", True)
+            for by in ("town", "category", "month", "institution", "size_class", "industry")
+        ),
+        ("breakdown by industry, town", "/v1/stats/breakdown", {"by": "industry"}, "town", True),
+        ("league table, city", "/v1/stats/institutions", {}, "city", True),
+        ("league table, one town", "/v1/stats/institutions", {}, "town", True),
+        ("league table, city, one year", "/v1/stats/institutions", year, "city", True),
+        ("products, city", "/v1/stats/products", {}, "city", True),
+        ("matched, no application", "/v1/stats/coverage/matched", {}, "city", False),
+        ("targets, city", "/v1/stats/targets", {}, "city", True),
+        ("firms, city", "/v1/stats/firms", {}, "city", True),
+    ]
     results = []
     try:
         with (
@@ -361,24 +378,30 @@ def main(argv: Sequence[str] | None = None) -> int:
             # The first query builds the statistics cube from scratch (every month is dirty
             # after the bulk load): the cost of a fresh database, or of a TRUNCATE.
             first = timed(reg, "/v1/stats/overview", 1, headers=city)[0]
-            for name, path, params, role in queries:
+            for name, path, params, role, through_gateway in queries:
                 headers = {"X-Internal-Token": TOKEN, "X-Principal-Id": str(who[role])}
                 timed(reg, path, 2, params=params, headers=headers)  # warm the buffer cache
                 uncached = timed(reg, path, args.repeat, params=params, headers=headers)
-                auth = {"Authorization": f"Bearer {city_key if role == 'city' else town_key}"}
-                timed(gw, path, 3, params=params, headers=auth)  # fills the cache
-                cached = timed(gw, path, args.repeat * 10, params=params, headers=auth)
+                cached = []
+                if through_gateway:
+                    auth = {"Authorization": f"Bearer {city_key if role == 'city' else town_key}"}
+                    timed(gw, path, 3, params=params, headers=auth)  # fills the cache
+                    cached = timed(gw, path, args.repeat * 10, params=params, headers=auth)
                 results.append((name, uncached, cached))
             # Uncached just after a decision: the decided month is rebuilt by the query.
-            after_write = []
             with psycopg.connect(url, autocommit=True) as conn:
                 app_id = conn.execute(
                     "SELECT id FROM application ORDER BY submitted_at DESC LIMIT 1"
                 ).fetchone()
-                for _ in range(args.repeat):
-                    conn.execute("UPDATE application SET status = status WHERE id = %s", app_id)
-                    after_write += timed(reg, "/v1/stats/overview", 1, headers=city)
-            results.append(("overview, city, after a write", after_write, []))
+                for name, path in (
+                    ("overview, city, after a write", "/v1/stats/overview"),
+                    ("league, city, after a write", "/v1/stats/institutions"),
+                ):
+                    after_write = []
+                    for _ in range(args.repeat):
+                        conn.execute("UPDATE application SET status = status WHERE id = %s", app_id)
+                        after_write += timed(reg, path, 1, headers=city)
+                    results.append((name, after_write, []))
             floor = timed(gw, "/healthz", args.repeat * 10)
     finally:
         client = redis.Redis.from_url(redis_url)
@@ -388,6 +411,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.keep:
             drop_database(admin_url, DATABASE)
     print(f"\nfirst query on the freshly loaded database (builds the cube): {first / 1000:.1f} s")
+    print(f"machine load average (1, 5, 15 min) at the end: {os.getloadavg()}")
     return report(results, floor)
 
 
@@ -400,18 +424,22 @@ def report(results: list[tuple[str, list[float], list[float]]], floor: list[floa
     ok = True
     for name, uncached, cached in results:
         u50, umax = statistics.median(uncached), max(uncached)
-        ok &= u50 <= TARGET_UNCACHED_MS
+        target = TARGET_AFTER_WRITE_MS if "after a write" in name else TARGET_UNCACHED_MS
+        met = u50 <= target
+        ok &= met
         line = f"{name:<30} {u50:>10.1f} ms {umax:>5.0f} ms"
         if cached:
             c50, c99 = statistics.median(cached), float(np.percentile(cached, 99))
-            ok &= c50 <= TARGET_CACHED_MS
+            met &= c50 <= TARGET_CACHED_MS
+            ok &= met
             line += f" {c50:>8.2f} ms {c99:>4.1f} ms {c50 / floor_ms:>6.1f}×"
-        print(line)
+        print(f"{line:<80} {'' if met else 'NOT met'}")
     print(f"{'floor: gateway /healthz':<30} {'':>13} {'':>8} {floor_ms:>8.2f} ms")
     print()
     print(
-        f"targets: uncached ≤ {TARGET_UNCACHED_MS:.0f} ms, cached ≤ {TARGET_CACHED_MS:.0f} ms "
-        f"(p50, one client): {'met' if ok else 'NOT met'}"
+        f"targets: uncached ≤ {TARGET_UNCACHED_MS:.0f} ms, cached ≤ {TARGET_CACHED_MS:.0f} ms, "
+        f"after a write ≤ {TARGET_AFTER_WRITE_MS:.0f} ms (p50, one client): "
+        f"{'met' if ok else 'NOT met'}"
     )
     return 0
 

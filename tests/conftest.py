@@ -26,6 +26,7 @@ TABLES_CHILD_FIRST = [
     "outbox_event",
     "webhook_endpoint",
     "idempotency_record",
+    "stats_cube_by",
     "stats_cube",
     "stats_dirty",
     "model_version",

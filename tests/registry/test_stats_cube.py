@@ -25,7 +25,12 @@ from services.registry.stats import Filters
 from services.registry.stats import cube as stats_cube
 from services.registry.stats.china_time import CHINA
 from shared.schemas.stats import Dimension
-from tests.registry.stats_oracle import overview_from_rows
+from tests.registry.stats_oracle import (
+    category_amounts_from_rows,
+    league_from_rows,
+    matched_without_application_from_rows,
+    overview_from_rows,
+)
 
 SEEDED_AT = datetime(2026, 11, 20, 3, 0, tzinfo=UTC)
 TANGXIA = "441900116"
@@ -83,12 +88,44 @@ def test_the_cube_answers_what_the_rows_answer(
         assert_same_overview(cube, rows)
         seen_applications += rows["applications"]
         with world.connect() as conn:
-            for by in (Dimension.TOWN, Dimension.CATEGORY, Dimension.MONTH):
+            for by in Dimension:
                 assert stats.breakdown(conn, by, f) == stats.breakdown_from_rows(conn, by, f), (
                     by,
                     f,
                 )
+            for days, today in LEAGUE_DEADLINES:
+                assert_same_league(
+                    stats.institutions(conn, f, days, today),
+                    league_from_rows(conn, f, days, today),
+                )
+            assert stats.category_amounts(conn, f) == category_amounts_from_rows(conn, f), f
+            assert stats.matched_without_application(
+                conn, f
+            ) == matched_without_application_from_rows(conn, f), f
     assert seen_applications > 0  # the world has something to compare
+
+
+# (deadline in working days, "today"): a deadline past which some are late, one that lets
+# most through, and a "today" inside the seeded history, so open ones are not all overdue.
+LEAGUE_DEADLINES = [(5, date(2026, 11, 20)), (30, date(2026, 11, 20)), (3, date(2026, 2, 10))]
+
+
+def assert_same_league(cube: list[dict[str, Any]], rows: list[dict[str, Any]]) -> None:
+    assert [r["institution_id"] for r in cube] == [r["institution_id"] for r in rows]
+    for a, b in zip(cube, rows, strict=True):
+        assert_same_overview(a, b)
+
+
+def test_the_league_table_is_not_trivial(world: Engine) -> None:
+    """The seeded world puts some applications past their deadline, and some within it."""
+    stats_cube.refresh(world)
+    with world.connect() as conn:
+        league = stats.institutions(conn, Filters(), 5, date(2026, 11, 20))
+    shown = [r for r in league if not r["suppressed"]]
+    assert len(shown) >= 3
+    assert sum(r["overdue"] for r in shown) > 0
+    assert any(r["overdue"] < r["applications"] for r in shown)
+    assert all(r["response_hours_median"] is not None for r in shown)
 
 
 def test_whole_history_matches_and_is_not_trivial(world: Engine) -> None:
@@ -97,6 +134,42 @@ def test_whole_history_matches_and_is_not_trivial(world: Engine) -> None:
     assert rows["firms_matched"] > 0
     assert rows["response_hours_median"] is not None
     assert_same_overview(cube, rows)
+
+
+def test_matched_without_application_is_not_trivial(world: Engine) -> None:
+    """The seed applies wherever it matches: detach a third of the firms' applications (as
+    an erasure does) so that some matched firms have none."""
+    with world.begin() as conn:
+        conn.execute(sa.text("UPDATE application SET firm_id = NULL WHERE firm_id % 3 = 0"))
+    stats_cube.refresh(world)
+    with world.connect() as conn:
+        rows = stats.matched_without_application(conn, Filters())
+        assert rows == matched_without_application_from_rows(conn, Filters())
+    shown = [r for r in rows if not r["suppressed"]]
+    assert any(0 < r["firms_matched_no_application"] < r["firms_matched"] for r in shown)
+
+
+def test_a_firm_changing_section_moves_it_in_the_coverage_list(world: Engine) -> None:
+    stats_cube.refresh(world)
+    with world.connect() as conn:
+        firm_id, section = conn.execute(
+            sa.text(
+                "SELECT f.id, f.industry_section FROM firm f JOIN match_event e "
+                "ON e.firm_id = f.id ORDER BY f.id LIMIT 1"
+            )
+        ).one()
+    new_section = "B" if section != "B" else "D"
+    with world.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE firm SET industry_section = :s WHERE id = :i"),
+            {"s": new_section, "i": firm_id},
+        )
+    assert len(dirty_months(world)) == 1
+    stats_cube.refresh(world)
+    with world.connect() as conn:
+        rows = stats.matched_without_application(conn, Filters())
+        assert rows == matched_without_application_from_rows(conn, Filters())
+    assert new_section in {r["industry_section"] for r in rows}
 
 
 def dirty_months(engine: Engine) -> set[str]:

@@ -114,12 +114,6 @@ def fresh_cube(engine: Annotated[Engine, Depends(get_engine)]) -> None:
     stats.refresh_cube(engine)
 
 
-def fresh_cube_for(by: Dimension, engine: Annotated[Engine, Depends(get_engine)]) -> None:
-    """The same, for a breakdown that reads the cube (the others read the rows)."""
-    if by.value in stats.CUBE_DIMENSIONS:
-        stats.refresh_cube(engine)
-
-
 FreshCube = Depends(fresh_cube)
 
 
@@ -130,13 +124,13 @@ def overview(session: ReadSessionDep, f: FiltersDep) -> dict[str, Any]:
     return {"filters": f.as_dict(), "synthetic": is_synthetic(session), **figures}
 
 
-@router.get("/breakdown", response_model=Breakdown, dependencies=[Depends(fresh_cube_for)])
+@router.get("/breakdown", response_model=Breakdown, dependencies=[FreshCube])
 def breakdown(session: ReadSessionDep, f: FiltersDep, by: Dimension) -> dict[str, Any]:
     rows = stats.breakdown(session.connection(), by, f)
     return {"by": by, "filters": f.as_dict(), "town_code": f.town_code, "rows": rows}
 
 
-@router.get("/institutions", response_model=League)
+@router.get("/institutions", response_model=League, dependencies=[FreshCube])
 def institutions(
     session: ReadSessionDep,
     f: FiltersDep,
@@ -168,14 +162,14 @@ def products(
     return {"filters": f.as_dict(), "rows": rows}
 
 
-@router.get("/coverage/matched", response_model=MatchedGaps)
+@router.get("/coverage/matched", response_model=MatchedGaps, dependencies=[FreshCube])
 def matched_without_application(session: ReadSessionDep, f: FiltersDep) -> dict[str, Any]:
     """Per town and industry section: firms shown matches that never applied."""
     rows = stats.matched_without_application(session.connection(), f)
     return {"filters": f.as_dict(), "rows": rows}
 
 
-@router.get("/targets", response_model=Targets)
+@router.get("/targets", response_model=Targets, dependencies=[FreshCube])
 def targets(session: ReadSessionDep, f: FiltersDep, settings: SettingsDep) -> dict[str, Any]:
     """Progress towards the action plan's targets (for a town: its contribution to them)."""
     conn = session.connection()

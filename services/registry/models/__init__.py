@@ -8,7 +8,7 @@ from services.registry.models.history import ImportedDecision
 from services.registry.models.idempotency import IdempotencyRecord
 from services.registry.models.model_version import ModelStatus, ModelVersion, ModelVersionPublic
 from services.registry.models.product import Institution, Product
-from services.registry.models.stats_cube import stats_cube, stats_dirty
+from services.registry.models.stats_cube import stats_cube, stats_cube_by, stats_dirty
 from services.registry.models.training_job import TrainingJob
 from services.registry.models.webhooks import (
     MatchScan,
@@ -42,5 +42,6 @@ __all__ = [
     "WebhookDelivery",
     "WebhookEndpoint",
     "stats_cube",
+    "stats_cube_by",
     "stats_dirty",
 ]

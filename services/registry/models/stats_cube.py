@@ -1,7 +1,8 @@
 """The officials' statistics cube: per China-time month, figures summed over applications,
 match events and registrations, at four levels (the city, a town, a category, a town and a
 category), with the firms behind each cell as compressed bitmaps so that distinct firms over
-any run of months stay exact.
+any run of months stay exact. ``stats_cube_by`` holds the same per month for the breakdowns by
+institution, size class and industry section (each at the same four levels).
 
 ``stats_dirty`` names the months whose cube rows no longer match the rows they summarise.
 Database triggers (migration 0005) mark a month dirty on every insert, update or delete that
@@ -40,6 +41,10 @@ stats_cube = sa.Table(
     sa.Column("first_loans", sa.BigInteger(), nullable=False),
     sa.Column("rate_bp_sum", sa.BigInteger(), nullable=False),
     sa.Column("rate_bp_n", sa.BigInteger(), nullable=False),
+    # Approved amounts to small, micro or farming (section A) firms, and to all but large ones:
+    # the targets' shares (action-plan items 69 and 74).
+    sa.Column("small_micro_or_agri_yuan", sa.BigInteger(), nullable=False, server_default="0"),
+    sa.Column("sme_yuan", sa.BigInteger(), nullable=False, server_default="0"),
     # Firms registered in the month (by created_at) as they are now; category cells hold 0.
     sa.Column("firms_registered", sa.BigInteger(), nullable=False),
     sa.Column("firms_with_need", sa.BigInteger(), nullable=False),
@@ -50,4 +55,36 @@ stats_cube = sa.Table(
     sa.Column("matched_firms", sa.LargeBinary(), nullable=False),
     # Application → decision in hours of the decided applications, float64, unordered.
     sa.Column("response_hours", sa.LargeBinary(), nullable=False),
+)
+
+# A breakdown's dimension whose cells ``stats_cube_by`` holds, and the application column it is.
+BY_DIMENSIONS = {
+    "institution": "institution_id",
+    "size_class": "size_class",
+    "industry": "industry_section",
+}
+
+stats_cube_by = sa.Table(
+    "stats_cube_by",
+    SQLModel.metadata,
+    sa.Column("month", sa.String(7), primary_key=True),
+    sa.Column("dimension", sa.String(16), primary_key=True),  # a key of BY_DIMENSIONS
+    sa.Column("key", sa.String(40), primary_key=True),  # the institution id, size class, section
+    sa.Column("town_code", sa.String(9), primary_key=True),
+    sa.Column("category", sa.String(40), primary_key=True),
+    sa.Column("applications", sa.BigInteger(), nullable=False),
+    sa.Column("approved", sa.BigInteger(), nullable=False),
+    sa.Column("rejected", sa.BigInteger(), nullable=False),
+    sa.Column("pending", sa.BigInteger(), nullable=False),
+    sa.Column("requested_yuan", sa.BigInteger(), nullable=False),
+    sa.Column("approved_yuan", sa.BigInteger(), nullable=False),
+    sa.Column("small_micro_yuan", sa.BigInteger(), nullable=False),
+    sa.Column("first_loans", sa.BigInteger(), nullable=False),
+    sa.Column("applicant_firms", sa.LargeBinary(), nullable=False),
+    # Institution cells only (the league table reads them; empty elsewhere): response hours as
+    # in stats_cube, and the open or decided applications counted per (day submitted, day
+    # decided or -1 when open) as int32 triplets (days since 1970-01-01, China time), so a
+    # deadline in working days can be applied to any period, any deadline and any "today".
+    sa.Column("response_hours", sa.LargeBinary(), nullable=False),
+    sa.Column("day_counts", sa.LargeBinary(), nullable=False),
 )

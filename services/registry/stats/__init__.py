@@ -1,13 +1,11 @@
 """Officials' statistics as SQL aggregates over applications, firms and match events.
 
 Every figure is computed from the rows themselves (no counters kept on the side), so a figure
-can always be traced back to the records behind it. The overview and the breakdowns by town,
-category and month read the statistics cube (``cube``: the rows summed per month, rebuilt
-when a write marks a month dirty); the rest are aggregates over the rows at each request. On
-PostgreSQL the application and match event aggregates are index-only scans
-(ix_application_stats, ix_match_event_at); percentiles use ``percentile_cont``. SQLite has no
-percentile function: there the durations are read and the percentiles computed in NumPy,
-which is fine at the embedded default's scale.
+can always be traced back to the records behind it. The overview, every breakdown, the league
+table, the targets' amounts and the matched firms that never applied read the statistics cube
+(``cube``: the rows summed per month, rebuilt when a write marks a month dirty; percentiles
+computed in NumPy over the months' response hours); the firms registered now are counted from
+the rows at each request.
 
 Privacy: a cell drawn from fewer than ``MIN_CELL_FIRMS`` distinct firms is suppressed (its
 figures are None), so no single firm can be picked out of a table (see ``cells``).
@@ -24,14 +22,18 @@ from __future__ import annotations
 from services.registry.stats.cells import MIN_CELL_FIRMS
 from services.registry.stats.china_time import CHINA_TZ
 from services.registry.stats.cube import refresh as refresh_cube
-from services.registry.stats.cube_answers import CUBE_DIMENSIONS, breakdown, overview
+from services.registry.stats.cube_answers import (
+    CUBE_DIMENSIONS,
+    breakdown,
+    category_amounts,
+    matched_without_application,
+    overview,
+)
 from services.registry.stats.filters import Filters
 from services.registry.stats.league import deadline_offsets, institutions
 from services.registry.stats.row_answers import (
     breakdown_from_rows,
-    category_amounts,
     firms_by_size,
-    matched_without_application,
     registered_firms,
 )
 

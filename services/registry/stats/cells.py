@@ -72,3 +72,21 @@ def breakdown_cell(key: str, zh: str, en: str, **n: int) -> dict[str, Any]:
         "first_loan_approved": n["first_loans"],
         "suppressed": False,
     }
+
+
+def gap_cell(town: str, section: str, matched: int, without_application: int) -> dict[str, Any]:
+    """A row of matched firms that never applied (withheld below ``MIN_CELL_FIRMS`` matched)."""
+    town_zh, town_en = town_label(town)
+    section_zh, section_en = section_label(section)
+    suppressed = matched < MIN_CELL_FIRMS
+    return {
+        "town_code": town,
+        "town_zh": town_zh,
+        "town_en": town_en,
+        "industry_section": section,
+        "section_zh": section_zh,
+        "section_en": section_en,
+        "firms_matched": None if suppressed else matched,
+        "firms_matched_no_application": None if suppressed else without_application,
+        "suppressed": suppressed,
+    }

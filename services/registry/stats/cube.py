@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -34,8 +35,20 @@ from pyroaring import BitMap64
 from sqlalchemy.engine import Connection, Engine
 
 from services.registry.db import write_session
-from services.registry.models.stats_cube import ALL, stats_cube, stats_dirty
-from services.registry.stats.china_time import day_start, month_of, month_start, next_month
+from services.registry.models.stats_cube import (
+    ALL,
+    BY_DIMENSIONS,
+    stats_cube,
+    stats_cube_by,
+    stats_dirty,
+)
+from services.registry.stats.china_time import (
+    date_sql,
+    day_start,
+    month_of,
+    month_start,
+    next_month,
+)
 from services.registry.stats.measures import response_hours_sql
 from services.registry.stats.tables import (
     APP,
@@ -47,6 +60,7 @@ from services.registry.stats.tables import (
     SMALL_AND_MICRO,
     SUBMITTED,
 )
+from shared.vocab.size_class import SizeClass
 
 log = logging.getLogger(__name__)
 # Any fixed number: the PostgreSQL advisory lock held while the cube is rebuilt.
@@ -65,9 +79,12 @@ COUNTS = (
     "rate_bp_n",
     "firms_registered",
     "firms_with_need",
+    "small_micro_or_agri_yuan",
+    "sme_yuan",
 )
 BITMAPS = ("applicant_firms", "approved_firms", "first_loan_firms", "matched_firms")
-Key = tuple[str, str]  # (town code or ALL, category or ALL)
+# (dimension or '', its value or '', town code or ALL, category or ALL)
+Key = tuple[str, str, str, str]
 
 
 @dataclass
@@ -75,8 +92,11 @@ class Cell:
     """The figures of one cell over some months (or days)."""
 
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTS, 0))
-    firms: dict[str, BitMap64] = field(default_factory=lambda: {b: BitMap64() for b in BITMAPS})
+    # Made when first used: a month has thousands of cells, each with a few bitmaps at most.
+    firms: defaultdict[str, BitMap64] = field(default_factory=lambda: defaultdict(BitMap64))
     response_hours: np.ndarray = field(default_factory=lambda: np.empty(0))
+    # (day submitted, day decided or NO_DAY, applications): institution cells only.
+    day_counts: np.ndarray = field(default_factory=lambda: np.empty((0, 3), dtype=np.int32))
 
     def __getattr__(self, name: str) -> int:
         try:
@@ -98,6 +118,9 @@ def merge(cells: Iterable[Cell]) -> Cell:
         out.firms[name] = BitMap64.union(*maps) if maps else BitMap64()
     hours = [c.response_hours for c in cells if c.response_hours.size]
     out.response_hours = np.concatenate(hours) if hours else np.empty(0)
+    days = [c.day_counts for c in cells if len(c.day_counts)]
+    if days:
+        out.day_counts = np.concatenate(days)
     return out
 
 
@@ -151,32 +174,127 @@ def split(date_from: date | None, date_to: date | None) -> Split:
 
 # --- building cells from the rows ----------------------------------------------------------
 
+# The cells of every month: (dimension, its value, town, category), '' and ALL where unused.
+# The plain cube's cells have no dimension; stats_cube_by's have one of BY_DIMENSIONS.
+LEVELS: tuple[tuple[str, bool, bool], ...] = tuple(
+    (dimension, by_town, by_category)
+    for dimension in ("", *BY_DIMENSIONS)
+    for by_town in (False, True)
+    for by_category in (False, True)
+)
+NO_DAY = np.iinfo(np.int32).min  # day_counts' decided day of an open application
+# stats_cube_by's cells of the firms registered in the month, by their town and section now
+# (key: the section; applicant_firms: the firms), which coverage groups matched firms by.
+REGISTERED = "registered"
 
-def _groups(
-    towns: np.ndarray, cats: np.ndarray, mask: np.ndarray | None = None
-) -> Iterable[tuple[Key, np.ndarray]]:
-    """(key, row indices) for every cell of every level."""
-    n = len(towns)
-    index = np.arange(n)
-    has_cat = np.array([c is not None for c in cats], dtype=bool)
-    specs = [
-        (np.full(n, ALL, dtype=object), np.full(n, ALL, dtype=object), index),
-        (towns, np.full(n, ALL, dtype=object), index),
-        (np.full(n, ALL, dtype=object), cats, index[has_cat]),
-        (towns, cats, index[has_cat]),
-    ]
-    for town_key, cat_key, rows in specs:
-        if not len(rows):
-            continue
-        composite = np.array(
-            [f"{t}|{c}" for t, c in zip(town_key[rows], cat_key[rows], strict=True)]
-        )
-        labels, inverse = np.unique(composite, return_inverse=True)
-        order = np.argsort(inverse, kind="stable")
-        bounds = np.searchsorted(inverse[order], np.arange(len(labels) + 1))
-        for g, label in enumerate(labels):
-            t, c = str(label).split("|", 1)
-            yield (t, c), rows[order[bounds[g] : bounds[g + 1]]]
+
+@dataclass(frozen=True)
+class Coded:
+    """A column of labels as small integer codes (np.unique's), so groups are integer sorts."""
+
+    codes: np.ndarray
+    labels: np.ndarray
+
+    @classmethod
+    def of(cls, values: np.ndarray) -> Coded:
+        labels, codes = np.unique(values.astype(str), return_inverse=True)
+        return cls(codes.astype(np.int64), labels)
+
+
+@dataclass(frozen=True)
+class Groups:
+    """Rows sorted by group: ``order`` (row indices), each group's ``starts``, and its key."""
+
+    order: np.ndarray
+    starts: np.ndarray
+    keys: list[tuple[str, ...]]
+
+    def sums(self, values: np.ndarray) -> np.ndarray:
+        """Each group's sum of ``values`` (int64, exact)."""
+        return np.add.reduceat(values[self.order], self.starts)
+
+    def slices(self) -> Iterable[tuple[int, slice]]:
+        ends = [*self.starts[1:], len(self.order)]
+        for g, (start, end) in enumerate(zip(self.starts, ends, strict=True)):
+            yield g, slice(int(start), int(end))
+
+
+def group(columns: Sequence[Coded], rows: np.ndarray) -> Groups | None:
+    """The rows ``rows`` grouped by the distinct combinations of ``columns``' values."""
+    if not len(rows):
+        return None
+    combined = np.zeros(len(rows), dtype=np.int64)
+    for column in columns:
+        combined = combined * len(column.labels) + column.codes[rows]
+    unique, inverse = np.unique(combined, return_inverse=True)
+    sort = np.argsort(inverse, kind="stable")
+    order = rows[sort]
+    starts = np.searchsorted(inverse[sort], np.arange(len(unique)))
+    first = order[starts]
+    labels = [c.labels[c.codes[first]].tolist() for c in columns]
+    keys = list(zip(*labels, strict=True)) if labels else [()] * len(starts)
+    return Groups(order, starts, keys)
+
+
+def level_groups(
+    dimension: str, by_town: bool, by_category: bool, coded: dict[str, Coded], has_cat: np.ndarray
+) -> tuple[list[str], Groups | None]:
+    """The groups of one level, and which of (dimension, town, category) its keys give."""
+    names = [n for n, used in ((dimension, bool(dimension)), ("town", by_town)) if used]
+    if by_category:
+        names.append("category")
+    rows = np.flatnonzero(has_cat) if by_category else np.arange(len(has_cat))
+    return names, group([coded[n] for n in names], rows)
+
+
+def full_key(dimension: str, names: list[str], key: tuple[str, ...]) -> Key:
+    value = dict(zip(names, key, strict=True))
+    return (
+        dimension,
+        value.get(dimension, ""),
+        value.get("town", ALL),
+        value.get("category", ALL),
+    )
+
+
+def _days(values: np.ndarray) -> np.ndarray:
+    """China-time days (dates or ISO strings, None for none) as int32 days since 1970."""
+    days = np.array([None if v is None else str(v) for v in values], dtype="datetime64[D]")
+    out = days.astype(np.int64)
+    out[np.isnat(days)] = NO_DAY
+    return out.astype(np.int32)
+
+
+def day_counts(
+    groups: Groups, in_scope: np.ndarray, submitted: np.ndarray, decided: np.ndarray
+) -> dict[int, np.ndarray]:
+    """Per group: (day submitted, day decided or NO_DAY, applications) of its open or
+    decided applications, the league table's deadline counts."""
+    sizes = np.diff([*groups.starts, len(groups.order)])
+    g = np.repeat(np.arange(len(groups.starts), dtype=np.int64), sizes)
+    keep = in_scope[groups.order]
+    if not keep.any():
+        return {}
+    s_day = submitted[groups.order][keep].astype(np.int64)
+    d_day = decided[groups.order][keep].astype(np.int64)
+    base = int(s_day.min())
+    # One int64 per (group, day submitted, day decided): 24 bits for each day, 0 for none.
+    d_rel = np.where(d_day == NO_DAY, 0, d_day - base + 1)
+    if len(d_rel) and (int(d_rel.min()) < 0 or int(d_rel.max()) >= 1 << 24):
+        raise ValueError("a decision more than 45,000 years away from its application")
+    packed = (g[keep] << 48) | ((s_day - base) << 24) | d_rel
+    unique, counts = np.unique(packed, return_counts=True)
+    group_of = unique >> 48
+    s_out = ((unique >> 24) & 0xFFFFFF) + base
+    d_bits = unique & 0xFFFFFF
+    d_out = np.where(d_bits == 0, NO_DAY, d_bits - 1 + base)
+    table = np.column_stack([s_out, d_out, counts]).astype(np.int32)
+    bounds = np.searchsorted(group_of, np.arange(len(groups.starts) + 1))
+    return {
+        index: table[bounds[index] : bounds[index + 1]]
+        for index in range(len(groups.starts))
+        if bounds[index + 1] > bounds[index]
+    }
 
 
 def build(
@@ -209,6 +327,8 @@ def build(
             APP.c.status,
             APP.c.is_first_loan,
             APP.c.size_class,
+            APP.c.industry_section,
+            APP.c.institution_id,
             APP.c.requested_amount_yuan,
             APP.c.approved_amount_yuan,
             APP.c.approved_rate_bp,
@@ -218,46 +338,14 @@ def build(
                     response_hours_sql(conn),
                 )
             ),
+            date_sql(conn, APP.c.submitted_at),
+            date_sql(conn, APP.c.decided_at),
         )
         .select_from(APP.outerjoin(PROD, PROD.c.id == APP.c.product_id))
         .where(*app_where)
     ).all()
     if rows:
-        firm, town, cat, status, first, size, requested, amount, rate, hours = (
-            np.array(col, dtype=object) for col in zip(*rows, strict=True)
-        )
-        approved = status == APPROVED
-        counted = {
-            "approved": approved,
-            "rejected": status == REJECTED,
-            "pending": status == SUBMITTED,
-            "first_loans": approved & (first == True),  # noqa: E712 (an object array)
-        }
-        small_micro = approved & np.isin(size, SMALL_AND_MICRO)
-        approved_amount = np.where(approved & (amount != None), amount, 0).astype(np.int64)  # noqa: E711
-        rated = approved & (rate != None)  # noqa: E711
-        requested_i = requested.astype(np.int64)
-        rate_i = np.where(rated, rate, 0).astype(np.int64)
-        has_firm = firm != None  # noqa: E711
-        firm_i = np.where(has_firm, firm, 0).astype(np.uint64)
-        decided = hours != None  # noqa: E711
-        hours_f = np.where(decided, hours, 0.0).astype(np.float64)
-        for key, idx in _groups(town, cat):
-            c = cell(key)
-            c.counts["applications"] += len(idx)
-            for name, mask in counted.items():
-                c.counts[name] += int(mask[idx].sum())
-            c.counts["requested_yuan"] += int(requested_i[idx].sum())
-            c.counts["approved_yuan"] += int(approved_amount[idx].sum())
-            c.counts["small_micro_yuan"] += int(approved_amount[idx][small_micro[idx]].sum())
-            c.counts["rate_bp_sum"] += int(rate_i[idx].sum())
-            c.counts["rate_bp_n"] += int(rated[idx].sum())
-            with_firm = idx[has_firm[idx]]
-            c.firms["applicant_firms"] |= BitMap64(firm_i[with_firm])
-            c.firms["approved_firms"] |= BitMap64(firm_i[with_firm[approved[with_firm]]])
-            first_loan = with_firm[counted["first_loans"][with_firm]]
-            c.firms["first_loan_firms"] |= BitMap64(firm_i[first_loan])
-            c.response_hours = np.concatenate([c.response_hours, hours_f[idx[decided[idx]]]])
+        _add_applications(cell, rows)
     events = conn.execute(
         sa.select(EVENT.c.firm_id, EVENT.c.town_code, PROD.c.category)
         .select_from(EVENT.outerjoin(PROD, PROD.c.id == EVENT.c.product_id))
@@ -267,8 +355,15 @@ def build(
     if events:
         e_firm, e_town, e_cat = (np.array(col, dtype=object) for col in zip(*events, strict=True))
         e_firm_i = e_firm.astype(np.uint64)
-        for key, idx in _groups(e_town, e_cat):
-            cell(key).firms["matched_firms"] |= BitMap64(e_firm_i[idx])
+        coded = {"town": Coded.of(e_town), "category": Coded.of(e_cat)}
+        e_has_cat = e_cat != None  # noqa: E711 (an object array)
+        for _, by_town, by_category in LEVELS[:4]:
+            names, groups = level_groups("", by_town, by_category, coded, e_has_cat)
+            if groups is None:
+                continue
+            for g, part in groups.slices():
+                key = full_key("", names, groups.keys[g])
+                cell(key).firms["matched_firms"] |= BitMap64(e_firm_i[groups.order[part]])
     if category is None:
         firm_where = [FIRM.c.created_at >= lo, FIRM.c.created_at < hi]
         if town_code is not None:
@@ -280,26 +375,124 @@ def build(
             .group_by(FIRM.c.town_code, need)
         ).all()
         for town_key, has_need, n in registered:
-            for key in ((ALL, ALL), (town_key, ALL)):
+            for key in (("", "", ALL, ALL), ("", "", town_key, ALL)):
                 c = cell(key)
                 c.counts["firms_registered"] += int(n)
                 if has_need:
                     c.counts["firms_with_need"] += int(n)
+        firms = conn.execute(
+            sa.select(FIRM.c.town_code, FIRM.c.industry_section, FIRM.c.id).where(*firm_where)
+        ).all()
+        if firms:
+            _add_registered(cell, firms)
     return cells
+
+
+def _add_registered(cell: Any, firms: Sequence[Any]) -> None:
+    """The registered firms' ids per (town, section), as bitmaps."""
+    town, section, ids = (np.array(col, dtype=object) for col in zip(*firms, strict=True))
+    coded = {"town": Coded.of(town), REGISTERED: Coded.of(section)}
+    groups = group([coded[REGISTERED], coded["town"]], np.arange(len(ids)))
+    assert groups is not None
+    ids_u = ids.astype(np.uint64)
+    for g, part in groups.slices():
+        value, town_key = groups.keys[g]
+        c = cell((REGISTERED, value, town_key, ALL))
+        c.firms["applicant_firms"] |= BitMap64(ids_u[groups.order[part]])
+
+
+def _add_applications(cell: Any, rows: Sequence[Any]) -> None:
+    """Sum the applications ``rows`` (build's columns) into every level's cells."""
+    columns = (np.array(col, dtype=object) for col in zip(*rows, strict=True))
+    (firm, town, cat, status, first, size, section, institution, requested, amount, rate, hours,
+     submitted_day, decided_day) = columns  # fmt: skip
+    approved = status == APPROVED
+    first_loans = approved & (first == True)  # noqa: E712 (an object array)
+    approved_amount = np.where(approved & (amount != None), amount, 0).astype(np.int64)  # noqa: E711
+    small_micro = np.isin(size, SMALL_AND_MICRO)
+    rated = approved & (rate != None)  # noqa: E711
+    measures = {
+        "applications": np.ones(len(rows), dtype=np.int64),
+        "approved": approved.astype(np.int64),
+        "rejected": (status == REJECTED).astype(np.int64),
+        "pending": (status == SUBMITTED).astype(np.int64),
+        "requested_yuan": requested.astype(np.int64),
+        "approved_yuan": approved_amount,
+        "small_micro_yuan": np.where(small_micro, approved_amount, 0),
+        "small_micro_or_agri_yuan": np.where(small_micro | (section == "A"), approved_amount, 0),
+        "sme_yuan": np.where(size != SizeClass.LARGE.value, approved_amount, 0),
+        "first_loans": first_loans.astype(np.int64),
+        "rate_bp_sum": np.where(rated, rate, 0).astype(np.int64),
+        "rate_bp_n": rated.astype(np.int64),
+    }
+    has_firm = firm != None  # noqa: E711
+    firm_i = np.where(has_firm, firm, 0).astype(np.uint64)
+    decided = hours != None  # noqa: E711
+    hours_f = np.where(decided, hours, 0.0).astype(np.float64)
+    in_scope = np.isin(status, (SUBMITTED, APPROVED, REJECTED))
+    s_day, d_day = _days(submitted_day), _days(decided_day)
+    coded = {
+        "town": Coded.of(town),
+        "category": Coded.of(cat),
+        **{
+            d: Coded.of(v) for d, v in zip(BY_DIMENSIONS, (institution, size, section), strict=True)
+        },
+    }
+    has_cat = cat != None  # noqa: E711
+    names_of_counts = list(measures)
+    for dimension, by_town, by_category in LEVELS:
+        names, groups = level_groups(dimension, by_town, by_category, coded, has_cat)
+        if groups is None:
+            continue
+        sums = np.stack([groups.sums(measures[n]) for n in names_of_counts], axis=1).tolist()
+        days = day_counts(groups, in_scope, s_day, d_day) if dimension == "institution" else {}
+        # Sorted once per level, so that each group below is a slice (a view), not a gather.
+        o = groups.order
+        firms_o, has_firm_o, hours_o, decided_o = firm_i[o], has_firm[o], hours_f[o], decided[o]
+        approved_o, first_o = approved[o], first_loans[o]
+        with_hours = dimension in ("", "institution")
+        for g, part in groups.slices():
+            c = cell(full_key(dimension, names, groups.keys[g]))
+            for name, value in zip(names_of_counts, sums[g], strict=True):
+                c.counts[name] += value
+            f, has = firms_o[part], has_firm_o[part]
+            c.firms["applicant_firms"] |= BitMap64(f[has])
+            if with_hours:
+                hours_g = hours_o[part][decided_o[part]]
+                c.response_hours = (
+                    np.concatenate([c.response_hours, hours_g])
+                    if c.response_hours.size
+                    else hours_g
+                )
+            if not dimension:
+                c.firms["approved_firms"] |= BitMap64(f[has & approved_o[part]])
+                c.firms["first_loan_firms"] |= BitMap64(f[has & first_o[part]])
+            if g in days:
+                c.day_counts = np.concatenate([c.day_counts, days[g]])
 
 
 # --- the stored cube -----------------------------------------------------------------------
 
 
-def _row(month: str, key: Key, cell: Cell) -> dict[str, Any]:
-    return {
-        "month": month,
-        "town_code": key[0],
-        "category": key[1],
-        **cell.counts,
-        **{name: cell.firms[name].serialize() for name in BITMAPS},
-        "response_hours": cell.response_hours.astype("<f8").tobytes(),
-    }
+def _row(month: str, key: Key, cell: Cell) -> tuple[sa.Table, dict[str, Any]]:
+    """The table and row that store ``cell`` (a plain cube cell or a dimension's)."""
+    dimension, value, town, category = key
+    table = stats_cube_by if dimension else stats_cube
+    row: dict[str, Any] = {"month": month, "town_code": town, "category": category}
+    if dimension:
+        row |= {"dimension": dimension, "key": value}
+    for column in (c.name for c in table.c):
+        if column in row:
+            continue
+        if column in BITMAPS:
+            row[column] = cell.firms[column].serialize()
+        elif column == "response_hours":
+            row[column] = cell.response_hours.astype("<f8").tobytes()
+        elif column == "day_counts":
+            row[column] = cell.day_counts.astype("<i4").tobytes()
+        else:
+            row[column] = cell.counts[column]
+    return table, row
 
 
 def _cell(row: Any, columns: Sequence[str]) -> Cell:
@@ -310,9 +503,23 @@ def _cell(row: Any, columns: Sequence[str]) -> Cell:
             c.firms[name] = BitMap64.deserialize(value)
         elif name == "response_hours":
             c.response_hours = np.frombuffer(value, dtype="<f8")
+        elif name == "day_counts":
+            c.day_counts = np.frombuffer(value, dtype="<i4").reshape(-1, 3)
         else:
             c.counts[name] = int(value)
     return c
+
+
+def _store(conn: Connection, month: str, cells: dict[Key, Cell]) -> None:
+    """Replace the month's rows of both cube tables with ``cells``."""
+    rows: dict[sa.Table, list[dict[str, Any]]] = {stats_cube: [], stats_cube_by: []}
+    for key, c in cells.items():
+        table, row = _row(month, key, c)
+        rows[table].append(row)
+    for table, values in rows.items():
+        conn.execute(sa.delete(table).where(table.c.month == month))
+        if values:
+            conn.execute(sa.insert(table), values)
 
 
 def refresh(engine: Engine) -> int:
@@ -333,10 +540,7 @@ def refresh(engine: Engine) -> int:
             if version is None:
                 continue
             start = month_start(month)
-            cells = build(conn, start, next_month(start))
-            conn.execute(sa.delete(stats_cube).where(stats_cube.c.month == month))
-            if cells:
-                conn.execute(sa.insert(stats_cube), [_row(month, k, c) for k, c in cells.items()])
+            _store(conn, month, build(conn, start, next_month(start)))
             # Cleared only if no write has marked the month again since ``version`` was read.
             conn.execute(
                 sa.delete(stats_dirty).where(
@@ -362,10 +566,55 @@ def read(
     by: str | None,
     columns: Sequence[str],
 ) -> dict[str, Cell]:
-    """The period's cells, merged per ``by`` ('town', 'category', 'month' or None → one '')."""
+    """The period's cells, merged per ``by`` (a dimension, 'month' or None → one '').
+
+    'town' and 'category' break the plain cube down; 'institution', 'size_class' and
+    'industry' read stats_cube_by at the level the town and category filters ask for.
+    """
     period = split(date_from, date_to)
+    if by in BY_DIMENSIONS:
+        cube = stats_cube_by.c
+        where = [
+            cube.dimension == by,
+            cube.town_code == (town_code or ALL),
+            cube.category == (category or ALL),
+        ]
+        stmt = sa.select(cube.month, cube.key, *(cube[c] for c in columns))
+    else:
+        cube = stats_cube.c
+        where = _plain_where(town_code, category, by)
+        stmt = sa.select(cube.month, cube.town_code, cube.category, *(cube[c] for c in columns))
+    where += period.month_where(cube.month)
+    parts: dict[str, list[Cell]] = {}
+    for row in [] if period.empty() else conn.execute(stmt.where(*where)):
+        key = (
+            row.key
+            if by in BY_DIMENSIONS
+            else _plain_key(by, row.month, row.town_code, row.category)
+        )
+        parts.setdefault(key, []).append(_cell(row, columns))
+    for start, end in period.edges:
+        for (dimension, value, town, cat), edge_cell in build(
+            conn, start, end, town_code, category
+        ).items():
+            if by in BY_DIMENSIONS:
+                if dimension != by or town != (town_code or ALL) or cat != (category or ALL):
+                    continue
+                key = value
+            else:
+                if dimension or not (
+                    _wanted(town, town_code, by == "town")
+                    and _wanted(cat, category, by == "category")
+                ):
+                    continue
+                key = _plain_key(by, month_of(start), town, cat)
+            parts.setdefault(key, []).append(edge_cell)
+    return {k: merge(v) for k, v in parts.items()}
+
+
+def _plain_where(town_code: str | None, category: str | None, by: str | None) -> list[Any]:
     cube = stats_cube.c
-    where = period.month_where(cube.month)
+    where = []
     if by == "town":
         where.append(cube.town_code != ALL if town_code is None else cube.town_code == town_code)
     else:
@@ -374,24 +623,7 @@ def read(
         where.append(cube.category != ALL if category is None else cube.category == category)
     else:
         where.append(cube.category == (category or ALL))
-    parts: dict[str, list[Cell]] = {}
-
-    def key_of(month: str, town: str, cat: str) -> str:
-        return {"town": town, "category": cat, "month": month}.get(by or "", "")
-
-    stmt = sa.select(cube.month, cube.town_code, cube.category, *(cube[c] for c in columns))
-    for row in [] if period.empty() else conn.execute(stmt.where(*where)):
-        parts.setdefault(key_of(row.month, row.town_code, row.category), []).append(
-            _cell(row, columns)
-        )
-    for start, end in period.edges:
-        for (town, cat), edge_cell in build(conn, start, end, town_code, category).items():
-            if not _wanted(town, town_code, by == "town") or not _wanted(
-                cat, category, by == "category"
-            ):
-                continue
-            parts.setdefault(key_of(month_of(start), town, cat), []).append(edge_cell)
-    return {k: merge(v) for k, v in parts.items()}
+    return where
 
 
 def _wanted(value: str, chosen: str | None, broken_down: bool) -> bool:
@@ -399,6 +631,25 @@ def _wanted(value: str, chosen: str | None, broken_down: bool) -> bool:
     if broken_down:
         return value != ALL and (chosen is None or value == chosen)
     return value == (chosen or ALL)
+
+
+def _plain_key(by: str | None, month: str, town: str, category: str) -> str:
+    return {"town": town, "category": category, "month": month}.get(by or "", "")
+
+
+def registered_groups(
+    conn: Connection, town_code: str | None
+) -> dict[tuple[str, str], list[BitMap64]]:
+    """The firms registered now, per (town, industry section): each month's bitmap."""
+    cube = stats_cube_by.c
+    where = [cube.dimension == REGISTERED]
+    if town_code is not None:
+        where.append(cube.town_code == town_code)
+    out: dict[tuple[str, str], list[BitMap64]] = {}
+    stmt = sa.select(cube.town_code, cube.key, cube.applicant_firms).where(*where)
+    for town, section, firms in conn.execute(stmt):
+        out.setdefault((town, section), []).append(BitMap64.deserialize(firms))
+    return out
 
 
 def registered_by(conn: Connection, date_to: date | None, town_code: str | None) -> Cell:

@@ -1,4 +1,4 @@
-"""Statistics read from the cube: the overview and the town, category and month breakdowns."""
+"""Statistics read from the cube: the overview, every breakdown, the targets' amounts."""
 
 from __future__ import annotations
 
@@ -7,10 +7,9 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from services.registry.stats import cube
-from services.registry.stats.cells import breakdown_cell, labels
+from services.registry.stats.cells import breakdown_cell, gap_cell, labels
 from services.registry.stats.filters import Filters
 from services.registry.stats.measures import hour_percentiles, one_decimal, ratio
-from services.registry.stats.row_answers import breakdown_from_rows
 from shared.schemas.stats import Dimension
 
 OVERVIEW = (
@@ -21,7 +20,14 @@ OVERVIEW = (
     "response_hours",
 )
 BREAKDOWN = (*cube.COUNTS[:8], "applicant_firms")
-CUBE_DIMENSIONS = {"town", "category", "month"}
+AMOUNTS = (
+    "applications",
+    "approved_yuan",
+    "small_micro_yuan",
+    "small_micro_or_agri_yuan",
+    "sme_yuan",
+)
+CUBE_DIMENSIONS = {d.value for d in Dimension}
 
 
 def overview(conn: Connection, filters: Filters) -> dict[str, Any]:
@@ -58,12 +64,9 @@ def overview(conn: Connection, filters: Filters) -> dict[str, Any]:
 
 
 def breakdown(conn: Connection, by: Dimension, filters: Filters) -> list[dict[str, Any]]:
-    """Application figures per town, category, institution, size class, section or month.
-
-    Town, category and month come from the statistics cube; the others from the rows.
-    """
-    if by.value not in CUBE_DIMENSIONS:
-        return breakdown_from_rows(conn, by, filters)
+    """Application figures per town, category, institution, size class, section or month,
+    from the statistics cube (stats_cube for town, category and month, stats_cube_by for the
+    others); ``breakdown_from_rows`` is the same from the rows, its definition."""
     f = filters
     cells = cube.read(conn, f.date_from, f.date_to, f.town_code, f.category, by.value, BREAKDOWN)
     labelled = labels(conn, by, cells)
@@ -88,4 +91,42 @@ def breakdown(conn: Connection, by: Dimension, filters: Filters) -> list[dict[st
                 first_loans=c.first_loans,
             )
         )
+    return out
+
+
+def category_amounts(conn: Connection, filters: Filters) -> dict[str, dict[str, int]]:
+    """Approved amount per category (of those applied to): in all, to small and micro firms,
+    to them or farming (section A), and to all but large firms. From the cube."""
+    f = filters
+    cells = cube.read(conn, f.date_from, f.date_to, f.town_code, f.category, "category", AMOUNTS)
+    return {
+        category: {
+            "approved": c.approved_yuan,
+            "small_micro": c.small_micro_yuan,
+            "small_micro_or_agri": c.small_micro_or_agri_yuan,
+            "sme": c.sme_yuan,
+        }
+        for category, c in sorted(cells.items())
+        if c.applications
+    }
+
+
+def matched_without_application(conn: Connection, filters: Filters) -> list[dict[str, Any]]:
+    """Per town and section (the firm's, now): firms shown matches in the period, and those of
+    them that did not apply in it. The matched and the applicant firms are the cube's bitmaps
+    (matches of the category anywhere; applications of the town and category), the firms'
+    towns and sections the cube's registered-firm bitmaps, so no row is read."""
+    f = filters
+    matched = cube.read(conn, f.date_from, f.date_to, None, f.category, None, ("matched_firms",))
+    applied = cube.read(
+        conn, f.date_from, f.date_to, f.town_code, f.category, None, ("applicant_firms",)
+    )
+    shown = matched.get("", cube.Cell()).firms["matched_firms"]
+    without = shown - applied.get("", cube.Cell()).firms["applicant_firms"]
+    out = []
+    for (town, section), months in sorted(cube.registered_groups(conn, f.town_code).items()):
+        n = sum(shown.intersection_cardinality(firms) for firms in months)
+        if n:
+            m = sum(without.intersection_cardinality(firms) for firms in months)
+            out.append(gap_cell(town, section, n, m))
     return out

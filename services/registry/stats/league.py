@@ -1,4 +1,10 @@
-"""The institutions' league table (action-plan item 68): speed, approvals, reach, deadlines."""
+"""The institutions' league table (action-plan item 68): speed, approvals, reach, deadlines.
+
+Read from the statistics cube's institution cells (``stats_cube_by``): the counts and amounts
+add up over months, the firms are the union of the months' bitmaps, the response times are
+the months' values together, and the deadlines are applied to the per-day counts kept in each
+cell (day submitted, day decided or none), so any period, deadline and "today" is exact.
+"""
 
 from __future__ import annotations
 
@@ -6,28 +12,16 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
+import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
-from sqlalchemy.sql import ColumnElement
 
+from services.registry.stats import cube
 from services.registry.stats.cells import MIN_CELL_FIRMS, withheld
-from services.registry.stats.china_time import date_sql
-from services.registry.stats.filters import Filters, application_where
-from services.registry.stats.measures import (
-    approved_yuan,
-    count_if,
-    ratio,
-    response_percentiles,
-    small_micro_yuan,
-)
-from services.registry.stats.tables import (
-    APP,
-    APPROVED,
-    INST,
-    REJECTED,
-    SUBMITTED,
-)
-from services.registry.stats.workdays import add_workdays
+from services.registry.stats.filters import Filters
+from services.registry.stats.measures import hour_percentiles, ratio
+from services.registry.stats.tables import INST
+from services.registry.stats.workdays import add_workdays, offset_workdays
 
 LEAGUE_FIGURES = (
     "applications",
@@ -42,6 +36,17 @@ LEAGUE_FIGURES = (
     "overdue",
     "overdue_share",
 )
+COLUMNS = (
+    "applications",
+    "approved",
+    "rejected",
+    "approved_yuan",
+    "small_micro_yuan",
+    "first_loans",
+    "applicant_firms",
+    "response_hours",
+    "day_counts",
+)
 
 
 def deadline_offsets(submitted: Sequence[date], working_days: int) -> list[date]:
@@ -55,89 +60,54 @@ def institutions(
     conn: Connection, filters: Filters, deadline_days: int, today: date
 ) -> list[dict[str, Any]]:
     """The league table (action-plan item 68): speed, approvals, reach to small firms."""
-    where = application_where(filters)
-    approved = APP.c.status == APPROVED
-    stmt = (
-        sa.select(
-            APP.c.institution_id,
-            INST.c.name,
-            INST.c.kind,
-            sa.func.count().label("applications"),
-            sa.func.count(sa.distinct(APP.c.firm_id)).label("firms"),
-            count_if(APP.c.status.in_((APPROVED, REJECTED))).label("decided"),
-            count_if(approved).label("approved"),
-            approved_yuan().label("approved_amount"),
-            small_micro_yuan().label("small_micro_amount"),
-            count_if(sa.and_(approved, APP.c.is_first_loan)).label("first_loans"),
-        )
-        .select_from(APP.join(INST, INST.c.id == APP.c.institution_id))
-        .where(*where)
-        .group_by(APP.c.institution_id, INST.c.name, INST.c.kind)
-        .order_by(APP.c.institution_id)
-    )
-    rows = conn.execute(stmt).all()
-    percentiles = response_percentiles(conn, where, APP.c.institution_id)
-    overdue = _overdue_by_institution(conn, where, deadline_days, today)
+    f = filters
+    cells = cube.read(conn, f.date_from, f.date_to, f.town_code, f.category, "institution", COLUMNS)
+    wanted = INST.c.id.in_([int(k) for k in cells])
+    known = {
+        str(r.id): r
+        for r in conn.execute(sa.select(INST.c.id, INST.c.name, INST.c.kind).where(wanted))
+    }
     out = []
-    for r in rows:
-        row: dict[str, Any] = {
-            "institution_id": int(r.institution_id),
-            "name": r.name,
-            "kind": r.kind,
-        }
-        if int(r.firms) < MIN_CELL_FIRMS:
-            row |= withheld(LEAGUE_FIGURES)
-        else:
-            p50, p90 = percentiles.get(r.institution_id, (None, None))
-            late = overdue.get(int(r.institution_id), 0)
-            row |= {
-                "applications": int(r.applications),
-                "decided": int(r.decided),
-                "approved": int(r.approved),
-                "approval_rate": ratio(int(r.approved), int(r.decided)),
+    for key in sorted((k for k in cells if k in known), key=int):
+        c, inst = cells[key], known[key]
+        row: dict[str, Any] = {"institution_id": int(inst.id), "name": inst.name, "kind": inst.kind}
+        if c.distinct("applicant_firms") < MIN_CELL_FIRMS:
+            out.append(row | withheld(LEAGUE_FIGURES))
+            continue
+        p50, p90 = hour_percentiles(c.response_hours)
+        late = overdue(c.day_counts, deadline_days, today)
+        decided = c.approved + c.rejected
+        out.append(
+            row
+            | {
+                "applications": c.applications,
+                "decided": decided,
+                "approved": c.approved,
+                "approval_rate": ratio(c.approved, decided),
                 "response_hours_median": p50,
                 "response_hours_p90": p90,
-                "approved_amount_yuan": int(r.approved_amount),
-                "small_micro_approved_amount_yuan": int(r.small_micro_amount),
-                "first_loans": int(r.first_loans),
+                "approved_amount_yuan": c.approved_yuan,
+                "small_micro_approved_amount_yuan": c.small_micro_yuan,
+                "first_loans": c.first_loans,
                 "overdue": late,
-                "overdue_share": ratio(late, int(r.applications)),
+                "overdue_share": ratio(late, c.applications),
                 "suppressed": False,
             }
-        out.append(row)
+        )
     return out
 
 
-def _overdue_by_institution(
-    conn: Connection, where: Sequence[ColumnElement[bool]], deadline_days: int, today: date
-) -> dict[int, int]:
+def overdue(day_counts: np.ndarray, deadline_days: int, today: date) -> int:
     """Applications answered after their deadline, or not at all with the deadline passed.
 
-    Grouped by (institution, day submitted, day decided) in SQL, so the working-day arithmetic
-    runs over at most a few thousand groups, not over every application.
+    ``day_counts``: rows of (day submitted, day decided or ``cube.NO_DAY``, applications), in
+    days since 1970; the deadlines are computed at once over the array.
     """
-    submitted_day = date_sql(conn, APP.c.submitted_at).label("submitted_day")
-    decided_day = date_sql(conn, APP.c.decided_at).label("decided_day")
-    open_or_decided = APP.c.status.in_((SUBMITTED, APPROVED, REJECTED))
-    stmt = (
-        sa.select(APP.c.institution_id, submitted_day, decided_day, sa.func.count().label("n"))
-        .where(*where, open_or_decided)
-        .group_by(APP.c.institution_id, submitted_day, decided_day)
-    )
-    groups = conn.execute(stmt).all()
-    if not groups:
-        return {}
-    due = deadline_offsets([_as_date(g.submitted_day) for g in groups], deadline_days)
-    late: dict[int, int] = {}
-    for group, deadline in zip(groups, due, strict=True):
-        answered = None if group.decided_day is None else _as_date(group.decided_day)
-        if (answered is not None and answered > deadline) or (
-            answered is None and today > deadline
-        ):
-            key = int(group.institution_id)
-            late[key] = late.get(key, 0) + int(group.n)
-    return late
-
-
-def _as_date(value: Any) -> date:
-    return value if isinstance(value, date) else date.fromisoformat(str(value))
+    if not len(day_counts):
+        return 0
+    submitted, decided, n = (day_counts[:, i].astype(np.int64) for i in range(3))
+    due = offset_workdays(submitted.astype("datetime64[D]"), deadline_days).astype(np.int64)
+    answered = decided != cube.NO_DAY
+    now = np.datetime64(today, "D").astype(np.int64)
+    late = (answered & (decided > due)) | (~answered & (now > due))
+    return int(n[late].sum())

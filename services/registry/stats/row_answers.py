@@ -1,9 +1,6 @@
-"""Statistics read straight from the rows: what the cube has no cells for, gaps, firms, amounts.
-
-The cube holds towns, categories and months only; the breakdowns by institution, size class
-and industry section, the firms matched but never applying, the registered firms and the
-approved amounts per category are SQL aggregates over the rows at each request.
-"""
+"""Statistics read straight from the rows: the firms registered now (an index-only count),
+and ``breakdown_from_rows``, the definition the cube's breakdowns are tested against
+(tests/registry/test_stats_cube.py)."""
 
 from __future__ import annotations
 
@@ -11,23 +8,17 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
-from sqlalchemy.sql import ColumnElement
 
-from services.registry.stats.cells import MIN_CELL_FIRMS, breakdown_cell, labels
+from services.registry.stats.cells import breakdown_cell, labels
 from services.registry.stats.china_time import month_sql
-from services.registry.stats.filters import Filters, application_where, in_category, period
+from services.registry.stats.filters import Filters, application_where
 from services.registry.stats.measures import (
     application_measures,
-    approved_yuan,
-    count_if,
     firm_measures,
     roomy,
-    small_micro_yuan,
 )
-from services.registry.stats.tables import APP, EVENT, FIRM, PROD, SMALL_AND_MICRO
+from services.registry.stats.tables import APP, FIRM, PROD
 from shared.schemas.stats import Dimension
-from shared.vocab.labels import section_label, town_label
-from shared.vocab.size_class import SizeClass
 
 
 def breakdown_from_rows(conn: Connection, by: Dimension, filters: Filters) -> list[dict[str, Any]]:
@@ -70,86 +61,11 @@ def breakdown_from_rows(conn: Connection, by: Dimension, filters: Filters) -> li
     ]
 
 
-def matched_without_application(conn: Connection, filters: Filters) -> list[dict[str, Any]]:
-    """Per town and section: firms shown matches in the period, and those that never applied."""
-    event_where = period(EVENT.c.created_at, filters)
-    if filters.category is not None:
-        event_where.append(in_category(EVENT.c.product_id, filters.category))
-    matched = (
-        sa.select(EVENT.c.firm_id).where(*event_where, EVENT.c.firm_id.is_not(None)).distinct()
-    ).subquery()
-    applied = sa.exists().where(APP.c.firm_id == FIRM.c.id, *application_where(filters))
-    firm_where: list[ColumnElement[bool]] = []
-    if filters.town_code is not None:
-        firm_where.append(FIRM.c.town_code == filters.town_code)
-    stmt = (
-        sa.select(
-            FIRM.c.town_code,
-            FIRM.c.industry_section,
-            sa.func.count().label("matched"),
-            count_if(~applied).label("without_application"),
-        )
-        .select_from(matched.join(FIRM, FIRM.c.id == matched.c.firm_id))
-        .where(*firm_where)
-        .group_by(FIRM.c.town_code, FIRM.c.industry_section)
-        .order_by(FIRM.c.town_code, FIRM.c.industry_section)
-    )
-    out = []
-    for r in conn.execute(stmt):
-        town_zh, town_en = town_label(r.town_code)
-        section_zh, section_en = section_label(r.industry_section)
-        suppressed = int(r.matched) < MIN_CELL_FIRMS
-        out.append(
-            {
-                "town_code": r.town_code,
-                "town_zh": town_zh,
-                "town_en": town_en,
-                "industry_section": r.industry_section,
-                "section_zh": section_zh,
-                "section_en": section_en,
-                "firms_matched": None if suppressed else int(r.matched),
-                "firms_matched_no_application": (
-                    None if suppressed else int(r.without_application)
-                ),
-                "suppressed": suppressed,
-            }
-        )
-    return out
-
-
 def registered_firms(conn: Connection, town_code: str | None) -> tuple[int, int]:
     """Firms registered (and those with a stated need), now."""
     where = [] if town_code is None else [FIRM.c.town_code == town_code]
     row = conn.execute(sa.select(*firm_measures()).where(*where)).one()
     return int(row.firms), int(row.with_need)
-
-
-def category_amounts(conn: Connection, filters: Filters) -> dict[str, dict[str, int]]:
-    """Approved amount per category: in all, and to small and micro firms (and agriculture)."""
-    small_micro_or_agri = sa.or_(
-        APP.c.size_class.in_(SMALL_AND_MICRO), APP.c.industry_section == "A"
-    )
-    stmt = (
-        sa.select(
-            PROD.c.category,
-            approved_yuan().label("approved"),
-            small_micro_yuan().label("small_micro"),
-            approved_yuan(small_micro_or_agri).label("small_micro_or_agri"),
-            approved_yuan(APP.c.size_class != SizeClass.LARGE.value).label("sme"),
-        )
-        .select_from(APP.join(PROD, PROD.c.id == APP.c.product_id))
-        .where(*application_where(filters))
-        .group_by(PROD.c.category)
-    )
-    return {
-        r.category: {
-            "approved": int(r.approved),
-            "small_micro": int(r.small_micro),
-            "small_micro_or_agri": int(r.small_micro_or_agri),
-            "sme": int(r.sme),
-        }
-        for r in conn.execute(stmt)
-    }
 
 
 def firms_by_size(conn: Connection, town_code: str | None) -> dict[str, dict[str, int]]:

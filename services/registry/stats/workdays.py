@@ -67,9 +67,16 @@ def add_workdays(days: Sequence[date], count: int) -> list[date]:
     the next working day, as numpy's busday_offset with roll="forward" does)."""
     if not days:
         return []
-    start, end = min(days), max(days)
+    return [d.astype(date) for d in offset_workdays(np.array(days, dtype="datetime64[D]"), count)]
+
+
+def offset_workdays(days: Days, count: int) -> Days:
+    """``add_workdays`` over an array of days, vectorised (the league table's deadlines)."""
+    if not len(days):
+        return days
+    start, end = days.min().astype(date), days.max().astype(date)
     # Enough room for the longest holiday (Spring Festival, 8–9 days) around each offset.
     calendar = workdays_between(start, end + timedelta(days=2 * count + 30))
-    at = np.array(days, dtype="datetime64[D]")
-    first = np.searchsorted(calendar, at, side="left")  # the day itself, or the next working day
-    return [d.astype(date) for d in calendar[first + count]]
+    first = np.searchsorted(calendar, days, side="left")  # the day itself, or the next working day
+    result: Days = calendar[first + count]
+    return result
