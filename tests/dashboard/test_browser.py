@@ -328,6 +328,7 @@ def test_english_switch_and_sign_out(page: Any, live: LiveGateway) -> None:
     page.click("#signout")
     page.wait_for_selector("#key")
     assert page.inner_text("h1") == "Sign in for officials"  # the language stays, nothing else
+    assert han_text(page) == []
     assert [c for c in page.context.cookies() if c["name"] == SESSION_COOKIE] == []
     replayed = httpx.get(
         f"{live.url}/v1/stats/overview", cookies={SESSION_COOKIE: cookie["value"]}, timeout=30
