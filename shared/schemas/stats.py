@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -125,19 +125,35 @@ class MatchedGaps(BaseModel):
     rows: list[MatchedGap]
 
 
+TargetMeasure = Literal["total", "contribution", "share"]
+
+
 class Target(BaseModel):
+    """One action-plan target: the plan sets it for the whole city.
+
+    For a town the additive targets (firms, amounts) answer the town's part of the city's total:
+    a part can neither meet nor miss the whole's target, so ``met`` is null then.
+    """
+
     key: str
     label_zh: str
     label_en: str
     plan_item: int
     unit: str
     comparison: str
-    target: float
+    target: float = Field(description="the city-wide target of the action plan")
     current: float | None
-    progress: float | None = Field(description="current / target; 1.0 or more is met")
-    met: bool
+    progress: float | None = Field(
+        description="current / target; for a contribution, the part of the city target it makes"
+    )
+    measure: TargetMeasure = Field(
+        description="total: the city's own figure; contribution: the town's part of the city's "
+        "total; share: a ratio within the scope, compared with the city's threshold"
+    )
+    met: bool | None = Field(description="null for a contribution: only the city's total is judged")
 
 
 class Targets(BaseModel):
     town_code: str | None
+    scope: Literal["city", "town"]
     rows: list[Target]

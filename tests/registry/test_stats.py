@@ -213,8 +213,33 @@ def test_targets_progress(world: World) -> None:
     # No trade-finance or guarantee lending yet: no share, neither met nor 0 %.
     assert rows["trade_finance_sme_share"]["current"] is None
     assert rows["guarantee_small_agri_share"]["met"] is False
-    town = {r["key"]: r for r in world.tangxia.get("/v1/stats/targets").json()["rows"]}
-    assert town["firms_registered"]["current"] == 6
+    answer = world.city.get("/v1/stats/targets").json()
+    assert answer["scope"] == "city"
+    assert {r["key"]: r["measure"] for r in answer["rows"]} == {
+        "firms_registered": "total",
+        "credit_granted_yuan": "total",
+        "trade_finance_sme_share": "share",
+        "guarantee_small_agri_share": "share",
+    }
+
+
+def test_a_town_sees_its_contribution_to_the_city_targets(world: World) -> None:
+    """The plan sets its targets for the city: a town's firms are a part of the city's total,
+    neither "met" nor "not met", while a town's share is compared with the city's threshold."""
+    answer = world.tangxia.get("/v1/stats/targets").json()
+    assert (answer["scope"], answer["town_code"]) == ("town", TANGXIA)
+    town = {r["key"]: r for r in answer["rows"]}
+    firms = town["firms_registered"]
+    assert (firms["current"], firms["target"], firms["measure"]) == (6, 5000, "contribution")
+    assert firms["progress"] == 0.0012
+    assert firms["met"] is None
+    assert town["credit_granted_yuan"]["measure"] == "contribution"
+    assert town["credit_granted_yuan"]["met"] is None
+    assert town["guarantee_small_agri_share"]["measure"] == "share"
+    assert town["guarantee_small_agri_share"]["met"] is False
+    # A city official filtering on the town gets the same contribution.
+    filtered = world.city.get("/v1/stats/targets", params={"town_code": TANGXIA}).json()
+    assert filtered["rows"] == answer["rows"]
 
 
 @pytest.mark.parametrize(

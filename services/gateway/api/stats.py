@@ -153,8 +153,10 @@ async def targets(
     request: Request, principal: CurrentPrincipal, town_code: Town = None
 ) -> Response:
     """Progress towards the action plan's targets (items 65, 69, 74); settings change them.
+    The plan sets them for the city: for a town, a count or amount is its contribution to the
+    city's total (``measure: contribution``, ``met`` null) and a share is the town's own.
 
-    行动方案目标（第 65、69、74 条）完成进度。"""
+    行动方案目标（第 65、69、74 条）完成进度；镇街看到的是本镇对全市目标的贡献。"""
     require(principal, *OFFICIALS)
     return await _stats(request, principal, "/v1/stats/targets", clean({"town_code": town_code}))
 

@@ -196,6 +196,7 @@ def targets(session: ReadSessionDep, f: FiltersDep, settings: SettingsDep) -> di
             ">=",
             settings.target_firms_registered,
             firms,
+            town=f.town_code,
         ),
         _target(
             "credit_granted_yuan",
@@ -206,6 +207,7 @@ def targets(session: ReadSessionDep, f: FiltersDep, settings: SettingsDep) -> di
             ">=",
             settings.target_credit_granted_yuan,
             granted,
+            town=f.town_code,
         ),
         _target(
             "trade_finance_sme_share",
@@ -216,6 +218,7 @@ def targets(session: ReadSessionDep, f: FiltersDep, settings: SettingsDep) -> di
             ">",
             settings.target_trade_finance_sme_share,
             share(settings.trade_finance_categories, "sme"),
+            town=f.town_code,
         ),
         _target(
             "guarantee_small_agri_share",
@@ -226,9 +229,11 @@ def targets(session: ReadSessionDep, f: FiltersDep, settings: SettingsDep) -> di
             ">=",
             settings.target_guarantee_small_agri_share,
             share(settings.guarantee_categories, "small_micro_or_agri"),
+            town=f.town_code,
         ),
     ]
-    return {"town_code": f.town_code, "rows": rows}
+    scope = "city" if f.town_code is None else "town"
+    return {"town_code": f.town_code, "scope": scope, "rows": rows}
 
 
 def _target(
@@ -240,9 +245,22 @@ def _target(
     comparison: str,
     target: float,
     current: float | None,
+    *,
+    town: str | None,
 ) -> dict[str, Any]:
+    """A target row. Counts and amounts sum over towns; shares (unit "share") do not.
+
+    A town's count or amount is its contribution to the city's total, which alone the plan's
+    target is set for: judging the part against the whole would read "not met" for every town.
+    A town's share is a ratio like the city's, so it is compared with the same threshold.
+    """
     progress = None if current is None or not target else round(current / target, 4)
-    met = current is not None and (current > target if comparison == ">" else current >= target)
+    measure = "share" if unit == "share" else "total" if town is None else "contribution"
+    met: bool | None = current is not None and (
+        current > target if comparison == ">" else current >= target
+    )
+    if measure == "contribution":
+        met = None
     return {
         "key": key,
         "label_zh": label_zh,
@@ -253,6 +271,7 @@ def _target(
         "target": target,
         "current": current,
         "progress": progress,
+        "measure": measure,
         "met": met,
     }
 

@@ -44,18 +44,37 @@ function frame(container, { title, width, height, summary }) {
   return svg;
 }
 
-function legend(container, series) {
+/** One item per series, then notes on the marks (a note: {kind, label}, a hatched swatch). */
+function legend(container, series, notes = []) {
   const list = document.createElement("ul");
   list.className = "legend";
-  for (const s of series) {
-    const item = document.createElement("li");
+  const item = (swatchClass, text) => {
+    const entry = document.createElement("li");
     const swatch = document.createElement("span");
-    swatch.className = `swatch series-${s.index}`;
+    swatch.className = `swatch ${swatchClass}`;
     swatch.setAttribute("aria-hidden", "true");
-    item.append(swatch, document.createTextNode(s.label));
-    list.append(item);
-  }
+    entry.append(swatch, document.createTextNode(text));
+    list.append(entry);
+    return entry;
+  };
+  for (const s of series) item(`series-${s.index}`, s.label);
+  for (const note of notes) item("partial", note.label).dataset.partialNote = note.kind;
   container.append(list);
+}
+
+/** A hatch for the months not yet whole (a pattern: no colour alone carries the meaning). */
+function hatch(svg, id) {
+  const pattern = el("pattern", {
+    id,
+    width: 6,
+    height: 6,
+    patternUnits: "userSpaceOnUse",
+    patternTransform: "rotate(45)",
+  });
+  pattern.append(el("line", { x1: 0, y1: 0, x2: 0, y2: 6, class: "hatch-line" }));
+  const defs = el("defs");
+  defs.append(pattern);
+  svg.append(defs);
 }
 
 /**
@@ -131,9 +150,11 @@ export function barChart(container, { title, rows, series, format, suppressedTex
 
 /**
  * One line per series over ordered keys (months); a suppressed row breaks the lines.
- * rows: [{key, label, values, suppressed}]
+ * rows: [{key, label, values, suppressed, partial}]; a row with ``partial`` (a key of
+ * ``partialNotes``, e.g. the month to date) sits on a hatched band, its points are hollow and
+ * the line into it is faint, and the legend says why: its lower figure is no fall.
  */
-export function lineChart(container, { title, rows, series, format, suppressedText }) {
+export function lineChart(container, { title, rows, series, format, suppressedText, partialNotes = {} }) {
   const width = 640;
   const height = 260;
   const left = 56;
@@ -147,14 +168,34 @@ export function lineChart(container, { title, rows, series, format, suppressedTe
   );
   const x = (i) => left + (rows.length <= 1 ? plotWidth / 2 : (plotWidth * i) / (rows.length - 1));
   const y = (v) => top + plotHeight - (plotHeight * v) / max;
+  const named = (r) => (r.partial && partialNotes[r.partial] ? `${r.label} (${partialNotes[r.partial]})` : r.label);
   const summary = rows
     .map((r) =>
       r.suppressed
-        ? `${r.label}: ${suppressedText}`
-        : `${r.label}: ${series.map((s) => `${s.label} ${format(r.values[s.key])}`).join(", ")}`,
+        ? `${named(r)}: ${suppressedText}`
+        : `${named(r)}: ${series.map((s) => `${s.label} ${format(r.values[s.key])}`).join(", ")}`,
     )
     .join("; ");
   const svg = frame(container, { title, width, height, summary });
+  const step = rows.length <= 1 ? plotWidth : plotWidth / (rows.length - 1);
+  const hatchId = `${container.id}-hatch`;
+  if (rows.some((r) => r.partial)) hatch(svg, hatchId);
+  rows.forEach((row, i) => {
+    if (!row.partial) return;
+    const start = Math.max(left, x(i) - step / 2);
+    const band = el("rect", {
+      x: start,
+      y: top,
+      width: Math.min(width, x(i) + step / 2) - start,
+      height: plotHeight,
+      fill: `url(#${hatchId})`,
+      class: "partial-band",
+      "data-key": row.key,
+      "data-partial": row.partial,
+    });
+    band.append(el("title", {}, named(row)));
+    svg.append(band);
+  });
   for (const value of ticks) {
     svg.append(el("line", { x1: left, x2: width - right, y1: y(value), y2: y(value), class: "grid-line" }));
     svg.append(el("text", { x: left - 6, y: y(value) + 4, class: "axis", "text-anchor": "end" }, format(value)));
@@ -166,17 +207,31 @@ export function lineChart(container, { title, rows, series, format, suppressedTe
     }
   });
   series.forEach((s, index) => {
+    // Whole months on one path; each segment into a partial month on a faint path of its own.
     let path = "";
+    let faint = "";
     let pen = "M";
+    let previous = null;
     rows.forEach((row, i) => {
       if (row.suppressed || row.values[s.key] === null || row.values[s.key] === undefined) {
         pen = "M";
+        previous = null;
         return;
       }
-      path += `${pen}${x(i).toFixed(1)},${y(row.values[s.key]).toFixed(1)} `;
-      pen = "L";
+      const here = `${x(i).toFixed(1)},${y(row.values[s.key]).toFixed(1)}`;
+      if (row.partial) {
+        if (previous) faint += `M${previous} L${here} `;
+        pen = "M";
+      } else {
+        path += `${pen}${here} `;
+        pen = "L";
+      }
+      previous = here;
     });
     svg.append(el("path", { d: path.trim(), class: `line series-${index}`, fill: "none" }));
+    if (faint) {
+      svg.append(el("path", { d: faint.trim(), class: `line partial series-${index}`, fill: "none" }));
+    }
     rows.forEach((row, i) => {
       if (row.suppressed) return;
       const value = row.values[s.key] ?? 0;
@@ -184,12 +239,13 @@ export function lineChart(container, { title, rows, series, format, suppressedTe
         cx: x(i),
         cy: y(value),
         r: 3.5,
-        class: `point series-${index}`,
+        class: `point series-${index}${row.partial ? " partial" : ""}`,
         "data-key": row.key,
         "data-series": s.key,
         "data-value": value,
       });
-      point.append(el("title", {}, `${row.label} · ${s.label}: ${format(value)}`));
+      if (row.partial) point.setAttribute("data-partial", row.partial);
+      point.append(el("title", {}, `${named(row)} · ${s.label}: ${format(value)}`));
       svg.append(point);
     });
   });
@@ -200,5 +256,10 @@ export function lineChart(container, { title, rows, series, format, suppressedTe
       svg.append(mark);
     }
   });
-  legend(container, series.map((s, index) => ({ ...s, index })));
+  const kinds = [...new Set(rows.map((r) => r.partial).filter((kind) => kind && partialNotes[kind]))];
+  legend(
+    container,
+    series.map((s, index) => ({ ...s, index })),
+    kinds.map((kind) => ({ kind, label: partialNotes[kind] })),
+  );
 }

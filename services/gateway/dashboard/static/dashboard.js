@@ -23,7 +23,7 @@ const townScoped = principal.role === "official" && Boolean(principal.town_code)
 const HEADERS = { "X-Finmatch-Dashboard": "1", Accept: "application/json" };
 const CHART_ROWS = 12;
 const GAP_ROWS = 15;
-const state = { answers: {}, generation: 0 };
+const state = { answers: {}, generation: 0, status: null };
 
 const $ = (id) => document.getElementById(id);
 
@@ -116,7 +116,7 @@ async function load() {
   const from = $("f-from").value;
   const to = $("f-to").value;
   if (from && to && from > to) {
-    setStatus(currentLang() === "en" ? "“From” is after “To”." : "起始日期晚于截止日期。", true);
+    setStatus("date_order", true);
     return;
   }
   const generation = ++state.generation;
@@ -133,7 +133,7 @@ async function load() {
   if (!townScoped) requests.town = withParams("/v1/stats/breakdown", params, { by: "town" });
   $("main").setAttribute("aria-busy", "true");
   document.body.dataset.loading = "true";
-  setStatus(t("loading"));
+  setStatus("loading");
   const names = Object.keys(requests);
   const settled = await Promise.allSettled(names.map((name) => api(requests[name])));
   if (generation !== state.generation) return; // a newer filter change is on its way
@@ -148,16 +148,22 @@ async function load() {
   state.query = params.toString();
   render();
   const failed = settled.some((s) => s.status === "rejected");
-  setStatus(failed ? t("load_failed") : t("loaded"), failed);
+  setStatus(failed ? "load_failed" : "loaded", failed);
   $("main").removeAttribute("aria-busy");
   document.body.dataset.loading = "false";
   document.body.dataset.query = state.query;
 }
 
-function setStatus(text, isError = false) {
+/** The status line holds a text key, not a text: a language switch redraws it too. */
+function setStatus(key, isError = false) {
+  state.status = { key, isError };
+  renderStatus();
+}
+
+function renderStatus() {
   const status = $("status");
-  status.textContent = text;
-  status.classList.toggle("error", isError);
+  status.textContent = state.status ? t(state.status.key) : "";
+  status.classList.toggle("error", Boolean(state.status?.isError));
 }
 
 // ---- rendering -----------------------------------------------------------------------------
@@ -181,7 +187,10 @@ function renderWho() {
       : townScoped
         ? label({ zh: principal.town_zh, en: principal.town_en }) || principal.town_code
         : t("scope_city");
-  $("who").textContent = t("signed_in_as", { name: principal.name, scope });
+  const name = document.createElement("span");
+  name.translate = false; // a name from the data, not interface text
+  name.textContent = principal.name;
+  $("who").replaceChildren(name, ` · ${scope}`);
 }
 
 function unavailable(holder, answer) {
@@ -271,32 +280,74 @@ function formatByUnit(unit, value) {
   return formatCount(value);
 }
 
+/** The name of the town a targets answer is about (null: the whole city). */
+function targetsTown() {
+  const code = state.answers.targets?.ok ? state.answers.targets.body.town_code : null;
+  if (!code) return null;
+  return label(vocab.town[code]) || code;
+}
+
+function goalText(target) {
+  return `${target.comparison === ">" ? ">" : "≥"} ${formatByUnit(target.unit, target.target)}`;
+}
+
+/**
+ * What a target row says: a town's count or amount is its part of the city's total (never
+ * "not met": the plan sets the target for the city); a town's share is compared with the
+ * city's threshold; the city's figures are met or not.
+ */
+function targetText(target, share, met) {
+  const item = t("plan_item", { n: target.plan_item });
+  const town = targetsTown();
+  if (target.measure === "contribution") {
+    const current =
+      target.unit === "firms"
+        ? t("count_firms", { n: formatCount(target.current) })
+        : formatByUnit(target.unit, target.current);
+    const sentence = t("contribution", {
+      town,
+      current,
+      target: formatByUnit(target.unit, target.target),
+      share: share === null ? "—" : formatShare(share),
+    });
+    return `${sentence}${item}`;
+  }
+  if (town && target.measure === "share") {
+    const current = formatByUnit(target.unit, target.current);
+    return `${t("town_share", { town, current, goal: goalText(target) })}${item} · ${
+      met ? t("share_at_target") : t("share_below_target")
+    }`;
+  }
+  const goal = `${t("target")} ${goalText(target)}`;
+  return `${goal}${item} · ${share === null ? "—" : formatShare(share)} · ${met ? t("met") : t("not_met")}`;
+}
+
 function progress(target) {
   const wrap = document.createElement("div");
   wrap.className = "target";
+  wrap.dataset.measure = target.measure ?? "total";
   const share = target.progress === null || target.progress === undefined ? null : target.progress;
+  const contribution = target.measure === "contribution";
   const met =
-    target.met ??
-    (target.current !== null &&
-      (target.comparison === ">" ? target.current > target.target : target.current >= target.target));
+    !contribution &&
+    (target.met ??
+      (target.current !== null &&
+        (target.comparison === ">" ? target.current > target.target : target.current >= target.target)));
   const bar = document.createElement("div");
-  bar.className = `progress${met ? " met" : ""}`;
+  bar.className = `progress${met ? " met" : ""}${contribution ? " contribution" : ""}`;
   bar.setAttribute("role", "progressbar");
   bar.setAttribute("aria-valuemin", "0");
   bar.setAttribute("aria-valuemax", "100");
   const percent = share === null ? 0 : Math.round(Math.min(1, share) * 100);
   bar.setAttribute("aria-valuenow", String(percent));
-  const goal = `${t("target")} ${target.comparison === ">" ? ">" : "≥"} ${formatByUnit(target.unit, target.target)}`;
-  bar.setAttribute("aria-label", `${label(target)}: ${goal}`);
+  const text = document.createElement("p");
+  text.className = "target-text";
+  text.textContent = targetText(target, share, met);
+  bar.setAttribute("aria-label", `${label(target)}: ${text.textContent}`);
   const fill = document.createElement("span");
   fill.className = "progress-fill";
   fill.style.width = `${percent}%`;
   bar.append(fill);
-  const text = document.createElement("p");
-  text.className = "target-text";
-  text.textContent = `${goal}${t("plan_item", { n: target.plan_item })} · ${
-    share === null ? "—" : formatShare(share)
-  } · ${met ? t("met") : t("not_met")}`;
   wrap.append(bar, text);
   return wrap;
 }
@@ -304,6 +355,9 @@ function progress(target) {
 function renderTargets() {
   const holder = $("targets");
   const answer = state.answers.targets;
+  const heading = $("targets-title");
+  heading.dataset.i18n = answer?.ok && answer.body.scope === "town" ? "targets_town" : "targets";
+  heading.textContent = t(heading.dataset.i18n);
   if (!answer?.ok) {
     unavailable(holder, answer);
     return;
@@ -339,8 +393,8 @@ function breakdownColumns(by) {
     {
       key: "label",
       head: by === "month" ? t("month") : t("label"),
-      cell: (r) => rowLabel(by, r),
-      csv: (r) => rowLabel(by, r),
+      cell: (r) => monthLabel(by, r),
+      csv: (r) => monthLabel(by, r),
     },
     {
       key: "firms",
@@ -366,6 +420,50 @@ function breakdownColumns(by) {
   ];
 }
 
+/** A row's name; a month not yet whole (or cut by the period) says so. */
+function monthLabel(by, row) {
+  const name = rowLabel(by, row);
+  if (!row.partial) return name;
+  const note = row.partial === "to_date" ? t("month_to_date") : t("month_partial");
+  return `${name} (${note})`;
+}
+
+/** Today's date in China time (the statistics' periods are China days), as YYYY-MM-DD. */
+function chinaToday() {
+  const parts = new Intl.DateTimeFormat("en-CA", {
+    timeZone: "Asia/Shanghai",
+    year: "numeric",
+    month: "2-digit",
+    day: "2-digit",
+  }).formatToParts(new Date());
+  const part = (type) => parts.find((p) => p.type === type).value;
+  return `${part("year")}-${part("month")}-${part("day")}`;
+}
+
+function lastDayOfMonth(month) {
+  const [year, number] = month.split("-").map(Number);
+  return `${month}-${String(new Date(Date.UTC(year, number, 0)).getUTCDate()).padStart(2, "0")}`;
+}
+
+/**
+ * The months of the trend that are not whole, so that the drop at the right edge does not read
+ * as a collapse: the current month runs "to date"; a period that starts or ends inside a month
+ * covers only part of it. Returns month (YYYY-MM) -> "to_date" | "period".
+ */
+function partialMonths() {
+  const today = chinaToday();
+  const from = $("f-from").value;
+  const to = $("f-to").value; // inclusive on the page
+  const marks = new Map();
+  if (from && !from.endsWith("-01")) marks.set(from.slice(0, 7), "period");
+  if (to && to < today) {
+    if (to !== lastDayOfMonth(to.slice(0, 7))) marks.set(to.slice(0, 7), "period");
+  } else if (!from || from <= today) {
+    marks.set(today.slice(0, 7), "to_date");
+  }
+  return marks;
+}
+
 const CHART_TITLES = {
   month: "chart_month",
   category: "chart_category",
@@ -388,16 +486,27 @@ function renderBreakdown(by) {
     { key: "applications", label: t("applications") },
     { key: "approved", label: t("approved") },
   ];
+  const partial = by === "month" ? partialMonths() : new Map();
   const marks = (list) =>
     list.map((r) => ({
       key: r.key,
       label: rowLabel(by, r),
       suppressed: Boolean(r.suppressed),
+      partial: partial.get(r.key) ?? null,
       values: { applications: r.applications, approved: r.approved },
     }));
   if (by === "month") {
     rows = [...rows].sort((a, b) => String(a.key).localeCompare(String(b.key)));
-    lineChart(chart, { title, rows: marks(rows), series, format: formatCount, suppressedText: "<3" });
+    rows = rows.map((r) => (partial.has(r.key) ? { ...r, partial: partial.get(r.key) } : r));
+    const notes = { to_date: t("month_to_date_note"), period: t("month_partial_note") };
+    lineChart(chart, {
+      title,
+      rows: marks(rows),
+      series,
+      format: formatCount,
+      suppressedText: "<3",
+      partialNotes: notes,
+    });
   } else {
     if (by === "town") rows = [...rows].sort((a, b) => (b.applications ?? -1) - (a.applications ?? -1));
     if (by === "size_class") {
@@ -441,7 +550,7 @@ function renderInstitutions() {
     note: t("deadline", { n: answer.body.deadline_working_days }),
     rows,
     columns: [
-      { key: "name", head: t("institution"), cell: (r) => r.name, csv: (r) => r.name },
+      { key: "name", head: t("institution"), data: true, cell: (r) => r.name, csv: (r) => r.name },
       {
         key: "kind",
         head: t("kind"),
@@ -514,22 +623,52 @@ function renderCoverage() {
     return;
   }
   $("coverage-degraded").hidden = !answer.body.degraded;
-  const byGap = (key) => (a, b) => (b[key] ?? -1) - (a[key] ?? -1);
   const keyed = (rows) => rows.map((r) => ({ ...r, key: `${r.town_code}-${r.industry_section}` }));
-  renderTable(first, {
-    name: "coverage-no-eligible-product",
-    caption: t("coverage_no_eligible"),
-    columns: gapColumns("firms_with_need", "firms_with_need_no_eligible"),
-    rows: keyed([...answer.body.no_eligible_product].sort(byGap("firms_with_need_no_eligible"))),
-    limit: GAP_ROWS,
-  });
-  renderTable(second, {
-    name: "coverage-matched-no-application",
-    caption: t("coverage_no_application"),
-    columns: gapColumns("firms_matched", "firms_matched_no_application"),
-    rows: keyed([...answer.body.matched_no_application].sort(byGap("firms_matched_no_application"))),
-    limit: GAP_ROWS,
-  });
+  const table = (holder, name, caption, total, missing, rows) =>
+    renderTable(holder, {
+      name,
+      caption,
+      columns: gapColumns(total, missing),
+      rows: keyed(largestGapsFirst(rows, total, missing)),
+      limit: GAP_ROWS,
+      essential: (r) => (r[missing] ?? 0) > 0,
+      emptyText: t("no_gaps"),
+      selectionNote: (counts) =>
+        t(counts.n < counts.essential ? "gap_rows_top" : "gap_rows", counts),
+    });
+  table(
+    first,
+    "coverage-no-eligible-product",
+    t("coverage_no_eligible"),
+    "firms_with_need",
+    "firms_with_need_no_eligible",
+    answer.body.no_eligible_product,
+  );
+  table(
+    second,
+    "coverage-matched-no-application",
+    t("coverage_no_application"),
+    "firms_matched",
+    "firms_matched_no_application",
+    answer.body.matched_no_application,
+  );
+}
+
+/**
+ * The gaps that need action first: most firms left without (a product, an application), then
+ * the largest share of the group, then town and section codes so that the order is stable.
+ * Groups of fewer than 3 firms (hidden counts) come last.
+ */
+function largestGapsFirst(rows, total, missing) {
+  const count = (r) => r[missing] ?? -1;
+  const share = (r) => (r[total] ? (r[missing] ?? 0) / r[total] : -1);
+  return [...rows].sort(
+    (a, b) =>
+      count(b) - count(a) ||
+      share(b) - share(a) ||
+      String(a.town_code).localeCompare(String(b.town_code)) ||
+      String(a.industry_section).localeCompare(String(b.industry_section)),
+  );
 }
 
 // ---- sign-out ------------------------------------------------------------------------------
@@ -564,6 +703,7 @@ function start() {
     fillFilterSelects();
     whatIf.relabel();
     render();
+    renderStatus();
   });
   const form = $("filters");
   form.addEventListener("submit", (event) => {

@@ -3,11 +3,16 @@
 import { t } from "./i18n.js";
 
 /**
- * columns: [{key, head, cell(row) -> text shown, csv(row) -> value exported, numeric}]
+ * columns: [{key, head, cell(row) -> text shown, csv(row) -> value exported, numeric, data}]
+ * (``data``: the cells hold names from the data, such as institutions, never translated).
  * The first column is the row header. ``limit`` shows only the first rows; the CSV has all.
+ * ``essential(row)``: only those rows are shown until the reader asks for all of them (a
+ * toggle in the toolbar), so that a table of gaps leads with the gaps; ``emptyText`` says
+ * why no row is shown then, and ``selectionNote({n, essential, total})`` what is shown.
  */
 export function renderTable(holder, options) {
   const { name, caption, columns, limit, collapsible, note, sortable } = options;
+  const { essential, emptyText, selectionNote } = options;
   const sort = holder.sort?.name === name ? holder.sort : null;
   let rows = options.rows;
   if (sort) {
@@ -26,17 +31,25 @@ export function renderTable(holder, options) {
   button.setAttribute("aria-label", t("csv_of", { name: caption }));
   button.disabled = rows.length === 0;
   button.addEventListener("click", () => downloadCsv(name, columns, rows));
+  const showAll = holder.showAll?.name === name && holder.showAll.value;
+  const selected = essential && !showAll ? rows.filter(essential) : rows;
+  const shown = limit && !showAll && selected.length > limit ? selected.slice(0, limit) : selected;
+  if (essential && (showAll || shown.length < rows.length)) {
+    toolbar.prepend(showAllToggle(holder, options, showAll, rows.length));
+  }
   toolbar.append(button);
 
   const table = document.createElement("table");
   table.className = "data";
   const cap = document.createElement("caption");
   cap.textContent = caption;
-  const shown = limit && rows.length > limit ? rows.slice(0, limit) : rows;
   if (shown.length < rows.length) {
     const more = document.createElement("span");
     more.className = "caption-note";
-    more.textContent = ` ${t("top_rows", { n: shown.length, total: rows.length })}`;
+    const counts = { n: shown.length, essential: selected.length, total: rows.length };
+    const text =
+      essential && !showAll && selectionNote ? selectionNote(counts) : t("top_rows", counts);
+    more.textContent = ` ${text}`;
     cap.append(more);
   }
   if (note) {
@@ -76,7 +89,7 @@ export function renderTable(holder, options) {
   if (shown.length === 0) {
     const cell = body.insertRow().insertCell();
     cell.colSpan = columns.length;
-    cell.textContent = t("no_rows");
+    cell.textContent = rows.length > 0 && emptyText ? emptyText : t("no_rows");
   }
   for (const row of shown) {
     const tr = body.insertRow();
@@ -87,6 +100,7 @@ export function renderTable(holder, options) {
       if (index === 0) cell.scope = "row";
       if (column.numeric) cell.className = "num";
       if (column.nowrap) cell.classList.add("nowrap");
+      if (column.data) cell.translate = false;
       cell.dataset.column = column.key;
       cell.textContent = column.cell(row);
       tr.append(cell);
@@ -104,6 +118,22 @@ export function renderTable(holder, options) {
   } else {
     holder.append(toolbar, wrapper);
   }
+}
+
+/** The button that shows every row or the essential ones only; the choice survives redraws. */
+function showAllToggle(holder, options, showAll, total) {
+  const toggle = document.createElement("button");
+  toggle.type = "button";
+  toggle.className = "secondary show-all";
+  toggle.dataset.showAll = options.name;
+  toggle.setAttribute("aria-pressed", String(showAll));
+  toggle.textContent = showAll ? t("show_gap_rows") : t("show_all_rows", { n: total });
+  toggle.addEventListener("click", () => {
+    holder.showAll = { name: options.name, value: !showAll };
+    renderTable(holder, options);
+    holder.querySelector(`button[data-show-all="${options.name}"]`)?.focus();
+  });
+  return toggle;
 }
 
 function sortedRows(rows, column, descending) {

@@ -1,7 +1,7 @@
 // The policy what-if panel: change one eligibility criterion of a category or product and see
 // how many registered firms in scope would newly qualify (POST /v1/stats/what-if).
 
-import { formatCount, formatYuan, label, t } from "./i18n.js";
+import { currentLang, formatCount, formatYuan, label, t } from "./i18n.js";
 import { renderTable } from "./tables.js";
 
 const $ = (id) => document.getElementById(id);
@@ -27,6 +27,9 @@ export function setupWhatIf({ context, principal, townScoped, api }) {
   const criteria = context.what_if_criteria ?? [];
   const isList = (code) => criteria.some((c) => c.code === code && c.list);
   let last = null;
+  // A message of the panel as a text key and its values, so that a language switch redraws it.
+  let message = null;
+  const separator = () => (currentLang() === "en" ? ", " : "、");
 
   function target() {
     return form.querySelector('input[name="target"]:checked').value;
@@ -48,10 +51,13 @@ export function setupWhatIf({ context, principal, townScoped, api }) {
       $("w-category"),
       context.categories.map((c) => [c.code, label(c)]),
     );
+    const inBrackets = (text) => (currentLang() === "en" ? ` (${text})` : `（${text}）`);
     options(
       $("w-product"),
-      context.products.map((p) => [String(p.id), `${p.name}（${label(categoryName[p.category])}）`]),
+      context.products.map((p) => [String(p.id), `${p.name}${inBrackets(label(categoryName[p.category]))}`]),
     );
+    // A product's name comes from the institution that listed it: data, never translated.
+    for (const option of $("w-product").options) option.translate = false;
     options(
       $("w-criterion"),
       criteria.map((c) => [c.code, label(c)]),
@@ -78,6 +84,7 @@ export function setupWhatIf({ context, principal, townScoped, api }) {
     );
     describeCurrent(false);
     if (last) showResult(last);
+    else if (message) showMessage(message);
   }
 
   /** The criterion's value today (for a category: the range over its products); prefill. */
@@ -96,7 +103,7 @@ export function setupWhatIf({ context, principal, townScoped, api }) {
       const sizes = [...new Set(values.flat())];
       if (sizes.length) {
         const names = Object.fromEntries(context.size_classes.map((s) => [s.code, label(s)]));
-        text = t("current_value", { v: sizes.map((s) => names[s] ?? s).join("、") });
+        text = t("current_value", { v: sizes.map((s) => names[s] ?? s).join(separator()) });
       }
       if (prefill) {
         const allowed = new Set(sizes.length ? sizes : context.size_classes.map((s) => s.code));
@@ -120,10 +127,10 @@ export function setupWhatIf({ context, principal, townScoped, api }) {
     let value;
     if (isList(criterion)) {
       value = sizeBoxes().filter((b) => b.checked).map((b) => b.value);
-      if (value.length === 0) throw new Error(t("whatif_need_sizes"));
+      if (value.length === 0) throw new Error("whatif_need_sizes"); // a text key
     } else {
       const raw = $("w-value").value.trim();
-      if (raw === "" || Number.isNaN(Number(raw))) throw new Error(t("whatif_need_value"));
+      if (raw === "" || Number.isNaN(Number(raw))) throw new Error("whatif_need_value"); // a text key
       value = Number(raw);
     }
     const byProduct = target() === "product";
@@ -191,33 +198,40 @@ export function setupWhatIf({ context, principal, townScoped, api }) {
     }
   }
 
+  function showMessage({ key, values, className }) {
+    result.replaceChildren(
+      Object.assign(document.createElement("p"), { className, textContent: t(key, values) }),
+    );
+  }
+
+  function say(key, className, values = {}) {
+    last = null;
+    message = { key, values, className };
+    showMessage(message);
+  }
+
   async function run(event) {
     event.preventDefault();
     let body;
     try {
       body = request();
     } catch (error) {
-      result.replaceChildren(Object.assign(document.createElement("p"), { className: "error", textContent: error.message }));
+      say(error.message, "error");
       return;
     }
     $("w-run").disabled = true;
     result.setAttribute("aria-busy", "true");
-    result.replaceChildren(Object.assign(document.createElement("p"), { className: "note", textContent: t("whatif_running") }));
+    say("whatif_running", "note");
     try {
       last = await api("/v1/stats/what-if", {
         method: "POST",
         headers: { "Content-Type": "application/json" },
         body: JSON.stringify(body),
       });
+      message = null;
       showResult(last);
     } catch (error) {
-      last = null;
-      result.replaceChildren(
-        Object.assign(document.createElement("p"), {
-          className: "error",
-          textContent: t("whatif_failed", { detail: error.message }),
-        }),
-      );
+      say("whatif_failed", "error", { detail: error.message });
     } finally {
       $("w-run").disabled = false;
       result.removeAttribute("aria-busy");
