@@ -158,3 +158,53 @@ def wait_for_model(
             break
         time.sleep(1.0)
     raise BenchFailure(f"the gateway did not switch to model {model_version} in time")
+
+
+def match_key(portal_id: int, path: str) -> bytes:
+    """The gateway's match-cache key of a ``GET /v1/firms/{id}/matches?...`` path (the query
+    fields in the gateway's order, defaults where the path gives none)."""
+    route, _, query = path.partition("?")
+    firm = int(route.split("/")[3])
+    asked = dict(part.split("=", 1) for part in query.split("&") if part)
+    fields = [
+        asked.get("lang", "zh"),
+        asked.get("limit", "20"),
+        asked.get("near_miss_limit", "10"),
+        asked.get("amount_yuan", "None"),
+        asked.get("term_months", "None"),
+    ]
+    return f"{CACHE_PREFIX}match:{portal_id}:{firm}:{':'.join(fields)}".encode()
+
+
+def verify_open(
+    phase: Phase,
+    paths: Sequence[str],
+    cache: redis.Redis,
+    portal_id: int,
+    expect: Expectation,
+    before: dict[int, list[bytes]],
+) -> None:
+    """Each open-loop request missed: its own cache key was not stored before the phase and is
+    now, with the bytes the client got; matching ranked it with the expected model."""
+    check_statuses(phase)
+    held = {key for keys in before.values() for key in keys}
+    problems: list[str] = []
+    for index, path in enumerate(paths):
+        key = match_key(portal_id, path)
+        if key in held:
+            problems.append(f"{path}: answered before the phase (a hit, not a miss)")
+            continue
+        value = cache.get(key)
+        stored = value.partition(b"\n")[2] if isinstance(value, bytes) else b""
+        if not stored:
+            problems.append(f"{path}: no stored answer (a degraded answer is not stored)")
+            continue
+        if (zlib.crc32(stored), len(stored)) != (phase.crcs[index], phase.sizes[index]):
+            problems.append(f"{path}: the client got other bytes than were stored")
+            continue
+        firm = int(path.split("/")[3])
+        problems += [f"{path}: {p}" for p in check_answer(orjson.loads(stored), firm, expect)]
+        if len(problems) > 20:
+            break
+    if problems:
+        raise BenchFailure(f"{phase.name}: " + "; ".join(problems[:20]))
