@@ -183,13 +183,19 @@ def verify_open(
     portal_id: int,
     expect: Expectation,
     before: dict[int, list[bytes]],
-) -> None:
-    """Each open-loop request missed: its own cache key was not stored before the phase and is
-    now, with the bytes the client got; matching ranked it with the expected model."""
-    check_statuses(phase)
+) -> int:
+    """Each open-loop request answered 200 missed: its own cache key was not stored before the
+    phase and is now, with the bytes the client got; matching ranked it with the expected
+    model. Returns how many requests were not answered 200: an open loop past capacity queues
+    until requests time out, which the report shows (target (a) not met) rather than stopping
+    the run."""
     held = {key for keys in before.values() for key in keys}
     problems: list[str] = []
+    failed = 0
     for index, path in enumerate(paths):
+        if phase.statuses[index] != 200:
+            failed += 1
+            continue
         key = match_key(portal_id, path)
         if key in held:
             problems.append(f"{path}: answered before the phase (a hit, not a miss)")
@@ -208,3 +214,4 @@ def verify_open(
             break
     if problems:
         raise BenchFailure(f"{phase.name}: " + "; ".join(problems[:20]))
+    return failed

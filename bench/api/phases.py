@@ -61,6 +61,11 @@ class Phase:
         span = float(sent.max() - sent.min())
         return (self.requests - 1) / span if span > 0 else float("nan")
 
+    @property
+    def failed(self) -> int:
+        """Requests not answered 200 (an open loop past capacity times out)."""
+        return sum(1 for s in self.statuses if s != 200)
+
     def late(self, ms: float) -> int:
         """Open loop: requests that left more than ``ms`` after their due time."""
         assert self.lag_ms is not None

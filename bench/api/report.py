@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+from collections import Counter
 from importlib import metadata
 from importlib.util import find_spec
 
@@ -138,7 +139,7 @@ def print_report(
         (
             f"(a) open loop {TARGET_OPEN_RATE:g}/s: p99 ≤ {TARGET_OPEN_P99_MS:g} ms",
             f"{open_loop.pct(99):.1f} ms",
-            at_rate and open_loop.pct(99) <= TARGET_OPEN_P99_MS,
+            at_rate and open_loop.pct(99) <= TARGET_OPEN_P99_MS and not open_loop.failed,
         ),
         (
             f"(b) uncached ≥ {TARGET_UNCACHED_RPS:g} requests/s at {concurrency}",
@@ -200,6 +201,10 @@ def print_open_loop(phase: Phase) -> None:
         f"{phase.rate:g}/s), answered in {phase.seconds:.2f} s ({answered:,.1f}/s); late sends: "
         f"{phase.late(1.0):,} by more than 1 ms, {phase.late(10.0):,} by more than 10 ms"
     )
+    if phase.failed:
+        statuses = Counter(s for s in phase.statuses if s != 200)
+        summary = ", ".join(f"{n:,}× {s or 'no answer'}" for s, n in statuses.most_common())
+        print(f"  NOT answered 200: {phase.failed:,} ({summary}); their latency is counted too")
     generator = sum(phase.cpu["load generator"])
     servers = sum(sum(phase.cpu[n]) for n in ("gateway", "matching", "registry"))
     busy = sum(phase.cpu["machine"]) / (phase.seconds * len(os.sched_getaffinity(0)))
