@@ -186,15 +186,16 @@ def verify_open(
 ) -> int:
     """Each open-loop request answered 200 missed: its own cache key was not stored before the
     phase and is now, with the bytes the client got; matching ranked it with the expected
-    model. Returns how many requests were not answered 200: an open loop past capacity queues
-    until requests time out, which the report shows (target (a) not met) rather than stopping
-    the run."""
+    model. Returns how many 200 answers have no stored answer in Redis: past capacity the
+    gateway's Redis pool runs out and its cache falls back to process memory (degraded, not
+    wrong), which the report shows (target (a) not met) rather than stopping the run, as it
+    shows the requests not answered 200 (an open loop past capacity queues until they time
+    out)."""
     held = {key for keys in before.values() for key in keys}
     problems: list[str] = []
-    failed = 0
+    unstored = 0
     for index, path in enumerate(paths):
         if phase.statuses[index] != 200:
-            failed += 1
             continue
         key = match_key(portal_id, path)
         if key in held:
@@ -203,7 +204,7 @@ def verify_open(
         value = cache.get(key)
         stored = value.partition(b"\n")[2] if isinstance(value, bytes) else b""
         if not stored:
-            problems.append(f"{path}: no stored answer (a degraded answer is not stored)")
+            unstored += 1
             continue
         if (zlib.crc32(stored), len(stored)) != (phase.crcs[index], phase.sizes[index]):
             problems.append(f"{path}: the client got other bytes than were stored")
@@ -214,4 +215,4 @@ def verify_open(
             break
     if problems:
         raise BenchFailure(f"{phase.name}: " + "; ".join(problems[:20]))
-    return failed
+    return unstored

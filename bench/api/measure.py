@@ -177,7 +177,9 @@ def measure(
             [matches_path(f) + OPEN_QUERIES[0] for f in open_firms],
             OPEN_CONNECTIONS,
         )
-        verify_open(open_loop, open_paths, cache, world.portal_id, expect, before)
+        open_loop.unstored = verify_open(
+            open_loop, open_paths, cache, world.portal_id, expect, before
+        )
 
         cached_paths = [matches_path(f) for f in cached_firms]
         keys_before = sum(len(v) for v in cache_keys(cache, world.portal_id).values())

@@ -38,6 +38,8 @@ class Phase:
     rate: float | None = None
     lag_ms: np.ndarray[Any, Any] | None = None
     sent_latency_ms: np.ndarray[Any, Any] | None = None
+    # Open loop: 200 answers not found in Redis (the gateway's cache fell back to its memory).
+    unstored: int = 0
 
     @property
     def requests(self) -> int:

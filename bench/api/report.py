@@ -139,7 +139,10 @@ def print_report(
         (
             f"(a) open loop {TARGET_OPEN_RATE:g}/s: p99 ≤ {TARGET_OPEN_P99_MS:g} ms",
             f"{open_loop.pct(99):.1f} ms",
-            at_rate and open_loop.pct(99) <= TARGET_OPEN_P99_MS and not open_loop.failed,
+            at_rate
+            and open_loop.pct(99) <= TARGET_OPEN_P99_MS
+            and not open_loop.failed
+            and not open_loop.unstored,
         ),
         (
             f"(b) uncached ≥ {TARGET_UNCACHED_RPS:g} requests/s at {concurrency}",
@@ -205,6 +208,11 @@ def print_open_loop(phase: Phase) -> None:
         statuses = Counter(s for s in phase.statuses if s != 200)
         summary = ", ".join(f"{n:,}× {s or 'no answer'}" for s, n in statuses.most_common())
         print(f"  NOT answered 200: {phase.failed:,} ({summary}); their latency is counted too")
+    if phase.unstored:
+        print(
+            f"  answered 200 but not stored in Redis: {phase.unstored:,} (the gateway's Redis "
+            "pool ran out and its cache fell back to process memory: degraded)"
+        )
     generator = sum(phase.cpu["load generator"])
     servers = sum(sum(phase.cpu[n]) for n in ("gateway", "matching", "registry"))
     busy = sum(phase.cpu["machine"]) / (phase.seconds * len(os.sched_getaffinity(0)))
