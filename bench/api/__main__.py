@@ -15,6 +15,8 @@ from bench.api.common import (
     DEFAULT_ADMIN_URL,
     DEFAULT_REDIS_URL,
     OPEN_FIRMS,
+    OPEN_QUERIES,
+    TARGET_OPEN_RATE,
     WAIT_FIRMS,
     BenchFailure,
 )
@@ -31,6 +33,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--uncached", type=int, default=3_000, help="uncached requests, each a new firm (3,000)"
+    )
+    parser.add_argument(
+        "--open-rate",
+        type=float,
+        default=TARGET_OPEN_RATE,
+        help=f"open-loop phase: uncached requests due per second ({TARGET_OPEN_RATE:g})",
+    )
+    parser.add_argument(
+        "--open-seconds", type=float, default=20.0, help="open-loop phase: its length (20 s)"
     )
     parser.add_argument("--cached", type=int, default=10_000, help="cached requests (10,000)")
     parser.add_argument("--floor", type=int, default=10_000, help="floor requests (10,000)")
@@ -68,6 +79,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     warm = WAIT_FIRMS + CAPTURE_FIRMS + OPEN_FIRMS
     if args.firms < warm + args.uncached:
         parser.error(f"--firms must be at least {warm} (warm-up) + --uncached")
+    if args.open_rate <= 0 or args.open_seconds <= 0:
+        parser.error("--open-rate and --open-seconds must be > 0")
+    if round(args.open_rate * args.open_seconds) > len(OPEN_QUERIES) * args.uncached:
+        parser.error(
+            f"the open loop asks each --uncached firm at most {len(OPEN_QUERIES)} times: "
+            "--open-rate × --open-seconds must be at most that many"
+        )
+    if round(args.open_rate * args.open_seconds) < 2:
+        parser.error("--open-rate × --open-seconds must be at least 2 requests")
     if args.cached_firms > CAPTURE_FIRMS:
         parser.error(f"--cached-firms must be at most {CAPTURE_FIRMS}")
     return args

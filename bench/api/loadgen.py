@@ -17,6 +17,7 @@ import httpx
 import orjson
 
 from bench.api.cpu import cpu_seconds, cpu_ticks
+from bench.api.openloop import open_load
 
 
 async def drive(
@@ -90,5 +91,7 @@ def loadgen_main(spec_file: str, out_file: str) -> int:
     if find_spec("sniffio") is None:
         sys.modules["sniffio"] = None  # type: ignore[assignment]
     spec = orjson.loads(Path(spec_file).read_bytes())
-    Path(out_file).write_bytes(orjson.dumps(asyncio.run(load(spec))))
+    # A spec with a rate is an open-loop phase (bench.api.openloop); else a closed loop.
+    run = open_load(spec) if spec.get("rate") else load(spec)
+    Path(out_file).write_bytes(orjson.dumps(asyncio.run(run)))
     return 0

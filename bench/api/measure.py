@@ -18,6 +18,7 @@ from bench.api.checks import (
     cache_keys,
     check_answer,
     check_statuses,
+    verify_open,
     verify_same_bytes,
     verify_uncached,
     wait_for_model,
@@ -29,7 +30,9 @@ from bench.api.common import (
     CAPTURE_FIRMS,
     FLOOR_PATH,
     HOPS_PATH,
+    OPEN_CONNECTIONS,
     OPEN_FIRMS,
+    OPEN_QUERIES,
     PROFILE_REQUESTS,
     WAIT_FIRMS,
     BenchFailure,
@@ -164,6 +167,20 @@ def measure(
         )
         eligible = verify_uncached(uncached, measured, cache, world.portal_id, expect, before)
 
+        open_paths = [matches_path(f) + q for q in OPEN_QUERIES for f in measured]
+        open_paths = open_paths[: round(args.open_rate * args.open_seconds)]
+        before = cache_keys(cache, world.portal_id)
+        open_loop = runner.run_open(
+            f"open loop: uncached, due at {args.open_rate:g}/s",
+            open_paths,
+            args.open_rate,
+            [matches_path(f) + OPEN_QUERIES[0] for f in open_firms],
+            OPEN_CONNECTIONS,
+        )
+        open_loop.unstored = verify_open(
+            open_loop, open_paths, cache, world.portal_id, expect, before
+        )
+
         cached_paths = [matches_path(f) for f in cached_firms]
         keys_before = sum(len(v) for v in cache_keys(cache, world.portal_id).values())
         cached = runner.run(
@@ -279,7 +296,7 @@ def measure(
         )
         info.append(("client", client_note))
 
-    print_report(info, notes, [uncached, cached, floor, hops], args.concurrency)
+    print_report(info, notes, [uncached, cached, floor, hops], args.concurrency, open_loop)
     if profile_lines:
         print("\nprofile of the uncached path")
         for line in profile_lines:

@@ -33,6 +33,13 @@ class Phase:
     # its sizes are the answers' sizes in no particular order.
     percentiles: dict[float, float] | None = None
     concurrency: int = 1
+    # Open loop only: the arrival rate asked for, each request's lag (due time to its sending)
+    # and its latency from sending (what a closed-loop client would have measured).
+    rate: float | None = None
+    lag_ms: np.ndarray[Any, Any] | None = None
+    sent_latency_ms: np.ndarray[Any, Any] | None = None
+    # Open loop: 200 answers not found in Redis (the gateway's cache fell back to its memory).
+    unstored: int = 0
 
     @property
     def requests(self) -> int:
@@ -46,6 +53,25 @@ class Phase:
         if self.percentiles is not None:
             return self.percentiles[q]
         return float(np.percentile(self.latency_ms, q))
+
+    @property
+    def sent_rate(self) -> float:
+        """Open loop: requests sent per second, first sending to last (the rate achieved)."""
+        assert self.rate is not None
+        assert self.lag_ms is not None
+        sent = np.arange(self.requests) / self.rate + self.lag_ms / 1000
+        span = float(sent.max() - sent.min())
+        return (self.requests - 1) / span if span > 0 else float("nan")
+
+    @property
+    def failed(self) -> int:
+        """Requests not answered 200 (an open loop past capacity times out)."""
+        return sum(1 for s in self.statuses if s != 200)
+
+    def late(self, ms: float) -> int:
+        """Open loop: requests that left more than ``ms`` after their due time."""
+        assert self.lag_ms is not None
+        return int(np.count_nonzero(self.lag_ms > ms))
 
     def cpu_ms_per_request(self, name: str) -> float:
         return sum(self.cpu[name]) * 1000 / self.requests
@@ -80,33 +106,16 @@ class Runner:
             if warmup:
                 self.wrk(warmup_paths, warmup, concurrency or self.concurrency)
             return self.timed_wrk(name, paths, requests, concurrency or self.concurrency)
-        spec_file = self.workdir / f"spec-{self.runs}.json"
-        out_file = self.workdir / f"out-{self.runs}.json"
-        spec = {
-            "base_url": self.base_url,
-            "headers": self.headers,
-            "pids": self.processes(),
-            "database": BENCH_DATABASE,
-            "concurrency": concurrency or self.concurrency,
-            "max_seconds": self.max_seconds,
-            "paths": list(paths),
-            "requests": requests,
-            "warmup_paths": list(warmup_paths),
-            "warmup": warmup,
-        }
-        spec_file.write_bytes(orjson.dumps(spec))
-        env = os.environ | {
-            "PYTHONPATH": os.pathsep.join(
-                filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])
-            )
-        }
-        command = [sys.executable, "-m", "bench.api", "--loadgen", str(spec_file), str(out_file)]
-        done = subprocess.run(
-            command, cwd=REPO_ROOT, env=env, capture_output=True, timeout=self.max_seconds + 300
+        out = self.loadgen(
+            {
+                "concurrency": concurrency or self.concurrency,
+                "max_seconds": self.max_seconds,
+                "paths": list(paths),
+                "requests": requests,
+                "warmup_paths": list(warmup_paths),
+                "warmup": warmup,
+            }
         )
-        if done.returncode != 0:
-            raise BenchFailure(f"load generator failed:\n{done.stderr.decode()[-4000:]}")
-        out = orjson.loads(out_file.read_bytes())
         results = out["results"]
         if not results:
             raise BenchFailure(f"{name}: no request completed")
@@ -125,6 +134,82 @@ class Runner:
             f"{name}: {phase.requests:,} requests in {phase.seconds:.2f} s, "
             f"{phase.rps:,.0f}/s, p50 {phase.pct(50):.2f} ms, p99 {phase.pct(99):.2f} ms "
             f"(PostgreSQL processes counted: {out['processes']['PostgreSQL']})",
+            flush=True,
+        )
+        return phase
+
+    def loadgen(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """Run ``python -m bench.api --loadgen`` on ``spec`` (plus the target and the processes
+        to watch) in a fresh process; what it wrote back."""
+        spec_file = self.workdir / f"spec-{self.runs}.json"
+        out_file = self.workdir / f"out-{self.runs}.json"
+        spec = {
+            "base_url": self.base_url,
+            "headers": self.headers,
+            "pids": self.processes(),
+            "database": BENCH_DATABASE,
+            **spec,
+        }
+        spec_file.write_bytes(orjson.dumps(spec))
+        env = os.environ | {
+            "PYTHONPATH": os.pathsep.join(
+                filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])
+            )
+        }
+        command = [sys.executable, "-m", "bench.api", "--loadgen", str(spec_file), str(out_file)]
+        done = subprocess.run(
+            command,
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            timeout=self.max_seconds + spec.get("seconds", 0.0) + 300,
+        )
+        if done.returncode != 0:
+            raise BenchFailure(f"load generator failed:\n{done.stderr.decode()[-4000:]}")
+        out: dict[str, Any] = orjson.loads(out_file.read_bytes())
+        return out
+
+    def run_open(
+        self,
+        name: str,
+        paths: Sequence[str],
+        rate: float,
+        warmup_paths: Sequence[str],
+        connections: int,
+    ) -> Phase:
+        """An open-loop phase (bench.api.openloop): each path once, due every 1/rate s, after
+        ``warmup_paths`` opened ``connections`` connections. Latencies from the due time."""
+        self.runs += 1
+        out = self.loadgen(
+            {
+                "rate": rate,
+                "seconds": len(paths) / rate,
+                "concurrency": connections,
+                "paths": list(paths),
+                "warmup_paths": list(warmup_paths),
+            }
+        )
+        rows = np.array(out["results"], dtype=np.int64).reshape(-1, 6)
+        phase = Phase(
+            name,
+            rows[:, 0] / 1e6,
+            [int(s) for s in rows[:, 1]],
+            [int(c) for c in rows[:, 2]],
+            [int(n) for n in rows[:, 3]],
+            out["seconds"],
+            out["cpu"],
+            len(paths),
+            rate=rate,
+            lag_ms=rows[:, 4] / 1e6,
+            sent_latency_ms=rows[:, 5] / 1e6,
+        )
+        assert phase.lag_ms is not None
+        print(
+            f"{name}: {phase.requests:,} requests due at {rate:g}/s, sent at "
+            f"{phase.sent_rate:,.1f}/s, p50 {phase.pct(50):.2f} ms, p99 {phase.pct(99):.2f} ms, "
+            f"max {phase.pct(100):.2f} ms from the due time; lag p99 "
+            f"{np.percentile(phase.lag_ms, 99):.2f} ms (PostgreSQL processes counted: "
+            f"{out['processes']['PostgreSQL']})",
             flush=True,
         )
         return phase
