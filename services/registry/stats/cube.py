@@ -232,7 +232,7 @@ def group(columns: Sequence[Coded], rows: np.ndarray) -> Groups | None:
     starts = np.searchsorted(inverse[sort], np.arange(len(unique)))
     first = order[starts]
     labels = [c.labels[c.codes[first]].tolist() for c in columns]
-    keys = list(zip(*labels, strict=True)) if labels else [()] * len(starts)
+    keys: list[tuple[str, ...]] = list(zip(*labels, strict=True)) if labels else [()] * len(starts)
     return Groups(order, starts, keys)
 
 
