@@ -479,8 +479,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     print_machine(
         machine_info(("numpy", "scikit-learn", "lightgbm")),
         [
-            f"model       {trained.chosen} (train.train), fitted on {len(fit_part):,} of "
-            f"{len(data):,} decided applications; the newest {len(holdout):,} are its holdout",
+            f"model       {trained.chosen} (train.train), chosen on the newest "
+            f"{len(holdout):,} of {len(data):,} decided applications (fitted on the older "
+            f"{len(fit_part):,}: its holdout Brier below), then served refitted on all "
+            f"{len(data):,}; the peers are fitted on the older rows only, so the NDCG on "
+            f"unseen firms gives ours the newest {len(holdout):,} decisions more to learn from",
             f"peer        LGBMRanker(objective=lambdarank), the same rows and features, grouped "
             f"by firm; grid best on that holdout (NDCG@5): {lgbm_params}",
             f"peer        LGBMClassifier(objective=binary), the same rows and features; grid "
