@@ -1,6 +1,7 @@
 """Statistics computed straight from the rows, one application at a time where it matters:
 the definitions the statistics cube's answers must match (the overview, the league table,
-the targets' amounts; ``stats.breakdown_from_rows`` is the breakdowns')."""
+the targets' amounts, applications per product; ``stats.breakdown_from_rows`` is the
+breakdowns')."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from sqlalchemy.sql import ColumnElement
 
 from services.registry.stats.cells import MIN_CELL_FIRMS, gap_cell, withheld
 from services.registry.stats.china_time import date_sql, day_start
+from services.registry.stats.eligibility import FIGURES as PRODUCT_FIGURES
 from services.registry.stats.filters import Filters, application_where, in_category, period
 from services.registry.stats.league import LEAGUE_FIGURES, deadline_offsets
 from services.registry.stats.measures import (
@@ -222,3 +224,62 @@ def matched_without_application_from_rows(
         gap_cell(r.town_code, r.industry_section, int(r.matched), int(r.without_application))
         for r in conn.execute(stmt)
     ]
+
+
+def products_from_rows(
+    conn: Connection, filters: Filters, institution_id: int | None = None
+) -> list[dict[str, Any]]:
+    """``eligibility.by_product`` by SQL over the rows: per product, its applications by
+    eligibility status and its distinct firms (withheld below ``MIN_CELL_FIRMS``)."""
+    status = APP.c.eligibility_status
+    where = application_where(filters)
+    if institution_id is not None:
+        where.append(APP.c.institution_id == institution_id)
+    stmt = (
+        sa.select(
+            APP.c.product_id,
+            PROD.c.name,
+            PROD.c.category,
+            PROD.c.institution_id,
+            INST.c.name.label("institution_name"),
+            sa.func.count().label("applications"),
+            sa.func.count(sa.distinct(APP.c.firm_id)).label("firms"),
+            count_if(status == "eligible").label("eligible"),
+            count_if(status == "ineligible").label("ineligible"),
+            count_if(status == "unknown").label("unknown"),
+        )
+        .select_from(
+            APP.join(PROD, PROD.c.id == APP.c.product_id).join(
+                INST, INST.c.id == PROD.c.institution_id
+            )
+        )
+        .where(*where)
+        .group_by(
+            APP.c.product_id, PROD.c.name, PROD.c.category, PROD.c.institution_id, INST.c.name
+        )
+    )
+    out = []
+    for r in sorted(conn.execute(stmt), key=lambda r: (-int(r.applications), r.product_id)):
+        row: dict[str, Any] = {
+            "product_id": int(r.product_id),
+            "name": r.name,
+            "category": r.category,
+            "institution_id": int(r.institution_id),
+            "institution_name": r.institution_name,
+        }
+        if int(r.firms) < MIN_CELL_FIRMS:
+            out.append(row | withheld(PRODUCT_FIGURES))
+            continue
+        checked = int(r.eligible) + int(r.ineligible)
+        out.append(
+            row
+            | {
+                "suppressed": False,
+                "applications": int(r.applications),
+                "eligible": int(r.eligible),
+                "ineligible": int(r.ineligible),
+                "unknown": int(r.unknown),
+                "ineligible_share": ratio(int(r.ineligible), checked),
+            }
+        )
+    return out

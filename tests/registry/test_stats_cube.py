@@ -1,10 +1,11 @@
 """The statistics cube answers exactly what the rows answer, and stays fresh after any write.
 
 The reference is ``overview_from_rows`` (tests/registry/stats_oracle.py) and
-``breakdown_from_rows``: the same figures computed by SQL over the rows themselves. A seeded
-world (a year and more of decided applications, match events, some erased firms) is read
-both ways for periods that start and end on month boundaries, inside months, across a New
-Year in China time, open on either side, or empty.
+``breakdown_from_rows`` (``products_from_rows`` for applications per product): the same
+figures computed by SQL over the rows themselves. A seeded world (a year and more of decided
+applications, match events, some erased firms) is read both ways for periods that start and
+end on month boundaries, inside months, across a New Year in China time, open on either side,
+or empty.
 """
 
 from __future__ import annotations
@@ -24,12 +25,14 @@ from services.registry.seed.loader import seed_demo
 from services.registry.stats import Filters
 from services.registry.stats import cube as stats_cube
 from services.registry.stats.china_time import CHINA
+from services.registry.stats.eligibility import by_product
 from shared.schemas.stats import Dimension
 from tests.registry.stats_oracle import (
     category_amounts_from_rows,
     league_from_rows,
     matched_without_application_from_rows,
     overview_from_rows,
+    products_from_rows,
 )
 
 SEEDED_AT = datetime(2026, 11, 20, 3, 0, tzinfo=UTC)
@@ -357,3 +360,75 @@ def test_an_empty_period_reads_nothing() -> None:
     period = stats_cube.split(date(2026, 3, 1), date(2026, 3, 1))
     assert period.empty()
     assert period.edges == ()
+
+
+def mixed_eligibility(engine: Engine) -> None:
+    """The seed leaves every application's eligibility unknown: give them all three statuses,
+    and move one application to another institution by hand (its product's stays), so that
+    an institution's scope is the applications' institution, as the rows read it."""
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "UPDATE application SET eligibility_status = CASE "
+                "WHEN id % 5 < 2 THEN 'eligible' WHEN id % 5 < 4 THEN 'ineligible' "
+                "ELSE 'unknown' END"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "UPDATE application SET institution_id = "
+                "(SELECT max(id) FROM institution WHERE id <> application.institution_id) "
+                "WHERE id = (SELECT min(id) FROM application)"
+            )
+        )
+
+
+@pytest.mark.parametrize("category", [None, "ip_pledge"])
+@pytest.mark.parametrize("town", [None, TANGXIA])
+def test_applications_per_product_from_the_cube_are_what_the_rows_answer(
+    world: Engine, town: str | None, category: str | None
+) -> None:
+    mixed_eligibility(world)
+    stats_cube.refresh(world)
+    with world.connect() as conn:
+        institutions = [None, *conn.execute(sa.text("SELECT id FROM institution")).scalars()]
+    listed = shown = ineligible = 0
+    for date_from, date_to in PERIODS:
+        f = Filters(date_from=date_from, date_to=date_to, town_code=town, category=category)
+        with world.connect() as conn:
+            for institution in institutions:
+                cube = by_product(conn, f, institution)
+                assert cube == products_from_rows(conn, f, institution), (f, institution)
+                listed += len(cube)
+                shown += sum(not r["suppressed"] for r in cube)
+                ineligible += sum(r["ineligible"] or 0 for r in cube)
+    assert listed > 0
+    if town is None or category is None:  # one town's pledges are too few firms to show
+        assert shown > 0
+        assert ineligible > 0
+
+
+def test_applications_per_product_follow_a_write(world: Engine) -> None:
+    """An application declared ineligible after the cube was built is counted so at once."""
+    mixed_eligibility(world)
+    stats_cube.refresh(world)
+    with world.connect() as conn:
+        before = {r["product_id"]: r for r in by_product(conn, Filters())}
+        app_id, product_id = conn.execute(
+            sa.text(
+                "SELECT id, product_id FROM application WHERE eligibility_status = 'eligible' "
+                "ORDER BY id LIMIT 1"
+            )
+        ).one()
+    with world.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE application SET eligibility_status = 'ineligible' WHERE id = :i"),
+            {"i": app_id},
+        )
+    stats_cube.refresh(world)
+    with world.connect() as conn:
+        after = {r["product_id"]: r for r in by_product(conn, Filters())}
+        assert list(after.values()) == products_from_rows(conn, Filters())
+    if not before[product_id]["suppressed"]:
+        assert after[product_id]["ineligible"] == before[product_id]["ineligible"] + 1
+        assert after[product_id]["eligible"] == before[product_id]["eligible"] - 1

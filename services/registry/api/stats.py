@@ -144,7 +144,7 @@ def institutions(
     return {"deadline_working_days": days, "filters": f.as_dict(), "rows": rows}
 
 
-@router.get("/products", response_model=ProductEligibility)
+@router.get("/products", response_model=ProductEligibility, dependencies=[FreshCube])
 def products(
     session: ReadSessionDep,
     principal: PrincipalDep,

@@ -2,7 +2,8 @@
 match events and registrations, at four levels (the city, a town, a category, a town and a
 category), with the firms behind each cell as compressed bitmaps so that distinct firms over
 any run of months stay exact. ``stats_cube_by`` holds the same per month for the breakdowns by
-institution, size class and industry section (each at the same four levels).
+institution, size class and industry section (each at the same four levels), and per product
+(the city and each town) its applications by eligibility status.
 
 ``stats_dirty`` names the months whose cube rows no longer match the rows they summarise.
 Database triggers (migration 0005) mark a month dirty on every insert, update or delete that
@@ -64,12 +65,23 @@ BY_DIMENSIONS = {
     "industry": "industry_section",
 }
 
+# stats_cube_by's per-product cells (not a breakdown: /v1/stats/products reads them).
+PRODUCT = "product"
+
+
+def product_key(product_id: int, institution_id: int) -> str:
+    """A product cell's key. The institution is part of it so that an institution's scope
+    reads exactly its applications' cells, whatever a hand-made edit did to a row."""
+    return f"{product_id}/{institution_id}"
+
+
 stats_cube_by = sa.Table(
     "stats_cube_by",
     SQLModel.metadata,
     sa.Column("month", sa.String(7), primary_key=True),
     sa.Column("dimension", sa.String(16), primary_key=True),  # a key of BY_DIMENSIONS
-    sa.Column("key", sa.String(40), primary_key=True),  # the institution id, size class, section
+    # The institution id, size class, section, or PRODUCT_KEY's "product id/institution id".
+    sa.Column("key", sa.String(40), primary_key=True),
     sa.Column("town_code", sa.String(9), primary_key=True),
     sa.Column("category", sa.String(40), primary_key=True),
     sa.Column("applications", sa.BigInteger(), nullable=False),
@@ -81,6 +93,11 @@ stats_cube_by = sa.Table(
     sa.Column("small_micro_yuan", sa.BigInteger(), nullable=False),
     sa.Column("first_loans", sa.BigInteger(), nullable=False),
     sa.Column("applicant_firms", sa.LargeBinary(), nullable=False),
+    # The applications by the eligibility status matching's rules gave them at submission
+    # (migration 0016): summed in every cell, read from the product cells by /v1/stats/products.
+    sa.Column("eligible", sa.BigInteger(), nullable=False, server_default="0"),
+    sa.Column("ineligible", sa.BigInteger(), nullable=False, server_default="0"),
+    sa.Column("unknown", sa.BigInteger(), nullable=False, server_default="0"),
     # Institution cells only (the league table reads them; empty elsewhere): response hours as
     # in stats_cube, and the open or decided applications counted per (day submitted, day
     # decided or -1 when open) as int32 triplets (days since 1970-01-01, China time), so a

@@ -38,6 +38,8 @@ from services.registry.db import write_session
 from services.registry.models.stats_cube import (
     ALL,
     BY_DIMENSIONS,
+    PRODUCT,
+    product_key,
     stats_cube,
     stats_cube_by,
     stats_dirty,
@@ -81,8 +83,12 @@ COUNTS = (
     "firms_with_need",
     "small_micro_or_agri_yuan",
     "sme_yuan",
+    "eligible",
+    "ineligible",
+    "unknown",
 )
 BITMAPS = ("applicant_firms", "approved_firms", "first_loan_firms", "matched_firms")
+ELIGIBILITY = ("eligible", "ineligible", "unknown")  # an application's eligibility_status
 # (dimension or '', its value or '', town code or ALL, category or ALL)
 Key = tuple[str, str, str, str]
 
@@ -175,12 +181,18 @@ def split(date_from: date | None, date_to: date | None) -> Split:
 # --- building cells from the rows ----------------------------------------------------------
 
 # The cells of every month: (dimension, its value, town, category), '' and ALL where unused.
-# The plain cube's cells have no dimension; stats_cube_by's have one of BY_DIMENSIONS.
-LEVELS: tuple[tuple[str, bool, bool], ...] = tuple(
-    (dimension, by_town, by_category)
-    for dimension in ("", *BY_DIMENSIONS)
-    for by_town in (False, True)
-    for by_category in (False, True)
+# The plain cube's cells have no dimension; stats_cube_by's have one of BY_DIMENSIONS, or are
+# a product's (the city and each town only: a product has one category, so a category filter
+# is the choice of products, made when the cells are read).
+LEVELS: tuple[tuple[str, bool, bool], ...] = (
+    *(
+        (dimension, by_town, by_category)
+        for dimension in ("", *BY_DIMENSIONS)
+        for by_town in (False, True)
+        for by_category in (False, True)
+    ),
+    (PRODUCT, False, False),
+    (PRODUCT, True, False),
 )
 NO_DAY = np.iinfo(np.int32).min  # day_counts' decided day of an open application
 # stats_cube_by's cells of the firms registered in the month, by their town and section now
@@ -198,6 +210,15 @@ class Coded:
     @classmethod
     def of(cls, values: np.ndarray) -> Coded:
         labels, codes = np.unique(values.astype(str), return_inverse=True)
+        return cls(codes.astype(np.int64), labels)
+
+    @classmethod
+    def products(cls, product: np.ndarray, institution: np.ndarray) -> Coded:
+        """Each row's product cell key (``product_key``), coded on integers: the strings are
+        made once per product, not once per row."""
+        pairs = (product.astype(np.int64) << 32) | institution.astype(np.int64)
+        unique, codes = np.unique(pairs, return_inverse=True)
+        labels = np.array([product_key(int(u) >> 32, int(u) & 0xFFFFFFFF) for u in unique])
         return cls(codes.astype(np.int64), labels)
 
 
@@ -329,6 +350,8 @@ def build(
             APP.c.size_class,
             APP.c.industry_section,
             APP.c.institution_id,
+            APP.c.product_id,
+            APP.c.eligibility_status,
             APP.c.requested_amount_yuan,
             APP.c.approved_amount_yuan,
             APP.c.approved_rate_bp,
@@ -404,8 +427,8 @@ def _add_registered(cell: Any, firms: Sequence[Any]) -> None:
 def _add_applications(cell: Any, rows: Sequence[Any]) -> None:
     """Sum the applications ``rows`` (build's columns) into every level's cells."""
     columns = (np.array(col, dtype=object) for col in zip(*rows, strict=True))
-    (firm, town, cat, status, first, size, section, institution, requested, amount, rate, hours,
-     submitted_day, decided_day) = columns  # fmt: skip
+    (firm, town, cat, status, first, size, section, institution, product, eligibility, requested,
+     amount, rate, hours, submitted_day, decided_day) = columns  # fmt: skip
     approved = status == APPROVED
     first_loans = approved & (first == True)  # noqa: E712 (an object array)
     approved_amount = np.where(approved & (amount != None), amount, 0).astype(np.int64)  # noqa: E711
@@ -424,6 +447,7 @@ def _add_applications(cell: Any, rows: Sequence[Any]) -> None:
         "first_loans": first_loans.astype(np.int64),
         "rate_bp_sum": np.where(rated, rate, 0).astype(np.int64),
         "rate_bp_n": rated.astype(np.int64),
+        **{name: (eligibility == name).astype(np.int64) for name in ELIGIBILITY},
     }
     has_firm = firm != None  # noqa: E711
     firm_i = np.where(has_firm, firm, 0).astype(np.uint64)
@@ -437,6 +461,7 @@ def _add_applications(cell: Any, rows: Sequence[Any]) -> None:
         **{
             d: Coded.of(v) for d, v in zip(BY_DIMENSIONS, (institution, size, section), strict=True)
         },
+        PRODUCT: Coded.products(product, institution),
     }
     has_cat = cat != None  # noqa: E711
     names_of_counts = list(measures)
@@ -511,15 +536,49 @@ def _cell(row: Any, columns: Sequence[str]) -> Cell:
 
 
 def _store(conn: Connection, month: str, cells: dict[Key, Cell]) -> None:
-    """Replace the month's rows of both cube tables with ``cells``."""
+    """Make the month's rows of both cube tables ``cells``."""
     rows: dict[sa.Table, list[dict[str, Any]]] = {stats_cube: [], stats_cube_by: []}
     for key, c in cells.items():
         table, row = _row(month, key, c)
         rows[table].append(row)
     for table, values in rows.items():
+        _replace_changed(conn, table, month, values)
+
+
+def _replace_changed(
+    conn: Connection, table: sa.Table, month: str, values: list[dict[str, Any]]
+) -> None:
+    """Write only the month's rows that differ from what is stored, and delete the gone ones.
+
+    A write touches one cell per level (about twenty of a month's ~12,000), so after a write
+    reading the month's rows and comparing them costs far less than writing them all again
+    (index entries, TOAST, WAL). A row that only looks different (a bitmap serialised another
+    way, response hours in another order) is rewritten: harmless, the result is ``values``.
+    """
+    pk = list(table.primary_key.columns)
+    columns = [c.name for c in table.c]
+    new = {tuple(v[c.name] for c in pk): v for v in values}
+    stored = {
+        tuple(r[: len(pk)]): tuple(_plain(x) for x in r)
+        for r in conn.execute(
+            sa.select(*(table.c[c] for c in columns)).where(table.c.month == month)
+        )
+    }
+    changed = [k for k, v in new.items() if stored.get(k) != tuple(_plain(v[c]) for c in columns)]
+    rewritten = set(changed)
+    stale = [k for k in stored if k not in new or k in rewritten]
+    if stale and len(stale) == len(stored):
         conn.execute(sa.delete(table).where(table.c.month == month))
-        if values:
-            conn.execute(sa.insert(table), values)
+    elif stale:
+        for chunk in range(0, len(stale), 500):
+            conn.execute(sa.delete(table).where(sa.tuple_(*pk).in_(stale[chunk : chunk + 500])))
+    if changed:
+        conn.execute(sa.insert(table), [new[k] for k in changed])
+
+
+def _plain(value: Any) -> Any:
+    """A value as the database gives it back (bytes for a blob, int for a count)."""
+    return bytes(value) if isinstance(value, bytes | bytearray | memoryview) else value
 
 
 def refresh(engine: Engine) -> int:
@@ -609,6 +668,42 @@ def read(
                     continue
                 key = _plain_key(by, month_of(start), town, cat)
             parts.setdefault(key, []).append(edge_cell)
+    return {k: merge(v) for k, v in parts.items()}
+
+
+def read_products(
+    conn: Connection,
+    date_from: date | None,
+    date_to: date | None,
+    town_code: str | None,
+    category: str | None,
+    columns: Sequence[str],
+) -> dict[str, Cell]:
+    """The period's product cells (the city's, or ``town_code``'s) merged per ``product_key``.
+
+    Whole months are read whatever ``category``: the caller keeps the products of the category
+    (the product's category now, as the rows' filter reads it). The cut days are built from the
+    rows of the category only, which is the same choice made earlier.
+    """
+    period = split(date_from, date_to)
+    cube = stats_cube_by.c
+    where = [
+        cube.dimension == PRODUCT,
+        cube.town_code == (town_code or ALL),
+        cube.category == ALL,
+        *period.month_where(cube.month),
+    ]
+    parts: dict[str, list[Cell]] = {}
+    if not period.empty():
+        stmt = sa.select(cube.key, *(cube[c] for c in columns)).where(*where)
+        for row in conn.execute(stmt):
+            parts.setdefault(row.key, []).append(_cell(row, columns))
+    for start, end in period.edges:
+        for (dimension, value, town, _), edge_cell in build(
+            conn, start, end, town_code, category
+        ).items():
+            if dimension == PRODUCT and town == (town_code or ALL):
+                parts.setdefault(value, []).append(edge_cell)
     return {k: merge(v) for k, v in parts.items()}
 
 
