@@ -175,7 +175,6 @@ def _validation_problem(request: Request, raw_errors: Sequence[Any]) -> JSONResp
 
 
 _HTTP_CODES = {
-    400: "bad_request",  # FastAPI's "There was an error parsing the body"
     404: "not_found",
     405: "method_not_allowed",
     413: "payload_too_large",

@@ -49,7 +49,7 @@ def test_an_unreadable_body_is_the_documented_400(stack: Stack) -> None:
     )
     assert answer.status_code == 400, answer.text
     assert answer.headers["content-type"].startswith(PROBLEM_JSON)
-    assert answer.json()["code"] == "bad_request"
+    assert answer.json()["code"] == "http_error"
 
 
 @pytest.mark.parametrize(
