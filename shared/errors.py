@@ -24,6 +24,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("finmatch.errors")
@@ -173,6 +174,34 @@ def _validation_problem(request: Request, raw_errors: Sequence[Any]) -> JSONResp
     return problem_response(422, body)
 
 
+_HTTP_CODES = {
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+}
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at the request's path, for a 405's ``Allow`` (RFC 9110).
+
+    Starlette names only the methods of the first route whose path matched, but FastAPI makes
+    one route per operation: ``/v1/firms`` answered ``Allow: POST`` though GET is served too.
+    Each method is tried against the router (included routers expose no ``methods`` of their
+    own), so the answer is what routing would do.
+    """
+    routes = request.app.router.routes
+    return sorted(
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Render every error as problem details; never leak a traceback to the client."""
 
@@ -191,9 +220,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
-            exc.status_code, "http_error"
-        )
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request))
         body = {
             "type": f"https://finmatch.example/problems/{code}",
             "title": str(exc.detail),
@@ -202,7 +232,7 @@ def install_error_handlers(app: FastAPI) -> None:
             "detail": str(exc.detail),
             "instance": request.url.path,
         }
-        return problem_response(exc.status_code, body, dict(exc.headers or {}))
+        return problem_response(exc.status_code, body, headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -249,7 +279,8 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 _DESCRIPTIONS = {
-    400: "bad request",
+    400: "the body could not be read as its media type (e.g. JSON that is not UTF-8)",
+    403: "refused for this credential: a dashboard-session write without its CSRF header",
     401: "missing, unknown or revoked API key",
     404: "not found, or outside the caller's scope",
     409: "conflict: duplicate, invalid state transition or request in flight",

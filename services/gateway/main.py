@@ -160,7 +160,7 @@ def create_app(
             "东莞中小微企业融资匹配服务。"
         ),
         lifespan=lifespan,
-        responses=problem_responses(401, 404, 409, 413, 422, 429, 502, 503, 504),
+        responses=problem_responses(400, 401, 403, 404, 409, 413, 422, 429, 502, 503, 504),
     )
     app.state.settings = settings
     # Wall-clock time for keys (expiry, how long a resolution is held) and stale answers'

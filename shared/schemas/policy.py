@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.config import JsonDict
 
 from shared.criteria import WHAT_IF
 from shared.types import Id
@@ -19,9 +20,30 @@ _CRITERIA = ", ".join(f"{name} ({c.label[1]} / {c.label[0]})" for name, c in WHA
 _BY_PRODUCT_FIELD = {c.code: name for name, c in WHAT_IF.items() if c.code != name}
 
 
+# "Exactly one of product_id and category", stated in the schema (the model validator enforces
+# it) so that a client generated from it, or a fuzzer, does not send a body that is refused.
+_ONE_TARGET: JsonDict = {
+    "oneOf": [
+        {
+            "title": "a product",
+            "required": ["product_id"],
+            "properties": {"product_id": {"type": "integer"}, "category": {"type": "null"}},
+        },
+        {
+            "title": "a product category",
+            "required": ["category"],
+            "properties": {"category": {"type": "string"}, "product_id": {"type": "null"}},
+        },
+    ]
+}
+
+
 class WhatIfRequest(BaseModel):
+    """The criterion changes for one product (`product_id`) or for a whole `category`:
+    exactly one of the two is named, the other left out or null."""
+
     # A misspelt or unknown field is an error naming it, never silently dropped.
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_ONE_TARGET)
 
     product_id: Id | None = None
     category: ProductCategory | None = None

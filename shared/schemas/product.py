@@ -22,6 +22,7 @@ from sqlmodel import AutoString, Field, SQLModel
 from shared.criteria import CRITERIA_BY_CODE, CRITERION_CODES, RANGE_PAIRS, Comparison, Unit
 from shared.enums import AmountCapBasis, CollateralKind, CreditRating
 from shared.errors import invalid_fields
+from shared.schemas.page import CURSOR_DESCRIPTION, CursorText
 from shared.schemas.partial import partial_model
 from shared.types import (
     Count,
@@ -219,7 +220,7 @@ class ProductQuery(BaseModel):
     """The filters of GET /v1/products (the gateway passes them on to the registry as given)."""
 
     limit: int = Field(default=100, ge=1, le=5000)
-    cursor: str | None = Field(default=None, max_length=64)
+    cursor: CursorText | None = Field(default=None, description=CURSOR_DESCRIPTION)
     category: ProductCategory | None = None
     institution_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
     town_code: SafeStr | None = Field(default=None, max_length=9)

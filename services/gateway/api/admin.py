@@ -23,7 +23,7 @@ from shared.schemas.access import (
     PrincipalPublic,
 )
 from shared.schemas.matching import TrainRequest
-from shared.schemas.page import Page
+from shared.schemas.page import Cursor, Page
 from shared.schemas.training import TrainingJobPublic
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], route_class=IdempotentRoute)
@@ -83,7 +83,7 @@ async def list_keys(
     principal: CurrentPrincipal,
     principal_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    cursor: Cursor = None,
 ) -> Response:
     """Every key, or one principal's: prefix, label, expiry, last use (updated at most once a
     minute, so it may lag the real last use by up to about a minute and a half), revocation.

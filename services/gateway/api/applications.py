@@ -22,7 +22,7 @@ from shared.schemas.application import (
 )
 from shared.schemas.firm import FirmFeatures
 from shared.schemas.matching import Lang
-from shared.schemas.page import Page
+from shared.schemas.page import Cursor, Page
 
 router = APIRouter(prefix="/v1/applications", tags=["applications"], route_class=IdempotentRoute)
 IdPath = Annotated[int, Path(ge=1, le=2**63 - 1)]
@@ -93,7 +93,7 @@ async def list_applications(
     request: Request,
     principal: CurrentPrincipal,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    cursor: Cursor = None,
     status: ApplicationStatus | None = None,
     firm_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
     product_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,

@@ -15,7 +15,7 @@ from services.gateway.idempotency import IdempotentRoute
 from shared.enums import PrincipalRole
 from shared.errors import problem_responses
 from shared.schemas.consent import ConsentPublic
-from shared.schemas.page import Page
+from shared.schemas.page import Cursor, Page
 
 router = APIRouter(prefix="/v1/firms", tags=["consents"], route_class=IdempotentRoute)
 IdPath = Annotated[int, Path(ge=1, le=2**63 - 1)]
@@ -43,7 +43,7 @@ async def list_consents(
     request: Request,
     principal: CurrentPrincipal,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    cursor: Cursor = None,
 ) -> Response:
     require(principal, PrincipalRole.PORTAL)
     params = {"limit": limit, "cursor": cursor}

@@ -19,7 +19,7 @@ from services.gateway.idempotency import IdempotentRoute
 from shared.enums import PrincipalRole
 from shared.errors import ProblemError
 from shared.schemas.firm import FirmCreate, FirmPublic, FirmUpdate
-from shared.schemas.page import Page
+from shared.schemas.page import Cursor, Page
 from shared.types import SafeStr
 
 router = APIRouter(prefix="/v1/firms", tags=["firms"], route_class=IdempotentRoute)
@@ -57,7 +57,7 @@ async def list_firms(
     request: Request,
     principal: CurrentPrincipal,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    cursor: Cursor = None,
     town_code: Annotated[SafeStr | None, Query(max_length=9)] = None,
     credit_code: Annotated[SafeStr | None, Query(max_length=18)] = None,
 ) -> Response:

@@ -14,7 +14,7 @@ from services.gateway.api.proxy import (
 )
 from services.gateway.auth import CurrentPrincipal
 from services.gateway.idempotency import IdempotentRoute
-from shared.schemas.page import Page
+from shared.schemas.page import Cursor, Page
 from shared.schemas.webhooks import (
     DeliveryStatus,
     WebhookDeliveryPublic,
@@ -27,7 +27,6 @@ from shared.schemas.webhooks import (
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], route_class=IdempotentRoute)
 IdPath = Annotated[int, Path(ge=1, le=2**63 - 1)]
 Limit = Annotated[int, Query(ge=1, le=500)]
-Cursor = Annotated[str | None, Query(max_length=64)]
 
 DELIVERY_RULES = (
     "Events are delivered at least once (dedupe by the `webhook-id` header, `msg_<delivery "
