@@ -154,13 +154,18 @@ def test_redis_announcement_reaches_a_second_replica(seeded_registry: FastAPI) -
 def test_the_training_process_leaves_ctrl_c_to_the_service(registry_app: FastAPI) -> None:
     """Ctrl-C in `make run` reaches every process of the terminal: the training worker must
     not die with a traceback of its own; the service shuts its pool down."""
+    # The service as a terminal starts it: Ctrl-C raises KeyboardInterrupt (a run started in
+    # the background, as by nohup … &, inherits SIGINT ignored, which proves nothing here).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     pool = manager(registry_app, matching_settings())._executor()
     try:
         handler = pool.submit(signal.getsignal, signal.SIGINT).result(timeout=60)
+        own = signal.getsignal(signal.SIGINT)
     finally:
         pool.shutdown()
+        signal.signal(signal.SIGINT, previous)
     assert handler == signal.SIG_IGN
-    assert signal.getsignal(signal.SIGINT) != signal.SIG_IGN  # the service's own is untouched
+    assert own is signal.default_int_handler  # the service's own is untouched
 
 
 async def jobs(models: ModelManager) -> list[dict[str, Any]]:
