@@ -205,6 +205,9 @@ def main() -> int:
         sys.exit(0)
 
     signal.signal(signal.SIGTERM, on_sigterm)
+    # Ctrl-C stops everything, even when this was started from a shell that ignores SIGINT in
+    # its background jobs (Python then keeps the inherited SIG_IGN and Ctrl-C would do nothing).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         for spec in SERVICES:
             # A process group of its own: Ctrl-C in the terminal reaches this process only,
