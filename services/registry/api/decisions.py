@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from functools import partial
-from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from services.registry.api.deps import PrincipalDep, RequestIdDep, SettingsDep, require_role
-from services.registry.api.ndjson import NDJSON_BODY, NdjsonImport
+from services.registry.api.ndjson import NDJSON_BODY, BatchSize, ImportId, NdjsonImport
 from services.registry.history import prepare_history_batch, write_history_batch
 from services.registry.idempotency import IdempotentWriteRoute
 from shared.enums import PrincipalRole
@@ -27,8 +26,8 @@ async def import_history(
     principal: PrincipalDep,
     settings: SettingsDep,
     request_id: RequestIdDep,
-    import_id: Annotated[str, Query(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")],
-    batch_size: Annotated[int | None, Query(ge=1, le=20_000)] = None,
+    import_id: ImportId,
+    batch_size: BatchSize = None,
 ) -> Response:
     """One past application and its decision per line (shared/schemas/history.py), for the
     institution's own products. Answers NDJSON: one result per input line, then a summary."""

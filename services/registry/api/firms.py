@@ -21,7 +21,7 @@ from services.registry.api.deps import (
     SettingsDep,
     require_role,
 )
-from services.registry.api.ndjson import NDJSON_BODY, NdjsonImport
+from services.registry.api.ndjson import NDJSON_BODY, BatchSize, ImportId, NdjsonImport
 from services.registry.bulk import prepare_batch, write_batch
 from services.registry.db import is_sqlite, statement_session
 from services.registry.idempotency import IdempotentWriteRoute
@@ -163,8 +163,8 @@ async def bulk_import(
     principal: PrincipalDep,
     settings: SettingsDep,
     request_id: RequestIdDep,
-    import_id: Annotated[str, Query(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")],
-    batch_size: Annotated[int | None, Query(ge=1, le=20_000)] = None,
+    import_id: ImportId,
+    batch_size: BatchSize = None,
 ) -> Response:
     """One firm per line. Answers NDJSON: one result per input line, then a summary line."""
     require_role(principal, PrincipalRole.PORTAL)

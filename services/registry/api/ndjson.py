@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Annotated
 
 import orjson
+from fastapi import Query
 from fastapi.concurrency import run_in_threadpool
 
 from services.registry.bulk import MAX_LINE_BYTES, BatchOutcome, NumberedLine, PreparedBatch
@@ -22,6 +24,10 @@ Prepare = Callable[[int, Sequence[NumberedLine]], PreparedBatch]
 Write = Callable[[PreparedBatch], BatchOutcome]
 
 # The OpenAPI of an NDJSON import's body (FastAPI cannot infer a body read as a stream).
+# The query of every NDJSON import: the client's id for resuming, and the lines per batch.
+ImportId = Annotated[str, Query(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
+BatchSize = Annotated[int | None, Query(ge=1, le=20_000)]
+
 NDJSON_BODY = {
     "requestBody": {
         "required": True,
