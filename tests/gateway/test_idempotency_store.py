@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from services.gateway.idempotency import Begin, BeginState, IdempotencyStore, StoredResponse
+from services.gateway.idempotency._store import _Unsynced
 from tests.gateway.redis_helpers import (
     CLOSED_PORT_URL,
     FakeClock,
@@ -296,5 +297,60 @@ def test_keys_claimed_during_an_outage_stay_in_process_after_it(
         raw.close()
         await store.aclose()
         await proxy.stop()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.redis
+def test_an_outcome_redis_missed_reaches_it_when_it_answers_again(
+    redis_url: str, prefix: str
+) -> None:
+    """A replica whose completion (or release) of a Redis claim failed writes it to Redis once
+    Redis answers: the other replica then replays it (or may run), instead of answering "in
+    flight" until the claim expires."""
+
+    async def scenario() -> None:
+        proxy = RedisProxy(redis_url)
+        await proxy.start()
+        clock = FakeClock()
+        replica_a = IdempotencyStore(proxy.url, prefix=prefix, clock=clock)
+        replica_b = IdempotencyStore(redis_url, prefix=prefix)
+        assert state(await replica_a.begin("p", "done", "fp")) is BeginState.NEW  # in Redis
+        assert state(await replica_a.begin("p", "freed", "fp")) is BeginState.NEW
+
+        await proxy.stop()
+        await replica_a.complete("p", "done", "fp", CREATED)  # Redis missed both
+        await replica_a.abandon("p", "freed")
+        assert replica_a.unsynced == 2
+        await proxy.start()
+        assert state(await replica_b.begin("p", "done", "fp")) is BeginState.IN_FLIGHT
+        assert state(await replica_b.begin("p", "freed", "fp")) is BeginState.IN_FLIGHT
+
+        clock.advance(5)  # past the guard's retry time: replica A's next request syncs
+        assert state(await replica_a.begin("p", "other", "fp")) is BeginState.NEW
+        assert replica_a.unsynced == 0
+        assert await replica_b.begin("p", "done", "fp") == Begin(BeginState.REPLAY, CREATED)
+        assert state(await replica_b.begin("p", "freed", "fp")) is BeginState.NEW
+        for store in (replica_a, replica_b):
+            await store.aclose()
+        await proxy.stop()
+
+    asyncio.run(scenario())
+
+
+def test_an_outcome_past_its_claim_is_not_written_to_redis_late() -> None:
+    """Past in_flight_seconds the claim is gone from Redis; a late write could only replace a
+    newer request's claim, so the missed outcome is dropped."""
+
+    async def scenario() -> None:
+        clock = FakeClock()
+        store = IdempotencyStore(CLOSED_PORT_URL, clock=clock, in_flight_seconds=10)
+        store._remember("p", "k", _Unsynced("fp", CREATED, clock() + 10))
+        clock.advance(11)
+        store._guard._retry_at = None  # type: ignore[union-attr]  # as if Redis were back
+        await store._sync()  # nothing is sent: the closed port would have failed the call
+        assert store.unsynced == 0
+        assert healthy(store)
+        await store.aclose()
 
     asyncio.run(scenario())

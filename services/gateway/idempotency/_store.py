@@ -17,17 +17,19 @@ request the gateway allows, or a slow request and its retry may both run.
 With Redis, one key holds the state for all replicas. Without Redis, or while it is down, an
 in-process store gives the same answers within one process only. Keys claimed in-process
 during an outage stay in-process until they expire, so the request that claimed one is
-completed, and its retries answered, in the same place. Across replicas (and across a Redis
-that lost its keys) the registry's own check keeps a keyed write to one: see
-services/registry/idempotency.py.
+completed, and its retries answered, in the same place. A key claimed in Redis whose
+completion (or release) could not reach Redis is kept here and written to Redis as soon as
+Redis answers again, so other replicas do not see a claim nobody holds ("in flight", 409)
+for ``in_flight_seconds``. Across replicas (and across a Redis that lost its keys) the
+registry's own check keeps a keyed write to one: see services/registry/idempotency.py.
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final, cast
@@ -121,6 +123,15 @@ def _decode(value: bytes, fingerprint: str) -> Begin:
     if stored_fingerprint != fingerprint:
         return Begin(BeginState.MISMATCH)
     return Begin(BeginState.REPLAY, stored)
+
+
+@dataclass(frozen=True, slots=True)
+class _Unsynced:
+    """A Redis claim's outcome that Redis has not heard yet: a response, or None (released)."""
+
+    fingerprint: str
+    response: StoredResponse | None
+    claim_expires_at: float  # past this the claim is gone from Redis anyway
 
 
 @dataclass(slots=True)
@@ -240,9 +251,60 @@ class IdempotencyStore(RedisBacked):
         self.local = LocalIdempotencyStore(
             ttl_seconds=ttl_seconds, in_flight_seconds=in_flight_seconds, clock=clock
         )
+        self._clock = clock
+        # Outcomes of Redis claims that Redis missed, oldest first (see the module doc).
+        self._unsynced: OrderedDict[tuple[str, str], _Unsynced] = OrderedDict()
+        self._syncing = False
         if self._redis is not None:
             self._complete_script = self._redis.register_script(_COMPLETE_SCRIPT)
             self._abandon_script = self._redis.register_script(_ABANDON_SCRIPT)
+
+    MAX_UNSYNCED: Final = 10_000
+    SYNC_BATCH: Final = 100
+
+    @property
+    def unsynced(self) -> int:
+        """Outcomes of Redis claims still to be written to Redis."""
+        return len(self._unsynced)
+
+    def _remember(self, scope: str, key: str, outcome: _Unsynced) -> None:
+        self._unsynced[(scope, key)] = outcome
+        self._unsynced.move_to_end((scope, key))
+        while len(self._unsynced) > self.MAX_UNSYNCED:
+            self._unsynced.popitem(last=False)  # its claim expires in Redis by itself
+
+    async def _sync(self) -> None:
+        """Write missed outcomes to a Redis that answers again, a batch per call."""
+        guard = self._guard
+        if not self._unsynced or self._syncing or guard is None or not guard.redis_ok:
+            return
+        self._syncing = True
+        try:
+            now = self._clock()
+            for _ in range(min(self.SYNC_BATCH, len(self._unsynced))):
+                (scope, key), outcome = next(iter(self._unsynced.items()))
+                if outcome.claim_expires_at > now:
+                    await guard.run(self._sync_call(scope, key, outcome))
+                self._unsynced.pop((scope, key), None)
+        except RedisUnavailable:
+            pass  # still down: try again on a later call
+        finally:
+            self._syncing = False
+
+    def _sync_call(
+        self, scope: str, key: str, outcome: _Unsynced
+    ) -> Callable[[], Awaitable[object]]:
+        redis_key = self._redis_key(scope, key)
+        if outcome.response is None:
+            abandon = self._abandon_script
+            return lambda: abandon(keys=[redis_key])
+        complete = self._complete_script
+        args: list[bytes | int] = [
+            _IN_FLIGHT_TAG + outcome.fingerprint.encode(),
+            _encode_done(outcome.fingerprint, outcome.response),
+            self.ttl_seconds * 1000,
+        ]
+        return lambda: complete(keys=[redis_key], args=args)
 
     def _redis_key(self, scope: str, key: str) -> str:
         # The scope's length keeps ("a:b", "c") and ("a", "b:c") apart: two principals must
@@ -265,6 +327,7 @@ class IdempotencyStore(RedisBacked):
             )
         except RedisUnavailable:
             return self.local.begin(scope, key, fingerprint)
+        await self._sync()  # Redis answers: it may have missed outcomes of earlier claims
         if previous is None:
             return Begin(BeginState.NEW)
         return _decode(cast(bytes, previous), fingerprint)
@@ -287,9 +350,10 @@ class IdempotencyStore(RedisBacked):
         try:
             await guard.run(lambda: script(keys=[redis_key], args=args))
         except RedisUnavailable:
-            # Keep the answer here so retries reaching this process replay it; the claim in
-            # Redis expires after in_flight_seconds.
+            # Keep the answer here so retries reaching this process replay it, and write it to
+            # Redis once Redis answers again (its claim would otherwise block other replicas).
             self.local.complete(scope, key, fingerprint, response)
+            self._remember(scope, key, _Unsynced(fingerprint, response, self._claim_expiry()))
 
     async def abandon(self, scope: str, key: str) -> None:
         """Free a claim whose request produced no response, so that a retry can run."""
@@ -299,5 +363,11 @@ class IdempotencyStore(RedisBacked):
             self.local.abandon(scope, key)
             return
         script, redis_key = self._abandon_script, self._redis_key(scope, key)
-        with contextlib.suppress(RedisUnavailable):  # if so, the claim expires by itself
+        try:
             await guard.run(lambda: script(keys=[redis_key]))
+        except RedisUnavailable:  # release it once Redis answers again
+            self._remember(scope, key, _Unsynced("", None, self._claim_expiry()))
+
+    def _claim_expiry(self) -> float:
+        # An upper bound: the claim was made at most this long ago.
+        return self._clock() + self.in_flight_seconds
