@@ -43,7 +43,15 @@ class WhatIfRequest(BaseModel):
     exactly one of the two is named, the other left out or null."""
 
     # A misspelt or unknown field is an error naming it, never silently dropped.
-    model_config = ConfigDict(extra="forbid", json_schema_extra=_ONE_TARGET)
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra=_ONE_TARGET
+        | {
+            "examples": [
+                {"category": "guanmaotong", "criterion": "min_export_usd", "value": 5_000_000}
+            ]
+        },
+    )
 
     product_id: Id | None = None
     category: ProductCategory | None = None
