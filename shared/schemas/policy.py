@@ -27,7 +27,10 @@ _ONE_TARGET: JsonDict = {
         {
             "title": "a product",
             "required": ["product_id"],
-            "properties": {"product_id": {"type": "integer"}, "category": {"type": "null"}},
+            "properties": {
+                "product_id": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
+                "category": {"type": "null"},
+            },
         },
         {
             "title": "a product category",
