@@ -158,8 +158,8 @@ class ReachCriterion(Answer):
     criterion: str
     label_zh: str
     label_en: str
-    setting: dict[str, Any]
-    relaxed_to: dict[str, Any]
+    setting: Any
+    relaxed_to: Any  # one notch easier; None: the rule dropped
     additional_firms: int | None
     binding: bool
     suppressed: bool
