@@ -100,3 +100,6 @@ def test_training_jobs(world: World) -> None:
     with pytest.raises(ValidationFailed) as refused:
         world.admin.admin.train(TrainRequest(auto_promote=False))
     assert refused.value.code == "training_refused"
+    assert refused.value.request_id
+    with pytest.raises(NotFound):
+        world.admin.admin.job(2**40)
