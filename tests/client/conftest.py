@@ -86,7 +86,10 @@ class World:
 
     def client(self, role: str, **options: Any) -> FinmatchClient:
         """Another client with the key of ``role`` (and its own options)."""
-        made = FinmatchClient(self.url, self.keys[role], **options)
+        return self.client_with_key(self.keys[role], **options)
+
+    def client_with_key(self, key: str, **options: Any) -> FinmatchClient:
+        made = FinmatchClient(self.url, key, **options)
         self.clients.append(made)
         return made
 

@@ -76,10 +76,7 @@ def test_keys_principals_and_institutions(world: World) -> None:
     listed = world.admin.admin.list_keys(principal_id=principal.id).collect()
     assert [(k.id, k.prefix, k.revoked) for k in listed] == [(created.id, created.prefix, False)]
 
-    short_lived = world.client("admin")  # any client, but with the new key:
-    short_lived._session.connection = type(short_lived._session.connection)(
-        base_url=world.url, api_key=created.key
-    )
+    short_lived = world.client_with_key(created.key)
     assert short_lived.reference.towns()
     world.admin.admin.revoke_key(created.id)
     with pytest.raises(Unauthorized) as refused:
