@@ -2,7 +2,7 @@
 
 Revision ID: 0018
 Revises: 0016
-Create Date: 2027-03-09 10:00:00
+Create Date: 2026-12-07 10:00:00
 
 The matching service keeps every registered firm as columns and applies the firms written
 since its last read (``/internal/feeds/firms`` with ``changed_since``) before each coverage,
