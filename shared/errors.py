@@ -26,20 +26,29 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from shared.error_codes import ErrorCode
+
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("finmatch.errors")
 
 
 class ProblemError(Exception):
+    """``code`` is an ``ErrorCode`` (shared/error_codes.py): a class, or a raise, with a code
+    that is not registered there fails (at import, or as it is raised), never silently."""
+
     status: int = 500
-    code: str = "internal_error"
+    code: ErrorCode = ErrorCode.INTERNAL_ERROR
     title: str = "Internal error"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.code = ErrorCode.of(cls.code)
 
     def __init__(
         self,
         detail: str,
         *,
-        code: str | None = None,
+        code: ErrorCode | None = None,
         field: str | None = None,
         headers: dict[str, str] | None = None,
         extra: dict[str, Any] | None = None,
@@ -47,7 +56,7 @@ class ProblemError(Exception):
         super().__init__(detail)
         self.detail = detail
         if code is not None:
-            self.code = code
+            self.code = ErrorCode.of(code)
         self.field = field
         self.headers = headers or {}
         self.extra = extra or {}
@@ -69,39 +78,39 @@ class ProblemError(Exception):
 
 
 class Unauthorized(ProblemError):
-    status, code, title = 401, "unauthorized", "Unauthorized"
+    status, code, title = 401, ErrorCode.UNAUTHORIZED, "Unauthorized"
 
 
 class NotFound(ProblemError):
-    status, code, title = 404, "not_found", "Not found"
+    status, code, title = 404, ErrorCode.NOT_FOUND, "Not found"
 
 
 class Conflict(ProblemError):
-    status, code, title = 409, "conflict", "Conflict"
+    status, code, title = 409, ErrorCode.CONFLICT, "Conflict"
 
 
 class PreconditionFailed(ProblemError):
-    status, code, title = 412, "precondition_failed", "Precondition failed"
+    status, code, title = 412, ErrorCode.PRECONDITION_FAILED, "Precondition failed"
 
 
 class PayloadTooLarge(ProblemError):
-    status, code, title = 413, "payload_too_large", "Payload too large"
+    status, code, title = 413, ErrorCode.PAYLOAD_TOO_LARGE, "Payload too large"
 
 
 class Unprocessable(ProblemError):
-    status, code, title = 422, "validation_error", "Invalid input"
+    status, code, title = 422, ErrorCode.VALIDATION_ERROR, "Invalid input"
 
 
 class PreconditionRequired(ProblemError):
-    status, code, title = 428, "precondition_required", "Precondition required"
+    status, code, title = 428, ErrorCode.PRECONDITION_REQUIRED, "Precondition required"
 
 
 class TooManyRequests(ProblemError):
-    status, code, title = 429, "rate_limited", "Too many requests"
+    status, code, title = 429, ErrorCode.RATE_LIMITED, "Too many requests"
 
 
 class ServiceUnavailable(ProblemError):
-    status, code, title = 503, "service_unavailable", "Service unavailable"
+    status, code, title = 503, ErrorCode.SERVICE_UNAVAILABLE, "Service unavailable"
 
 
 def _loc_to_field(loc: Sequence[int | str]) -> str:
@@ -166,7 +175,7 @@ def _validation_problem(request: Request, raw_errors: Sequence[Any]) -> JSONResp
         "type": "https://finmatch.example/problems/validation_error",
         "title": "Invalid input",
         "status": 422,
-        "code": "validation_error",
+        "code": ErrorCode.VALIDATION_ERROR,
         "detail": f"invalid value for: {fields}",
         "errors": errors,
         "instance": request.url.path,
@@ -175,9 +184,9 @@ def _validation_problem(request: Request, raw_errors: Sequence[Any]) -> JSONResp
 
 
 _HTTP_CODES = {
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "payload_too_large",
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
+    413: ErrorCode.PAYLOAD_TOO_LARGE,
 }
 
 
@@ -220,7 +229,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        code = _HTTP_CODES.get(exc.status_code, ErrorCode.HTTP_ERROR)
         headers = dict(exc.headers or {})
         if exc.status_code == 405:
             headers["Allow"] = ", ".join(allowed_methods(request))
@@ -241,7 +250,7 @@ def install_error_handlers(app: FastAPI) -> None:
             "type": "https://finmatch.example/problems/internal_error",
             "title": "Internal error",
             "status": 500,
-            "code": "internal_error",
+            "code": ErrorCode.INTERNAL_ERROR,
             "detail": "an unexpected error occurred; it has been logged",
             "instance": request.url.path,
         }

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Header, Request
 
+from shared.error_codes import ErrorCode
 from shared.errors import Unauthorized
 
 
@@ -16,7 +17,9 @@ async def require_internal_token(  # async: a check this small must not cost a t
 ) -> None:
     expected: str = request.app.state.settings.internal_token
     if not x_internal_token or not hmac.compare_digest(x_internal_token, expected):
-        raise Unauthorized("missing or wrong X-Internal-Token", code="internal_token_required")
+        raise Unauthorized(
+            "missing or wrong X-Internal-Token", code=ErrorCode.INTERNAL_TOKEN_REQUIRED
+        )
 
 
 # A keyed public write, as the gateway forwards it to the registry, which enforces the key in

@@ -142,6 +142,11 @@ def mount_metrics(
         )
 
     app.add_api_route(
-        "/metrics", metrics, methods=["GET"], response_class=Response, tags=list(tags)
+        "/metrics",
+        metrics,
+        methods=["GET"],
+        response_class=Response,
+        tags=list(tags),
+        responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}},
     )
     return own

@@ -24,6 +24,7 @@ from services.gateway.dashboard.sessions import (
 from services.gateway.metrics import RATE_LIMIT_REJECTIONS, AuthFailure
 from services.gateway.ratelimit import RateDecision, RateLimiter
 from shared.enums import PrincipalRole
+from shared.error_codes import ErrorCode
 from shared.errors import NotFound, ProblemError, TooManyRequests, Unauthorized
 
 log = logging.getLogger("finmatch.gateway.auth")
@@ -125,7 +126,7 @@ def _bearer(request: Request) -> str:
     if scheme.lower() != "bearer" or not key:
         raise Unauthorized(
             "send your API key as 'Authorization: Bearer <key>'",
-            code="missing_key",
+            code=ErrorCode.MISSING_KEY,
             headers=BEARER,
         )
     return key
@@ -144,7 +145,7 @@ async def principal_for_key(request: Request, key: str) -> Principal:
     which limits its attempts itself)."""
     key = key.strip()
     if not key or _malformed(key):
-        raise Unauthorized("unknown or revoked API key", code="invalid_key")
+        raise Unauthorized("unknown or revoked API key", code=ErrorCode.INVALID_KEY)
     return await _resolve(request, key)
 
 
@@ -209,9 +210,11 @@ _REGISTRY_REFUSALS: dict[str, AuthFailure] = {
 def _refusal(reason: AuthFailure) -> Unauthorized:
     if reason == "expired_key":
         return Unauthorized(
-            "the API key has expired; use its replacement", code="key_expired", headers=BEARER
+            "the API key has expired; use its replacement",
+            code=ErrorCode.KEY_EXPIRED,
+            headers=BEARER,
         )
-    return Unauthorized("unknown or revoked API key", code="invalid_key", headers=BEARER)
+    return Unauthorized("unknown or revoked API key", code=ErrorCode.INVALID_KEY, headers=BEARER)
 
 
 def _now(request: Request) -> float:
@@ -320,18 +323,18 @@ CurrentPrincipal = Annotated[Principal, Depends(authenticate)]
 
 
 class Forbidden(ProblemError):
-    status, code, title = 403, "forbidden", "Forbidden"
+    status, code, title = 403, ErrorCode.FORBIDDEN, "Forbidden"
 
 
 async def _session_principal(request: Request, session_id: str) -> Principal:
     """The principal behind a dashboard session; a write must also carry the dashboard's header."""
     digest = await session_key_digest(request.app.state.cache, session_id)
     if digest is None:
-        raise Unauthorized("the session has ended; sign in again", code="invalid_session")
+        raise Unauthorized("the session has ended; sign in again", code=ErrorCode.INVALID_SESSION)
     if request.method not in SAFE_METHODS and request.headers.get(DASHBOARD_HEADER) != "1":
         raise Forbidden(
             f"a request authenticated by the session cookie must send {DASHBOARD_HEADER}: 1",
-            code="csrf_header_missing",
+            code=ErrorCode.CSRF_HEADER_MISSING,
         )
     return await resolve_digest(request, digest)
 

@@ -28,6 +28,7 @@ from fastapi import Request
 
 from services.gateway.metrics import AUTH_FAILURES, AuthFailure
 from services.gateway.ratelimit import Bucket, RateDecision, RateLimiter
+from shared.error_codes import ErrorCode
 from shared.errors import TooManyRequests
 
 security_log = logging.getLogger("finmatch.security")
@@ -114,6 +115,6 @@ def _refuse_over_limit(request: Request, attempt: Attempt, decisions: list[RateD
     raise TooManyRequests(
         f"too many failed authentications from this address or with this key in {window} s; "
         f"retry in {retry} s",
-        code="auth_throttled",
+        code=ErrorCode.AUTH_THROTTLED,
         headers={"Retry-After": str(retry)},
     )

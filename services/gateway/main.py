@@ -41,6 +41,7 @@ from services.gateway.middleware import (
     RequestContextMiddleware,
 )
 from services.gateway.model_version import refresh_model_version
+from services.gateway.openapi import install_openapi
 from services.gateway.ratelimit import RateLimiter
 from services.gateway.recorder import MatchEventRecorder
 from shared.errors import install_error_handlers, problem_responses
@@ -214,6 +215,7 @@ def create_app(
         )
 
     mount_metrics(app, "gateway", GatewayCollector(app), tags=["operations"])
+    install_openapi(app)
     # Outermost, so that everything inside sees the client's scheme and address as the trusted
     # proxy forwarded them (the CLI turns uvicorn's own copy of this middleware off).
     app.add_middleware(

@@ -10,6 +10,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.access_log import access_fields, log_access
+from shared.error_codes import ErrorCode
 from shared.errors import problem_response
 from shared.request_context import request_id_from_headers, request_id_var
 
@@ -84,7 +85,7 @@ class BodyLimitMiddleware:
                 "type": "https://finmatch.example/problems/payload_too_large",
                 "title": "Payload too large",
                 "status": 413,
-                "code": "payload_too_large",
+                "code": ErrorCode.PAYLOAD_TOO_LARGE,
                 "detail": _too_large(self.max_bytes),
                 "instance": scope["path"],
             }

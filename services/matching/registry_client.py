@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 
+from shared.error_codes import ErrorCode
 from shared.errors import ServiceUnavailable
 from shared.request_context import current_request_id
 
@@ -55,7 +56,7 @@ class RegistryClient:
         except httpx.HTTPError as exc:
             raise ServiceUnavailable(
                 f"registry unreachable: {exc.__class__.__name__}",
-                code="registry_unavailable",
+                code=ErrorCode.REGISTRY_UNAVAILABLE,
                 headers={"Retry-After": "5"},
             ) from exc
         return response
@@ -167,7 +168,7 @@ class RegistryClient:
         if response.status_code >= 500:
             raise ServiceUnavailable(
                 f"registry error {response.status_code}",
-                code="registry_unavailable",
+                code=ErrorCode.REGISTRY_UNAVAILABLE,
                 headers={"Retry-After": "5"},
             )
         if response.status_code >= 400:

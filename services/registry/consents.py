@@ -22,6 +22,7 @@ from sqlmodel import Session, col, select
 from services.registry import audit, events
 from services.registry.models import Application, Consent, Firm, Institution, Principal
 from services.registry.models.columns import utcnow
+from shared.error_codes import ErrorCode
 from shared.errors import Conflict, NotFound
 from shared.schemas.consent import ConsentPublic, ConsentStatus
 
@@ -45,7 +46,7 @@ def grant(session: Session, firm: Firm, institution_id: int, at: datetime) -> Co
         if standing is None:  # it was revoked meanwhile as well: let the client retry
             raise Conflict(
                 "a consent for this institution changed concurrently; retry",
-                code="concurrent_create",
+                code=ErrorCode.CONCURRENT_CREATE,
                 field="product_id",
             ) from None
         return standing

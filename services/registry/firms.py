@@ -17,6 +17,7 @@ from services.registry.models.columns import UtcDateTime, utcnow
 from services.registry.models.firm import derive_size
 from shared.criteria import years_between
 from shared.enums import ApplicationStatus, PrincipalRole
+from shared.error_codes import ErrorCode
 from shared.errors import Conflict, NotFound, PreconditionFailed
 from shared.schemas.firm import FirmAttributes, FirmCreate, FirmProfile, FirmUpdate
 from shared.schemas.partial import refuse_nulls
@@ -114,7 +115,8 @@ def upsert_firm(
             # A concurrent request registered the same code first; let the client retry.
             session.rollback()
             raise Conflict(
-                "this credit code was registered concurrently; retry", code="concurrent_create"
+                "this credit code was registered concurrently; retry",
+                code=ErrorCode.CONCURRENT_CREATE,
             ) from exc
         audit.record(
             session,
@@ -128,7 +130,7 @@ def upsert_firm(
     if existing.owner_principal_id != principal.id:
         raise Conflict(
             "this credit code is registered by another portal",
-            code="firm_registered_elsewhere",
+            code=ErrorCode.FIRM_REGISTERED_ELSEWHERE,
             field="credit_code",
         )
     _apply(existing, values)
@@ -162,7 +164,7 @@ def update_firm(
     if firm.version != expected_version:
         raise PreconditionFailed(
             f"firm {firm.id} is at version {firm.version}, not {expected_version}",
-            code="stale_version",
+            code=ErrorCode.STALE_VERSION,
         )
     changes = update.model_dump(exclude_unset=True)
     if not changes:  # an empty patch changes nothing: no new version, no audit entry
@@ -178,7 +180,7 @@ def update_firm(
         .values(**values, version=expected_version + 1, updated_at=utcnow())
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
-        raise PreconditionFailed(f"firm {firm.id} changed meanwhile", code="stale_version")
+        raise PreconditionFailed(f"firm {firm.id} changed meanwhile", code=ErrorCode.STALE_VERSION)
     audit.record(
         session,
         principal_id=principal.id,

@@ -32,6 +32,7 @@ from sqlmodel import Session, select
 
 from services.registry.models import IdempotencyRecord
 from services.registry.models.columns import table_of, utcnow
+from shared.error_codes import ErrorCode
 from shared.errors import Conflict, Unprocessable
 from shared.internal import (
     IDEMPOTENCY_FINGERPRINT_HEADER,
@@ -164,14 +165,14 @@ def _replay(record: IdempotencyRecord, slot: Slot) -> Response:
     if record.fingerprint != slot.fingerprint:
         raise Unprocessable(
             "this Idempotency-Key was used for a different request",
-            code="idempotency_key_reused",
+            code=ErrorCode.IDEMPOTENCY_KEY_REUSED,
             field=IDEMPOTENCY_KEY_HEADER,
         )
     if _is_secret(record.headers.get("cache-control")):
         raise Conflict(
             "this Idempotency-Key created a secret that was shown once and is not kept; "
             "the write is done",
-            code="idempotency_secret_not_replayed",
+            code=ErrorCode.IDEMPOTENCY_SECRET_NOT_REPLAYED,
             field=IDEMPOTENCY_KEY_HEADER,
         )
     return Response(

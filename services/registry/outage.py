@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
+from shared.error_codes import ErrorCode
 from shared.errors import ServiceUnavailable, problem_response
 
 log = logging.getLogger("finmatch.registry.database")
@@ -32,7 +33,7 @@ _UNAVAILABLE_STATES: Final = frozenset({"57P01", "57P02", "57P03", "53300"})
 
 
 class DatabaseUnavailable(ServiceUnavailable):
-    code = "database_unavailable"
+    code = ErrorCode.DATABASE_UNAVAILABLE
     title = "Database unavailable"
 
 

@@ -11,6 +11,7 @@ from sqlmodel import Session, col, select
 from services.registry.config import RegistrySettings
 from services.registry.models import Principal, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from shared.enums import PrincipalRole
+from shared.error_codes import ErrorCode
 from shared.errors import NotFound, Unprocessable
 from shared.schemas.webhooks import (
     RECEIVED_BY,
@@ -35,7 +36,7 @@ def checked_url(url: str, settings: RegistrySettings) -> None:
     try:
         check_url(url, allow_private=settings.webhook_private_targets_allowed)
     except UnsafeTarget as exc:
-        raise Unprocessable(f"url {exc}", field="url", code="unsafe_webhook_url") from exc
+        raise Unprocessable(f"url {exc}", field="url", code=ErrorCode.UNSAFE_WEBHOOK_URL) from exc
 
 
 def check_receivable(principal: Principal, types: Sequence[EventType]) -> None:
@@ -49,7 +50,7 @@ def check_receivable(principal: Principal, types: Sequence[EventType]) -> None:
         raise Unprocessable(
             f"event_types: a {role} principal is never sent {names}",
             field="event_types",
-            code="event_type_not_received",
+            code=ErrorCode.EVENT_TYPE_NOT_RECEIVED,
         )
 
 

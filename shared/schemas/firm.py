@@ -34,7 +34,7 @@ from shared.types import (
 from shared.vocab.credit_code import normalize_credit_code
 from shared.vocab.industries import SECTIONS_BY_LETTER, validate_industry
 from shared.vocab.size_class import SizeClass
-from shared.vocab.towns import is_town_code
+from shared.vocab.towns import TOWNS_BY_CODE, is_town_code
 
 # Money columns are BIGINT: yuan figures pass 2**31 well within an SME's range.
 _MONEY = sa.BigInteger
@@ -82,9 +82,25 @@ def firm_warnings(annual_revenue_yuan: int, export_revenue_usd: int) -> list[Inp
 class FirmAttributes(SQLModel):
     """What describes a firm for matching: everything but its identity and free text."""
 
-    town_code: str = Field(max_length=9, description="9-digit statistical town code, 4419…")
-    industry_section: str = Field(max_length=1, description="GB/T 4754-2017 section A–T")
-    industry_division: StrictInt | None = Field(default=None, ge=1, le=97)
+    town_code: str = Field(
+        max_length=9,
+        description="9-digit statistical town code, 4419… (GET /v1/reference/towns)",
+        schema_extra={
+            "json_schema_extra": {"enum": sorted(TOWNS_BY_CODE), "examples": ["441900116"]}
+        },
+    )
+    industry_section: str = Field(
+        max_length=1,
+        description="GB/T 4754-2017 section A–T (either case)",
+        schema_extra={"json_schema_extra": {"pattern": "^[A-Ta-t]$", "examples": ["C"]}},
+    )
+    industry_division: StrictInt | None = Field(
+        default=None,
+        ge=1,
+        le=97,
+        description="the 2-digit division, one of its section's (GET /v1/reference/industries)",
+        schema_extra={"examples": [39]},
+    )
     established_on: IsoDate
     employees: Count
     annual_revenue_yuan: Yuan = Field(sa_type=_MONEY)
@@ -157,7 +173,12 @@ class FirmCreate(FirmProfile):
     # A misspelt or unknown field is an error naming it, never silently dropped.
     model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
 
-    credit_code: str = Field(max_length=40, description="统一社会信用代码, 18 characters")
+    credit_code: str = Field(
+        max_length=40,
+        description="统一社会信用代码 (GB 32100-2015), 18 characters with its check character; "
+        "spaces, '-', lower case and full-width forms are read as the canonical form",
+        schema_extra={"examples": ["914419001E4B4DTRCN"]},
+    )
 
     @field_validator("credit_code")
     @classmethod

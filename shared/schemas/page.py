@@ -48,5 +48,5 @@ class Page(BaseModel, Generic[T]):
     next_cursor: str | None = Field(
         default=None,
         description="pass as `cursor` for the next page; null on the last",
-        json_schema_extra={"pattern": CURSOR_PATTERN},
+        json_schema_extra={"pattern": CURSOR_PATTERN, "examples": ["aWQ6MTAw"]},  # id:100
     )

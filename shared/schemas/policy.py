@@ -27,7 +27,10 @@ _ONE_TARGET: JsonDict = {
         {
             "title": "a product",
             "required": ["product_id"],
-            "properties": {"product_id": {"type": "integer"}, "category": {"type": "null"}},
+            "properties": {
+                "product_id": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
+                "category": {"type": "null"},
+            },
         },
         {
             "title": "a product category",
@@ -43,7 +46,15 @@ class WhatIfRequest(BaseModel):
     exactly one of the two is named, the other left out or null."""
 
     # A misspelt or unknown field is an error naming it, never silently dropped.
-    model_config = ConfigDict(extra="forbid", json_schema_extra=_ONE_TARGET)
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra=_ONE_TARGET
+        | {
+            "examples": [
+                {"category": "guanmaotong", "criterion": "min_export_usd", "value": 5_000_000}
+            ]
+        },
+    )
 
     product_id: Id | None = None
     category: ProductCategory | None = None

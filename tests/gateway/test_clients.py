@@ -226,7 +226,7 @@ def test_attempts_are_bounded_and_waits_are_capped_exponential_with_jitter() -> 
 
 def test_a_4xx_passes_through_unchanged_and_is_not_retried() -> None:
     errors = [{"field": "credit_code", "message": "taken", "type": "value_error"}]
-    answer = problem(409, "duplicate_firm", "credit code taken", errors=errors)
+    answer = problem(409, "firm_registered_elsewhere", "credit code taken", errors=errors)
     answer.headers["ETag"] = '"4"'
     downstream = Downstream(answer)
 
@@ -236,18 +236,36 @@ def test_a_4xx_passes_through_unchanged_and_is_not_retried() -> None:
             await client.request("GET", "/v1/firms/3", principal_id=1)
         await client.aclose()
         exc = raised.value
-        assert (exc.status, exc.code, exc.detail) == (409, "duplicate_firm", "credit code taken")
+        expected = (409, "firm_registered_elsewhere", "credit code taken")
+        assert (exc.status, exc.code, exc.detail) == expected
         assert exc.errors == errors
         assert exc.headers == {"ETag": '"4"'}
         body = exc.to_problem("/v1/firms/3")
         assert body["status"] == 409
-        assert body["code"] == "duplicate_firm"
+        assert body["code"] == "firm_registered_elsewhere"
         assert body["errors"] == errors
         assert body["instance"] == "/v1/firms/3"
         assert "instance" not in exc.to_problem()  # never the registry's own path
 
     run(scenario)
     assert downstream.calls == 1
+
+
+def test_a_downstream_code_we_never_registered_is_answered_as_its_status() -> None:
+    """Only registered codes reach a public client (shared/error_codes.py)."""
+    downstream = Downstream(problem(409, "duplicate_firm", "credit code taken"))
+
+    async def scenario() -> None:
+        client = make_client(downstream)
+        with pytest.raises(PassThrough) as raised:
+            await client.request("GET", "/v1/firms/3", principal_id=1)
+        await client.aclose()
+        body = raised.value.to_problem("/v1/firms/3")
+        assert (body["status"], body["code"]) == (409, "conflict")
+        assert body["type"].endswith("/conflict")
+        assert body["detail"] == "credit code taken"
+
+    run(scenario)
 
 
 def test_a_4xx_without_a_problem_body_still_gets_a_code() -> None:

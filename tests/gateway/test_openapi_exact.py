@@ -9,9 +9,13 @@ import re
 from typing import Any
 
 import jsonschema
+import orjson
 import pytest
 
+from services.gateway.openapi import OPERATION_CODES
+from services.gateway.openapi._problems import UNAUTHENTICATED
 from services.registry.pagination import encode_cursor
+from shared.error_codes import PUBLIC_CODES, ErrorCode
 from shared.errors import PROBLEM_JSON
 from shared.schemas.page import CURSOR_PATTERN
 from tests.gateway.conftest import Stack
@@ -138,3 +142,106 @@ def test_the_what_if_schema_states_exactly_one_target(
     assert (answer.status_code == 200) is valid, answer.text
     if not valid:
         assert answer.status_code == 422
+
+
+# --- problem codes, examples and NDJSON bodies -------------------------------------------------
+
+
+def _operations(spec: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (method.upper(), path, operation)
+        for path, item in spec["paths"].items()
+        for method, operation in item.items()
+    ]
+
+
+def _validator(schema: dict[str, Any], spec: dict[str, Any]) -> jsonschema.Validator:
+    return jsonschema.Draft202012Validator({**schema, "components": spec["components"]})
+
+
+def test_the_error_code_reference_lists_every_public_code(stack: Stack) -> None:
+    answer = stack.principal("portal").get("/v1/reference/error-codes")
+    assert answer.status_code == 200, answer.text
+    listed = {entry["code"]: entry for entry in answer.json()}
+    assert set(listed) == {code.value for code in PUBLIC_CODES}
+    assert listed["stale_version"]["statuses"] == [412]
+    assert "If-Match" in listed["stale_version"]["en"]
+    assert "过时" in listed["stale_version"]["zh"]
+    assert ErrorCode.KEY_REVOKED.value not in listed  # the registry tells the gateway only
+
+
+def test_every_operation_lists_its_problem_codes_with_an_example_each(stack: Stack) -> None:
+    spec = _openapi(stack)
+    problem = _validator({"$ref": "#/components/schemas/ProblemDetails"}, spec)
+    operations = _operations(spec)
+    assert {(m, p) for m, p, _ in operations} - UNAUTHENTICATED == set(OPERATION_CODES)
+    for method, path, operation in operations:
+        if (method, path) in UNAUTHENTICATED:
+            continue
+        listed = operation["x-problem-codes"]
+        assert {"missing_key", "invalid_key", "rate_limited"} <= {e["code"] for e in listed}
+        for entry in listed:
+            code = ErrorCode.of(entry["code"])
+            assert not code.internal, (method, path, code)
+            assert entry["statuses"] == list(code.statuses)
+            for status in code.statuses:
+                response = operation["responses"][str(status)]
+                assert f"`{code}`" in response["description"], (method, path, code)
+                example = response["content"][PROBLEM_JSON]["examples"][code]["value"]
+                assert example["code"] == code
+                assert example["status"] == status
+                problem.validate(example)
+
+
+def test_every_request_and_answer_has_an_example_that_its_schema_accepts(stack: Stack) -> None:
+    spec = _openapi(stack)
+    for method, path, operation in _operations(spec):
+        contents = [("request", operation.get("requestBody", {}).get("content", {}))]
+        contents += [
+            (status, response.get("content", {}))
+            for status, response in operation["responses"].items()
+            if status.startswith("2") and status != "204"
+        ]
+        for where, content in contents:
+            if where == "request" and "requestBody" not in operation:
+                continue
+            assert content, (method, path, where)
+            for media_type, media in content.items():
+                assert "example" in media, (method, path, where, media_type)
+                if media_type == "application/json" or (
+                    where == "request" and media_type == "application/x-ndjson"
+                ):
+                    errors = list(_validator(media["schema"], spec).iter_errors(media["example"]))
+                    assert not errors, (method, path, where, [e.message for e in errors[:3]])
+    assert len(_operations(spec)) > 50
+
+
+@pytest.mark.parametrize(("path", "role"), [("/v1/firms/bulk", "portal")])
+def test_an_ndjson_body_is_an_array_of_lines_and_its_example_imports(
+    stack: Stack, path: str, role: str
+) -> None:
+    """A generator serialises the body from its item schema, one line per item; the schema's
+    own example, sent that way, is imported."""
+    spec = _openapi(stack)
+    media = spec["paths"][path]["post"]["requestBody"]["content"]["application/x-ndjson"]
+    assert media["schema"]["type"] == "array"
+    assert media["schema"]["items"] == {"$ref": "#/components/schemas/FirmCreate"}
+    body = b"".join(orjson.dumps(item) + b"\n" for item in media["example"])
+    answer = stack.principal(role).post(
+        path,
+        params={"import_id": "example"},
+        content=body,
+        headers={"Content-Type": "application/x-ndjson"},
+    )
+    assert answer.status_code == 200, answer.text
+    *lines, summary = [orjson.loads(line) for line in answer.content.splitlines()]
+    assert [line["status"] for line in lines] == ["created"], lines
+    assert summary["summary"]["created"] == 1
+
+
+def test_history_lines_are_documented_by_their_model(stack: Stack) -> None:
+    spec = _openapi(stack)
+    media = spec["paths"]["/v1/decisions/history"]["post"]["requestBody"]["content"]
+    schema = media["application/x-ndjson"]["schema"]
+    assert schema["items"] == {"$ref": "#/components/schemas/HistoryLine"}
+    assert "HistoryLine" in spec["components"]["schemas"]

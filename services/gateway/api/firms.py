@@ -25,6 +25,13 @@ from shared.schemas.firm import FirmCreate, FirmPublic, FirmUpdate
 from shared.schemas.page import Cursor, Page
 from shared.types import SafeStr
 
+_ANSWER_EXAMPLE = (
+    '{"line":1,"status":"created","id":101}\n'
+    '{"line":2,"status":"updated","id":57}\n'
+    '{"summary":{"lines":2,"created":1,"updated":1,"invalid":0,"not_written":0},"batches":'
+    '{"committed":1,"rejected":0,"already_committed":0,"conflict":0},"import_id":"2025-06",'
+    '"batch_size":5000}\n'
+)
 router = APIRouter(prefix="/v1/firms", tags=["firms"], route_class=IdempotentRoute)
 IdPath = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
@@ -70,7 +77,11 @@ def _imported_ids(answer: bytes) -> list[int]:
     status_code=201,
     summary="Create or update a firm by credit code / 按统一社会信用代码新增或更新企业",
     responses={
-        200: {"description": "updated an existing firm of this portal", "headers": ETAG_HEADER},
+        200: {
+            "model": FirmPublic,
+            "description": "updated an existing firm of this portal",
+            "headers": ETAG_HEADER,
+        },
         201: {"description": "created", "headers": ETAG_HEADER},
     },
 )
@@ -103,13 +114,18 @@ async def list_firms(
     "/bulk",
     response_class=Response,
     summary="NDJSON bulk import / 批量导入",
-    responses={200: {"content": {"application/x-ndjson": {}}}},
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/x-ndjson": {"schema": {"type": "string"}}},
+    responses={
+        200: {
+            "description": "one result per line (created, updated, invalid with its errors, "
+            "not_written, already_committed, conflict), then a summary line",
+            "content": {
+                "application/x-ndjson": {"schema": {"type": "string"}, "example": _ANSWER_EXAMPLE}
+            },
         }
     },
+    # The body's schema (an array of FirmCreate, one line each) is written by
+    # services/gateway/openapi/_ndjson.py.
+    openapi_extra={"requestBody": {"required": True, "content": {"application/x-ndjson": {}}}},
 )
 async def bulk_import(
     request: Request,

@@ -18,6 +18,7 @@ from services.gateway.catalogue import GENERATION_KEY as CATALOGUE_GENERATION
 from services.gateway.catalogue import Catalogue
 from services.gateway.metrics import match_served
 from shared.enums import PrincipalRole
+from shared.error_codes import ErrorCode
 from shared.errors import (
     Conflict,
     NotFound,
@@ -167,7 +168,7 @@ async def firm_matches(
         raise Conflict(
             f"firm {firm_id} has not consented to matching; set consent_matching to true "
             "(PATCH /v1/firms/{id}) to rank products for it",
-            code="matching_not_consented",
+            code=ErrorCode.MATCHING_NOT_CONSENTED,
             field="consent_matching",
         )
     options = RankOptions(
@@ -276,7 +277,7 @@ async def _last_answer(
         raise ServiceUnavailable(
             f"the matching service is unavailable ({error.code}) and no earlier answer for "
             f"firm {firm_id} is held; retry after {retry_after} s",
-            code="matching_unavailable",
+            code=ErrorCode.MATCHING_UNAVAILABLE,
             headers={"Retry-After": retry_after},
         )
     computed_at, payload = held

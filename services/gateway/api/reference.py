@@ -1,4 +1,4 @@
-"""The vocabulary: towns, industries and product categories (any principal)."""
+"""The vocabulary: towns, industries, product categories and problem codes (any principal)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from typing import Any
 from fastapi import APIRouter
 
 from services.gateway.auth import CurrentPrincipal
+from shared.error_codes import PUBLIC_CODES
+from shared.schemas.reference import ErrorCodeInfo
 from shared.vocab.categories import CATEGORIES
 from shared.vocab.industries import SECTIONS
 from shared.vocab.towns import TOWNS
@@ -46,4 +48,18 @@ async def product_categories(principal: CurrentPrincipal) -> list[dict[str, Any]
             "description_zh": info.description_zh,
         }
         for info in CATEGORIES.values()
+    ]
+
+
+@router.get(
+    "/error-codes",
+    response_model=list[ErrorCodeInfo],
+    summary="Problem codes / 错误代码",
+)
+async def error_codes(principal: CurrentPrincipal) -> list[ErrorCodeInfo]:
+    """Every `code` a problem answer of this API can carry, with its HTTP status(es) and its
+    meaning in Chinese and English. Each operation's own codes are in its `x-problem-codes`."""
+    return [
+        ErrorCodeInfo(code=code.value, statuses=list(code.statuses), zh=code.zh, en=code.en)
+        for code in PUBLIC_CODES
     ]

@@ -13,28 +13,42 @@ Hierarchy::
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
+from shared.error_codes import ErrorCode
 from shared.errors import ProblemError, ServiceUnavailable
 
+log = logging.getLogger("finmatch.gateway.clients")
+
 _CODES_BY_STATUS = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    409: "conflict",
-    412: "precondition_failed",
-    413: "payload_too_large",
-    422: "validation_error",
-    428: "precondition_required",
-    429: "too_many_requests",
+    400: ErrorCode.BAD_REQUEST,
+    401: ErrorCode.UNAUTHORIZED,
+    403: ErrorCode.FORBIDDEN,
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
+    409: ErrorCode.CONFLICT,
+    412: ErrorCode.PRECONDITION_FAILED,
+    413: ErrorCode.PAYLOAD_TOO_LARGE,
+    422: ErrorCode.VALIDATION_ERROR,
+    428: ErrorCode.PRECONDITION_REQUIRED,
+    429: ErrorCode.TOO_MANY_REQUESTS,
 }
 
 
+def registered_code(code: object, fallback: ErrorCode) -> ErrorCode:
+    """A downstream's problem code as ours; one we never declared (a newer downstream, or a
+    broken one) is answered as ``fallback`` rather than passed on unregistered."""
+    if isinstance(code, str) and code in ErrorCode._value2member_map_:
+        return ErrorCode.of(code)
+    if code:
+        log.warning("downstream problem code %r is not registered; answered as %s", code, fallback)
+    return fallback
+
+
 class DownstreamError(ProblemError):
-    status, code, title = 502, "bad_gateway", "Bad gateway"
+    status, code, title = 502, ErrorCode.BAD_GATEWAY, "Bad gateway"
 
     def __init__(
         self, downstream: str, detail: str, *, headers: dict[str, str] | None = None
@@ -44,7 +58,7 @@ class DownstreamError(ProblemError):
 
 
 class DownstreamUnavailable(DownstreamError, ServiceUnavailable):
-    status, code, title = 503, "service_unavailable", "Service unavailable"
+    status, code, title = 503, ErrorCode.SERVICE_UNAVAILABLE, "Service unavailable"
 
     def __init__(
         self, downstream: str, detail: str, *, retry_after: int, code: str | None = None
@@ -52,7 +66,7 @@ class DownstreamUnavailable(DownstreamError, ServiceUnavailable):
         super().__init__(downstream, detail, headers={"Retry-After": str(retry_after)})
         self.retry_after = retry_after
         if code is not None:  # the downstream's own reason, passed on to the public client
-            self.code = code
+            self.code = registered_code(code, ErrorCode.SERVICE_UNAVAILABLE)
 
 
 class CircuitOpen(DownstreamUnavailable):
@@ -60,7 +74,7 @@ class CircuitOpen(DownstreamUnavailable):
 
 
 class DownstreamTimeout(DownstreamError):
-    status, code, title = 504, "gateway_timeout", "Gateway timeout"
+    status, code, title = 504, ErrorCode.GATEWAY_TIMEOUT, "Gateway timeout"
 
 
 class PassThrough(ProblemError):
@@ -74,7 +88,9 @@ class PassThrough(ProblemError):
         headers: dict[str, str] | None = None,
         downstream: str = "",
     ) -> None:
-        code = str(problem.get("code") or _CODES_BY_STATUS.get(status, "http_error"))
+        code = registered_code(
+            problem.get("code"), _CODES_BY_STATUS.get(status, ErrorCode.HTTP_ERROR)
+        )
         detail = str(problem.get("detail") or problem.get("title") or f"{downstream} said {status}")
         super().__init__(detail, code=code, headers=headers)
         self.status = status
@@ -91,7 +107,7 @@ class PassThrough(ProblemError):
         # The downstream's instance names its own path; ours is the one the client called.
         body = {k: v for k, v in self.problem.items() if k != "instance"}
         body.update(
-            type=body.get("type") or f"https://finmatch.example/problems/{self.code}",
+            type=f"https://finmatch.example/problems/{self.code}",
             title=self.title,
             status=self.status,
             code=self.code,

@@ -26,6 +26,7 @@ from services.gateway.dashboard.sessions import (
 from services.gateway.metrics import AuthFailure
 from shared.criteria import WHAT_IF, Unit
 from shared.enums import PrincipalRole
+from shared.error_codes import ErrorCode
 from shared.errors import ProblemError, TooManyRequests, Unauthorized, problem_response
 from shared.vocab.categories import CATEGORIES
 from shared.vocab.size_class import SizeClass
@@ -115,7 +116,7 @@ async def sign_in(request: Request) -> Response:
     wants_json = request.headers.get("content-type", "").startswith("application/json")
     try:
         if not _same_origin(request):
-            raise _SignInRefused("cross_site", 403)
+            raise _SignInRefused(ErrorCode.CROSS_SITE, 403)
         await _limit_attempts(request)
         key = await _posted_key(request, wants_json)
         try:
@@ -123,11 +124,11 @@ async def sign_in(request: Request) -> Response:
         except Unauthorized as exc:
             # A security event like a wrong API key (the attempts are limited just above).
             auth_failures.record(auth_failures.Attempt.of(request, key), _failure(exc.code))
-            raise _SignInRefused("invalid_key", 401) from exc
+            raise _SignInRefused(ErrorCode.INVALID_KEY, 401) from exc
         except ProblemError as exc:
-            raise _SignInRefused("unavailable", 503) from exc
+            raise _SignInRefused(ErrorCode.UNAVAILABLE, 503) from exc
         if principal.role not in DASHBOARD_ROLES:
-            raise _SignInRefused("not_official", 403)
+            raise _SignInRefused(ErrorCode.NOT_OFFICIAL, 403)
     except _SignInRefused as refused:
         if wants_json:
             body = {
@@ -171,7 +172,8 @@ async def sign_out(request: Request) -> Response:
     """
     if request.headers.get(DASHBOARD_HEADER) != "1":
         raise Forbidden(
-            f"signing out needs the header {DASHBOARD_HEADER}: 1", code="csrf_header_missing"
+            f"signing out needs the header {DASHBOARD_HEADER}: 1",
+            code=ErrorCode.CSRF_HEADER_MISSING,
         )
     await _end_session(request)
     answer = Response(status_code=204)
@@ -184,7 +186,7 @@ def _failure(code: str | None) -> AuthFailure:
 
 
 class _SignInRefused(Exception):
-    def __init__(self, code: str, status: int) -> None:
+    def __init__(self, code: ErrorCode, status: int) -> None:
         super().__init__(code)
         self.code = code
         self.status = status
@@ -195,7 +197,7 @@ async def _posted_key(request: Request, wants_json: bool) -> str:
     async for chunk in request.stream():
         raw += chunk
         if len(raw) > MAX_SIGNIN_BODY:  # a key is short; read no further
-            raise _SignInRefused("bad_request", 400)
+            raise _SignInRefused(ErrorCode.BAD_REQUEST, 400)
     key: object = None
     try:
         if wants_json:
@@ -205,9 +207,9 @@ async def _posted_key(request: Request, wants_json: bool) -> str:
             values = parse_qs(raw.decode()).get("key", [])
             key = values[0] if values else None
     except (orjson.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise _SignInRefused("bad_request", 400) from exc
+        raise _SignInRefused(ErrorCode.BAD_REQUEST, 400) from exc
     if not isinstance(key, str) or not key.strip():
-        raise _SignInRefused("bad_request", 400)
+        raise _SignInRefused(ErrorCode.BAD_REQUEST, 400)
     return key
 
 
@@ -217,7 +219,7 @@ async def _limit_attempts(request: Request) -> None:
         f"signin:{client}", SIGNIN_ATTEMPTS, SIGNIN_WINDOW_SECONDS
     )
     if not decision.allowed:
-        raise _SignInRefused("rate_limited", TooManyRequests.status)
+        raise _SignInRefused(ErrorCode.RATE_LIMITED, TooManyRequests.status)
 
 
 def _same_origin(request: Request) -> bool:

@@ -22,6 +22,7 @@ from services.gateway.idempotency._store import (
     IdempotencyStore,
     StoredResponse,
 )
+from shared.error_codes import ErrorCode
 from shared.errors import Conflict, ProblemError, Unprocessable, problem_response
 from shared.strict_json import StrictJSONRoute
 
@@ -94,13 +95,13 @@ class IdempotentRoute(StrictJSONRoute):
             if begin.state is BeginState.MISMATCH:
                 raise Unprocessable(
                     "this Idempotency-Key was used for a different request",
-                    code="idempotency_key_reused",
+                    code=ErrorCode.IDEMPOTENCY_KEY_REUSED,
                     field="Idempotency-Key",
                 )
             if begin.state is BeginState.IN_FLIGHT:
                 raise Conflict(
                     "a request with this Idempotency-Key is still being processed; retry shortly",
-                    code="idempotency_in_flight",
+                    code=ErrorCode.IDEMPOTENCY_IN_FLIGHT,
                     headers={"Retry-After": "1"},
                 )
             try:

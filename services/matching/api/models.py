@@ -11,6 +11,7 @@ from services.matching.jobs import TrainingBusy
 from services.matching.lifecycle import ModelManager
 from services.matching.registry_client import RegistryError
 from services.matching.train import TrainingRefused
+from shared.error_codes import ErrorCode
 from shared.errors import Conflict, NotFound, Unprocessable
 from shared.schemas.matching import TrainRequest
 from shared.schemas.training import JobTrigger
@@ -55,9 +56,11 @@ async def train_now(request: Request, body: TrainRequest, actor: Actor = None) -
             trigger=JobTrigger.ADMIN, auto_promote=body.auto_promote, actor=actor
         )
     except TrainingRefused as exc:
-        raise Unprocessable(str(exc), code="training_refused") from exc
+        raise Unprocessable(str(exc), code=ErrorCode.TRAINING_REFUSED) from exc
     except TrainingBusy as exc:
-        raise Conflict(str(exc), code="training_in_progress", extra={"job_id": exc.job_id}) from exc
+        raise Conflict(
+            str(exc), code=ErrorCode.TRAINING_IN_PROGRESS, extra={"job_id": exc.job_id}
+        ) from exc
 
 
 @router.get("")
@@ -71,7 +74,9 @@ async def rollback(request: Request, actor: Actor = None) -> dict[str, Any]:
         return await _models(request).rollback(actor=actor)
     except RegistryError as exc:
         if exc.status == 409:
-            raise Conflict("there is no earlier model to roll back to", code=exc.code) from exc
+            raise Conflict(
+                "there is no earlier model to roll back to", code=ErrorCode.of(exc.code)
+            ) from exc
         raise
 
 

@@ -18,6 +18,7 @@ from services.matching.explain.rules import unmet_criteria
 from services.matching.metrics import ranked
 from services.matching.ranking import CatalogueUnknown, probability_or_none, rank_answer
 from services.matching.tables import FirmTable, ProductTable
+from shared.error_codes import ErrorCode
 from shared.errors import Conflict
 from shared.schemas.matching import (
     EligibilityAnswer,
@@ -73,7 +74,7 @@ async def rank(request: Request) -> Response:
     except CatalogueUnknown as exc:
         raise Conflict(
             f"catalogue version {exc} is not known here; send the products",
-            code="catalogue_unknown",
+            code=ErrorCode.CATALOGUE_UNKNOWN,
             field="catalogue_version",
         ) from exc
     answer = rank_answer(body.firm, table, state.models.scorer, body.options)

@@ -31,6 +31,7 @@ from services.registry.models import ApiKey, Institution, Principal
 from services.registry.models.columns import table_of, utcnow
 from services.registry.pagination import page_of
 from shared.enums import PrincipalRole
+from shared.error_codes import ErrorCode
 from shared.errors import Conflict, NotFound, Unauthorized
 from shared.schemas.access import (
     InstitutionCreate,
@@ -273,13 +274,13 @@ def resolve_key(body: KeyResolve, session: ReadSessionDep, engine: EngineDep) ->
         .where(ApiKey.key_hash == body.key_hash)
     ).first()
     if row is None:
-        raise Unauthorized("unknown or revoked API key", code="invalid_key")
+        raise Unauthorized("unknown or revoked API key", code=ErrorCode.INVALID_KEY)
     api_key, owner = row
     if api_key.revoked_at is not None:
-        raise Unauthorized("unknown or revoked API key", code="key_revoked")
+        raise Unauthorized("unknown or revoked API key", code=ErrorCode.KEY_REVOKED)
     now = utcnow()
     if api_key.expires_at is not None and api_key.expires_at <= now:
-        raise Unauthorized("the API key has expired", code="key_expired")
+        raise Unauthorized("the API key has expired", code=ErrorCode.KEY_EXPIRED)
     if api_key.last_used_at is None or api_key.last_used_at <= now - LAST_USED_INTERVAL:
         _touch(engine, api_key, now)
     assert api_key.id is not None

@@ -17,6 +17,7 @@ from services.registry.models.columns import utcnow
 from services.registry.models.product import DECISION_TERM_BOUNDS, product_snapshot
 from services.registry.pagination import page_of
 from shared.enums import ApplicationStatus, DecisionOutcome, PrincipalRole
+from shared.error_codes import ErrorCode
 from shared.errors import Conflict, NotFound, Unprocessable
 from shared.schemas.application import (
     ApplicationEligibility,
@@ -82,7 +83,7 @@ def apply(
         raise Unprocessable(
             f"the firm is not eligible for product {product.id}: {codes}",
             field="product_id",
-            code="not_eligible",
+            code=ErrorCode.NOT_ELIGIBLE,
             extra={"unmet": [u.model_dump(mode="json") for u in eligibility.unmet]},
         )
     open_one = session.exec(
@@ -95,7 +96,7 @@ def apply(
     if open_one is not None:
         raise Conflict(
             f"application {open_one} for this product is still open",
-            code="application_open",
+            code=ErrorCode.APPLICATION_OPEN,
             field="product_id",
         )
     now = utcnow()
@@ -127,7 +128,7 @@ def apply(
         session.rollback()
         raise Conflict(
             "an application for this product is still open",
-            code="application_open",
+            code=ErrorCode.APPLICATION_OPEN,
             field="product_id",
         ) from exc
     events.application_submitted(session, application, firm)
@@ -186,7 +187,7 @@ def withdraw(
     if application.status != ApplicationStatus.SUBMITTED.value:
         raise Conflict(
             f"an application that is {application.status} cannot be withdrawn",
-            code="invalid_transition",
+            code=ErrorCode.INVALID_TRANSITION,
         )
     now = utcnow()
     application.status = ApplicationStatus.WITHDRAWN.value
@@ -219,7 +220,7 @@ def decide(
     if application.status != ApplicationStatus.SUBMITTED.value:
         raise Conflict(
             f"application {application_id} is {application.status}; it takes one decision",
-            code="invalid_transition",
+            code=ErrorCode.INVALID_TRANSITION,
         )
     if (
         body.approved_amount_yuan is not None
@@ -250,7 +251,8 @@ def decide(
     except IntegrityError as exc:  # a concurrent decision won the race
         session.rollback()
         raise Conflict(
-            f"application {application_id} already has a decision", code="invalid_transition"
+            f"application {application_id} already has a decision",
+            code=ErrorCode.INVALID_TRANSITION,
         ) from exc
     events.application_decided(session, application, decision)
     audit.record(

@@ -15,6 +15,7 @@ from services.registry.db import write_session
 from services.registry.idempotency import DeferredCommitSession, keyed_session
 from services.registry.models import Principal
 from shared.enums import PrincipalRole
+from shared.error_codes import ErrorCode
 from shared.errors import NotFound, ProblemError, Unauthorized
 from shared.internal import require_internal_token
 
@@ -22,7 +23,7 @@ __all__ = ["require_internal_token"]
 
 
 class Forbidden(ProblemError):
-    status, code, title = 403, "forbidden", "Forbidden"
+    status, code, title = 403, ErrorCode.FORBIDDEN, "Forbidden"
 
 
 # The small dependencies are coroutines: FastAPI runs a plain ``def`` dependency in the thread
@@ -91,14 +92,14 @@ async def get_principal(
     the gateway), so a principal read once stays right; ids are never reused.
     """
     if x_principal_id is None:
-        raise Unauthorized("X-Principal-Id is required", code="principal_required")
+        raise Unauthorized("X-Principal-Id is required", code=ErrorCode.PRINCIPAL_REQUIRED)
     known: dict[int, Principal] = request.app.state.principals
     principal = known.get(x_principal_id)
     if principal is None:
         engine = request.app.state.engine
         principal = await run_in_threadpool(_load_principal, engine, x_principal_id)
         if principal is None:
-            raise Unauthorized("unknown principal", code="unknown_principal")
+            raise Unauthorized("unknown principal", code=ErrorCode.UNKNOWN_PRINCIPAL)
         if len(known) >= PRINCIPALS_CACHED:
             known.pop(next(iter(known)), None)  # the oldest: principals in use come back
         known[x_principal_id] = principal

@@ -17,6 +17,7 @@ from services.registry import audit, events
 from services.registry.api.deps import RequestIdDep, SessionDep, require_internal_token
 from services.registry.models import Decision, ModelStatus, ModelVersion, ModelVersionPublic
 from services.registry.models.columns import utcnow
+from shared.error_codes import ErrorCode
 from shared.errors import Conflict, NotFound, Unprocessable
 from shared.strict_json import StrictJSONRoute
 
@@ -98,7 +99,7 @@ def champion(session: SessionDep) -> ModelVersion:
         select(ModelVersion).where(ModelVersion.status == ModelStatus.CHAMPION.value)
     ).first()
     if found is None:
-        raise NotFound("no model has been promoted yet", code="no_champion")
+        raise NotFound("no model has been promoted yet", code=ErrorCode.NO_CHAMPION)
     return found
 
 
@@ -171,7 +172,9 @@ def rollback(
         .with_for_update()
     ).first()
     if current is None or current.previous_version is None:
-        raise Conflict("there is no earlier model to roll back to", code="no_previous_model")
+        raise Conflict(
+            "there is no earlier model to roll back to", code=ErrorCode.NO_PREVIOUS_MODEL
+        )
     previous = _get(session, current.previous_version, lock=True)
     _make_champion(session, previous, previous.previous_version)
     events.model_promoted(session, previous.version, current.version, how="rollback", actor=actor)

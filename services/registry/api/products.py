@@ -15,6 +15,7 @@ from services.registry.models import Application, ImportedDecision, Principal, P
 from services.registry.models.columns import utcnow
 from services.registry.pagination import decode_cursor, next_cursor
 from shared.enums import PrincipalRole
+from shared.error_codes import ErrorCode
 from shared.errors import NotFound, PreconditionFailed
 from shared.schemas.page import Page
 from shared.schemas.partial import refuse_nulls
@@ -144,7 +145,7 @@ def update_product(
     if expected is not None and product.version != expected:
         raise PreconditionFailed(
             f"product {product_id} is at version {product.version}, not {expected}",
-            code="stale_version",
+            code=ErrorCode.STALE_VERSION,
         )
     changes = body.model_dump(exclude_unset=True)
     if not changes:  # an empty patch changes nothing: no new version, no audit entry

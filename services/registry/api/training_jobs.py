@@ -19,6 +19,7 @@ from services.registry import audit
 from services.registry.api.deps import RequestIdDep, SessionDep, require_internal_token
 from services.registry.models import TrainingJob
 from services.registry.models.columns import utcnow
+from shared.error_codes import ErrorCode
 from shared.errors import Conflict, NotFound
 from shared.schemas.training import (
     ACTIVE_STATUSES,
@@ -73,7 +74,7 @@ def _busy(job: TrainingJob | None) -> Conflict:
     which = "another job" if job is None else f"job {job.id} ({job.status})"
     return Conflict(
         f"a model is being trained: {which}; wait for it to finish",
-        code="training_in_progress",
+        code=ErrorCode.TRAINING_IN_PROGRESS,
         extra={"job_id": None if job is None else job.id},
     )
 
@@ -132,7 +133,7 @@ def _get(session: Session, job_id: int, *, lock: bool = False) -> TrainingJob:
         stmt = stmt.with_for_update()
     job = session.exec(stmt).first()
     if job is None:
-        raise NotFound(f"training job {job_id} not found", code="job_not_found")
+        raise NotFound(f"training job {job_id} not found", code=ErrorCode.JOB_NOT_FOUND)
     return job
 
 
@@ -150,11 +151,13 @@ def report(job_id: JobId, body: JobUpdate, session: SessionDep) -> TrainingJob:
     runner then stops and uploads nothing."""
     job = _get(session, job_id, lock=True)
     if job.runner != body.runner:
-        raise Conflict(f"training job {job_id} is run by another runner", code="job_not_owned")
+        raise Conflict(
+            f"training job {job_id} is run by another runner", code=ErrorCode.JOB_NOT_OWNED
+        )
     if job.status in {status.value for status in FINISHED_STATUSES}:
         raise Conflict(
             f"training job {job_id} already {job.status}: {job.error or 'done'}",
-            code="job_finished",
+            code=ErrorCode.JOB_FINISHED,
             extra={"status": job.status},
         )
     now = utcnow()
@@ -164,7 +167,7 @@ def report(job_id: JobId, body: JobUpdate, session: SessionDep) -> TrainingJob:
         if status not in NEXT[job.status]:
             raise Conflict(
                 f"training job {job_id} cannot go from {job.status} to {status}",
-                code="invalid_transition",
+                code=ErrorCode.INVALID_TRANSITION,
                 field="status",
             )
         job.status = status

@@ -28,6 +28,7 @@ from services.registry.webhooks import (
     endpoint_owned_by,
     new_secret,
 )
+from shared.error_codes import ErrorCode
 from shared.errors import Conflict, PreconditionFailed, Unprocessable
 from shared.schemas.page import Page
 from shared.schemas.webhooks import (
@@ -93,7 +94,7 @@ def create_endpoint(
     if held >= settings.webhook_max_endpoints:
         raise Conflict(
             f"a principal keeps at most {settings.webhook_max_endpoints} webhook endpoints",
-            code="too_many_endpoints",
+            code=ErrorCode.TOO_MANY_ENDPOINTS,
         )
     now = utcnow()
     endpoint = WebhookEndpoint(
@@ -162,7 +163,7 @@ def update_endpoint(
     if expected is not None and endpoint.version != expected:
         raise PreconditionFailed(
             f"webhook endpoint {endpoint_id} is at version {endpoint.version}, not {expected}",
-            code="stale_version",
+            code=ErrorCode.STALE_VERSION,
         )
     if not changes:  # an empty patch changes nothing: no new version, no audit entry
         response.headers["ETag"] = etag(endpoint)
