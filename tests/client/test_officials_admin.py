@@ -65,7 +65,11 @@ def test_reference_vocabulary(world: World) -> None:
     assert TANGXIA in {town.code for town in towns}
     assert {s.section for s in industries} >= {"A", "C", "T"}
     assert {c.category for c in categories} == set(ProductCategory)
-    assert unknown_fields([towns, industries, categories]) == []
+    codes = {info.code: info for info in world.portal.reference.error_codes()}
+    assert codes["stale_version"].statuses == [412]
+    assert codes["stale_version"].en
+    assert codes["stale_version"].zh
+    assert unknown_fields([towns, industries, categories, list(codes.values())]) == []
 
 
 def test_keys_principals_and_institutions(world: World) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from finmatch_client._core import expect, make_call
 from finmatch_client._sync._resource import Resource
-from finmatch_client.models import IndustrySection, ProductCategoryInfo, Town
+from finmatch_client.models import ErrorCodeInfo, IndustrySection, ProductCategoryInfo, Town
 
 
 class Reference(Resource):
@@ -20,4 +20,10 @@ class Reference(Resource):
     def product_categories(self) -> list[ProductCategoryInfo]:
         answer = expect(list[ProductCategoryInfo])
         call = make_call("GET", "/v1/reference/product-categories", answer)
+        return self._session.send(call)
+
+    def error_codes(self) -> list[ErrorCodeInfo]:
+        """Every problem ``code`` the API answers, with its statuses and meaning."""
+        answer = expect(list[ErrorCodeInfo])
+        call = make_call("GET", "/v1/reference/error-codes", answer)
         return self._session.send(call)

@@ -65,7 +65,12 @@ from finmatch_client.models.products import (
     ReachCell,
     ReachCriterion,
 )
-from finmatch_client.models.reference import IndustrySection, ProductCategoryInfo, Town
+from finmatch_client.models.reference import (
+    ErrorCodeInfo,
+    IndustrySection,
+    ProductCategoryInfo,
+    Town,
+)
 from finmatch_client.models.stats import (
     Breakdown,
     BreakdownRow,
@@ -118,6 +123,7 @@ __all__ = [
     "Dimension",
     "DisabledReason",
     "EligibilityStatus",
+    "ErrorCodeInfo",
     "EventType",
     "FieldError",
     "FirmCreate",

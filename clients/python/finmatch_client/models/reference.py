@@ -30,3 +30,12 @@ class ProductCategoryInfo(Answer):
     name_en: str
     plan_items: list[int]
     description_zh: str
+
+
+class ErrorCodeInfo(Answer):
+    """A problem ``code`` the API answers: its HTTP statuses and meaning in zh and en."""
+
+    code: str
+    statuses: list[int]
+    zh: str
+    en: str
