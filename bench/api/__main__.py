@@ -71,6 +71,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="after the measured phases, send cached requests (gateway) and then uncached ones "
         "(gateway, matching, registry) one at a time under py-spy; raw profiles go to DIR",
     )
+    parser.add_argument(
+        "--cprofile",
+        type=Path,
+        metavar="DIR",
+        help="a profiling run: the services run under cProfile (CPU time, every thread); after "
+        "the warm-up, only the uncached phase runs, and each service's profile of it goes to "
+        "DIR/<service>.prof with a summary printed (no timed phases, no targets)",
+    )
+    parser.add_argument(
+        "--no-firm-entries",
+        action="store_true",
+        help="the registry keeps no firm entries in Redis: every uncached match asks it for "
+        "the firm (the path before the entries)",
+    )
     args = parser.parse_args(argv)
     if min(args.products, args.uncached, args.cached, args.floor, args.cached_firms) < 1:
         parser.error("--products, --uncached, --cached, --floor and --cached-firms must be >= 1")

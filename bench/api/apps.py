@@ -17,6 +17,7 @@ from bench.api.common import (
     MATCHING_FLOOR_PATH,
     REGISTRY_FLOOR_PATH,
 )
+from bench.api.cprofiling import install_from_env
 from services.gateway.auth import CurrentPrincipal
 
 FirmId = Annotated[int, PathParam(ge=1, le=2**63 - 1)]
@@ -51,6 +52,8 @@ def gateway_app() -> Any:
     """
     from services.gateway.catalogue import GENERATION_KEY
     from services.gateway.main import create_app
+
+    install_from_env()
 
     async def hops_answer(
         firm_id: FirmId, request: Request, principal: CurrentPrincipal
@@ -96,6 +99,8 @@ def registry_app() -> Any:
     from services.registry.api.deps import get_principal, require_internal_token
     from services.registry.main import create_app
 
+    install_from_env()
+
     async def firm_floor(firm_id: FirmId, request: Request) -> Response:
         return Response(_file_bytes(request, FIRM_BODY_VARIABLE), media_type="application/json")
 
@@ -109,6 +114,8 @@ def matching_app() -> Any:
     of a real match answer, ranks nothing."""
     from services.matching.main import create_app
     from shared.internal import require_internal_token
+
+    install_from_env()
 
     async def rank_floor(request: Request) -> Response:
         await request.body()

@@ -25,6 +25,7 @@ from bench.api.common import (
     TRAIN_TIMEOUT_SECONDS,
     BenchFailure,
 )
+from bench.api.cprofiling import VARIABLE as CPROFILE_VARIABLE
 from bench.import_firms import free_port
 
 
@@ -97,10 +98,22 @@ def services(
     floor_body: Path,
     firm_body: Path,
     gateway_settings: Mapping[str, str] | None = None,
+    cprofile_dir: Path | None = None,
+    firm_entries: bool = True,
 ) -> Iterator[Services]:
     """The three services; ``gateway_settings`` (FINMATCH_* variables) override the gateway's.
 
-    An empty ``redis_url`` runs the gateway's cache and matching's events in-process."""
+    An empty ``redis_url`` runs the gateway's cache and matching's events in-process. With
+    ``cprofile_dir``, each service runs under cProfile (bench.api.cprofiling), writing
+    ``<dir>/<name>.prof`` when sent SIGUSR2. ``firm_entries``: the registry writes the firms'
+    entries to the gateway's Redis (shared/firm_entries.py); False: it has no Redis, and the
+    gateway asks it for every uncached match's firm."""
+
+    def profiled(name: str) -> dict[str, str]:
+        if cprofile_dir is None:
+            return {}
+        return {CPROFILE_VARIABLE: str(cprofile_dir / f"{name}.prof")}
+
     admin_key = secrets.token_urlsafe(32)
     internal_token = secrets.token_urlsafe(32)
     env = os.environ | {
@@ -110,15 +123,22 @@ def services(
     }
     with ExitStack() as stack:
         registry_env = env | {"FINMATCH_DATABASE_URL": db_url, FIRM_BODY_VARIABLE: str(firm_body)}
+        registry_env |= profiled("registry")
+        if firm_entries and redis_url:
+            registry_env |= {"FINMATCH_REDIS_URL": redis_url, "FINMATCH_REDIS_PREFIX": CACHE_PREFIX}
         registry = start_server("registry", "bench.api.apps:registry_app", registry_env)
         stack.callback(stop_server, registry)
-        matching_env = env | {
-            "FINMATCH_REGISTRY_URL": registry.url,
-            "FINMATCH_REDIS_URL": redis_url,
-            "FINMATCH_MODEL_SIGNING_KEY": secrets.token_urlsafe(32),
-            "FINMATCH_AUTO_RETRAIN": "false",  # no retraining in the middle of a phase
-            FLOOR_BODY_VARIABLE: str(floor_body),
-        }
+        matching_env = (
+            env
+            | {
+                "FINMATCH_REGISTRY_URL": registry.url,
+                "FINMATCH_REDIS_URL": redis_url,
+                "FINMATCH_MODEL_SIGNING_KEY": secrets.token_urlsafe(32),
+                "FINMATCH_AUTO_RETRAIN": "false",  # no retraining in the middle of a phase
+                FLOOR_BODY_VARIABLE: str(floor_body),
+            }
+            | profiled("matching")
+        )
         matching = start_server("matching", "bench.api.apps:matching_app", matching_env)
         stack.callback(stop_server, matching)
         gateway_env = env | {
@@ -131,7 +151,7 @@ def services(
             "FINMATCH_RATE_LIMIT_PORTAL": "100000000",
             FLOOR_BODY_VARIABLE: str(floor_body),
         }
-        gateway_env |= dict(gateway_settings or {})
+        gateway_env |= dict(gateway_settings or {}) | profiled("gateway")
         gateway = start_server("gateway", "bench.api.apps:gateway_app", gateway_env)
         stack.callback(stop_server, gateway)
         try:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import tempfile
 import time
 import zlib
@@ -38,6 +40,7 @@ from bench.api.common import (
     BenchFailure,
     matches_path,
 )
+from bench.api.cprofiling import summarize
 from bench.api.phases import Runner
 from bench.api.profiling import py_spy, summarize_profile
 from bench.api.report import machine_info, print_report
@@ -59,6 +62,64 @@ def run(args: argparse.Namespace, admin_url: str, redis_url: str) -> int:
         cache.close()
 
 
+def fill_firm_entries(db_url: str, redis_url: str) -> int:
+    """Every firm's entry in the bench's Redis, under the gateway's prefix."""
+    from services.registry.db import make_engine
+    from services.registry.firm_cache import FirmCache
+
+    engine = make_engine(db_url)
+    cache = FirmCache(redis_url, prefix=CACHE_PREFIX, timeout_seconds=10.0)
+    try:
+        return cache.fill(engine)
+    finally:
+        cache.close()
+        engine.dispose()
+
+
+def cprofile_pass(
+    runner: Runner, pids: dict[str, int], outdir: Path, firms: list[int], warm: list[int]
+) -> int:
+    """The uncached phase alone, at the run's concurrency, with each service's cProfile window
+    open around it; the profiles go to ``outdir`` and their summary to stdout."""
+    outdir.mkdir(parents=True, exist_ok=True)
+    files = {name: outdir / f"{name}.prof" for name in pids}
+    for path in files.values():
+        path.unlink(missing_ok=True)
+    # The load generator opens its connections (uncached warm-up requests) inside the phase;
+    # the window opens now, so they are in it too, a few dozen among the measured requests.
+    for pid in pids.values():
+        os.kill(pid, signal.SIGUSR1)
+    phase = runner.run(
+        "uncached under cProfile",
+        [matches_path(f) for f in firms],
+        len(firms),
+        [matches_path(f) for f in warm],
+        len(warm),
+    )
+    for pid in pids.values():
+        os.kill(pid, signal.SIGUSR2)
+    check_statuses(phase)
+    deadline = time.monotonic() + 60
+    while not all(p.exists() and p.stat().st_size for p in files.values()):
+        if time.monotonic() > deadline:
+            raise BenchFailure(f"cProfile files not written: {files}")
+        time.sleep(0.5)
+    time.sleep(1.0)  # a large profile may still be being written
+    print(
+        f"\n{phase.requests:,} uncached requests under cProfile, {phase.rps:,.0f} req/s (slowed "
+        f"by profiling); CPU ms per request: "
+        + "; ".join(
+            f"{name} {phase.cpu_ms_per_request(name):.2f}"
+            for name in ("gateway", "matching", "registry", "load generator", "machine")
+        )
+    )
+    for name, path in files.items():
+        print()
+        for line in summarize(name, path, phase.cpu_ms_per_request(name), phase.requests):
+            print(line)
+    return 0
+
+
 def measure(
     args: argparse.Namespace, db_url: str, redis_url: str, cache: redis.Redis, workdir: Path
 ) -> int:
@@ -78,7 +139,14 @@ def measure(
     firm_file = workdir / "firm-body.json"
     headers = {"Authorization": f"Bearer {world.portal_key}"}
 
-    with services(db_url, redis_url, floor_file, firm_file) as svc:
+    with services(
+        db_url,
+        redis_url,
+        floor_file,
+        firm_file,
+        cprofile_dir=args.cprofile,
+        firm_entries=not args.no_firm_entries,
+    ) as svc:
         expected_model: str | None = None  # with --prior, the first answer names it
         if args.prior:
             model_note = "rule-and-cost prior (--prior: no model trained)"
@@ -136,6 +204,24 @@ def measure(
             raise BenchFailure(f"the registry answered {firm_answer.status_code} for a firm")
         firm_file.write_bytes(firm_answer.content)
 
+        if not args.no_firm_entries:
+            # The seed wrote the firms straight into the database; through the API each write
+            # would have written its entry (the registry's write-through). Written here as the
+            # registry's `firm-entries fill` does, so each uncached request finds its firm's.
+            started = time.perf_counter()
+            filled = fill_firm_entries(db_url, redis_url)
+            entries_note = (
+                f"firm entries: {filled:,} written to Redis as the registry's write-through "
+                f"would have ({time.perf_counter() - started:.1f} s, not measured); the "
+                "gateway reads each uncached request's firm from its entry"
+            )
+        else:
+            entries_note = (
+                "firm entries: none (--no-firm-entries): the gateway asks the registry for "
+                "each uncached request's firm"
+            )
+        print(entries_note, flush=True)
+
         redis_pid = int(cache.info("server")["process_id"])
 
         def processes() -> dict[str, list[int]]:
@@ -157,6 +243,9 @@ def measure(
             workdir,
             client=args.client,
         )
+        if args.cprofile is not None:
+            return cprofile_pass(runner, svc.pids, args.cprofile, measured, open_firms)
+
         before = cache_keys(cache, world.portal_id)
         uncached = runner.run(
             "uncached: each request a new firm → matching",
@@ -267,6 +356,7 @@ def measure(
 
         sizes = sorted(len(b) for b in captured.values())
         notes = [
+            f"entries     {entries_note.removeprefix('firm entries: ')}",
             f"catalogue   {world.products:,} active products of one institution "
             f"({expect.catalogue_version}): bench.world.wide_catalogue, as bench/latency.py ranks",
             f"model       {model_note}",

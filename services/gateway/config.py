@@ -30,6 +30,9 @@ class GatewaySettings(ServiceSettings):
     # Every key this gateway writes to Redis starts with this, so deployments (or test runs)
     # sharing one Redis never read each other's caches, counters or idempotency keys.
     redis_prefix: str = Field(default="finmatch:", min_length=1, max_length=64)
+    # How long the gateway keeps a firm's entry it wrote back after reading the firm from the
+    # registry (shared/firm_entries.py; the registry writes them on every firm write).
+    firm_entry_ttl_seconds: float = Field(default=7 * 86_400, gt=0, le=365 * 86_400)
     bootstrap_admin_key: str | None = Field(
         default=None, description="accepted as an admin key from the first start"
     )

@@ -13,7 +13,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from datetime import datetime
+from typing import Any, NamedTuple, cast
 
 import psycopg
 import sqlalchemy as sa
@@ -25,11 +26,13 @@ from sqlmodel import Session
 
 from services.registry import audit
 from services.registry.db import write_session
+from services.registry.firm_cache import FirmCache
 from services.registry.firms import stored_values
 from services.registry.models import Firm, ImportBatch
 from services.registry.models.columns import table_of, utcnow
 from shared import strict_json
 from shared.errors import validation_errors
+from shared.firm_entries import EntryWrite, registered_micros
 from shared.schemas.firm import FirmCreate, firm_warnings
 from shared.strict_json import dotted
 
@@ -186,8 +189,11 @@ def write_batch(
     principal_id: int,
     import_id: str,
     request_id: str | None,
+    firm_cache: FirmCache | None = None,
 ) -> BatchOutcome:
-    """Write one validated batch in its own transaction, or refuse it whole."""
+    """Write one validated batch in its own transaction, or refuse it whole. With a
+    ``firm_cache``, each firm's entry in Redis gets a marker of its new version before the
+    commit (not the firm itself: the gateway reads a marked firm from the registry once)."""
     with write_session(engine) as session:
         done = committed_before(session, batch, principal_id=principal_id, import_id=import_id)
         if done is not None:
@@ -214,7 +220,7 @@ def write_batch(
                 if row["credit_code"] in exc.codes
             }
             return rejected(batch, invalid)
-        created = sum(1 for _id, inserted in written.values() if inserted)
+        created = sum(1 for w in written.values() if w.inserted)
         record_batch(session, batch, principal_id=principal_id, import_id=import_id)
         audit.record(
             session,
@@ -229,6 +235,13 @@ def write_batch(
                 "updated": len(batch.rows) - created,
             },
         )
+        if firm_cache is not None:  # markers of the new versions, before the commit
+            firm_cache.write(
+                [
+                    EntryWrite(w.id, registered_micros(w.created_at), w.version)
+                    for w in written.values()
+                ]
+            )
         try:
             session.commit()
         except IntegrityError:  # a concurrent resume committed this batch first
@@ -237,7 +250,7 @@ def write_batch(
 
     results = []
     for line, values in zip(batch.row_lines, batch.rows, strict=True):
-        firm_id, inserted = written[values["credit_code"]]
+        firm_id, inserted = written[values["credit_code"]][:2]
         result = {
             "line": line,
             "status": "created" if inserted else "updated",
@@ -268,10 +281,17 @@ def import_batch(
     )
 
 
-def _upsert(
-    session: Session, rows: list[dict[str, Any]], principal_id: int
-) -> dict[str, tuple[int, bool]]:
-    """Insert or update every row; credit code → (firm id, whether it was created)."""
+class Written(NamedTuple):
+    """A firm as a batch left it."""
+
+    id: int
+    inserted: bool
+    created_at: datetime
+    version: int
+
+
+def _upsert(session: Session, rows: list[dict[str, Any]], principal_id: int) -> dict[str, Written]:
+    """Insert or update every row; credit code → the firm as written."""
     if session.get_bind().dialect.name == "postgresql":
         return _upsert_postgres_copy(session, rows, principal_id)
     return _upsert_sqlite(session, rows, principal_id)
@@ -291,7 +311,7 @@ def _owners(session: Session, codes: list[str]) -> dict[str, tuple[int, int]]:
 
 def _upsert_sqlite(
     session: Session, rows: list[dict[str, Any]], principal_id: int
-) -> dict[str, tuple[int, bool]]:
+) -> dict[str, Written]:
     # SQLite serialises writers (BEGIN IMMEDIATE), so nobody can slip in between the owner
     # check and the write.
     codes = [r["credit_code"] for r in rows]
@@ -306,13 +326,20 @@ def _upsert_sqlite(
         | {"version": FIRM_TABLE.c.version + 1},
     )
     session.execute(stmt, rows)
-    after = _owners(session, codes)
-    return {code: (after[code][1], code not in before) for code in codes}
+    table = FIRM_TABLE
+    after: dict[str, Written] = {}
+    for start in range(0, len(codes), 900):  # below SQLite's bound-parameter limit
+        stmt_after = sa.select(
+            table.c.credit_code, table.c.id, table.c.created_at, table.c.version
+        ).where(table.c.credit_code.in_(codes[start : start + 900]))
+        for code, firm_id, created_at, version in session.execute(stmt_after):
+            after[code] = Written(firm_id, code not in before, created_at, version)
+    return {code: after[code] for code in codes}
 
 
 def _upsert_postgres_copy(
     session: Session, rows: list[dict[str, Any]], principal_id: int
-) -> dict[str, tuple[int, bool]]:
+) -> dict[str, Written]:
     """COPY into a temporary table, check owners with one join, then INSERT … ON CONFLICT."""
     # The raw psycopg connection: SQLAlchemy has no COPY of its own.
     dbapi = cast("psycopg.Connection[Any]", session.connection().connection.dbapi_connection)
@@ -342,9 +369,12 @@ def _upsert_postgres_copy(
             f"INSERT INTO firm ({cols}) SELECT {cols} FROM firm_import "
             f"ON CONFLICT (credit_code) DO UPDATE SET {updates}, version = firm.version + 1 "
             "WHERE firm.owner_principal_id = EXCLUDED.owner_principal_id "
-            "RETURNING credit_code, id, (xmax = 0)"
+            "RETURNING credit_code, id, (xmax = 0), created_at, version"
         )
-        written = {code: (firm_id, bool(inserted)) for code, firm_id, inserted in cur.fetchall()}
+        written = {
+            code: Written(firm_id, bool(inserted), created_at, version)
+            for code, firm_id, inserted, created_at, version in cur.fetchall()
+        }
     if len(written) != len(rows):  # a code changed owner after our check
         raise _OwnedElsewhere({r["credit_code"] for r in rows} - set(written))
     return written

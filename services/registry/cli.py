@@ -22,6 +22,12 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser(
         "stats-refresh", help="rebuild the statistics cube's dirty months (after a bulk load)"
     )
+    entries = commands.add_parser(
+        "firm-entries",
+        help="the firms' entries in Redis (FINMATCH_REDIS_URL): write them all from the "
+        "database (fill), or delete them all after firms were changed by hand (clear)",
+    )
+    entries.add_argument("action", choices=("fill", "clear"))
     seed = commands.add_parser("seed", help="write the synthetic Dongguan demo data (once)")
     seed.add_argument("--firms", type=int, default=5_000)
     seed.add_argument("--applications", type=int, default=6_000)
@@ -45,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "stats-refresh":
         upgrade(url)
         refresh_stats(url)
+    elif args.command == "firm-entries":
+        return _firm_entries(url, args.action)
     elif args.command == "serve":
         upgrade(url)
         if args.seed:
@@ -79,6 +87,32 @@ def refresh_stats(url: str) -> None:
     if months:
         took = time.perf_counter() - started
         print(f"statistics cube: {months} month(s) rebuilt in {took:.1f} s", flush=True)
+
+
+def _firm_entries(url: str, action: str) -> int:
+    from services.registry.firm_cache import FirmCache
+
+    settings = get_settings()
+    if not settings.redis_url:
+        print("FINMATCH_REDIS_URL is not set: the registry keeps no firm entries", file=sys.stderr)
+        return 2
+    cache = FirmCache(
+        settings.redis_url,
+        prefix=settings.redis_prefix,
+        ttl_seconds=settings.firm_entry_ttl_seconds,
+        timeout_seconds=max(settings.redis_timeout_seconds, 5.0),
+    )
+    engine = make_engine(url)
+    try:
+        if action == "fill":
+            print(f"firm entries: {cache.fill(engine):,} firms written", flush=True)
+        else:
+            cache.clear()
+            print("firm entries: all deleted", flush=True)
+    finally:
+        engine.dispose()
+        cache.close()
+    return 0
 
 
 def _seed(url: str, firms: int, applications: int, keys_file: Path) -> None:

@@ -96,6 +96,18 @@ class RegistrySettings(ServiceSettings):
     # only the keyed hash is stored, so a leaked table cannot be matched against a list of
     # codes. Changing it splits one firm's rows imported before and after into two firms.
     credit_code_hash_key: str = DEV_PLACEHOLDER
+    # Each firm's entry in Redis, written after every commit that changes the firm, which the
+    # gateway reads instead of asking the registry (shared/firm_entries.py). Unset: no entries
+    # (the gateway asks the registry for each uncached match). The prefix must be the
+    # gateway's FINMATCH_REDIS_PREFIX: the entries are its keys.
+    redis_url: str | None = None
+    redis_prefix: str = Field(default="finmatch:", min_length=1, max_length=64)
+    redis_timeout_seconds: float = Field(default=0.5, gt=0, le=60)
+    # How long an entry is kept after its last write (a write-through, or the gateway writing
+    # back what it read); memory is about 1.3 KB per firm kept.
+    firm_entry_ttl_seconds: float = Field(default=7 * DAY_SECONDS, gt=0, le=365 * DAY_SECONDS)
+    # While writes did not reach Redis, how often they are tried again.
+    firm_entry_retry_seconds: float = Field(default=1.0, gt=0, le=600)
 
     def check_secrets(self) -> None:
         """Refuse to start outside development with a placeholder secret."""

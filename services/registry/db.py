@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterator
 from functools import lru_cache
@@ -23,6 +24,7 @@ DB_ERRORS: Final = Counter(
     "OperationalError, ...). Includes errors the API turns into a 409.",
     ["operation", "error"],
 )
+_log = logging.getLogger("finmatch.registry.db")
 _STATEMENTS: Final = frozenset({"select", "insert", "update", "delete"})
 _TRANSACTION: Final = frozenset({"begin", "commit", "rollback", "savepoint", "release"})
 
@@ -203,3 +205,47 @@ class PoolCollector(Collector):
         )
         for name, documentation, value in gauges:
             yield GaugeMetricFamily(f"finmatch_db_pool_{name}", documentation, value=value)
+
+
+# Work to do right before a session's transaction commits and once it has (dropped if it rolls
+# back first): what others must hear of around the commit, e.g. a firm's entry in Redis
+# (services.registry.firm_cache). Runs in the committing thread.
+_BEFORE_COMMIT: Final = "finmatch_before_commit"
+_AFTER_COMMIT: Final = "finmatch_after_commit"
+
+
+def around_commit(
+    session: Session,
+    before: Callable[[], object] | None = None,
+    after: Callable[[], object] | None = None,
+) -> None:
+    """Run ``before`` just before this session's next commit and ``after`` once it committed;
+    neither if it rolls back first (``before`` may have run when the commit itself fails)."""
+    if before is not None:
+        session.info.setdefault(_BEFORE_COMMIT, []).append(before)
+    if after is not None:
+        session.info.setdefault(_AFTER_COMMIT, []).append(after)
+
+
+def _run(works: Any, when: str) -> None:
+    for work in works:
+        try:
+            work()
+        except Exception:  # the write itself stands or falls on its own: never a 500 from here
+            _log.exception("work %s a commit failed", when)
+
+
+@event.listens_for(Session, "before_commit")
+def _run_before_commit(session: Any) -> None:
+    _run(session.info.pop(_BEFORE_COMMIT, ()), "before")
+
+
+@event.listens_for(Session, "after_commit")
+def _run_after_commit(session: Any) -> None:
+    _run(session.info.pop(_AFTER_COMMIT, ()), "after")
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_around_commit(session: Any, previous_transaction: Any) -> None:
+    session.info.pop(_BEFORE_COMMIT, None)
+    session.info.pop(_AFTER_COMMIT, None)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -29,6 +31,7 @@ from services.registry.api import (
 from services.registry.api.deps import require_internal_token
 from services.registry.config import RegistrySettings, get_settings
 from services.registry.db import PoolCollector, make_engine
+from services.registry.firm_cache import FirmCache
 from services.registry.outage import OutageMonitor, install_outage_handlers, is_unavailable
 from shared.access_log import AccessLogMiddleware
 from shared.errors import install_error_handlers
@@ -54,11 +57,23 @@ def create_app(settings: RegistrySettings | None = None, engine: Engine | None =
             pool_timeout_seconds=settings.db_pool_timeout_seconds,
         )
         stop_watching = outage.watch(app.state.engine)
+        firm_cache = app.state.firm_cache = _firm_cache(settings)
+        retrying = None
+        if firm_cache is not None:
+            retrying = asyncio.create_task(
+                _replay_firm_entries(firm_cache, settings.firm_entry_retry_seconds)
+            )
         freeze_startup_heap(settings.gc_freeze)
         try:
             yield
         finally:
             stop_watching()
+            if retrying is not None:
+                retrying.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await retrying
+            if firm_cache is not None:
+                firm_cache.close()
             if owns_engine:
                 app.state.engine.dispose()
 
@@ -76,6 +91,7 @@ def create_app(settings: RegistrySettings | None = None, engine: Engine | None =
     # Set early too, so that code using app.state before startup (tests) finds them.
     app.state.settings = settings
     app.state.principals = {}  # id → Principal, read once (principals are immutable)
+    app.state.firm_cache = None  # set in the lifespan when FINMATCH_REDIS_URL is
     if engine is not None:
         app.state.engine = engine
     install_error_handlers(app)
@@ -129,6 +145,26 @@ def create_app(settings: RegistrySettings | None = None, engine: Engine | None =
     # Open like the probes: the scraper has no token; the NetworkPolicies decide who reaches it.
     mount_metrics(app, "registry", PoolCollector(lambda: getattr(app.state, "engine", None)))
     return app
+
+
+def _firm_cache(settings: RegistrySettings) -> FirmCache | None:
+    if not settings.redis_url:
+        return None
+    return FirmCache(
+        settings.redis_url,
+        prefix=settings.redis_prefix,
+        ttl_seconds=settings.firm_entry_ttl_seconds,
+        timeout_seconds=settings.redis_timeout_seconds,
+    )
+
+
+async def _replay_firm_entries(firm_cache: FirmCache, every_seconds: float) -> None:
+    """The lease on the firm entries renewed, and writes that did not reach Redis tried again
+    until they do (see firm_cache)."""
+    lease_seconds = max(3 * every_seconds, 3.0)
+    while True:
+        await run_in_threadpool(firm_cache.keep_lease, lease_seconds)
+        await asyncio.sleep(every_seconds)
 
 
 def _ping(engine: Engine) -> None:

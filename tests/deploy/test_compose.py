@@ -135,11 +135,11 @@ def test_every_finmatch_variable_is_a_setting_of_that_service(compose: dict[str,
 
 def test_a_variable_of_another_service_is_caught(compose: dict[str, Any]) -> None:
     broken = copy.deepcopy(compose)
-    # The registry has no Redis; a typo is no setting at all.
-    broken["services"]["registry"]["environment"]["FINMATCH_REDIS_URL"] = "redis://redis:6379/0"
+    # The registry limits no rates (the gateway does); a typo is no setting at all.
+    broken["services"]["registry"]["environment"]["FINMATCH_RATE_LIMIT_PORTAL"] = "600"
     broken["services"]["gateway"]["environment"]["FINMATCH_GATEWAY_PROT"] = "8000"
     assert unknown_variables(broken) == [
-        "registry: FINMATCH_REDIS_URL is no setting of the registry",
+        "registry: FINMATCH_RATE_LIMIT_PORTAL is no setting of the registry",
         "gateway: FINMATCH_GATEWAY_PROT is no setting of the gateway",
     ]
 

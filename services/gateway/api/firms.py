@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import Annotated
 
+import orjson
 from fastapi import APIRouter, Path, Query, Request, Response
 
 from services.gateway.api.held import forget_firm, hold_firm, stale_firm
@@ -18,6 +20,7 @@ from services.gateway.auth import CurrentPrincipal, Principal, require
 from services.gateway.idempotency import IdempotentRoute
 from shared.enums import PrincipalRole
 from shared.errors import ProblemError
+from shared.firm_entries import WRITER_KEY, entry_key
 from shared.schemas.firm import FirmCreate, FirmPublic, FirmUpdate
 from shared.schemas.page import Cursor, Page
 from shared.types import SafeStr
@@ -33,9 +36,39 @@ router = APIRouter(prefix="/v1/firms", tags=["firms"], route_class=IdempotentRou
 IdPath = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
-async def firms_changed(request: Request, principal: Principal) -> None:
-    """Cached matches of this portal's firms are stale from now on."""
-    await request.app.state.cache.incr(f"firms:generation:{principal.id}")
+async def firms_changed(
+    request: Request, principal: Principal, firm_ids: Callable[[], Iterable[int]]
+) -> None:
+    """Cached matches of this portal's firms are stale from now on.
+
+    The registry has written the firms' entries in Redis (shared/firm_entries.py). If Redis is
+    down for this gateway it may have failed to: the entries are deleted, which the cache does
+    when Redis is back, before it reads Redis again (FallbackCache replays them)."""
+    cache = request.app.state.cache
+    await cache.incr(f"firms:generation:{principal.id}")
+    if cache.redis_key(WRITER_KEY) is None:
+        await cache.delete(*(entry_key(firm_id) for firm_id in firm_ids()))
+
+
+def _answered_id(answer: Response) -> list[int]:
+    """The id of the firm in a firm answer (none if it has no body)."""
+    try:
+        return [int(orjson.loads(answer.body)["id"])]
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return []
+
+
+def _imported_ids(answer: bytes) -> list[int]:
+    """The ids of the firms an NDJSON import answer says were written."""
+    ids = []
+    for line in answer.splitlines():
+        try:
+            result = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(result, dict) and isinstance(result.get("id"), int):
+            ids.append(result["id"])
+    return ids
 
 
 @router.post(
@@ -58,7 +91,7 @@ async def upsert_firm(body: FirmCreate, request: Request, principal: CurrentPrin
     answer = await forward(
         request, "POST", "/v1/firms", principal, json=body.model_dump(mode="json")
     )
-    await firms_changed(request, principal)
+    await firms_changed(request, principal, lambda: _answered_id(answer))
     await hold_firm(request.app.state, principal, answer.body, answer.headers.get("etag"))
     return answer
 
@@ -106,7 +139,7 @@ async def bulk_import(
     if batch_size is not None:
         params["batch_size"] = str(batch_size)
     answer = await request.app.state.registry.bulk_import(principal.id, params, request.stream())
-    await firms_changed(request, principal)
+    await firms_changed(request, principal, lambda: _imported_ids(answer.content))
     return Response(
         answer.content, status_code=answer.status_code, media_type="application/x-ndjson"
     )
@@ -144,7 +177,7 @@ async def update_firm(
     """Only the fields given change. If-Match is required (the ETag you read, or `*`):
     428 without it, 412 when the firm changed since you read it."""
     answer = await forward_update(request, f"/v1/firms/{firm_id}", principal, body, if_match)
-    await firms_changed(request, principal)
+    await firms_changed(request, principal, lambda: [firm_id])
     await hold_firm(request.app.state, principal, answer.body, answer.headers.get("etag"))
     return answer
 
@@ -153,6 +186,6 @@ async def update_firm(
 async def erase_firm(firm_id: IdPath, request: Request, principal: CurrentPrincipal) -> Response:
     """Erase the profile; applications keep an anonymous snapshot."""
     answer = await forward(request, "DELETE", f"/v1/firms/{firm_id}", principal)
-    await firms_changed(request, principal)
+    await firms_changed(request, principal, lambda: [firm_id])
     await forget_firm(request.app.state, principal, firm_id)
     return answer

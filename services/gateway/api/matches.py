@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from services.gateway.api.held import held_firm, hold_firm, identity, stale_headers
 from services.gateway.auth import CurrentPrincipal, require
-from services.gateway.cache import stamped, unstamped
+from services.gateway.cache import stamped, ttl_ms, unstamped
 from services.gateway.catalogue import GENERATION_KEY as CATALOGUE_GENERATION
 from services.gateway.catalogue import Catalogue
 from services.gateway.metrics import match_served
@@ -25,6 +25,14 @@ from shared.errors import (
     ProblemError,
     ServiceUnavailable,
     problem_responses,
+)
+from shared.firm_entries import (
+    WRITE_SCRIPT,
+    WRITER_KEY,
+    EntryWrite,
+    entry_key,
+    read_entry,
+    script_arguments,
 )
 from shared.schemas.firm import FirmFeatures
 from shared.schemas.matching import Lang, NearMiss, RankedProduct, RankOptions
@@ -117,10 +125,15 @@ async def firm_matches(
     state = request.app.state
     query = f"{principal.id}:{firm_id}:{lang}:{limit}:{near_miss_limit}:{amount_yuan}:{term_months}"
     key, last_key = f"match:{query}", f"match-last:{query}"
-    # One round trip: the portal's firms generation, the catalogue's, and the stored answer,
-    # which stands only if it was computed from those same versions (and the current model).
-    firms_generation, catalogue_generation, stored = await state.cache.get_many(
-        f"firms:generation:{principal.id}", CATALOGUE_GENERATION, key
+    # One round trip: the portal's firms generation, the catalogue's, the stored answer, which
+    # stands only if it was computed from those same versions (and the current model), and the
+    # firm as the registry last committed it (its entry: shared/firm_entries.py).
+    firms_generation, catalogue_generation, stored, writer, entry = await state.cache.get_many(
+        f"firms:generation:{principal.id}",
+        CATALOGUE_GENERATION,
+        key,
+        WRITER_KEY,
+        entry_key(firm_id),
     )
     catalogue: Catalogue = await state.catalogue.at(catalogue_generation)
     stamps = ((firms_generation or b"0").decode(), catalogue.version, state.model_version)
@@ -129,17 +142,25 @@ async def firm_matches(
         match_served("cached")
         return Response(cached, media_type="application/json")
 
-    try:
-        firm, etag = await state.registry.get_firm(principal.id, firm_id)
-    except ProblemError as exc:
-        if exc.status < 500:
-            raise
-        # The registry cannot answer (its database down): the last answer for this firm as
-        # its owner last saw it, if one is held; else the registry's own 503.
-        held = await held_firm(state, principal, firm_id)
-        if held is None or not held.firm.get("consent_matching", True):
-            raise
-        return await _last_answer(state, last_key, firm_id, identity(held.firm), exc, "registry")
+    # Entries count only while a registry keeps them (it holds the writer's lease).
+    held_entry = read_entry(entry) if writer is not None else None
+    if held_entry is not None:
+        firm, firm_body, etag = held_entry.firm, None, held_entry.etag
+    else:
+        try:
+            firm, etag = await state.registry.get_firm(principal.id, firm_id)
+        except ProblemError as exc:
+            if exc.status < 500:
+                raise
+            # The registry cannot answer (its database down): the last answer for this firm
+            # as its owner last saw it, if one is held; else the registry's own 503.
+            held = await held_firm(state, principal, firm_id)
+            if held is None or not held.firm.get("consent_matching", True):
+                raise
+            return await _last_answer(
+                state, last_key, firm_id, identity(held.firm), exc, "registry"
+            )
+        firm_body = orjson.dumps(firm)
     if firm["owner_principal_id"] != principal.id:
         raise NotFound(f"firm {firm_id} not found")
     if not firm.get("consent_matching", True):
@@ -182,7 +203,7 @@ async def firm_matches(
     }
     payload = orjson.dumps(body)
     settings = state.settings
-    await asyncio.gather(
+    writes = [
         state.cache.set(key, stamped(payload, *stamps), settings.match_cache_seconds),
         # Kept longer and whatever changes since: what this firm is served if matching fails.
         state.cache.set(
@@ -190,9 +211,21 @@ async def firm_matches(
             stamped(payload, identity(firm), f"{state.wall_clock():.3f}"),
             settings.match_stale_if_error_seconds,
         ),
-        # And the firm itself: what vouches for that answer while the registry is down.
-        hold_firm(state, principal, orjson.dumps(firm), etag),
-    )
+    ]
+    if firm_body is not None:  # read from the registry, not from its entry
+        # The firm itself: what vouches for that answer while the registry is down.
+        writes.append(hold_firm(state, principal, firm_body, etag))
+    if firm_body is not None and writer is not None:
+        writes.append(
+            # And its entry, unless the registry wrote a newer one meanwhile.
+            state.cache.run_script(
+                WRITE_SCRIPT,
+                *script_arguments(
+                    [EntryWrite.of_firm(firm, firm_body)], ttl_ms(settings.firm_entry_ttl_seconds)
+                ),
+            )
+        )
+    await asyncio.gather(*writes)
     state.recorder.record(
         [
             {

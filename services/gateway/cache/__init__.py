@@ -2,7 +2,7 @@
 
 from services.gateway.cache._fallback import FallbackCache, make_cache
 from services.gateway.cache._local import LocalCache
-from services.gateway.cache._protocol import Cache
+from services.gateway.cache._protocol import Cache, ttl_ms
 from services.gateway.cache._redis import RedisCache
 from services.gateway.cache._stamps import stamped, unstamped
 from services.gateway.redis_guard import Clock
@@ -15,5 +15,6 @@ __all__ = [
     "RedisCache",
     "make_cache",
     "stamped",
+    "ttl_ms",
     "unstamped",
 ]

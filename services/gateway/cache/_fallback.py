@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Collection, MutableSet
-from typing import Final
+from collections.abc import Collection, MutableSet, Sequence
+from typing import Any, Final
 
 from services.gateway.cache._local import LocalCache
 from services.gateway.cache._protocol import ttl_ms
@@ -91,6 +91,14 @@ class FallbackCache:
         except RedisUnavailable:
             self._remember(self._missed_incrs, (key,))
             return await self.local.incr(key)
+
+    async def run_script(self, script: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """The script's answer from Redis; None while Redis is down (nothing runs in-process:
+        a script's keys are ones that only Redis may hold)."""
+        try:
+            return await self._guard.run(lambda: self.redis.run_script(script, keys, args))
+        except RedisUnavailable:
+            return None
 
     def redis_key(self, key: str) -> str | None:
         """The key's whole name in Redis while Redis is in use (and the invalidations missed

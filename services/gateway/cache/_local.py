@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from typing import Final
+from collections.abc import Sequence
+from typing import Any, Final
 
 from services.gateway.cache._metrics import count_lookup
 from services.gateway.cache._protocol import ttl_ms
@@ -85,6 +86,10 @@ class LocalCache:
 
     def redis_key(self, key: str) -> str | None:
         """No Redis behind this cache."""
+        return None
+
+    async def run_script(self, script: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """No Redis behind this cache: nothing runs (a script's keys only Redis may hold)."""
         return None
 
     def clear(self) -> None:

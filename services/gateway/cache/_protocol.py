@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import Protocol
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 
 class Cache(Protocol):
@@ -18,6 +19,8 @@ class Cache(Protocol):
     async def incr(self, key: str) -> int: ...
 
     def redis_key(self, key: str) -> str | None: ...
+
+    async def run_script(self, script: str, keys: Sequence[str], args: Sequence[Any]) -> Any: ...
 
     async def aclose(self) -> None: ...
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from typing import cast
+from collections.abc import Collection, Sequence
+from typing import Any, cast
+
+from redis.commands.core import AsyncScript
 
 from services.gateway.cache._metrics import count_lookup
 from services.gateway.cache._protocol import ttl_ms
@@ -23,6 +25,7 @@ class RedisCache:
     ) -> None:
         self.prefix = prefix
         self.client = redis_client(url, connect_timeout=connect_timeout, op_timeout=op_timeout)
+        self._scripts: dict[str, AsyncScript] = {}
 
     async def get(self, key: str) -> bytes | None:
         value = cast(bytes | None, await self.client.get(self.prefix + key))
@@ -45,6 +48,13 @@ class RedisCache:
 
     async def incr(self, key: str) -> int:
         return int(await self.client.incr(self.prefix + key))
+
+    async def run_script(self, script: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """A Lua script (EVALSHA, loaded on first use) on these keys, each under the prefix."""
+        registered = self._scripts.get(script)
+        if registered is None:
+            registered = self._scripts[script] = self.client.register_script(script)
+        return await registered(keys=[self.prefix + key for key in keys], args=list(args))
 
     def redis_key(self, key: str) -> str:
         """The key's whole name in Redis, for a script run on another client (the limiter)."""

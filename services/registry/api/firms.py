@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.engine import Engine
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from services.registry import firms as firm_rules
 from services.registry.api.deps import (
@@ -23,7 +23,8 @@ from services.registry.api.deps import (
 )
 from services.registry.api.ndjson import NDJSON_BODY, BatchSize, ImportId, NdjsonImport
 from services.registry.bulk import prepare_batch, write_batch
-from services.registry.db import is_sqlite, statement_session
+from services.registry.db import around_commit, is_sqlite, statement_session
+from services.registry.firm_cache import FirmCache, entry_of, tombstone_of
 from services.registry.idempotency import IdempotentWriteRoute
 from services.registry.models import Firm, Principal
 from services.registry.pagination import page_of
@@ -33,6 +34,7 @@ from shared.errors import (
     PreconditionFailed,
     PreconditionRequired,
 )
+from shared.firm_entries import EntryWrite
 from shared.schemas.firm import FirmCreate, FirmPublic, FirmUpdate
 from shared.schemas.page import Page
 from shared.types import SafeStr
@@ -59,9 +61,21 @@ def parse_if_match(value: str | None) -> int | None:
     return int(match.group(1))
 
 
+def write_through(request: Request, session: Session, entry: EntryWrite) -> None:
+    """The firm's entry in Redis (shared/firm_entries.py) around the session's commit: a marker
+    of the new version (or the tombstone) before it, the entry itself after it."""
+    cache: FirmCache | None = request.app.state.firm_cache
+    if cache is None:
+        return
+    marker = EntryWrite(entry.firm_id, entry.registered, entry.version)
+    after = partial(cache.write, [entry]) if entry.body else None
+    around_commit(session, before=partial(cache.write, [marker]), after=after)
+
+
 @router.post("", response_model=FirmPublic, status_code=201)
 def upsert_firm(
     body: FirmCreate,
+    request: Request,
     session: SessionDep,
     principal: PrincipalDep,
     request_id: RequestIdDep,
@@ -69,6 +83,7 @@ def upsert_firm(
 ) -> Firm:
     require_role(principal, PrincipalRole.PORTAL)
     firm, created = firm_rules.upsert_firm(session, body, principal, request_id)
+    write_through(request, session, entry_of(firm))
     session.commit()
     response.status_code = 201 if created else 200
     response.headers["ETag"] = etag(firm)
@@ -123,6 +138,7 @@ def _read_firm(engine: Engine, firm_id: int, principal: Principal) -> tuple[byte
 def update_firm(
     firm_id: IdPath,
     body: FirmUpdate,
+    request: Request,
     session: SessionDep,
     principal: PrincipalDep,
     request_id: RequestIdDep,
@@ -137,6 +153,7 @@ def update_firm(
         session.refresh(firm, with_for_update=True)
         expected = firm.version
     firm = firm_rules.update_firm(session, firm, body, expected, principal, request_id)
+    write_through(request, session, entry_of(firm))
     session.commit()
     response.headers["ETag"] = etag(firm)
     return firm
@@ -144,9 +161,14 @@ def update_firm(
 
 @router.delete("/{firm_id}", status_code=204)
 def erase_firm(
-    firm_id: IdPath, session: SessionDep, principal: PrincipalDep, request_id: RequestIdDep
+    firm_id: IdPath,
+    request: Request,
+    session: SessionDep,
+    principal: PrincipalDep,
+    request_id: RequestIdDep,
 ) -> Response:
     firm = firm_rules.firm_owned_by(session, firm_id, principal)
+    write_through(request, session, tombstone_of(firm))
     firm_rules.erase_firm(session, firm, principal, request_id)
     session.commit()
     return Response(status_code=204)
@@ -173,6 +195,7 @@ async def bulk_import(
     write = partial(
         write_batch,
         request.app.state.engine,
+        firm_cache=request.app.state.firm_cache,
         principal_id=principal_id,
         import_id=import_id,
         request_id=request_id,
