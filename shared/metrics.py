@@ -65,9 +65,10 @@ REQUEST_DURATION: Final = Histogram(
 
 def route_template(scope: Scope) -> str:
     """The path template of the route that served ``scope`` (after routing), e.g.
-    ``/v1/firms/{firm_id}/matches``; UNMATCHED_ROUTE when none did."""
+    ``/v1/firms/{firm_id}/matches`` (without a convertor such as ``:id``); UNMATCHED_ROUTE
+    when none did."""
     route = scope.get("route")
-    path = getattr(route, "path", None)
+    path = getattr(route, "path_format", None)
     return path if isinstance(path, str) else UNMATCHED_ROUTE
 
 

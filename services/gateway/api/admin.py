@@ -93,7 +93,7 @@ async def list_keys(
     return await forward(request, "GET", "/v1/keys", principal, params=params)
 
 
-@router.post("/keys/{key_id}/revoke", response_model=KeyPublic)
+@router.post("/keys/{key_id:id}/revoke", response_model=KeyPublic)
 async def revoke_key(key_id: IdPath, request: Request, principal: CurrentPrincipal) -> Response:
     """The key stops working at once on every replica sharing the Redis cache (without Redis,
     other replicas stop within FINMATCH_KEY_CACHE_SECONDS, 30 s by default)."""
@@ -191,7 +191,7 @@ async def list_jobs(
 
 
 @router.get(
-    "/models/jobs/{job_id}",
+    "/models/jobs/{job_id:id}",
     response_model=TrainingJobPublic,
     summary="A training job / 训练任务",
     responses=problem_responses(404),

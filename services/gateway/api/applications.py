@@ -109,14 +109,14 @@ async def list_applications(
     return await forward(request, "GET", "/v1/applications", principal, params=params)
 
 
-@router.get("/{application_id}", response_model=ApplicationPublic)
+@router.get("/{application_id:id}", response_model=ApplicationPublic)
 async def get_application(
     application_id: IdPath, request: Request, principal: CurrentPrincipal
 ) -> Response:
     return await forward(request, "GET", f"/v1/applications/{application_id}", principal)
 
 
-@router.post("/{application_id}/withdraw", response_model=ApplicationPublic)
+@router.post("/{application_id:id}/withdraw", response_model=ApplicationPublic)
 async def withdraw(
     application_id: IdPath, request: Request, principal: CurrentPrincipal
 ) -> Response:
@@ -124,7 +124,7 @@ async def withdraw(
 
 
 @router.post(
-    "/{application_id}/decision",
+    "/{application_id:id}/decision",
     response_model=DecisionPublic,
     status_code=201,
     summary="Record the decision / 登记审批结果",
@@ -142,7 +142,7 @@ async def decide(
     )
 
 
-@router.get("/{application_id}/decision", response_model=DecisionPublic)
+@router.get("/{application_id:id}/decision", response_model=DecisionPublic)
 async def get_decision(
     application_id: IdPath, request: Request, principal: CurrentPrincipal
 ) -> Response:

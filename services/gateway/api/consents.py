@@ -32,7 +32,7 @@ WHAT_REVOKING_DOES = (
 
 
 @router.get(
-    "/{firm_id}/consents",
+    "/{firm_id:id}/consents",
     response_model=Page[ConsentPublic],
     summary="Who received the firm's profile / 企业信息授权记录",
     description="One consent per institution the firm applied to, with the applications "
@@ -51,7 +51,7 @@ async def list_consents(
 
 
 @router.post(
-    "/{firm_id}/consents/{consent_id}/revoke",
+    "/{firm_id:id}/consents/{consent_id:id}/revoke",
     response_model=ConsentPublic,
     summary="Revoke a consent / 撤回授权",
     description="Works before or after a decision. Revoking a revoked consent is 200 with the "

@@ -145,7 +145,7 @@ async def bulk_import(
     )
 
 
-@router.get("/{firm_id}", response_model=FirmPublic, responses={200: {"headers": ETAG_HEADER}})
+@router.get("/{firm_id:id}", response_model=FirmPublic, responses={200: {"headers": ETAG_HEADER}})
 async def get_firm(firm_id: IdPath, request: Request, principal: CurrentPrincipal) -> Response:
     """The owner portal; an institution with a live application from this firm whose
     consent the firm has not revoked; an admin.
@@ -166,7 +166,7 @@ async def get_firm(firm_id: IdPath, request: Request, principal: CurrentPrincipa
     return answer
 
 
-@router.patch("/{firm_id}", response_model=FirmPublic, responses=UPDATE_RESPONSES)
+@router.patch("/{firm_id:id}", response_model=FirmPublic, responses=UPDATE_RESPONSES)
 async def update_firm(
     firm_id: IdPath,
     body: FirmUpdate,
@@ -182,7 +182,7 @@ async def update_firm(
     return answer
 
 
-@router.delete("/{firm_id}", status_code=204, response_class=Response)
+@router.delete("/{firm_id:id}", status_code=204, response_class=Response)
 async def erase_firm(firm_id: IdPath, request: Request, principal: CurrentPrincipal) -> Response:
     """Erase the profile; applications keep an anonymous snapshot."""
     answer = await forward(request, "DELETE", f"/v1/firms/{firm_id}", principal)

@@ -95,7 +95,7 @@ def _with_product(catalogue: Catalogue, item: dict[str, Any]) -> dict[str, Any]:
 
 
 @router.get(
-    "/firms/{firm_id}/matches",
+    "/firms/{firm_id:id}/matches",
     response_model=MatchesResponse,
     summary="Ranked financing products for a firm / 为企业匹配融资产品",
     description=(

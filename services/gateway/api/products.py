@@ -70,7 +70,7 @@ async def list_products(
 
 
 @router.get(
-    "/{product_id}", response_model=ProductPublic, responses={200: {"headers": ETAG_HEADER}}
+    "/{product_id:id}", response_model=ProductPublic, responses={200: {"headers": ETAG_HEADER}}
 )
 async def get_product(
     product_id: IdPath, request: Request, principal: CurrentPrincipal
@@ -78,7 +78,7 @@ async def get_product(
     return await forward(request, "GET", f"/v1/products/{product_id}", principal)
 
 
-@router.patch("/{product_id}", response_model=ProductPublic, responses=UPDATE_RESPONSES)
+@router.patch("/{product_id:id}", response_model=ProductPublic, responses=UPDATE_RESPONSES)
 async def update_product(
     product_id: IdPath,
     body: ProductUpdate,
@@ -93,7 +93,7 @@ async def update_product(
     return answer
 
 
-@router.delete("/{product_id}", status_code=204, response_class=Response)
+@router.delete("/{product_id:id}", status_code=204, response_class=Response)
 async def delete_product(
     product_id: IdPath, request: Request, principal: CurrentPrincipal
 ) -> Response:
@@ -131,7 +131,7 @@ async def preview_product(
 
 
 @router.get(
-    "/{product_id}/reach",
+    "/{product_id:id}/reach",
     response_model=ProductReach,
     summary="A listed product's reach / 已发布产品的覆盖",
     description=_REACH_DESCRIPTION + " An institution asks about its own products only.",

@@ -22,6 +22,10 @@ IF_MATCH_RULE = (
     "only to that version, else 412 `stale_version` (read again, merge, resend). `*` applies it "
     "to whatever version is current (an explicit last-write-wins). Without If-Match: 428."
 )
+# What the registry reads as an If-Match (services/registry/api/firms.py parse_if_match).
+IF_MATCH_PATTERN = r'^(\*|(W/)?"[0-9]{1,18}")$'
+# Optional in Python so that its absence reaches the registry, which answers 428 (FastAPI's own
+# check would answer 422); the OpenAPI marks it required (services/gateway/openapi).
 IfMatch = Annotated[str | None, Header(max_length=40, description=IF_MATCH_RULE)]
 ETAG_HEADER = {
     "ETag": {

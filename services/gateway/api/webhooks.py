@@ -65,7 +65,7 @@ async def list_endpoints(
 
 
 @router.get(
-    "/endpoints/{endpoint_id}",
+    "/endpoints/{endpoint_id:id}",
     response_model=WebhookEndpointPublic,
     responses={200: {"headers": ETAG_HEADER}},
 )
@@ -76,7 +76,7 @@ async def get_endpoint(
 
 
 @router.patch(
-    "/endpoints/{endpoint_id}", response_model=WebhookEndpointPublic, responses=UPDATE_RESPONSES
+    "/endpoints/{endpoint_id:id}", response_model=WebhookEndpointPublic, responses=UPDATE_RESPONSES
 )
 async def update_endpoint(
     endpoint_id: IdPath,
@@ -97,7 +97,7 @@ async def update_endpoint(
     )
 
 
-@router.delete("/endpoints/{endpoint_id}", status_code=204, response_class=Response)
+@router.delete("/endpoints/{endpoint_id:id}", status_code=204, response_class=Response)
 async def delete_endpoint(
     endpoint_id: IdPath, request: Request, principal: CurrentPrincipal
 ) -> Response:
@@ -106,7 +106,7 @@ async def delete_endpoint(
 
 
 @router.post(
-    "/endpoints/{endpoint_id}/rotate-secret",
+    "/endpoints/{endpoint_id:id}/rotate-secret",
     response_model=WebhookEndpointWithSecret,
     summary="Rotate the signing secret / 轮换签名密钥",
 )
@@ -118,7 +118,9 @@ async def rotate_secret(
     return await forward(request, "POST", path, principal)
 
 
-@router.post("/endpoints/{endpoint_id}/test", response_model=WebhookDeliveryPublic, status_code=202)
+@router.post(
+    "/endpoints/{endpoint_id:id}/test", response_model=WebhookDeliveryPublic, status_code=202
+)
 async def send_test(endpoint_id: IdPath, request: Request, principal: CurrentPrincipal) -> Response:
     """Queues a `webhook.ping` event to this endpoint only; the answer is its delivery."""
     path = f"/v1/webhooks/endpoints/{endpoint_id}/test"
@@ -141,7 +143,7 @@ async def list_deliveries(
 
 
 @router.post(
-    "/deliveries/{delivery_id}/redeliver", response_model=WebhookDeliveryPublic, status_code=202
+    "/deliveries/{delivery_id:id}/redeliver", response_model=WebhookDeliveryPublic, status_code=202
 )
 async def redeliver(delivery_id: IdPath, request: Request, principal: CurrentPrincipal) -> Response:
     """Queues the same event to the same endpoint again (a new delivery and webhook-id)."""
