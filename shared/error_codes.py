@@ -281,8 +281,8 @@ class ErrorCode(StrEnum):
     EVENT_TYPE_NOT_RECEIVED = (
         "event_type_not_received",
         (422,),
-        "该端点未订阅此事件类型",
-        "the endpoint does not subscribe to this event type",
+        "该端点未订阅此事件类型，或该密钥的角色不会收到此类事件",
+        "the endpoint does not subscribe to this event type, or the key's role is never sent it",
     )
 
     # --- models and training -----------------------------------------------------------------

@@ -97,11 +97,15 @@ OPERATION_CODES: dict[OperationKey, tuple[E, ...]] = {
     ("POST", "/v1/webhooks/endpoints"): (
         E.TOO_MANY_ENDPOINTS,
         E.UNSAFE_WEBHOOK_URL,
+        E.EVENT_TYPE_NOT_RECEIVED,
         E.IDEMPOTENCY_SECRET_NOT_REPLAYED,
     ),
     ("GET", "/v1/webhooks/endpoints"): (),
     ("GET", "/v1/webhooks/endpoints/{endpoint_id}"): (),
-    ("PATCH", "/v1/webhooks/endpoints/{endpoint_id}"): (E.UNSAFE_WEBHOOK_URL,),
+    ("PATCH", "/v1/webhooks/endpoints/{endpoint_id}"): (
+        E.UNSAFE_WEBHOOK_URL,
+        E.EVENT_TYPE_NOT_RECEIVED,
+    ),
     ("DELETE", "/v1/webhooks/endpoints/{endpoint_id}"): (),
     ("POST", "/v1/webhooks/endpoints/{endpoint_id}/rotate-secret"): (
         E.IDEMPOTENCY_SECRET_NOT_REPLAYED,
