@@ -2,16 +2,19 @@
 
 Numbers and flags are strict: a count is a JSON integer and a flag is ``true`` or ``false``
 (pydantic's lax mode would take ``"45"``, ``1`` or ``"yes"``: what the client meant is
-unknowable when it sends the wrong type). Dates are ISO strings (lax mode reads a number as a
-Unix time); strict mode itself is not used for them, since FastAPI validates parsed JSON, where
-a strict date refuses every string.
+unknowable when it sends the wrong type). A whole number written ``45.0`` is the integer 45:
+JSON has one number type, and JSON Schema's ``integer`` admits it. Dates are ISO strings (lax
+mode reads a number as a Unix time); strict mode itself is not used for them, since FastAPI
+validates parsed JSON, where a strict date refuses every string.
 """
 
 from __future__ import annotations
 
+import sys
 import unicodedata
 from datetime import date
 from decimal import Decimal
+from functools import cache
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, Field, Strict, StringConstraints
@@ -23,6 +26,8 @@ MAX_YUAN = 10**13  # 10万亿 yuan: above any SME figure, and far below 2**63
 MAX_USD = 10**12
 MAX_COUNT = 10_000_000
 MAX_ID = 2**63 - 1
+MAX_TERM_MONTHS = 360
+MAX_RATE_BP = 3600
 # One fixed, round rate wherever US dollars meet yuan (exports against revenue, export caps, the
 # demo data): an assumption of ours that keeps answers reproducible, not a market rate.
 YUAN_PER_USD = Decimal("7.1")
@@ -43,14 +48,57 @@ def _no_nul(value: str) -> str:
     return value
 
 
-SafeStr = Annotated[str, AfterValidator(_no_nul)]
+@cache
+def _refused_characters() -> str:
+    """What _no_nul refuses, as the inside of a regex character class: NUL and every format
+    character (BMP ones escaped; the few beyond it written as themselves). Built when a schema
+    is first rendered, not at import: it scans every code point."""
+    refused = [0, *(c for c in range(sys.maxunicode + 1) if unicodedata.category(chr(c)) == "Cf")]
+    runs: list[tuple[int, int]] = []
+    for point in refused:
+        if runs and runs[-1][1] == point - 1:
+            runs[-1] = (runs[-1][0], point)
+        else:
+            runs.append((point, point))
+
+    def char(point: int) -> str:
+        return f"\\u{point:04X}" if point <= 0xFFFF else chr(point)
+
+    return "".join(char(a) if a == b else f"{char(a)}-{char(b)}" for a, b in runs)
+
+
+def _text_schema(schema: dict[str, Any]) -> None:
+    schema["pattern"] = f"^[^{_refused_characters()}]*$"
+
+
+def _name_schema(schema: dict[str, Any]) -> None:
+    # Stripped, it must keep a character: not only whitespace.
+    refused = _refused_characters()
+    schema["pattern"] = f"^[^{refused}]*[^\\s{refused}][^{refused}]*$"
+
+
+# Text safe for every database and reader, and the schema says so (a pattern of what it refuses).
+SafeStr = Annotated[str, AfterValidator(_no_nul), Field(json_schema_extra=_text_schema)]
 Name = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
     AfterValidator(_no_nul),
+    Field(json_schema_extra=_name_schema),
 ]
-ShortText = Annotated[str, Field(max_length=500), AfterValidator(_no_nul)]
-LongText = Annotated[str, Field(max_length=4000), AfterValidator(_no_nul)]
+
+
+def safe_text(max_length: int) -> Any:
+    """SafeStr of at most ``max_length`` characters (the length checked first)."""
+    return Annotated[
+        str,
+        Field(max_length=max_length),
+        AfterValidator(_no_nul),
+        Field(json_schema_extra=_text_schema),
+    ]
+
+
+ShortText = safe_text(500)
+LongText = safe_text(4000)
 
 
 def _iso_date(value: Any) -> Any:
@@ -62,14 +110,37 @@ def _iso_date(value: Any) -> Any:
 
 IsoDate = Annotated[date, BeforeValidator(_iso_date)]
 Flag = Annotated[bool, Strict()]
-Id = Annotated[int, Strict(), Field(ge=1, le=MAX_ID)]
-Yuan = Annotated[int, Strict(), Field(ge=0, le=MAX_YUAN, description="integer yuan")]
-PositiveYuan = Annotated[int, Strict(), Field(gt=0, le=MAX_YUAN, description="integer yuan, > 0")]
-Usd = Annotated[int, Strict(), Field(ge=0, le=MAX_USD, description="integer US dollars")]
-Count = Annotated[int, Strict(), Field(ge=0, le=MAX_COUNT)]
-TermMonths = Annotated[int, Strict(), Field(ge=1, le=360, description="months, 1–360")]
-RateBp = Annotated[
-    int, Strict(), Field(ge=0, le=3600, description="annual rate in basis points, 0–3600")
+
+
+def _whole_number(value: Any) -> Any:
+    # JSON has one number type: 12.0 is the number 12, and JSON Schema's "integer" admits it
+    # (a generated client or a JavaScript one may send it so). A fraction stays refused.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# After an int's constraints (it wraps them): a whole number written 12.0 is read as 12.
+WholeNumber = BeforeValidator(_whole_number)
+Id = Annotated[int, Strict(), Field(ge=1, le=MAX_ID), WholeNumber]
+Yuan = Annotated[int, Strict(), Field(ge=0, le=MAX_YUAN, description="integer yuan"), WholeNumber]
+PositiveYuan = Annotated[
+    int, Strict(), Field(gt=0, le=MAX_YUAN, description="integer yuan, > 0"), WholeNumber
 ]
-FeeBp = Annotated[int, Strict(), Field(ge=0, le=3600, description="annual fee in basis points")]
-Percent = Annotated[int, Strict(), Field(ge=0, le=100)]
+Usd = Annotated[
+    int, Strict(), Field(ge=0, le=MAX_USD, description="integer US dollars"), WholeNumber
+]
+Count = Annotated[int, Strict(), Field(ge=0, le=MAX_COUNT), WholeNumber]
+TermMonths = Annotated[
+    int, Strict(), Field(ge=1, le=MAX_TERM_MONTHS, description="months, 1–360"), WholeNumber
+]
+RateBp = Annotated[
+    int,
+    Strict(),
+    Field(ge=0, le=MAX_RATE_BP, description="annual rate in basis points, 0–3600"),
+    WholeNumber,
+]
+FeeBp = Annotated[
+    int, Strict(), Field(ge=0, le=3600, description="annual fee in basis points"), WholeNumber
+]
+Percent = Annotated[int, Strict(), Field(ge=0, le=100), WholeNumber]

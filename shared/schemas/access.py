@@ -13,13 +13,14 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.config import JsonDict, JsonValue
 from sqlmodel import AutoString, Field, SQLModel
 
 from shared.enums import PrincipalRole
 from shared.errors import invalid_fields
-from shared.types import Id, Name, ShortText
+from shared.types import MAX_ID, Id, Name, safe_text
 from shared.vocab.categories import InstitutionKind
-from shared.vocab.towns import is_town_code
+from shared.vocab.towns import TOWNS_BY_CODE, is_town_code
 
 
 class InstitutionBase(SQLModel):
@@ -47,9 +48,48 @@ class PrincipalBase(SQLModel):
     town_code: str | None = Field(default=None, max_length=9, description="None = whole city")
 
 
+_NULL: JsonDict = {"type": "null"}
+# Which scope goes with which role, stated in the schema (the model validator enforces it).
+_ONE_SCOPE: JsonDict = {
+    "oneOf": [
+        {
+            "title": "an institution's principal: its institution",
+            "required": ["role", "institution_id"],
+            "properties": {
+                "role": {"const": PrincipalRole.INSTITUTION.value},
+                "institution_id": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+                "town_code": _NULL,
+            },
+        },
+        {
+            "title": "an official: of one town, or of the whole city (town_code left out)",
+            "required": ["role"],
+            "properties": {
+                "role": {"const": PrincipalRole.OFFICIAL.value},
+                "town_code": {"anyOf": [{"enum": list[JsonValue](sorted(TOWNS_BY_CODE))}, _NULL]},
+                "institution_id": _NULL,
+            },
+        },
+        {
+            "title": "a portal or an admin: no scope",
+            "required": ["role"],
+            "properties": {
+                "role": {"enum": [PrincipalRole.PORTAL.value, PrincipalRole.ADMIN.value]},
+                "town_code": _NULL,
+                "institution_id": _NULL,
+            },
+        },
+    ],
+    "examples": [
+        {"role": "official", "name": "塘厦镇金融办", "town_code": "441900116"},
+        {"role": "institution", "name": "东莞银行 API", "institution_id": 1},
+    ],
+}
+
+
 class PrincipalCreate(PrincipalBase):
     # A misspelt or unknown field is an error naming it, never silently dropped.
-    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_ONE_SCOPE)  # type: ignore[assignment]
 
     institution_id: Id | None = None
 
@@ -76,12 +116,26 @@ class PrincipalPublic(PrincipalBase):
     created_at: datetime
 
 
+LABEL_LENGTH = 200  # the api_key table's label column
+
+
 class KeyCreate(BaseModel):
     # A misspelt or unknown field is an error naming it, never silently dropped.
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "principal_id": 3,
+                    "label": "portal production",
+                    "expires_at": "2099-12-31T00:00:00+08:00",
+                }
+            ]
+        },
+    )
 
     principal_id: Id
-    label: ShortText = ""
+    label: safe_text(LABEL_LENGTH) = ""  # type: ignore[valid-type]
     expires_at: AwareDatetime | None = Field(
         default=None,
         description="when the key stops working (with its UTC offset); in the future. "

@@ -7,12 +7,23 @@ from enum import StrEnum
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, StrictBool, field_validator, model_validator
+from pydantic.config import JsonDict
 from sqlmodel import AutoString, Field, SQLModel
 
 from shared.enums import ApplicationStatus, DecisionOutcome, RejectionReason
 from shared.errors import invalid_fields
 from shared.schemas.matching import UnmetCriterion
-from shared.types import Flag, Id, PositiveYuan, RateBp, ShortText, TermMonths
+from shared.types import (
+    MAX_RATE_BP,
+    MAX_TERM_MONTHS,
+    MAX_YUAN,
+    Flag,
+    Id,
+    PositiveYuan,
+    RateBp,
+    ShortText,
+    TermMonths,
+)
 
 
 class ApplicationTerms(SQLModel):
@@ -81,7 +92,9 @@ class ApplicationCreate(ApplicationTerms):
     firm_id: Id
     product_id: Id
     consent_share_profile: Flag = Field(
-        description="the firm agrees to share its profile with the product's institution"
+        description="the firm agrees to share its profile with the product's institution "
+        "(must be true: no consent, no application)",
+        schema_extra={"json_schema_extra": {"const": True}},
     )
     strict: StrictBool = Field(
         default=False,
@@ -138,9 +151,53 @@ class DecisionBase(SQLModel):
     note: ShortText | None = Field(default=None, max_length=500)
 
 
+_NULL: JsonDict = {"type": "null"}
+# Which fields go with which outcome, stated in the schema (the model validator enforces it) so
+# that a client generated from it, or a fuzzer, does not send a body that is refused.
+_ONE_OUTCOME: JsonDict = {
+    "oneOf": [
+        {
+            "title": "an approval: amount, rate and term",
+            "required": ["outcome", "approved_amount_yuan", "rate_bp", "term_months"],
+            "properties": {
+                "outcome": {"const": DecisionOutcome.APPROVED.value},
+                "approved_amount_yuan": {
+                    "type": "integer",
+                    "exclusiveMinimum": 0,
+                    "maximum": MAX_YUAN,
+                },
+                "rate_bp": {"type": "integer", "minimum": 0, "maximum": MAX_RATE_BP},
+                "term_months": {"type": "integer", "minimum": 1, "maximum": MAX_TERM_MONTHS},
+                "rejection_reason": _NULL,
+            },
+        },
+        {
+            "title": "a rejection: its reason",
+            "required": ["outcome", "rejection_reason"],
+            "properties": {
+                "outcome": {"const": DecisionOutcome.REJECTED.value},
+                "rejection_reason": {"type": "string", "enum": [r.value for r in RejectionReason]},
+                "approved_amount_yuan": _NULL,
+                "rate_bp": _NULL,
+                "term_months": _NULL,
+            },
+        },
+    ],
+    "examples": [
+        {
+            "outcome": "approved",
+            "approved_amount_yuan": 1_500_000,
+            "rate_bp": 385,
+            "term_months": 12,
+        },
+        {"outcome": "rejected", "rejection_reason": "insufficient_collateral", "note": "押品不足"},
+    ],
+}
+
+
 class DecisionCreate(DecisionBase):
     # A misspelt or unknown field is an error naming it, never silently dropped.
-    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_ONE_OUTCOME)  # type: ignore[assignment]
 
     @model_validator(mode="after")
     def _shape(self) -> DecisionCreate:

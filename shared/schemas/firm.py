@@ -4,15 +4,19 @@ registry's table stores (it inherits these classes) and what matching ranks on."
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Annotated
 
 import sqlalchemy as sa
 from pydantic import (
     BaseModel,
     ConfigDict,
-    StrictInt,
+    Strict,
     computed_field,
     field_validator,
     model_validator,
+)
+from pydantic import (
+    Field as PydanticField,
 )
 from sqlmodel import Field, SQLModel
 
@@ -29,10 +33,16 @@ from shared.types import (
     ShortText,
     TermMonths,
     Usd,
+    WholeNumber,
     Yuan,
 )
 from shared.vocab.credit_code import normalize_credit_code
-from shared.vocab.industries import SECTIONS_BY_LETTER, validate_industry
+from shared.vocab.industries import (
+    FIRST_DIVISION,
+    LAST_DIVISION,
+    SECTIONS_BY_LETTER,
+    validate_industry,
+)
 from shared.vocab.size_class import SizeClass
 from shared.vocab.towns import TOWNS_BY_CODE, is_town_code
 
@@ -40,6 +50,9 @@ from shared.vocab.towns import TOWNS_BY_CODE, is_town_code
 _MONEY = sa.BigInteger
 
 EARLIEST_ESTABLISHED = date(1900, 1, 1)
+# The bounds beside the int, not on the optional field: there they were written into the
+# schema as "ge"/"le", which JSON Schema does not know, instead of minimum/maximum.
+Division = Annotated[int, Strict(), PydanticField(ge=FIRST_DIVISION, le=LAST_DIVISION), WholeNumber]
 
 
 def check_town(value: str) -> str:
@@ -94,10 +107,8 @@ class FirmAttributes(SQLModel):
         description="GB/T 4754-2017 section A–T (either case)",
         schema_extra={"json_schema_extra": {"pattern": "^[A-Ta-t]$", "examples": ["C"]}},
     )
-    industry_division: StrictInt | None = Field(
+    industry_division: Division | None = Field(
         default=None,
-        ge=1,
-        le=97,
         description="the 2-digit division, one of its section's (GET /v1/reference/industries)",
         schema_extra={"examples": [39]},
     )
@@ -177,7 +188,14 @@ class FirmCreate(FirmProfile):
         max_length=40,
         description="统一社会信用代码 (GB 32100-2015), 18 characters with its check character; "
         "spaces, '-', lower case and full-width forms are read as the canonical form",
-        schema_extra={"examples": ["914419001E4B4DTRCN"]},
+        schema_extra={
+            "json_schema_extra": {
+                # The canonical form (either case); the mod-31 check character is beyond a
+                # pattern, so a code that fits it can still be refused naming credit_code.
+                "pattern": "^[0-9]{8}[0-9A-HJ-NPQRTUWXYa-hj-npqrtuwxy]{10}$",
+                "examples": ["914419001E4B4DTRCN"],
+            }
+        },
     )
 
     @field_validator("credit_code")

@@ -6,7 +6,7 @@ import inspect
 from collections.abc import Callable, Collection, Mapping
 from typing import Annotated, Any, Optional, TypeVar, get_args
 
-from pydantic import ConfigDict, create_model, field_validator
+from pydantic import ConfigDict, Field, create_model, field_validator
 from pydantic.fields import FieldInfo
 from sqlmodel import SQLModel
 
@@ -27,11 +27,35 @@ def _optional(info: FieldInfo) -> tuple[Any, FieldInfo]:
     so that they check a given value and never see the None of a field left out.
     """
     # SQLModel's column options (sa_type, …) are the table's business, not an update's.
-    checks = [m for m in info.metadata if not type(m).__module__.startswith("sqlmodel")]
+    checks: list[Any] = [m for m in info.metadata if not type(m).__module__.startswith("sqlmodel")]
+    if info.json_schema_extra is not None:
+        # What the schema says of a value (a town code's enum, a section's pattern) holds for
+        # the value an update gives, so it goes beside the constraints, not on the union.
+        checks.append(Field(json_schema_extra=info.json_schema_extra))
     inner = Annotated[(info.annotation, *checks)] if checks else info.annotation
     # No default_factory: an empty list would make "not given" look like "given".
-    field = FieldInfo(default=None, description=info.description, title=info.title)
+    # Left out is fine; null only where the full model takes None (refuse_nulls answers 422
+    # to the others), and the schema says so.
+    extra = None if _admits_none(info.annotation) else null_left_out
+    field = FieldInfo(
+        default=None, description=info.description, title=info.title, json_schema_extra=extra
+    )
     return Optional[inner], field  # noqa: UP045 - built at run time from a value
+
+
+def _admits_none(annotation: Any) -> bool:
+    return annotation is None or type(None) in get_args(annotation)
+
+
+def null_left_out(schema: dict[str, Any]) -> None:
+    """A field's schema ``{"anyOf": [X, {"type": "null"}], ...}`` as ``X`` with the rest: for
+    an update's field that may be left out (None in Python) but not sent as null."""
+    options = [o for o in schema.pop("anyOf", []) if o != {"type": "null"}]
+    if len(options) == 1:
+        schema.update(options[0])
+    elif options:
+        schema["anyOf"] = options
+    schema.pop("default", None)
 
 
 def _skipping_none(check: Callable[..., Any]) -> Callable[..., Any]:

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Strict, field_validator, model_validator
+from pydantic import Field as ValueField
 from sqlmodel import AutoString, Field, SQLModel
 
 from shared.criteria import CRITERIA_BY_CODE, CRITERION_CODES, RANGE_PAIRS, Comparison, Unit
@@ -36,16 +37,20 @@ from shared.types import (
     SafeStr,
     TermMonths,
     Usd,
+    WholeNumber,
     Yuan,
 )
 from shared.vocab.categories import ProductCategory
 from shared.vocab.industries import SECTIONS_BY_LETTER
 from shared.vocab.size_class import SizeClass
-from shared.vocab.towns import is_town_code
+from shared.vocab.towns import TOWNS_BY_CODE, is_town_code
 
 MAX_LIST = 64  # more towns/sections than exist: a longer list is a client bug
-Years = Annotated[int, Strict(), Field(ge=0, le=100, description="whole years")]
+Years = Annotated[int, Strict(), Field(ge=0, le=100, description="whole years"), WholeNumber]
 _BIG_UNITS = (Unit.YUAN, Unit.USD)
+# What a list item may be, stated in the schema (the validators below enforce it).
+TownCodeItem = Annotated[str, ValueField(json_schema_extra={"enum": sorted(TOWNS_BY_CODE)})]
+SectionItem = Annotated[str, ValueField(json_schema_extra={"pattern": "^[A-Ta-t]$", "examples": ["C"]})]
 
 
 def criterion_field(code: str, **constraints: Any) -> Any:
@@ -82,8 +87,8 @@ def valid_sections(letters: list[str]) -> list[str]:
 class Eligibility(SQLModel):
     """Hard rules a firm must meet, one field per registered criterion (shared/criteria/)."""
 
-    elig_town_codes: list[str] = criterion_field("elig_town_codes", max_length=MAX_LIST)
-    elig_industry_sections: list[str] = criterion_field(
+    elig_town_codes: list[TownCodeItem] = criterion_field("elig_town_codes", max_length=MAX_LIST)
+    elig_industry_sections: list[SectionItem] = criterion_field(
         "elig_industry_sections", max_length=MAX_LIST
     )
     elig_size_classes: list[SizeClass] = criterion_field("elig_size_classes", max_length=4)

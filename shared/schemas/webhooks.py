@@ -14,9 +14,10 @@ from types import MappingProxyType
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 
 from shared.enums import PrincipalRole
+from shared.schemas.partial import null_left_out
 from shared.types import Flag, ShortText
 
 MAX_URL = 2048
@@ -92,9 +93,27 @@ def _check_url(value: str) -> str:
     return value
 
 
-Url = Annotated[str, Field(min_length=1, max_length=MAX_URL)]
+_PORT = r"(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
+# What _check_url accepts, stated in the schema (a little narrower: an ASCII host name or IPv4
+# address); _check_url stays the rule, so the pattern is documentation, not enforced twice.
+URL_PATTERN = rf"^https?://[A-Za-z0-9.-]+(:{_PORT})?([/?#][!-~]*)?$"
+Url = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=MAX_URL,
+        json_schema_extra={
+            "pattern": URL_PATTERN,
+            "examples": ["https://portal.example/hooks/finmatch"],
+        },
+    ),
+]
+# webhook.ping is sent by the test action only: the schema offers what can be subscribed.
+Subscribable = Annotated[
+    EventType, WithJsonSchema({"type": "string", "enum": [t.value for t in SUBSCRIBABLE]})
+]
 EventTypes = Annotated[
-    list[EventType],
+    list[Subscribable],
     Field(min_length=1, max_length=len(SUBSCRIBABLE), description="event types to receive"),
 ]
 
@@ -122,10 +141,11 @@ class WebhookEndpointUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    url: Url | None = None
-    event_types: EventTypes | None = None
-    description: ShortText | None = None
-    enabled: Flag | None = None
+    # Each may be left out, none sent as null (the registry answers 422 "cannot be null").
+    url: Url | None = Field(default=None, json_schema_extra=null_left_out)
+    event_types: EventTypes | None = Field(default=None, json_schema_extra=null_left_out)
+    description: ShortText | None = Field(default=None, json_schema_extra=null_left_out)
+    enabled: Flag | None = Field(default=None, json_schema_extra=null_left_out)
 
     @field_validator("url")
     @classmethod
