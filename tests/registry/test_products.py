@@ -67,6 +67,29 @@ def test_delete_without_history_removes(bank: Actor, portal: Actor) -> None:
     assert bank.get(f"/v1/products/{product['id']}").status_code == 404
 
 
+def test_delete_of_a_product_shown_to_firms_archives_it(bank: Actor, portal: Actor) -> None:
+    """Match events (the statistics of what firms were shown) refer to the product: it is
+    archived like one with applications, not deleted (the delete broke their foreign key)."""
+    product = create(bank)
+    firm = portal.post("/v1/firms", json=data.firm()).json()
+    event = {
+        "firm_id": firm["id"],
+        "product_id": product["id"],
+        "rank": 1,
+        "score": 0.5,
+        "model_version": "m-1",
+        "town_code": firm["town_code"],
+    }
+    internal = {"X-Internal-Token": "test-internal-token"}
+    recorded = portal.client.post(
+        "/internal/match-events", json={"events": [event]}, headers=internal
+    )
+    assert recorded.status_code == 202, recorded.text
+    assert bank.delete(f"/v1/products/{product['id']}").status_code == 204
+    assert bank.get(f"/v1/products/{product['id']}").status_code == 404
+    assert portal.get("/v1/products").json()["data"] == []
+
+
 def test_portal_and_official_cannot_create_products(portal: Actor, admin: Actor) -> None:
     assert portal.post("/v1/products", json=data.product()).status_code == 404
     official = admin.post("/v1/principals", json={"role": "official", "name": "镇"}).json()

@@ -11,7 +11,13 @@ from services.registry import audit, proactive
 from services.registry.api.deps import IdPath, PrincipalDep, RequestIdDep, SessionDep, require_role
 from services.registry.api.firms import parse_if_match
 from services.registry.idempotency import IdempotentWriteRoute
-from services.registry.models import Application, ImportedDecision, Principal, Product
+from services.registry.models import (
+    Application,
+    ImportedDecision,
+    MatchEvent,
+    Principal,
+    Product,
+)
 from services.registry.models.columns import utcnow
 from services.registry.pagination import decode_cursor, next_cursor
 from shared.enums import PrincipalRole
@@ -179,14 +185,20 @@ def delete_product(
     product_id: IdPath, session: SessionDep, principal: PrincipalDep, request_id: RequestIdDep
 ) -> Response:
     product = _owned(session, product_id, principal)
-    # Imported past decisions keep its snapshot but still refer to it, as applications do.
-    has_history = (
-        session.exec(
-            select(Application.id).where(Application.product_id == product_id).limit(1)
-        ).first()
-        or session.exec(
-            select(ImportedDecision.id).where(ImportedDecision.product_id == product_id).limit(1)
-        ).first()
+    # Imported past decisions keep its snapshot but still refer to it, as applications do; so
+    # do the statistics of the firms it was shown to (a delete broke their foreign key: 500).
+    has_history = next(
+        (
+            found
+            for referring in (Application, ImportedDecision, MatchEvent)
+            if (
+                found := session.exec(
+                    select(referring.id).where(referring.product_id == product_id).limit(1)
+                ).first()
+            )
+            is not None
+        ),
+        None,
     )
     if has_history is None:
         session.delete(product)
