@@ -1,23 +1,26 @@
 """The public /v1 API, one router module per resource.
 
-Ids in paths use the ``id`` convertor registered here (``/{firm_id:id}``): a segment that is not
-a number of at most 19 digits matches no id route, so ``/v1/firms/bulk`` is never read as a
-firm id (PATCH /v1/firms/bulk answers 405, not 422) and a 5,000-digit segment never reaches
-``int()`` (Python refuses it: a 500).
+Ids in paths use the ``id`` convertor registered here (``/{firm_id:id}``): any segment but the
+literal ones that sit beside an id under the same prefix, so ``/v1/firms/bulk`` is never read as
+a firm id (PATCH /v1/firms/bulk answers 405 with Allow, not 422 for a bad firm_id), while
+``/v1/firms/abc`` still reaches the route and answers 422 naming firm_id.
 """
 
 from __future__ import annotations
 
 from starlette.convertors import Convertor, register_url_convertor
 
+# The literal segments beside an id: POST /v1/firms/bulk, POST /v1/products/preview.
+LITERAL_SEGMENTS = ("bulk", "preview")
 
-class IdConvertor(Convertor[int]):
-    regex = "[0-9]{1,19}"  # 2**63 - 1 has 19 digits; the parameter's own bounds say the rest
 
-    def convert(self, value: str) -> int:
-        return int(value)
+class IdConvertor(Convertor[str]):
+    regex = rf"(?!(?:{'|'.join(LITERAL_SEGMENTS)})(?:/|$))[^/]+"
 
-    def to_string(self, value: int) -> str:
+    def convert(self, value: str) -> str:
+        return value  # the route's parameter validates it (an integer in its bounds)
+
+    def to_string(self, value: str) -> str:
         return str(value)
 
 
