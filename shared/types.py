@@ -2,10 +2,9 @@
 
 Numbers and flags are strict: a count is a JSON integer and a flag is ``true`` or ``false``
 (pydantic's lax mode would take ``"45"``, ``1`` or ``"yes"``: what the client meant is
-unknowable when it sends the wrong type). A whole number written ``45.0`` is the integer 45:
-JSON has one number type, and JSON Schema's ``integer`` admits it. Dates are ISO strings (lax
-mode reads a number as a Unix time); strict mode itself is not used for them, since FastAPI
-validates parsed JSON, where a strict date refuses every string.
+unknowable when it sends the wrong type). Dates are ISO strings (lax mode reads a number as a
+Unix time); strict mode itself is not used for them, since FastAPI validates parsed JSON, where
+a strict date refuses every string.
 """
 
 from __future__ import annotations
@@ -110,37 +109,14 @@ def _iso_date(value: Any) -> Any:
 
 IsoDate = Annotated[date, BeforeValidator(_iso_date)]
 Flag = Annotated[bool, Strict()]
-
-
-def _whole_number(value: Any) -> Any:
-    # JSON has one number type: 12.0 is the number 12, and JSON Schema's "integer" admits it
-    # (a generated client or a JavaScript one may send it so). A fraction stays refused.
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
-
-
-# After an int's constraints (it wraps them): a whole number written 12.0 is read as 12.
-WholeNumber = BeforeValidator(_whole_number)
-Id = Annotated[int, Strict(), Field(ge=1, le=MAX_ID), WholeNumber]
-Yuan = Annotated[int, Strict(), Field(ge=0, le=MAX_YUAN, description="integer yuan"), WholeNumber]
-PositiveYuan = Annotated[
-    int, Strict(), Field(gt=0, le=MAX_YUAN, description="integer yuan, > 0"), WholeNumber
-]
-Usd = Annotated[
-    int, Strict(), Field(ge=0, le=MAX_USD, description="integer US dollars"), WholeNumber
-]
-Count = Annotated[int, Strict(), Field(ge=0, le=MAX_COUNT), WholeNumber]
-TermMonths = Annotated[
-    int, Strict(), Field(ge=1, le=MAX_TERM_MONTHS, description="months, 1–360"), WholeNumber
-]
+Id = Annotated[int, Strict(), Field(ge=1, le=MAX_ID)]
+Yuan = Annotated[int, Strict(), Field(ge=0, le=MAX_YUAN, description="integer yuan")]
+PositiveYuan = Annotated[int, Strict(), Field(gt=0, le=MAX_YUAN, description="integer yuan, > 0")]
+Usd = Annotated[int, Strict(), Field(ge=0, le=MAX_USD, description="integer US dollars")]
+Count = Annotated[int, Strict(), Field(ge=0, le=MAX_COUNT)]
+TermMonths = Annotated[int, Strict(), Field(ge=1, le=MAX_TERM_MONTHS, description="months, 1–360")]
 RateBp = Annotated[
-    int,
-    Strict(),
-    Field(ge=0, le=MAX_RATE_BP, description="annual rate in basis points, 0–3600"),
-    WholeNumber,
+    int, Strict(), Field(ge=0, le=MAX_RATE_BP, description="annual rate in basis points, 0–3600")
 ]
-FeeBp = Annotated[
-    int, Strict(), Field(ge=0, le=3600, description="annual fee in basis points"), WholeNumber
-]
-Percent = Annotated[int, Strict(), Field(ge=0, le=100), WholeNumber]
+FeeBp = Annotated[int, Strict(), Field(ge=0, le=3600, description="annual fee in basis points")]
+Percent = Annotated[int, Strict(), Field(ge=0, le=100)]

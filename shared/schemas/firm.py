@@ -33,7 +33,6 @@ from shared.types import (
     ShortText,
     TermMonths,
     Usd,
-    WholeNumber,
     Yuan,
 )
 from shared.vocab.credit_code import normalize_credit_code
@@ -52,7 +51,7 @@ _MONEY = sa.BigInteger
 EARLIEST_ESTABLISHED = date(1900, 1, 1)
 # The bounds beside the int, not on the optional field: there they were written into the
 # schema as "ge"/"le", which JSON Schema does not know, instead of minimum/maximum.
-Division = Annotated[int, Strict(), PydanticField(ge=FIRST_DIVISION, le=LAST_DIVISION), WholeNumber]
+Division = Annotated[int, Strict(), PydanticField(ge=FIRST_DIVISION, le=LAST_DIVISION)]
 
 
 def check_town(value: str) -> str:

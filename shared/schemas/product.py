@@ -37,7 +37,6 @@ from shared.types import (
     SafeStr,
     TermMonths,
     Usd,
-    WholeNumber,
     Yuan,
 )
 from shared.vocab.categories import ProductCategory
@@ -46,11 +45,13 @@ from shared.vocab.size_class import SizeClass
 from shared.vocab.towns import TOWNS_BY_CODE, is_town_code
 
 MAX_LIST = 64  # more towns/sections than exist: a longer list is a client bug
-Years = Annotated[int, Strict(), Field(ge=0, le=100, description="whole years"), WholeNumber]
+Years = Annotated[int, Strict(), Field(ge=0, le=100, description="whole years")]
 _BIG_UNITS = (Unit.YUAN, Unit.USD)
 # What a list item may be, stated in the schema (the validators below enforce it).
 TownCodeItem = Annotated[str, ValueField(json_schema_extra={"enum": sorted(TOWNS_BY_CODE)})]
-SectionItem = Annotated[str, ValueField(json_schema_extra={"pattern": "^[A-Ta-t]$", "examples": ["C"]})]
+SectionItem = Annotated[
+    str, ValueField(json_schema_extra={"pattern": "^[A-Ta-t]$", "examples": ["C"]})
+]
 
 
 def criterion_field(code: str, **constraints: Any) -> Any:
