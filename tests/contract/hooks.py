@@ -76,15 +76,33 @@ class Refusal:
         return error.get("field") in self.fields and self.says in str(error.get("message"))
 
 
-def refused_beyond_schema(problem: dict[str, Any], refusals: tuple[Refusal, ...]) -> bool:
+def _whole_number_as_float(error: dict[str, Any], body: Any) -> bool:
+    """A JSON integer field sent as 12.0: JSON Schema's "integer" admits it (12.0 equals 12),
+    this API's strict types refuse it (issue 11: a count is a JSON integer, nothing is
+    coerced; tests/gateway/test_strict_types.py)."""
+    if error.get("type") != "int_type" or not isinstance(body, dict):
+        return False
+    sent = body.get(str(error.get("field")))
+    return isinstance(sent, float) and sent.is_integer()
+
+
+def refused_beyond_schema(
+    problem: dict[str, Any], refusals: tuple[Refusal, ...], body: Any
+) -> bool:
     """The problem is one of ``refusals``: its code is, and (for one that names fields) each
-    error it lists is one of theirs (a request may break two such rules at once)."""
+    error it lists is one of theirs or a whole number sent as a float (a request may break two
+    such rules at once)."""
     code = problem.get("code")
     mine = [refusal for refusal in refusals if refusal.code == code]
     if any(not refusal.fields for refusal in mine):
         return True
     errors = problem.get("errors") or []
-    return bool(mine) and bool(errors) and all(any(r.covers(e) for r in mine) for e in errors)
+    if code != "validation_error" or not errors:
+        return False
+    return all(
+        _whole_number_as_float(error, body) or any(r.covers(error) for r in mine)
+        for error in errors
+    )
 
 
 def _range(low: str, high: str) -> Refusal:
@@ -230,4 +248,5 @@ def filter_failure(context: Any, failure: Any, case: Any, response: Any) -> bool
         return True
     problem = _problem(response)
     refusals = REFUSALS_BEYOND_SCHEMA.get(key, ())
-    return problem is None or not refused_beyond_schema(problem, refusals)
+    body = case.body if isinstance(case.body, dict) else None
+    return problem is None or not refused_beyond_schema(problem, refusals, body)
