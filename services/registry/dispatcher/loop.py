@@ -65,6 +65,7 @@ class Dispatcher:
             settings.webhook_connect_timeout_seconds,
             settings.webhook_timeout_seconds,
             settings.webhook_ca_bundle,
+            max_connections=settings.dispatcher_concurrency,
         )
         self.recorder = Recorder(engine, settings.webhook_disable_after_failing_seconds)
         self.in_flight: set[asyncio.Task[None]] = set()
