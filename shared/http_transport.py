@@ -3,8 +3,8 @@
 The gateway's clients of the other services and the registry's webhook dispatcher send through
 it. httpcore's own pool checks every idle connection with a system call (``getpeername``) on
 every request, and so costs more CPU per request the more connections it holds: ~1.5 ms of CPU
-per uncached match in the gateway (bench-api), and ~3 ms per webhook in the dispatcher with 64
-sends in flight (bench-webhooks). aiohttp's pool does not.
+per uncached match in the gateway (bench-api), and about half of the webhook dispatcher's CPU
+per event (bench-webhooks). aiohttp's pool does not.
 """
 
 from __future__ import annotations

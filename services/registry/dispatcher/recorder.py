@@ -1,10 +1,10 @@
 """Group commit of attempts: those that finish while one transaction runs go in the next one.
 
-Recording an attempt in a transaction of its own cost the dispatcher about 1.2 ms of CPU per
-event (bench-webhooks), more than signing and sending it. Here each finished attempt joins a
+Recording each attempt in a transaction of its own (four to five statements) was a fifth of the
+dispatcher's CPU per event (bench-webhooks, bench/README.md). Here each finished attempt joins a
 queue; one flush at a time takes what has queued (up to ``max_batch``) and records it with
-``store.record_batch``: one transaction and one statement per kind of row. Under a light load a
-batch is an attempt or two and nothing waits; under a heavy one the batches grow by themselves.
+``store.record_batch``: one transaction and one statement per kind of row. Nothing waits to fill
+a batch: under a light load batches are small, under a heavy one they grow by themselves.
 
 The guarantees stay those of a transaction per attempt: the lease of every attempt of a batch
 is held until that batch commits, so no other dispatcher sends them meanwhile; a batch that
