@@ -5,10 +5,11 @@ any run of months stay exact. ``stats_cube_by`` holds the same per month for the
 institution, size class and industry section (each at the same four levels), and per product
 (the city and each town) its applications by eligibility status.
 
-``stats_dirty`` names the months whose cube rows no longer match the rows they summarise.
-Database triggers (migration 0005) mark a month dirty on every insert, update or delete that
-touches it, whatever wrote it (the API, a bulk import, COPY, a hand-made UPDATE); the next
-statistics query rebuilds those months first. See services/registry/stats/cube.py.
+``stats_dirty`` names the months whose cube rows no longer match the rows they summarise: a
+bulk statement (more than ``LOG_ROWS_MAX`` rows), a product's new category or a TRUNCATE marks
+them, and the next statistics query rebuilds them. A smaller write is logged instead, row by
+row, by the triggers of migration 0019 (whatever wrote it: the API, COPY, a hand-made UPDATE),
+and the next query applies it to the cells it touches. See services/registry/stats/refresh.py.
 """
 
 from __future__ import annotations

@@ -54,9 +54,11 @@ class Disagreement(Exception):
     """The stored cells and the logged changes do not add up: rebuild the month."""
 
 
-def logged_rows(conn: Connection, month: str) -> int:
-    parts = [sa.select(sa.func.count()).where(log.c.month == month) for log in LOGS]
-    return sum(conn.execute(p).scalar_one() for p in parts)
+def logged_months(conn: Connection) -> dict[str, int]:
+    """Each month with logged changes, and how many rows are logged for it (one query)."""
+    logged = sa.union_all(*(sa.select(log.c.month) for log in LOGS)).subquery()
+    rows = conn.execute(sa.select(logged.c.month, sa.func.count()).group_by(logged.c.month))
+    return {month: int(n) for month, n in rows}
 
 
 def apply(conn: Connection, month: str) -> None:
@@ -134,7 +136,7 @@ def apply(conn: Connection, month: str) -> None:
         )
         for key in keys
     }
-    _write(conn, month, cells)
+    _write(conn, month, cells, stored)
 
 
 def _firms(conn: Connection, log: sa.Table, column: Any, month: str) -> set[int]:
@@ -253,18 +255,50 @@ def _read(conn: Connection, month: str, keys: set[Key]) -> dict[Key, Cell]:
     return out
 
 
-def _write(conn: Connection, month: str, cells: dict[Key, Cell]) -> None:
+def _changed(key: Key, new: Cell, old: Cell) -> list[str]:
+    """The stored columns whose values ``new`` changes (the others keep their bytes: on
+    PostgreSQL an unchanged large value is not written again)."""
+    table = _table(key)
+    names = [n for n in COUNT_COLUMNS[table] if new.counts[n] != old.counts[n]]
+    for name in BLOB_COLUMNS[table]:
+        if name == "response_hours":
+            same = np.array_equal(new.response_hours, old.response_hours)
+        elif name == "day_counts":
+            same = np.array_equal(new.day_counts, old.day_counts)
+        else:
+            same = new.firms[name] == old.firms[name]
+        if not same:
+            names.append(name)
+    return names
+
+
+def _write(conn: Connection, month: str, cells: dict[Key, Cell], stored: dict[Key, Cell]) -> None:
+    """Delete the cells left empty, insert the new ones, update the changed columns of the
+    others (grouped by which columns, one executemany each)."""
+    gone = [key for key, c in cells.items() if key in stored and _is_empty(key, c)]
     for table in (stats_cube, stats_cube_by):
-        pks = _pks(table, cells)
+        pks = _pks(table, gone)
         if pks:
             conn.execute(
                 sa.delete(table).where(table.c.month == month, _pk_columns(table).in_(pks))
             )
-    rows: dict[sa.Table, list[dict[str, Any]]] = {stats_cube: [], stats_cube_by: []}
+    inserts: dict[sa.Table, list[dict[str, Any]]] = {stats_cube: [], stats_cube_by: []}
+    updates: dict[tuple[sa.Table, tuple[str, ...]], list[dict[str, Any]]] = {}
     for key, c in cells.items():
-        if not _is_empty(key, c):
-            table, row = cube.stored_row(month, key, c)
-            rows[table].append(row)
-    for table, values in rows.items():
+        if _is_empty(key, c):
+            continue
+        table, row = cube.stored_row(month, key, c)
+        if key not in stored:
+            inserts[table].append(row)
+            continue
+        changed = tuple(_changed(key, c, stored[key]))
+        if changed:
+            pk = {f"pk_{col.name}": row[col.name] for col in table.primary_key.columns}
+            updates.setdefault((table, changed), []).append(pk | {n: row[n] for n in changed})
+    for table, values in inserts.items():
         if values:
             conn.execute(sa.insert(table), values)
+    for (table, changed), values in updates.items():
+        where = [col == sa.bindparam(f"pk_{col.name}") for col in table.primary_key.columns]
+        statement = sa.update(table).where(*where).values({n: sa.bindparam(n) for n in changed})
+        conn.execute(statement, values)

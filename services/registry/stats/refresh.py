@@ -91,14 +91,9 @@ def _apply_logged(transaction: Transaction) -> tuple[int, int]:
     applied = rebuilt = 0
     with transaction("REPEATABLE READ") as conn:
         dirty = set(conn.execute(sa.select(stats_dirty.c.month)).scalars())
-        months = sorted(
-            set().union(
-                *(conn.execute(sa.select(t.c.month).distinct()).scalars() for t in delta.LOGS)
-            )
-            - dirty
-        )
-        for month in months:
-            if delta.logged_rows(conn, month) > delta.MAX_LOGGED:
+        logged = delta.logged_months(conn)
+        for month in sorted(logged.keys() - dirty):
+            if logged[month] > delta.MAX_LOGGED:
                 rebuild(conn, month)
                 rebuilt += 1
                 continue
