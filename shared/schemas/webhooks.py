@@ -187,6 +187,12 @@ class WebhookDeliveryPublic(BaseModel):
     attempt_log: list[WebhookAttemptPublic] = Field(default_factory=list)
 
 
-def webhook_id(delivery_id: int) -> str:
-    """The webhook-id header of a delivery: the same on every retry, so receivers dedupe by it."""
-    return f"msg_{delivery_id}"
+def webhook_id(event_id: int, endpoint_id: int) -> str:
+    """The webhook-id header of a delivery: the same on every retry, so receivers dedupe by it.
+
+    Made of the event's and the endpoint's ids, not the delivery row's: on SQLite a deleted
+    endpoint's deliveries free their row ids for the next ones, which would reuse a
+    webhook-id. An event goes once to each endpoint, and an endpoint that takes a freed id
+    only receives events that are newer than it.
+    """
+    return f"msg_{event_id}_{endpoint_id}"

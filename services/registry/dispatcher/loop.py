@@ -166,7 +166,9 @@ class Dispatcher:
         settings = self.settings
         body = event_body(job)
         attempted_at = self.clock()
-        headers = signed_headers(webhook_id(job.delivery_id), attempted_at, body, job.secrets)
+        headers = signed_headers(
+            webhook_id(job.event_id, job.endpoint_id), attempted_at, body, job.secrets
+        )
         started = time.perf_counter()
         result = await send(
             self.client,

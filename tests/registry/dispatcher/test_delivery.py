@@ -14,7 +14,7 @@ from services.registry.dispatcher import store
 from services.registry.dispatcher.outcome import Outcome
 from services.registry.dispatcher.sender import AttemptResult
 from services.registry.dispatcher.store import ENDPOINT
-from shared.schemas.webhooks import Event
+from shared.schemas.webhooks import Event, webhook_id
 from tests.registry.conftest import Actor
 from tests.registry.dispatcher.data import (
     add_deliveries,
@@ -40,7 +40,7 @@ def test_signed_delivery_verifies_at_the_receiver(engine: Engine) -> None:
         )
     [got] = receiver.received
     assert got.verified
-    assert got.webhook_id == f"msg_{delivery_id}"
+    assert got.webhook_id == webhook_id(delivery(engine, delivery_id).event_id, endpoint_id)
     assert delivery(engine, delivery_id).status == "delivered"
     [attempt] = attempts(engine, delivery_id)
     assert attempt.status_code == 204
@@ -60,8 +60,9 @@ def test_receiver_down_then_up_gets_it_exactly_once(engine: Engine) -> None:
         run_until(
             engine, settings_for(engine), lambda: delivery(engine, delivery_id).status != "pending"
         )
-    assert receiver.delivered_ids() == [f"msg_{delivery_id}"]
-    assert [r.webhook_id for r in receiver.received] == [f"msg_{delivery_id}"] * (down_for + 1)
+    sent_as = webhook_id(delivery(engine, delivery_id).event_id, endpoint_id)
+    assert receiver.delivered_ids() == [sent_as]
+    assert [r.webhook_id for r in receiver.received] == [sent_as] * (down_for + 1)
     row = delivery(engine, delivery_id)
     assert (row.status, row.attempts, row.last_status_code) == ("delivered", 4, 204)
     assert [a.status_code for a in attempts(engine, delivery_id)] == [503, 503, 503, 204]

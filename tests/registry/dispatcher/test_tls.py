@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 
 from services.registry.dispatcher.sender import AttemptResult, make_client, send
 from services.registry.dispatcher.signing import signed_headers
+from shared.schemas.webhooks import webhook_id
 from tests.registry.dispatcher.data import (
     add_deliveries,
     add_endpoint,
@@ -118,7 +119,7 @@ def test_dispatcher_delivers_over_https_with_the_bundle(
     assert delivery(engine, delivery_id).status == "delivered"
     [got] = receiver.received
     assert got.verified
-    assert got.webhook_id == f"msg_{delivery_id}"
+    assert got.webhook_id == webhook_id(delivery(engine, delivery_id).event_id, endpoint_id)
     [attempt] = attempts(engine, delivery_id)
     assert (attempt.status_code, attempt.error) == (204, None)
 
