@@ -8,6 +8,7 @@ from services.registry.models.history import ImportedDecision
 from services.registry.models.idempotency import IdempotencyRecord
 from services.registry.models.model_version import ModelStatus, ModelVersion, ModelVersionPublic
 from services.registry.models.product import Institution, Product
+from services.registry.models.register import Register, RegisterEntry, RegisterUpload
 from services.registry.models.stats_cube import stats_cube, stats_cube_by, stats_dirty
 from services.registry.models.training_job import TrainingJob
 from services.registry.models.webhooks import (
@@ -37,6 +38,9 @@ __all__ = [
     "OutboxEvent",
     "Principal",
     "Product",
+    "Register",
+    "RegisterEntry",
+    "RegisterUpload",
     "TrainingJob",
     "WebhookAttempt",
     "WebhookDelivery",
