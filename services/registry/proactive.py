@@ -18,6 +18,7 @@ from sqlmodel import Session, col, select
 from services.registry import events
 from services.registry.models import Firm, MatchScan, Product
 from services.registry.models.columns import table_of, utcnow
+from services.registry.registers.provenance import effective_columns
 from shared.schemas.firm import FirmFeatures
 from shared.schemas.matching import NewlyQualifiedFirm
 from shared.schemas.product import ProductFeatures
@@ -91,9 +92,10 @@ def firms_page(
     session: Session, after_firm_id: int, limit: int
 ) -> list[tuple[int, dict[str, Any]]]:
     """(id, features) of the next ``limit`` firms past ``after_firm_id`` that consented to
-    matching and stated a need, by id."""
+    matching and stated a need, by id; gating attributes as the registers read today."""
+    features = effective_columns(session.connection(), FIRM, FIRM_FEATURES)
     stmt = (
-        sa.select(FIRM.c.id, *(FIRM.c[name] for name in FIRM_FEATURES))
+        sa.select(FIRM.c.id, *features)
         .where(FIRM.c.id > after_firm_id)
         .where(FIRM.c.consent_matching.is_(True))
         .where(FIRM.c.need_amount_yuan.is_not(None))

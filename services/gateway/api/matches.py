@@ -25,7 +25,7 @@ from shared.errors import (
     ServiceUnavailable,
     problem_responses,
 )
-from shared.schemas.firm import FirmFeatures
+from shared.schemas.firm import effective_features
 from shared.schemas.matching import Lang, NearMiss, RankedProduct, RankOptions
 from shared.types import MAX_YUAN
 
@@ -74,9 +74,8 @@ class MatchesResponse(BaseModel):
     near_misses: list[NearMissProduct]
 
 
-# What matching ranks on: the firm as the registry answered it, without identity or free text.
-# Matching validates it (RankRequest); the gateway validates it only to rank locally.
-_FIRM_FEATURES = tuple(FirmFeatures.model_fields)
+# Bumped by each register upload: every firm's verified attributes may have changed.
+REGISTERS_GENERATION = "registers:generation"
 
 
 def _with_product(catalogue: Catalogue, item: dict[str, Any]) -> dict[str, Any]:
@@ -116,13 +115,20 @@ async def firm_matches(
     state = request.app.state
     query = f"{principal.id}:{firm_id}:{lang}:{limit}:{near_miss_limit}:{amount_yuan}:{term_months}"
     key, last_key = f"match:{query}", f"match-last:{query}"
-    # One round trip: the portal's firms generation, the catalogue's, and the stored answer,
-    # which stands only if it was computed from those same versions (and the current model).
-    firms_generation, catalogue_generation, stored = await state.cache.get_many(
-        f"firms:generation:{principal.id}", CATALOGUE_GENERATION, key
+    # One round trip: the portal's firms generation, the registers', the catalogue's, and the
+    # stored answer, which stands only if it was computed from those same versions (and the
+    # current model).
+    (
+        firms_generation,
+        registers_generation,
+        catalogue_generation,
+        stored,
+    ) = await state.cache.get_many(
+        f"firms:generation:{principal.id}", REGISTERS_GENERATION, CATALOGUE_GENERATION, key
     )
     catalogue: Catalogue = await state.catalogue.at(catalogue_generation)
-    stamps = ((firms_generation or b"0").decode(), catalogue.version, state.model_version)
+    firms_stamp = f"{(firms_generation or b'0').decode()}.{(registers_generation or b'0').decode()}"
+    stamps = (firms_stamp, catalogue.version, state.model_version)
     cached = unstamped(stored, *stamps)
     if cached is not None:
         match_served("cached")
@@ -157,8 +163,10 @@ async def firm_matches(
         requested_term_months=term_months,
     )
     try:
+        # Each gating attribute at the value the registry's provenance gives (the official
+        # register's, wherever one covers it): matching ranks what is verified.
         ranking = await state.matching.rank_with_catalogue(
-            {name: firm[name] for name in _FIRM_FEATURES if name in firm},
+            effective_features(firm),
             catalogue.version,
             catalogue.products,
             options.model_dump(mode="json"),

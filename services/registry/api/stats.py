@@ -32,6 +32,7 @@ from services.registry.api.deps import request_id as request_id_dep
 from services.registry.config import RegistrySettings
 from services.registry.models import Firm, Principal
 from services.registry.models.columns import table_of
+from services.registry.registers.provenance import effective_columns
 from services.registry.seed.loader import DEMO_PORTAL
 from services.registry.stats import Filters
 from services.registry.stats import eligibility as eligibility_stats
@@ -312,19 +313,23 @@ def export_firms(
         Query(description="only firms that consented to matching and stated a need"),
     ] = False,
 ) -> StreamingResponse:
-    """Every registered firm as the matching service sees it (no name, no credit code)."""
+    """Every registered firm as the matching service sees it (no name, no credit code), its
+    gating attributes as the official registers read today where one covers them."""
     if town_code is not None and not is_town_code(town_code):
         raise NotFound(f"town {town_code} not found")
     engine = request.app.state.engine
     firm = table_of(Firm)
-    stmt = sa.select(*(firm.c[name] for name in FEATURE_COLUMNS)).order_by(firm.c.id)
-    if town_code is not None:
-        stmt = stmt.where(firm.c.town_code == town_code)
-    if reachable:
-        stmt = stmt.where(firm.c.consent_matching.is_(True), firm.c.need_amount_yuan.is_not(None))
 
     def stream() -> Iterator[bytes]:
         with engine.connect() as conn:
+            features = effective_columns(conn, firm, FEATURE_COLUMNS)
+            stmt = sa.select(*features).order_by(firm.c.id)
+            if town_code is not None:
+                stmt = stmt.where(firm.c.town_code == town_code)
+            if reachable:
+                stmt = stmt.where(
+                    firm.c.consent_matching.is_(True), firm.c.need_amount_yuan.is_not(None)
+                )
             result = conn.execution_options(yield_per=5_000).execute(stmt)
             for rows in result.partitions():
                 yield b"".join(orjson.dumps(dict(row._mapping)) + b"\n" for row in rows)
