@@ -24,11 +24,13 @@ help:
 	@echo "make bench-soak - 10 minutes of mixed traffic at 60% of capacity: RSS, p50/p99 and errors per minute, writes counted back (SOAK_ARGS='--minutes 30')"
 	@echo "make bench-webhooks - 10,000 webhook events at 200/s through the dispatcher to a receiver failing 20% of first attempts: latency, retries, duplicates (WEBHOOKS_ARGS='--quick')"
 
-$(STAMP): pyproject.toml constraints.txt
+# The Python client (clients/python) goes in too: tests/client drive the stack through it.
+$(STAMP): pyproject.toml constraints.txt clients/python/pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		(echo "finmatch needs Python 3.11 or newer" && exit 1)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt \
+		-e '.[dev]' -e ./clients/python
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -16,6 +16,7 @@ Coverage's matched-without-application list is timed at the registry only: the g
 /v1/stats/coverage also asks the matching service, which this bench does not run.
 
     python -m bench.stats [--firms 500000] [--applications 1000000] [--repeat 15] [--keep]
+    python -m bench.stats --policy [--firms 1000000]   # coverage, what-if, reach (stats_policy)
 
 Needs FINMATCH_BENCH_POSTGRES_URL (default postgresql://postgres@127.0.0.1:5432/test) and
 FINMATCH_BENCH_REDIS_URL (default redis://127.0.0.1:6379/7).
@@ -87,7 +88,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=15, help="timed requests per query")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     parser.add_argument("--reuse", action="store_true", help="reuse a kept database")
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--policy",
+        action="store_true",
+        help="coverage, what-if and reach on firms only (default 1,000,000): bench/stats_policy.py",
+    )
+    args = parser.parse_args(argv)
+    if args.policy and "--firms" not in " ".join(argv or sys.argv):
+        args.firms = 1_000_000
+    return args
 
 
 # --- the world ----------------------------------------------------------------------------
@@ -264,7 +273,9 @@ def officials(url: str) -> dict[str, int]:
 
 
 @contextmanager
-def serve(module: str, port: int, env: dict[str, str]) -> Iterator[str]:
+def serve(
+    module: str, port: int, env: dict[str, str], pids: dict[str, int] | None = None
+) -> Iterator[str]:
     base = f"http://127.0.0.1:{port}"
     full = os.environ | env | {"FINMATCH_INTERNAL_TOKEN": TOKEN, "FINMATCH_LOG_LEVEL": "WARNING"}
     full["PYTHONPATH"] = str(REPO_ROOT)
@@ -272,6 +283,8 @@ def serve(module: str, port: int, env: dict[str, str]) -> Iterator[str]:
         process = subprocess.Popen(
             [sys.executable, "-m", module, "serve"], cwd=REPO_ROOT, env=full, stdout=log, stderr=log
         )
+        if pids is not None:
+            pids[module] = process.pid
         try:
             # The registry rebuilds a freshly loaded cube before it listens (minutes at scale).
             deadline = time.monotonic() + 900
@@ -322,6 +335,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "FINMATCH_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
     )
     redis_url = os.environ.get("FINMATCH_BENCH_REDIS_URL", "redis://127.0.0.1:6379/7")
+    if args.policy:
+        from bench.stats_policy import run
+
+        return run(args, admin_url)
     url = database_url(admin_url, DATABASE)
     print(f"bench-stats: {args.firms:,} firms, {args.applications:,} applications on PostgreSQL")
     if args.reuse:

@@ -23,8 +23,12 @@ class MatchingSettings(ServiceSettings):
     # A training job's runner reports at least every third of this; a job silent for longer
     # is failed as "runner lost" (its replica died) and no longer blocks the next one.
     training_lease_seconds: float = 60.0
-    # Coverage and what-if read every registered firm; a snapshot serves this many seconds.
-    firm_snapshot_seconds: float = 60.0
+    # Coverage, what-if and reach keep every registered firm and, before each answer, read the
+    # firms written since the last read, from this long before it: the longest a firm write
+    # transaction (plus clock skew between registry replicas) may take and still be seen.
+    firm_feed_overlap_seconds: float = 120.0
+    # Read every firm at start, so the first question does not wait for it.
+    firm_feed_warm: bool = True
 
     def check_secrets(self) -> None:
         super().check_secrets()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,6 +14,7 @@ from fastapi.responses import JSONResponse
 from services.matching.api import models, policy, rank
 from services.matching.config import MatchingSettings, get_settings
 from services.matching.events import event_bus
+from services.matching.firm_feed import FirmFeed
 from services.matching.lifecycle import ModelManager
 from services.matching.metrics import MatchingCollector
 from services.matching.ranking import CatalogueCache
@@ -54,9 +56,16 @@ def create_app(
         await models.refresh()
         models.start()
         freeze_startup_heap(settings.gc_freeze)
+        warming = (
+            asyncio.create_task(app.state.firm_feed.warm(client))
+            if settings.firm_feed_warm
+            else None
+        )
         try:
             yield
         finally:
+            if warming is not None:
+                warming.cancel()
             await models.stop()
             await bus.aclose()
             await client.aclose()
@@ -73,7 +82,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.catalogues = CatalogueCache()
-    app.state.firm_snapshots = policy.FirmSnapshots(settings.firm_snapshot_seconds)
+    app.state.firm_feed = FirmFeed(settings.firm_feed_overlap_seconds)
     if manager is not None:
         app.state.models = manager
     install_error_handlers(app)

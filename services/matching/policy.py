@@ -5,32 +5,126 @@
   and count the firms that would newly qualify for it, without changing any product. The
   criteria it may change, and their names, are those the criterion registry marks.
 
-Both run the same vectorised rules as ranking (eligibility.evaluate_pairs) over every firm in
-chunks, so the answer is exactly what matching would say, firm by firm.
+- Reach: whom one product (listed or a draft) admits, and how many more each rule one notch
+  easier would admit.
+
+All three read the registered firms as columns (firm_columns.FirmColumns, kept in step with the
+registry) and evaluate a product's rules as boolean masks over whole columns, one criterion at
+a time: a firm passes a rule exactly when eligibility.evaluate_pairs says it does (the same
+settings from ProductTable, the same firm values from the criterion registry, the same
+comparison read off ``shortfall``), so the answer is what matching would say, firm by firm.
+Counts by town, section and size class are bincounts over the masks.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
 from typing import Any
 
 import numpy as np
 from pydantic import ValidationError
 
-from services.matching.batch import eligibility_counts, requested_columns
+from services.matching.batch import requested_columns
 from services.matching.eligibility import evaluate_pairs
 from services.matching.features import pair_features
+from services.matching.firm_columns import Column, FirmColumns
 from services.matching.model import Scorer
-from services.matching.tables import SECTION_LETTERS, SIZE_CLASSES, TOWN_CODES, FirmTable, Ints
+from services.matching.tables import SECTION_LETTERS, SIZE_CLASSES, TOWN_CODES, Bools, Ints
 from services.matching.tables import ProductTable as Products
-from shared.criteria import CRITERIA, WHAT_IF, is_set, next_step
+from shared.criteria import CRITERIA, WHAT_IF, is_set, next_step, shortfall
 from shared.errors import Unprocessable
 from shared.schemas.product import ProductFeatures
 from shared.vocab.labels import section_label, size_class_label, town_label
 
 MIN_CELL_FIRMS = 3
+SCORE_CHUNK_FIRMS = 50_000  # the model scores a reach's eligible firms this many at a time
+MAX_CACHED_MASKS = 32  # one rule's pass mask is m bytes; a population keeps this many
+# Per criterion: whether it fails above the setting (a maximum) rather than below it, read off
+# shortfall itself as eligibility.py does; a list criterion is checked by membership instead.
+_FAILS_ABOVE = tuple(bool(shortfall(c, 1.0, 0.0) > 0) for c in CRITERIA)
+
+
+class Population:
+    """Some registered firms (all, or the given rows of the columns) and, over them, each
+    product rule as a mask of the firms that pass it."""
+
+    def __init__(self, columns: FirmColumns, rows: Ints | None = None) -> None:
+        self.columns = columns
+        self.rows = rows
+        self.m = columns.m if rows is None else len(rows)
+        self._gathered: dict[str, Column] = {}
+        self._values: dict[int, Column] = {}
+        self._passes: dict[tuple[int, Any], Bools] = {}
+
+    def column(self, name: str) -> Column:
+        """A kept column over these firms (a view for all firms, a copy for chosen rows)."""
+        if name not in self._gathered:
+            self._gathered[name] = self.columns.field(name, self.rows)
+        return self._gathered[name]
+
+    def _criterion_values(self, c: int) -> Column:
+        if c not in self._values:
+            criterion = CRITERIA[c]
+            if criterion.is_list:
+                self._values[c] = self.column(criterion.firm_fields[0])
+            else:
+                self._values[c] = self.columns.criterion_values(criterion, self.rows)
+        return self._values[c]
+
+    def _pass(self, c: int, setting: Any) -> Bools:
+        key = (c, setting)
+        mask = self._passes.get(key)
+        if mask is None:
+            values = self._criterion_values(c)
+            if CRITERIA[c].is_list:
+                mask = np.asarray(setting)[values]  # allowed codes, indexed by each firm's
+            elif _FAILS_ABOVE[c]:
+                mask = np.less_equal(values, setting)
+            else:
+                mask = np.greater_equal(values, setting)
+            if len(self._passes) >= MAX_CACHED_MASKS:
+                del self._passes[next(iter(self._passes))]
+            self._passes[key] = mask
+        return mask
+
+    def eligible(self, products: Products, j: int) -> Bools:
+        """The firms that meet every rule product ``j`` sets (evaluate_pairs' ``eligible``)."""
+        out = np.ones(self.m, dtype=np.bool_)
+        for c, criterion in enumerate(CRITERIA):
+            setting = float(products.settings[j, c])
+            if np.isnan(setting):  # not set: fails nobody
+                continue
+            if criterion.is_list:
+                allowed = products.allowed[criterion.code][j]
+                out &= self._pass(c, tuple(allowed.tolist()))
+            else:
+                out &= self._pass(c, setting)
+        return out
+
+    def any_eligible(self, products: Sequence[ProductFeatures]) -> Bools:
+        """The firms eligible for at least one of ``products``."""
+        table = Products.from_products(products)
+        out = np.zeros(self.m, dtype=np.bool_)
+        for j in range(table.n):
+            out |= self.eligible(table, j)
+        return out
+
+
+def population(
+    columns: FirmColumns, town_code: str | None, *, reachable: bool = False
+) -> Population:
+    """The firms of a town (or all); ``reachable``: only those that consented to matching
+    and stated a need (whom a product could reach)."""
+    if town_code is None and not reachable:
+        return Population(columns)
+    keep = np.ones(columns.m, dtype=np.bool_)
+    if town_code is not None:
+        keep &= columns.data["town_code"] == TOWN_CODES.index(town_code)
+    if reachable:
+        keep &= columns.data["consent_matching"]
+        keep &= ~np.isnan(columns.data["need_amount_yuan"])
+    return Population(columns, np.flatnonzero(keep))
 
 
 def changed_products(
@@ -68,12 +162,7 @@ def changed_products(
     return out
 
 
-def _any_eligible(firms: FirmTable, products: Sequence[ProductFeatures], as_of: date) -> Any:
-    counts = eligibility_counts(firms, Products.from_products(products), as_of=as_of)
-    return counts.eligible_counts > 0
-
-
-def _cells(keys: Ints, mask: Any, names: Sequence[str], label: Any) -> list[dict[str, Any]]:
+def _cells(keys: Column, mask: Any, names: Sequence[str], label: Any) -> list[dict[str, Any]]:
     counts = np.bincount(keys[mask], minlength=len(names))
     rows: list[dict[str, Any]] = []
     for index in np.flatnonzero(counts).tolist():
@@ -107,21 +196,14 @@ class WhatIf:
 
 
 def what_if(
-    firms: FirmTable,
-    products: Sequence[ProductFeatures],
-    criterion: str,
-    value: Any,
-    as_of: date,
+    firms: Population, products: Sequence[ProductFeatures], criterion: str, value: Any
 ) -> WhatIf:
     """Firms eligible for at least one of ``products`` now, and once the criterion changes."""
     changed = changed_products(products, criterion, value)
-    if firms.m == 0:
-        before = after = np.zeros(0, dtype=np.bool_)
-    else:
-        before = _any_eligible(firms, products, as_of)
-        after = _any_eligible(firms, changed, as_of)
+    before = firms.any_eligible(products)
+    after = firms.any_eligible(changed)
     newly = after & ~before
-    need = np.nan_to_num(firms.need_amount[newly], nan=0.0)
+    need = np.nan_to_num(firms.column("need_amount_yuan")[newly], nan=0.0)
     return WhatIf(
         firms_considered=firms.m,
         baseline_eligible=int(before.sum()),
@@ -129,23 +211,19 @@ def what_if(
         newly_qualifying=int(newly.sum()),
         no_longer_qualifying=int((before & ~after).sum()),
         requested_amount_yuan=int(need.sum()),
-        by_industry=_cells(firms.section, newly, SECTION_LETTERS, section_label),
-        by_size_class=_cells(firms.size, newly, SIZE_CLASSES, size_class_label),
+        by_industry=_cells(firms.column("industry_section"), newly, SECTION_LETTERS, section_label),
+        by_size_class=_cells(firms.column("size_class"), newly, SIZE_CLASSES, size_class_label),
     )
 
 
-def coverage_gaps(
-    firms: FirmTable, products: Sequence[ProductFeatures], as_of: date
-) -> list[dict[str, Any]]:
+def coverage_gaps(firms: Population, products: Sequence[ProductFeatures]) -> list[dict[str, Any]]:
     """Per town and industry section: firms with a stated need, and those no product admits."""
     if firms.m == 0:
         return []
-    if products:
-        eligible = _any_eligible(firms, products, as_of)
-    else:
-        eligible = np.zeros(firms.m, dtype=np.bool_)
-    needs = ~np.isnan(firms.need_amount)
-    cell = firms.town * len(SECTION_LETTERS) + firms.section
+    eligible = firms.any_eligible(products)
+    needs = ~np.isnan(firms.column("need_amount_yuan"))
+    towns = firms.column("town_code").astype(np.int64)
+    cell = towns * len(SECTION_LETTERS) + firms.column("industry_section")
     size = len(TOWN_CODES) * len(SECTION_LETTERS)
     with_need = np.bincount(cell[needs], minlength=size)
     stranded = np.bincount(cell[needs & ~eligible], minlength=size)
@@ -188,30 +266,22 @@ def _count(n: int) -> int | None:
     return None if 0 < n < MIN_CELL_FIRMS else n
 
 
-def reach(firms: FirmTable, product: ProductFeatures, scorer: Scorer) -> Reach:
+def reach(firms: Population, product: ProductFeatures, scorer: Scorer) -> Reach:
     """Whom a product (listed or a draft) would reach among ``firms`` (those that consented
     to matching and stated a need): eligible firms by town and size class; for each rule it
     sets, how many more one notch easier (shared.criteria.next_step) would admit; and the
     model's mean approval probability among the eligible (None under the rule-only prior).
 
-    The same vectorised rules as ranking and the what-if; aggregates only, groups of fewer
-    than MIN_CELL_FIRMS firms withheld, never a firm id.
+    The same rules as ranking and the what-if; aggregates only, groups of fewer than
+    MIN_CELL_FIRMS firms withheld, never a firm id.
     """
     if firms.m == 0:
         return Reach(0, 0, None, [], [], [])
-    eligible = _eligible(firms, product)
+    eligible = firms.eligible(Products.from_products([product]), 0)
     count = int(eligible.sum())
     share = None
     if count and not scorer.is_prior:
-        picked = np.flatnonzero(eligible)
-        table = Products.from_products([product])
-        product_idx = np.zeros(len(picked), dtype=np.int64)
-        amount, term = requested_columns(firms)
-        elig = evaluate_pairs(firms, picked, table, product_idx)
-        features = pair_features(
-            firms, picked, table, product_idx, amount[picked], term[picked], elig
-        )
-        share = round(float(np.mean(scorer.predict(features))), 4)
+        share = round(_mean_approval(firms, eligible, product, scorer), 4)
     criteria = []
     for criterion in CRITERIA:
         setting = getattr(product, criterion.product_field)
@@ -221,7 +291,7 @@ def reach(firms: FirmTable, product: ProductFeatures, scorer: Scorer) -> Reach:
         easier = ProductFeatures.model_validate(
             product.model_dump() | {criterion.product_field: relaxed_to}
         )
-        more = int((_eligible(firms, easier) & ~eligible).sum())
+        more = int((firms.eligible(Products.from_products([easier]), 0) & ~eligible).sum())
         zh, en = criterion.label
         criteria.append(
             {
@@ -240,16 +310,30 @@ def reach(firms: FirmTable, product: ProductFeatures, scorer: Scorer) -> Reach:
         firms_considered=firms.m,
         eligible=_count(count),
         expected_approval_share=share if count >= MIN_CELL_FIRMS else None,
-        by_town=_cells(firms.town, eligible, TOWN_CODES, town_label),
-        by_size_class=_cells(firms.size, eligible, SIZE_CLASSES, size_class_label),
+        by_town=_cells(firms.column("town_code"), eligible, TOWN_CODES, town_label),
+        by_size_class=_cells(firms.column("size_class"), eligible, SIZE_CLASSES, size_class_label),
         criteria=criteria,
     )
 
 
-def _eligible(firms: FirmTable, product: ProductFeatures) -> Any:
+def _mean_approval(
+    firms: Population, eligible: Bools, product: ProductFeatures, scorer: Scorer
+) -> float:
+    """The model's mean approval probability over the eligible firms, scored a chunk at a
+    time so that the feature rows in memory are bounded by SCORE_CHUNK_FIRMS."""
+    picked = np.flatnonzero(eligible)
+    rows = picked if firms.rows is None else firms.rows[picked]
     table = Products.from_products([product])
-    firm_idx = np.arange(firms.m, dtype=np.int64)
-    return evaluate_pairs(firms, firm_idx, table, np.zeros(firms.m, dtype=np.int64)).eligible
+    total = 0.0
+    for start in range(0, len(rows), SCORE_CHUNK_FIRMS):
+        chunk = firms.columns.firm_table(rows[start : start + SCORE_CHUNK_FIRMS])
+        firm_idx = np.arange(chunk.m, dtype=np.int64)
+        product_idx = np.zeros(chunk.m, dtype=np.int64)
+        amount, term = requested_columns(chunk)
+        elig = evaluate_pairs(chunk, firm_idx, table, product_idx)
+        features = pair_features(chunk, firm_idx, table, product_idx, amount, term, elig)
+        total += float(np.sum(scorer.predict(features)))
+    return total / len(rows)
 
 
 def _plain(value: Any) -> Any:

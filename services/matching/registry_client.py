@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -64,17 +65,15 @@ class RegistryClient:
         self._check(response)
         return [line for line in response.content.splitlines() if line.strip()]
 
-    async def firms_export(
-        self, town_code: str | None = None, *, reachable: bool = False
-    ) -> list[bytes]:
-        """Every registered firm's matching features (NDJSON lines), of one town or all; with
-        ``reachable``, only those that consented to matching and stated a need."""
-        params: dict[str, str] = {} if town_code is None else {"town_code": town_code}
-        if reachable:
-            params["reachable"] = "true"
-        response = await self._request("GET", "/internal/exports/firms", params=params)
+    async def firm_feed(self, changed_since: datetime | None, after_id: int) -> bytes:
+        """A page of the registry's firm feed (shared.schemas.internal.FirmFeedPage): every
+        firm after ``after_id``, or those written at or after ``changed_since``."""
+        params: dict[str, str] = {"after_id": str(after_id)}
+        if changed_since is not None:
+            params["changed_since"] = changed_since.isoformat()
+        response = await self._request("GET", "/internal/feeds/firms", params=params)
         self._check(response)
-        return [line for line in response.content.splitlines() if line.strip()]
+        return response.content
 
     async def catalogue(self) -> dict[str, Any]:
         """The active products and the catalogue's version."""

@@ -41,7 +41,7 @@ SIZE_CLASSES: tuple[SizeClass, ...] = (
 FLAG_RULES: tuple[str, ...] = tuple(c.code for c in CRITERIA if c.compare is Comparison.REQUIRED)
 _FLAG_COLUMNS = np.array([i for i, c in enumerate(CRITERIA) if c.compare is Comparison.REQUIRED])
 # FirmFeatures fields kept as FirmTable columns, by the column's name.
-_FIELD_COLUMNS = {
+FIELD_COLUMNS = {
     "established_on": "years",
     "employees": "employees",
     "annual_revenue_yuan": "revenue",
@@ -189,7 +189,7 @@ class FirmTable:
 
     def field(self, name: str) -> Floats:
         """The column of a FirmFeatures field (a date: the years since; a rating: its rank)."""
-        column: Floats = getattr(self, _FIELD_COLUMNS[name])
+        column: Floats = getattr(self, FIELD_COLUMNS[name])
         return column
 
     @property
@@ -232,7 +232,7 @@ class FirmTable:
             town=codes["town_code"],
             section=codes["industry_section"],
             size=codes["size_class"],
-            **{column: col(field) for field, column in _FIELD_COLUMNS.items()},
+            **{column: col(field) for field, column in FIELD_COLUMNS.items()},
             values=np.stack(values, axis=1).reshape(len(f), len(CRITERIA)),
             need_amount=_optional([x.need_amount_yuan for x in f]),
             need_term=_optional([x.need_term_months for x in f]),

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
 from services.registry.models import AuditEntry
+from services.registry.models.columns import table_of
 
 
 def record(
@@ -29,3 +33,12 @@ def record(
             detail=detail or {},
         )
     )
+
+
+def erased_since(conn: Connection, entity: str, since: datetime) -> list[int]:
+    """Ids of the ``entity`` rows erased at or after ``since`` (their audit entries' time)."""
+    entry = table_of(AuditEntry)
+    stmt = sa.select(entry.c.entity_id).where(
+        entry.c.at >= since, entry.c.entity == entity, entry.c.action == "erase"
+    )
+    return sorted({int(value) for value in conn.execute(stmt).scalars() if value})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import BaseModel, Field, StrictBool, field_validator, model_validator
 
@@ -70,4 +71,35 @@ class ExportRow(BaseModel):
             raise ValueError("decided_at is before submitted_at")
         if self.product.id != self.product_id:
             raise ValueError(f"product_id {self.product_id} differs from product.id")
+        return self
+
+
+# The firm feed: what the matching service keeps of every registered firm, as columns.
+FIRM_FEED_COLUMNS: tuple[str, ...] = ("id", "consent_matching", *FirmFeatures.model_fields)
+FIRM_FEED_PAGE_ROWS = 50_000
+
+
+class FirmFeedPage(BaseModel):
+    """One page of the registry's firm feed (``GET /internal/feeds/firms``).
+
+    Without ``changed_since``: every registered firm, by id, a page at a time (``after_id``).
+    With it: the firms written at or after that time (``updated_at``), and the ids of firms
+    erased since then. ``read_at`` is the registry's clock before it read: a write it did not
+    see was stamped after ``read_at`` less the longest write transaction, which bounds the
+    overlap the next ``changed_since`` must keep. Each column lists its values in id order;
+    dates are ISO strings, absent values null.
+    """
+
+    read_at: datetime
+    columns: dict[str, list[Any]]
+    erased: list[int] = Field(default_factory=list)
+    next_after_id: int | None = None
+
+    @model_validator(mode="after")
+    def _aligned(self) -> FirmFeedPage:
+        if set(self.columns) != set(FIRM_FEED_COLUMNS):
+            raise ValueError("columns differ from FIRM_FEED_COLUMNS")
+        lengths = {len(values) for values in self.columns.values()}
+        if len(lengths) > 1:
+            raise ValueError("columns of different lengths")
         return self

@@ -104,3 +104,30 @@ def test_only_institutions_preview_and_an_unknown_town_is_404(stack: Stack) -> N
     assert portal.post("/v1/products/preview", json=data.product()).status_code == 404
     unknown = bank.post("/v1/products/preview", json=data.product(), params={"town_code": "1"})
     assert unknown.status_code == 404
+
+
+def test_every_firm_write_counts_in_the_next_preview(stack: Stack) -> None:
+    """The matching service keeps the firms and reads what changed before each answer: a
+    firm that grows into the rule, one erased and one registered count at once."""
+    portal = populate(stack)
+    bank = stack.institution("东莞测试银行")
+    draft = data.product(min_patents=5, elig_size_classes=[])
+    assert bank.post("/v1/products/preview", json=draft).json()["eligible"] == 6
+    firms = portal.get("/v1/firms", params={"limit": 100}).json()["data"]
+    reachable = [f for f in firms if f["consent_matching"] and f["need_amount_yuan"]]
+    by_patents = {f["utility_patents"]: f for f in reachable if f["town_code"] == TANGXIA}
+    grown = by_patents[4]
+    patched = portal.patch(
+        f"/v1/firms/{grown['id']}",
+        json={"utility_patents": 5},
+        headers={"If-Match": f'"{grown["version"]}"'},
+    )
+    assert patched.status_code == 200, patched.text
+    assert portal.delete(f"/v1/firms/{by_patents[8]['id']}").status_code == 204
+    new = data.firm(200, town_code=HUMEN, utility_patents=6, invention_patents=0)
+    assert portal.post("/v1/firms", json=new).status_code == 201
+    after = bank.post("/v1/products/preview", json=draft).json()
+    assert after["firms_considered"] == 11  # one erased, one registered
+    assert after["eligible"] == 7  # 6 + the grown one + the new one − the erased one
+    towns = {c["key"]: c["firms"] for c in after["by_town"]}
+    assert towns == {TANGXIA: 4, HUMEN: 3}

@@ -15,10 +15,11 @@ import pytest
 from pydantic import ValidationError
 
 from services.matching.explain import rule_reasons, unmet_criteria
+from services.matching.firm_columns import FirmColumns
 from services.matching.model import PriorModel
-from services.matching.policy import changed_products, what_if
+from services.matching.policy import Population, changed_products, what_if
 from services.matching.ranking import rank_products_for_firm
-from services.matching.tables import VOCABULARIES, FirmTable, ProductTable
+from services.matching.tables import VOCABULARIES, ProductTable
 from shared.criteria import (
     CRITERIA,
     WHAT_IF,
@@ -167,6 +168,18 @@ def test_numeric_messages_quote_the_setting_and_its_unit(criterion: Criterion) -
 
 
 @pytest.mark.parametrize("criterion", CRITERIA, ids=IDS)
+def test_the_policy_masks_hold_each_boundary_as_ranking_does(criterion: Criterion) -> None:
+    """Coverage, what-if and reach evaluate rules as masks over columns: a firm exactly at
+    the setting passes, one unit past it does not."""
+    columns = FirmColumns.from_firms(
+        [boundary_firm(criterion, past=True), boundary_firm(criterion, past=False)], [True] * 2
+    )
+    columns.date_to(AS_OF)
+    products = ProductTable.from_products([the_product(criterion)])
+    assert Population(columns).eligible(products, 0).tolist() == [False, True]
+
+
+@pytest.mark.parametrize("criterion", CRITERIA, ids=IDS)
 def test_the_what_if_takes_exactly_the_criteria_the_registry_marks(criterion: Criterion) -> None:
     body = {"category": "guaranteed", "value": None}
     if criterion.what_if is None:
@@ -177,7 +190,8 @@ def test_the_what_if_takes_exactly_the_criteria_the_registry_marks(criterion: Cr
     # Moving the setting one unit towards the firm that was short admits exactly that firm.
     short = boundary_firm(criterion, past=True)
     at = boundary_firm(criterion, past=False)
-    firms = FirmTable.from_firms([short, at], AS_OF)
+    columns = FirmColumns.from_firms([short, at], [True, True])
+    columns.date_to(AS_OF)
     if criterion.is_list:
         vocabulary = VOCABULARIES[criterion.unit]
         outside = str(_OUTSIDE[criterion.unit][criterion.firm_fields[0]])
@@ -186,7 +200,7 @@ def test_the_what_if_takes_exactly_the_criteria_the_registry_marks(criterion: Cr
     else:
         step = 1 if criterion.compare is Comparison.AT_MOST else -1
         value = criterion.example + step
-    result = what_if(firms, [the_product(criterion)], criterion.what_if, value, AS_OF)
+    result = what_if(Population(columns), [the_product(criterion)], criterion.what_if, value)
     assert (result.baseline_eligible, result.changed_eligible) == (1, 2)
     assert (result.newly_qualifying, result.no_longer_qualifying) == (1, 0)
 

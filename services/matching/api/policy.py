@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from services.matching.policy import coverage_gaps, reach, what_if
+from services.matching.firm_feed import FirmFeed
+from services.matching.policy import coverage_gaps, population, reach, what_if
 from services.matching.registry_client import RegistryClient
-from services.matching.tables import FirmTable
 from shared.errors import NotFound, Unprocessable
-from shared.schemas.firm import FirmFeatures
 from shared.schemas.policy import WhatIfRequest
 from shared.schemas.product import ProductFeatures
 from shared.vocab.towns import is_town_code
@@ -26,42 +22,14 @@ router = APIRouter(prefix="/internal/policy", tags=["policy"])
 TownQuery = Annotated[str | None, Query(max_length=9)]
 
 
-class FirmSnapshots:
-    """The registered firms as columns, per town scope, re-read after ``ttl`` seconds.
-
-    Policy questions are about the population, not one firm: a snapshot a minute old answers
-    them as well as a fresh one, and reading 500,000 firms per question would not.
-    """
-
-    def __init__(self, ttl: float) -> None:
-        self.ttl = ttl
-        self._tables: dict[tuple[str | None, bool], tuple[float, FirmTable]] = {}
-        self._lock = asyncio.Lock()
-
-    async def table(
-        self, registry: RegistryClient, town_code: str | None, *, reachable: bool = False
-    ) -> FirmTable:
-        """The firms of a town (or all); ``reachable``: those that consented to matching
-        and stated a need only (whom a product could reach)."""
-        key = (town_code, reachable)
-        async with self._lock:
-            cached = self._tables.get(key)
-            if cached is not None and time.monotonic() - cached[0] < self.ttl:
-                return cached[1]
-            lines = await registry.firms_export(town_code, reachable=reachable)
-            table = await run_in_threadpool(_firm_table, lines)
-            self._tables[key] = (time.monotonic(), table)
-            return table
-
-
-def _firm_table(lines: list[bytes]) -> FirmTable:
-    firms = [FirmFeatures.model_validate(orjson.loads(line)) for line in lines]
-    return FirmTable.from_firms(firms, datetime.now(UTC).date())
-
-
 def _registry(request: Request) -> RegistryClient:
     registry: RegistryClient = request.app.state.models.registry
     return registry
+
+
+def _feed(request: Request) -> FirmFeed:
+    feed: FirmFeed = request.app.state.firm_feed
+    return feed
 
 
 def _town(town_code: str | None) -> str | None:
@@ -89,12 +57,13 @@ async def policy_what_if(body: WhatIfRequest, request: Request) -> dict[str, Any
         chosen = [p for p in catalogue if p.category == body.category]
         if not chosen:
             raise Unprocessable(f"no active product in category {body.category}", field="category")
-    firms = await request.app.state.firm_snapshots.table(_registry(request), town)
     value: Any = body.value
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     today = datetime.now(UTC).date()
-    result = await run_in_threadpool(what_if, firms, chosen, body.criterion, value, today)
+    async with _feed(request).current(_registry(request), today) as columns:
+        firms = population(columns, town)
+        result = await run_in_threadpool(what_if, firms, chosen, body.criterion, value)
     return {
         "criterion": body.criterion,
         "value": value,
@@ -111,9 +80,9 @@ async def coverage(request: Request, town_code: TownQuery = None) -> dict[str, A
     """Per town and section: firms with a need that no active product's rules admit."""
     town = _town(town_code)
     version, catalogue = await _products(request)
-    firms = await request.app.state.firm_snapshots.table(_registry(request), town)
     today = datetime.now(UTC).date()
-    rows = await run_in_threadpool(coverage_gaps, firms, catalogue, today)
+    async with _feed(request).current(_registry(request), today) as columns:
+        rows = await run_in_threadpool(coverage_gaps, population(columns, town), catalogue)
     return {
         "town_code": town,
         "catalogue_version": version,
@@ -134,12 +103,14 @@ async def product_reach(body: ReachRequest, request: Request) -> dict[str, Any]:
     """Whom a product would reach: eligible firms (consenting, with a need) by town and size
     class, one notch easier per rule, the model's expected approval share; aggregates only."""
     town = _town(body.town_code)
-    firms = await request.app.state.firm_snapshots.table(_registry(request), town, reachable=True)
     scorer = request.app.state.models.scorer
-    result = await run_in_threadpool(reach, firms, body.product, scorer)
+    today = datetime.now(UTC).date()
+    async with _feed(request).current(_registry(request), today) as columns:
+        firms = population(columns, town, reachable=True)
+        result = await run_in_threadpool(reach, firms, body.product, scorer)
     return {
         "town_code": town,
-        "as_of": datetime.now(UTC).date().isoformat(),
+        "as_of": today.isoformat(),
         "model_version": scorer.version,
         "is_prior": scorer.is_prior,
         **result.__dict__,

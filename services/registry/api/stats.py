@@ -6,14 +6,13 @@ category. A town official asking for another town gets 404, as for any object ou
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 import orjson
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
@@ -31,14 +30,13 @@ from services.registry.api.deps import (
 from services.registry.api.deps import request_id as request_id_dep
 from services.registry.config import RegistrySettings
 from services.registry.models import Firm, Principal
-from services.registry.models.columns import table_of
-from services.registry.registers.provenance import effective_columns
+from services.registry.models.columns import table_of, utcnow
 from services.registry.seed.loader import DEMO_PORTAL
 from services.registry.stats import Filters
 from services.registry.stats import eligibility as eligibility_stats
 from shared.enums import PrincipalRole
 from shared.errors import NotFound, Unprocessable
-from shared.schemas.firm import FirmFeatures
+from shared.schemas.internal import FIRM_FEED_COLUMNS, FIRM_FEED_PAGE_ROWS, FirmFeedPage
 from shared.schemas.stats import (
     Breakdown,
     Dimension,
@@ -297,44 +295,46 @@ internal = APIRouter(
     route_class=StrictJSONRoute, tags=["internal"], dependencies=[Depends(require_internal_token)]
 )
 
-FEATURE_COLUMNS = ("id", *FirmFeatures.model_fields)
 
-
-@internal.get(
-    "/internal/exports/firms",
-    response_class=StreamingResponse,
-    responses={200: {"content": {"application/x-ndjson": {}}}},
-)
-def export_firms(
+@internal.get("/internal/feeds/firms", response_model=FirmFeedPage)
+def firm_feed(
     request: Request,
-    town_code: Annotated[str | None, Query(max_length=9)] = None,
-    reachable: Annotated[
-        bool,
-        Query(description="only firms that consented to matching and stated a need"),
-    ] = False,
-) -> StreamingResponse:
-    """Every registered firm as the matching service sees it (no name, no credit code), its
-    gating attributes as the official registers read today where one covers them."""
-    if town_code is not None and not is_town_code(town_code):
-        raise NotFound(f"town {town_code} not found")
-    engine = request.app.state.engine
+    changed_since: Annotated[
+        datetime | None,
+        Query(description="only firms written at or after this time, and those erased since"),
+    ] = None,
+    after_id: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
+    limit: Annotated[int, Query(ge=1, le=FIRM_FEED_PAGE_ROWS)] = FIRM_FEED_PAGE_ROWS,
+) -> Response:
+    """Registered firms as the matching service keeps them (no name, no credit code), as
+    columns: every firm a page at a time, or those changed since a time (see FirmFeedPage)."""
+    read_at = utcnow()  # before the read: a write this read misses is stamped later than this
     firm = table_of(Firm)
-
-    def stream() -> Iterator[bytes]:
-        with engine.connect() as conn:
-            features = effective_columns(conn, firm, FEATURE_COLUMNS)
-            stmt = sa.select(*features).order_by(firm.c.id)
-            if town_code is not None:
-                stmt = stmt.where(firm.c.town_code == town_code)
-            if reachable:
-                stmt = stmt.where(
-                    firm.c.consent_matching.is_(True), firm.c.need_amount_yuan.is_not(None)
-                )
-            result = conn.execution_options(yield_per=5_000).execute(stmt)
-            for rows in result.partitions():
-                yield b"".join(orjson.dumps(dict(row._mapping)) + b"\n" for row in rows)
-
-    return StreamingResponse(stream(), media_type="application/x-ndjson")
+    stmt = (
+        sa.select(*(firm.c[name] for name in FIRM_FEED_COLUMNS))
+        .where(firm.c.id > after_id)
+        .order_by(firm.c.id)
+        .limit(limit)
+    )
+    erased: list[int] = []
+    with request.app.state.engine.connect() as conn:
+        if changed_since is not None:
+            stmt = stmt.where(firm.c.updated_at >= changed_since)
+            if after_id == 0:  # erasures come with the first page of a delta
+                erased = audit.erased_since(conn, "firm", changed_since)
+        rows = conn.execute(stmt).all()
+    columns = (
+        dict(zip(FIRM_FEED_COLUMNS, map(list, zip(*rows, strict=True)), strict=True))
+        if rows
+        else {name: [] for name in FIRM_FEED_COLUMNS}
+    )
+    body = {
+        "read_at": read_at,
+        "columns": columns,
+        "erased": erased,
+        "next_after_id": int(rows[-1].id) if len(rows) == limit else None,
+    }
+    return Response(orjson.dumps(body), media_type="application/json")
 
 
 class AuditIn(BaseModel):

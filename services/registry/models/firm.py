@@ -21,6 +21,8 @@ class Firm(FirmProfile, table=True):
         sa.Index("ix_firm_owner_id", "owner_principal_id", "id"),
         sa.Index("ix_firm_town_size", "town_code", "size_class"),
         sa.Index("ix_firm_created", "created_at"),
+        # The matching service's firm feed: the firms changed since its last read.
+        sa.Index("ix_firm_updated", "updated_at", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
