@@ -154,6 +154,16 @@ def effective_features(firm: Mapping[str, Any]) -> dict[str, Any]:
     return features
 
 
+def verified_fields(firm: Mapping[str, Any]) -> list[str]:
+    """A firm answer's gating attributes whose value an official register gives (a provenance
+    with a source, verified or contradicted): what a verified_only criterion accepts."""
+    return sorted(
+        name
+        for name, provenance in (firm.get("provenance") or {}).items()
+        if provenance.get("source") is not None
+    )
+
+
 class FirmProfile(FirmAttributes):
     """Everything a portal submits about a firm, apart from its credit code."""
 

@@ -12,7 +12,15 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    model_validator,
+)
 
 from shared.criteria import CRITERIA, Comparison
 from shared.enums import RegisterKind, SpecializedLevel
@@ -217,6 +225,32 @@ GATING_FIELDS: MappingProxyType[str, RegisterKind | None] = MappingProxyType(
     {c.firm_fields[0]: c.register for c in CRITERIA if c.compare is Comparison.REQUIRED}
 )
 assert set(LINE_MODELS) == {kind for kind in GATING_FIELDS.values() if kind is not None}
+# The gating attributes an official register can verify, with their register.
+REGISTERED_FIELDS: MappingProxyType[str, RegisterKind] = MappingProxyType(
+    {name: kind for name, kind in GATING_FIELDS.items() if kind is not None}
+)
+
+
+def _registered_fields(names: list[str]) -> list[str]:
+    for name in names:
+        if name not in REGISTERED_FIELDS:
+            raise ValueError(
+                f"{name!r} is not an attribute a register verifies "
+                f"(one of {', '.join(REGISTERED_FIELDS)})"
+            )
+    return sorted(set(names))
+
+
+VerifiedFields = Annotated[
+    list[str],
+    Field(
+        default_factory=list,
+        max_length=len(REGISTERED_FIELDS),
+        description="the firm's gating attributes whose value an official register gives "
+        "(provenance with a source): only these satisfy a product's verified_only criteria",
+    ),
+    AfterValidator(_registered_fields),
+]
 
 
 class UploadMode(StrEnum):

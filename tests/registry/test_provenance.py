@@ -3,16 +3,22 @@ registers, read today (expiry needs no upload), and the effective value matching
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date, timedelta
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from services.matching.eligibility import CRITERION_INDEX
+from services.matching.firm_feed import FirmFeed
+from services.matching.registry_client import RegistryClient
 from services.registry.registers.provenance import Entry, Listed, provenance_of
 from shared.enums import RegisterKind
+from shared.schemas.internal import FirmFeedPage
 from shared.schemas.registers import GATING_FIELDS, add_years, today_in_china
 from tests.registry import data
 from tests.registry.conftest import TOKEN, Actor, make_principal
@@ -235,27 +241,63 @@ def test_another_portal_never_sees_the_provenance(
 # --- what matching is served -------------------------------------------------------------
 
 
-def test_the_feature_export_reads_the_registers(city: Actor, portal: Actor, engine: Engine) -> None:
+def test_the_firm_feed_carries_the_registers_entries_with_their_dates(
+    city: Actor, portal: Actor
+) -> None:
     claimed = new_firm(portal, 1, is_high_tech=True)  # the register does not list it
     modest = new_firm(portal, 2)  # listed, but did not say so
     untouched = new_firm(portal, 3, gov_procurement_contracts_yuan=5_000)
+    before = feed(portal)
+    assert before.registers == {}
+    assert before.entries["firm_id"] == []
     answer(upload(city, "high_tech", [data.register_line("high_tech", 2)], "h1"))
-    response = portal.client.get("/internal/exports/firms", headers={"X-Internal-Token": TOKEN})
-    assert response.status_code == 200, response.text
-    rows = {row["id"]: row for row in map(orjson.loads, response.content.splitlines())}
-    assert rows[claimed]["is_high_tech"] is False
-    assert rows[modest]["is_high_tech"] is True
-    # No procurement register yet: declared values pass through, as integers.
-    assert rows[untouched]["gov_procurement_contracts_yuan"] == 5_000
+    page = feed(portal)
+    # Declared values as stored; the register beside them, for matching to read by date.
+    assert page.columns["is_high_tech"] == [True, False, False]
+    assert page.registers == {RegisterKind.HIGH_TECH: 1}
+    assert page.entries == {
+        "firm_id": [modest],
+        "kind": ["high_tech"],
+        "starts_on": ["2024-12-01"],
+        "ends_on": ["2027-11-30"],
+        "amount_yuan": [None],
+    }
+    assert page.entries_replaced == [RegisterKind.HIGH_TECH]
+    # A delta since before the upload replaces the register's entries, though no firm changed.
+    delta = feed(portal, changed_since=before.read_at.isoformat())
+    assert delta.columns["id"] == []
+    assert delta.entries_replaced == [RegisterKind.HIGH_TECH]
+    assert delta.entries["firm_id"] == [modest]
+    # A later delta carries nothing of it; a firm written since carries its own entries.
+    quiet = feed(portal, changed_since=page.read_at.isoformat())
+    assert (quiet.entries_replaced, quiet.entries["firm_id"]) == ([], [])
+    moved = portal.patch(f"/v1/firms/{modest}", json={"employees": 9}, headers={"If-Match": '"1"'})
+    assert moved.status_code == 200, moved.text
+    written = feed(portal, changed_since=page.read_at.isoformat())
+    assert written.columns["id"] == [modest]
+    assert (written.entries_replaced, written.entries["firm_id"]) == ([], [modest])
+    assert claimed not in written.entries["firm_id"]
+    assert untouched not in written.columns["id"]
+    # Procurement contracts carry their value; an id range bounds a replaced register's page.
     answer(
         upload(
             city, "gov_procurement_awards", [data.register_line("gov_procurement_awards", 3)], "p"
         )
     )
-    response = portal.client.get("/internal/exports/firms", headers={"X-Internal-Token": TOKEN})
-    rows = {row["id"]: row for row in map(orjson.loads, response.content.splitlines())}
-    assert rows[untouched]["gov_procurement_contracts_yuan"] == 1_200_000
-    assert rows[claimed]["gov_procurement_contracts_yuan"] == 0
+    first = feed(portal, limit=2)
+    assert first.entries["firm_id"] == [modest]  # firms 1 and 2 only
+    rest = feed(portal, after_id=first.next_after_id)
+    assert rest.entries["firm_id"] == [untouched]
+    assert rest.entries["amount_yuan"] == [1_200_000]
+    assert rest.registers == {RegisterKind.HIGH_TECH: 1, RegisterKind.GOV_PROCUREMENT_AWARDS: 1}
+
+
+def feed(portal: Actor, **params: Any) -> FirmFeedPage:
+    response = portal.client.get(
+        "/internal/feeds/firms", params=params, headers={"X-Internal-Token": TOKEN}
+    )
+    assert response.status_code == 200, response.text
+    return FirmFeedPage.model_validate_json(response.content)
 
 
 def test_an_application_snapshot_holds_the_effective_values(
@@ -272,3 +314,47 @@ def test_an_application_snapshot_holds_the_effective_values(
         ).scalar_one()
     snapshot = orjson.loads(snapshot) if isinstance(snapshot, str) else snapshot
     assert snapshot["is_high_tech"] is False  # what training will learn from
+
+
+def test_matchings_firm_columns_agree_with_the_firm_answers_and_expire_by_date(
+    city: Actor, portal: Actor
+) -> None:
+    """The matching service's columns, kept through the feed, read each gating attribute as
+    the registry's provenance does; a certificate ending today stops counting tomorrow."""
+    today = today_in_china()
+    claimed = new_firm(portal, 1, is_high_tech=True)
+    listed = new_firm(portal, 2)
+    feed_keeper = FirmFeed(overlap_seconds=5)
+    registry = RegistryClient("http://registry", TOKEN, transport=forward_to(portal))
+
+    async def read(day: date) -> tuple[list[int], list[bool], list[bool]]:
+        async with feed_keeper.current(registry, day) as columns:
+            columns.verify_on(day)
+            verified = columns.verified[CRITERION_INDEX["requires_high_tech"]]
+            return columns.ids.tolist(), columns.field("is_high_tech").tolist(), [bool(verified)]
+
+    assert asyncio.run(read(today)) == ([claimed, listed], [True, False], [False])
+    line = data.register_line(
+        "high_tech",
+        2,
+        valid_from=(today - timedelta(days=30)).isoformat(),
+        valid_to=today.isoformat(),
+    )
+    answer(upload(city, "high_tech", [line], "h1"))
+    ids, values, verified = asyncio.run(read(today))  # a catch-up: no firm was written
+    answers = [provenance(portal, firm_id, "is_high_tech")["value"] for firm_id in ids]
+    assert values == answers == [False, True]
+    assert verified == [True]
+    assert asyncio.run(read(today + timedelta(days=1)))[1] == [False, False]
+
+
+def forward_to(actor: Actor) -> httpx.MockTransport:
+    """An httpx transport that hands each request to the registry app under test."""
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        answer = actor.client.request(
+            request.method, request.url.path, params=request.url.params, headers=request.headers
+        )
+        return httpx.Response(answer.status_code, content=answer.content, headers=answer.headers)
+
+    return httpx.MockTransport(handle)

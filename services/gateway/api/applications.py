@@ -20,7 +20,7 @@ from shared.schemas.application import (
     DecisionCreate,
     DecisionPublic,
 )
-from shared.schemas.firm import effective_features
+from shared.schemas.firm import effective_features, verified_fields
 from shared.schemas.matching import Lang
 from shared.schemas.page import Cursor, Page
 
@@ -76,7 +76,7 @@ async def _eligibility(
     features = effective_features(firm)
     try:
         answer = await state.matching.eligibility(
-            {"firm": features, "product": product, "lang": lang}
+            {"firm": features, "verified": verified_fields(firm), "product": product, "lang": lang}
         )
     except ProblemError:
         logger.warning("eligibility of firm %s for product %s unknown", firm["id"], product["id"])

@@ -25,7 +25,7 @@ from shared.errors import (
     ServiceUnavailable,
     problem_responses,
 )
-from shared.schemas.firm import effective_features
+from shared.schemas.firm import effective_features, verified_fields
 from shared.schemas.matching import Lang, NearMiss, RankedProduct, RankOptions
 from shared.types import MAX_YUAN
 
@@ -170,6 +170,7 @@ async def firm_matches(
             catalogue.version,
             catalogue.products,
             options.model_dump(mode="json"),
+            verified=verified_fields(firm),
         )
     except ProblemError as exc:
         if exc.status < 500:
