@@ -33,6 +33,7 @@ from services.registry.db import write_session
 from services.registry.models import Register, RegisterUpload
 from services.registry.models.columns import table_of, utcnow
 from services.registry.models.register import OPEN, PUBLISHED
+from services.registry.registers import changes
 from services.registry.registers.tables import ENTRY, UPLOAD, published_uploads
 from shared.enums import RegisterKind
 from shared.errors import Conflict, Unprocessable
@@ -278,6 +279,7 @@ def publish(engine: Engine, upload_pk: int, request_id: str | None) -> UploadSum
             )
         register = _lock_register(session, upload.kind)
         diff = _diff(session, upload)
+        before = changes.before_publish(session, upload, first=register.version == 0)
         _supersede(session, upload)
         register.version += 1
         register.as_of = upload.as_of
@@ -289,6 +291,7 @@ def publish(engine: Engine, upload_pk: int, request_id: str | None) -> UploadSum
         for name, count in diff.model_dump().items():
             setattr(upload, name, count)
         session.add_all([register, upload])
+        changes.emit_changes(session, before)  # firm.verification_changed, to each portal
         audit.record(
             session,
             principal_id=upload.principal_id,
