@@ -2,9 +2,13 @@
 
 An upload stages its entries (``added_in`` = the upload) while its lines stream in, batch by
 batch; nothing reads them until the upload is published, in one transaction that computes the
-diff, marks the entries it supersedes (``removed_in``) and makes it the kind's next version.
-So a register is never half-replaced, and an upload cut off mid-stream resumes by its
-``upload_id``. Entries are never updated otherwise: every version stays reconstructible.
+diff and makes it the kind's next version. So a register is never half-replaced, and an upload
+cut off mid-stream resumes by its ``upload_id``.
+
+The current list is the entries of the published uploads from the last replace on
+(``register.base_version``) that no later append superseded (``removed_in``). A replace thus
+updates no entry (100,000 rows rewritten would cost seconds); an append marks only the entries
+whose keys it lists again. Entries are never deleted: every version stays reconstructible.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ class Register(SQLModel, table=True):
 
     kind: str = Field(max_length=32, primary_key=True)
     version: int = 0
+    base_version: int = 0  # the last replace's version: earlier uploads are not current
     as_of: date | None = None
     current_upload: int | None = Field(
         default=None, foreign_key="register_upload.id", sa_type=BigId

@@ -33,7 +33,7 @@ from services.registry.registers.provenance import (
     public_values,
     registers_and_entries,
 )
-from services.registry.registers.tables import ENTRY, published_uploads
+from services.registry.registers.tables import ENTRY, current_uploads
 from shared.enums import RegisterKind
 from shared.schemas.registers import REGISTERED_FIELDS, ProvenanceStatus, today_in_china
 from shared.schemas.webhooks import EventType
@@ -61,7 +61,7 @@ def _affected(session: Session, upload: RegisterUpload, first: bool) -> list[dic
             sa.select(ENTRY.c.credit_code)
             .where(ENTRY.c.kind == kind)
             .where(ENTRY.c.removed_in.is_(None))
-            .where(ENTRY.c.added_in.in_(published_uploads(kind)))
+            .where(ENTRY.c.added_in.in_(current_uploads(kind)))
         )
         codes = codes.union(listed)  # type: ignore[assignment]
     which: sa.ColumnElement[bool] = FIRM.c.credit_code.in_(codes)

@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from services.registry.registers.tables import ENTRY, REGISTER, published_uploads
+from services.registry.registers.tables import ENTRY, REGISTER, current_uploads
 from shared.schemas.internal import REGISTER_ENTRY_COLUMNS
 
 
@@ -59,7 +59,7 @@ def page_entries(
         .select_from(joined)
         .where(firm.c.id > after_id)
         .where(ENTRY.c.removed_in.is_(None))
-        .where(ENTRY.c.added_in.in_(published_uploads()))
+        .where(ENTRY.c.added_in.in_(current_uploads()))
         .where(sa.or_(*which))
         .order_by(firm.c.id, ENTRY.c.kind, ENTRY.c.id)
     )

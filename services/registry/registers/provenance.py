@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from services.registry.registers.tables import ENTRY, REGISTER, published_uploads
+from services.registry.registers.tables import ENTRY, REGISTER, current_uploads
 from shared.enums import RegisterKind
 from shared.schemas.firm import FirmPublic
 from shared.schemas.registers import (
@@ -83,7 +83,7 @@ def registers_and_entries(
                 ENTRY.c.kind == REGISTER.c.kind,
                 ENTRY.c.credit_code.in_(codes[start : start + 900]),
                 ENTRY.c.removed_in.is_(None),
-                ENTRY.c.added_in.in_(published_uploads()),
+                ENTRY.c.added_in.in_(current_uploads()),
             ),
         )
         rows = conn.execute(
@@ -117,7 +117,8 @@ PG_REGISTERS_JSON = """(
          ORDER BY r.kind, e.starts_on, e.id), '[]')
   FROM register r LEFT JOIN register_entry e
     ON e.kind = r.kind AND e.credit_code = firm.credit_code AND e.removed_in IS NULL
-   AND e.added_in IN (SELECT u.id FROM register_upload u WHERE u.status = 'published')
+   AND e.added_in IN (SELECT u.id FROM register_upload u WHERE u.kind = r.kind
+                      AND u.status = 'published' AND u.version >= r.base_version)
   WHERE r.version > 0
 ) AS registers_json"""
 
@@ -253,7 +254,7 @@ def effective_columns(
             ENTRY.c.kind == kind.value,
             ENTRY.c.credit_code == firm.c.credit_code,
             ENTRY.c.removed_in.is_(None),
-            ENTRY.c.added_in.in_(published_uploads(kind.value)),
+            ENTRY.c.added_in.in_(current_uploads(kind.value)),
             ENTRY.c.starts_on <= today,
             sa.or_(ENTRY.c.ends_on.is_(None), ENTRY.c.ends_on >= today),
         )

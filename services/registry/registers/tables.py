@@ -1,4 +1,4 @@
-"""The register tables as Core tables, and which uploads are published (what readers see)."""
+"""The register tables as Core tables, and which uploads hold the current lists."""
 
 from __future__ import annotations
 
@@ -15,7 +15,13 @@ UPLOAD = table_of(RegisterUpload)
 REGISTER = table_of(Register)
 
 
-def published_uploads(kind: str | None = None) -> sa.Select[Any]:
-    """The ids of published uploads (of one kind): only their entries are ever read."""
-    stmt = sa.select(UPLOAD.c.id).where(UPLOAD.c.status == PUBLISHED)
+def current_uploads(kind: str | None = None) -> sa.Select[Any]:
+    """The ids of the uploads whose entries make the current lists (of one kind): published,
+    from the kind's last replace on. Their entries count unless ``removed_in`` is set."""
+    stmt = (
+        sa.select(UPLOAD.c.id)
+        .join(REGISTER, REGISTER.c.kind == UPLOAD.c.kind)
+        .where(UPLOAD.c.status == PUBLISHED)
+        .where(UPLOAD.c.version >= REGISTER.c.base_version)
+    )
     return stmt if kind is None else stmt.where(UPLOAD.c.kind == kind)

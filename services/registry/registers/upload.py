@@ -3,9 +3,9 @@
 Batches go through the bulk imports' machinery (services/registry/bulk.py): each commits with
 its ``import_batch`` row, so a resend with the same ``upload_id`` skips what is staged, and a
 batch whose content differs from the one staged is a conflict. Publishing is one transaction
-under the kind's row lock: it counts the diff against the current list, supersedes entries
-(every current one for a replace, those with a new entry for an append), moves the version on
-and writes the audit entry.
+under the kind's row lock: it counts the diff against the current list, moves the version on
+(a replace also moves the base: the uploads before it stop counting; an append supersedes the
+entries whose keys it lists again) and writes the audit entry.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from services.registry.models import Register, RegisterUpload
 from services.registry.models.columns import table_of, utcnow
 from services.registry.models.register import OPEN, PUBLISHED
 from services.registry.registers import changes
-from services.registry.registers.tables import ENTRY, UPLOAD, published_uploads
+from services.registry.registers.tables import ENTRY, UPLOAD, current_uploads
 from shared.enums import RegisterKind
 from shared.errors import Conflict, Unprocessable
 from shared.schemas.registers import RegisterDiff, UploadMode, UploadSummary
@@ -115,18 +115,21 @@ def write_entries(
             ]
             return BatchOutcome(refused, "conflict")
         invalid = dict(batch.invalid)
-        rows = _without_earlier_duplicates(session, batch, upload_pk, invalid)
         try:
-            _insert(session, rows, upload_pk)
+            earlier = _stage(session, batch.rows, upload_pk)
         except (IntegrityError, psycopg.errors.UniqueViolation):
             # A concurrent resend staged this batch first.
             session.rollback()
             return already_committed(batch)
+        for row in batch.rows:
+            if row["entry_key"] in earlier:
+                message = f"duplicate of line {earlier[row['entry_key']]}"
+                invalid[row["line"]] = [{"field": "credit_code", "message": message}]
         session.execute(
             sa.update(UPLOAD)
             .where(UPLOAD.c.id == upload_pk)
             .values(
-                entries=UPLOAD.c.entries + len(rows),
+                entries=UPLOAD.c.entries + len(batch.rows) - len(earlier),
                 invalid_lines=UPLOAD.c.invalid_lines + len(invalid),
             )
         )
@@ -156,49 +159,54 @@ def write_entries(
     return BatchOutcome(results=results)
 
 
-def _without_earlier_duplicates(
-    session: Session, batch: PreparedBatch, upload_pk: int, invalid: dict[int, Any]
-) -> list[dict[str, Any]]:
-    """The batch's rows but those whose key an earlier batch of this upload staged (each such
-    line becomes an error naming the line that staged it)."""
-    keys = [row["entry_key"] for row in batch.rows]
-    staged: dict[str, int] = {}
+def _stage(session: Session, rows: list[dict[str, Any]], upload_pk: int) -> dict[str, int]:
+    """Write the rows as the upload's entries, but those whose key an earlier batch of the
+    upload staged: their keys are returned, each with the line that staged it."""
+    if not rows:
+        return {}
+    if session.get_bind().dialect.name != "postgresql":
+        # SQLite serialises writers: nothing can slip in between the check and the insert.
+        earlier = _staged_lines(session, upload_pk, [row["entry_key"] for row in rows])
+        fresh = [row | {"added_in": upload_pk} for row in rows if row["entry_key"] not in earlier]
+        if fresh:
+            session.execute(ENTRY.insert(), fresh)
+        return earlier
+    # COPY (a fifth of a many-row INSERT's time) into a staging table, then one INSERT that
+    # skips the keys already staged: the unique index finds them row by row, where a lookup
+    # of the batch's keys among the upload's rows before it grows with the upload.
+    dbapi = cast("psycopg.Connection[Any]", session.connection().connection.dbapi_connection)
+    columns = ", ".join([*ENTRY_COLUMNS, "added_in"])
+    with dbapi.cursor() as cur:
+        cur.execute(
+            "CREATE TEMPORARY TABLE IF NOT EXISTS register_entry_import ON COMMIT DELETE ROWS "
+            f"AS SELECT {columns} FROM register_entry WITH NO DATA"
+        )
+        with cur.copy(f"COPY register_entry_import ({columns}) FROM STDIN") as copy:
+            fields = ENTRY_COLUMNS.index("fields")
+            for row in rows:
+                values = [row[c] for c in ENTRY_COLUMNS]
+                values[fields] = psycopg.types.json.Json(values[fields])
+                copy.write_row([*values, upload_pk])
+        cur.execute(
+            f"INSERT INTO register_entry ({columns}) SELECT {columns} FROM register_entry_import "
+            "ON CONFLICT (added_in, entry_key) DO NOTHING RETURNING entry_key"
+        )
+        written = {key for (key,) in cur.fetchall()}
+    skipped = [row["entry_key"] for row in rows if row["entry_key"] not in written]
+    return _staged_lines(session, upload_pk, skipped) if skipped else {}
+
+
+def _staged_lines(session: Session, upload_pk: int, keys: list[str]) -> dict[str, int]:
+    found: dict[str, int] = {}
     for start in range(0, len(keys), 900):  # below SQLite's bound-parameter limit
-        found = session.execute(
+        rows = session.execute(
             sa.select(ENTRY.c.entry_key, ENTRY.c.line)
             .where(ENTRY.c.added_in == upload_pk)
             .where(ENTRY.c.entry_key.in_(keys[start : start + 900]))
         )
-        for key, line in found:
-            staged[key] = line
-    kept = []
-    for row in batch.rows:
-        earlier = staged.get(row["entry_key"])
-        if earlier is None:
-            kept.append(row)
-        else:
-            message = f"duplicate of line {earlier}"
-            invalid[row["line"]] = [{"field": "credit_code", "message": message}]
-    return kept
-
-
-def _insert(session: Session, rows: list[dict[str, Any]], upload_pk: int) -> None:
-    if not rows:
-        return
-    if session.get_bind().dialect.name != "postgresql":
-        session.execute(ENTRY.insert(), [row | {"added_in": upload_pk} for row in rows])
-        return
-    # COPY: a fifth of a many-row INSERT's time (see services/registry/bulk.py).
-    dbapi = cast("psycopg.Connection[Any]", session.connection().connection.dbapi_connection)
-    columns = [*ENTRY_COLUMNS, "added_in"]
-    with (
-        dbapi.cursor() as cur,
-        cur.copy(f"COPY register_entry ({', '.join(columns)}) FROM STDIN") as copy,
-    ):
-        for row in rows:
-            values = [row[c] for c in ENTRY_COLUMNS]
-            values[ENTRY_COLUMNS.index("fields")] = psycopg.types.json.Json(row["fields"])
-            copy.write_row([*values, upload_pk])
+        for key, line in rows:
+            found[key] = line
+    return found
 
 
 # --- publishing ---------------------------------------------------------------------------
@@ -213,7 +221,7 @@ def _diff(session: Session, upload: RegisterUpload) -> RegisterDiff:
             current.c.kind == upload.kind,
             current.c.entry_key == new.c.entry_key,
             current.c.removed_in.is_(None),
-            current.c.added_in.in_(published_uploads(upload.kind)),
+            current.c.added_in.in_(current_uploads(upload.kind)),
         ),
     )
     added, changed, unchanged = session.execute(
@@ -232,31 +240,30 @@ def _diff(session: Session, upload: RegisterUpload) -> RegisterDiff:
             .select_from(ENTRY)
             .where(ENTRY.c.kind == upload.kind)
             .where(ENTRY.c.removed_in.is_(None))
-            .where(ENTRY.c.added_in.in_(published_uploads(upload.kind)))
+            .where(ENTRY.c.added_in.in_(current_uploads(upload.kind)))
         ).scalar_one()
         removed = listed - changed - unchanged
     return RegisterDiff(added=added, removed=removed, changed=changed, unchanged=unchanged)
 
 
 def _supersede(session: Session, upload: RegisterUpload) -> None:
-    superseded = (
+    """An append supersedes the current entries whose keys it lists again."""
+    renewed = sa.select(ENTRY.c.entry_key).where(ENTRY.c.added_in == upload.id)
+    session.execute(
         sa.update(ENTRY)
         .where(ENTRY.c.kind == upload.kind)
         .where(ENTRY.c.removed_in.is_(None))
-        .where(ENTRY.c.added_in.in_(published_uploads(upload.kind)))
+        .where(ENTRY.c.added_in.in_(current_uploads(upload.kind)))
+        .where(ENTRY.c.entry_key.in_(renewed))
         .values(removed_in=upload.id)
     )
-    if upload.mode == UploadMode.APPEND:
-        renewed = sa.select(ENTRY.c.entry_key).where(ENTRY.c.added_in == upload.id)
-        superseded = superseded.where(ENTRY.c.entry_key.in_(renewed))
-    session.execute(superseded)
 
 
 def _lock_register(session: Session, kind: str) -> Register:
     """The kind's row, created at version 0 if absent, locked until the commit."""
     dialect = session.get_bind().dialect.name
     insert = postgres_insert if dialect == "postgresql" else sqlite_insert
-    values = {"kind": kind, "version": 0, "updated_at": utcnow()}
+    values = {"kind": kind, "version": 0, "base_version": 0, "updated_at": utcnow()}
     session.execute(insert(table_of(Register)).values(values).on_conflict_do_nothing())
     register = session.get(Register, kind, with_for_update=True, populate_existing=True)
     assert register is not None
@@ -278,10 +285,18 @@ def publish(engine: Engine, upload_pk: int, request_id: str | None) -> UploadSum
                 field="body",
             )
         register = _lock_register(session, upload.kind)
+        if session.get_bind().dialect.name == "postgresql":
+            # The staged rows arrived by COPY moments ago, unseen by the planner: without
+            # fresh statistics it nests loops over 100,000 × 100,000 rows (minutes) where a
+            # hash join takes milliseconds. ANALYZE samples; it costs a fraction of a second.
+            session.execute(sa.text("ANALYZE register_entry"))
         diff = _diff(session, upload)
         before = changes.before_publish(session, upload, first=register.version == 0)
-        _supersede(session, upload)
         register.version += 1
+        if upload.mode == UploadMode.REPLACE:
+            register.base_version = register.version  # the uploads before it stop counting
+        else:
+            _supersede(session, upload)
         register.as_of = upload.as_of
         register.current_upload = upload.id
         register.updated_at = utcnow()

@@ -59,6 +59,7 @@ def upgrade() -> None:
         "register",
         sa.Column("kind", sa.String(length=32), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("base_version", sa.Integer(), nullable=False),
         sa.Column("as_of", sa.Date(), nullable=True),
         sa.Column("current_upload", _ID, nullable=True),
         _when("updated_at"),
