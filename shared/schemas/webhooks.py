@@ -28,6 +28,7 @@ class EventType(StrEnum):
     APPLICATION_DECIDED = "application.decided"
     MATCH_NEW_PRODUCT = "match.new_product"
     MODEL_PROMOTED = "model.promoted"
+    FIRM_VERIFICATION_CHANGED = "firm.verification_changed"
     # Sent by POST /v1/webhooks/endpoints/{id}/test to that endpoint only; not subscribable.
     PING = "webhook.ping"
     # The dispatcher's notice when it disables an endpoint: in that endpoint's delivery log, and
@@ -45,6 +46,7 @@ RECEIVED_BY: Mapping[EventType, PrincipalRole] = MappingProxyType(
         EventType.APPLICATION_DECIDED: PrincipalRole.PORTAL,
         EventType.MATCH_NEW_PRODUCT: PrincipalRole.PORTAL,
         EventType.MODEL_PROMOTED: PrincipalRole.ADMIN,
+        EventType.FIRM_VERIFICATION_CHANGED: PrincipalRole.PORTAL,
     }
 )
 

@@ -8,6 +8,7 @@ from services.registry.models.history import ImportedDecision
 from services.registry.models.idempotency import IdempotencyRecord
 from services.registry.models.model_version import ModelStatus, ModelVersion, ModelVersionPublic
 from services.registry.models.product import Institution, Product
+from services.registry.models.register import Register, RegisterEntry, RegisterUpload
 from services.registry.models.stats_cube import (
     stats_application_change,
     stats_cube,
@@ -44,6 +45,9 @@ __all__ = [
     "OutboxEvent",
     "Principal",
     "Product",
+    "Register",
+    "RegisterEntry",
+    "RegisterUpload",
     "TrainingJob",
     "WebhookAttempt",
     "WebhookDelivery",

@@ -86,6 +86,7 @@ class EventType(StrEnum):
     APPLICATION_DECIDED = "application.decided"
     MATCH_NEW_PRODUCT = "match.new_product"
     MODEL_PROMOTED = "model.promoted"
+    FIRM_VERIFICATION_CHANGED = "firm.verification_changed"
     WEBHOOK_PING = "webhook.ping"
     WEBHOOK_ENDPOINT_DISABLED = "webhook.endpoint_disabled"
 
