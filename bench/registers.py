@@ -3,7 +3,9 @@
 Two uploads per run, on PostgreSQL, against the real registry process: a first replace of the
 high-tech register (every line added), then a second replace of the same size that changes,
 drops and adds 1% each (the diff path). Each is timed from the first byte sent to the answer,
-which comes after the upload is published; the answer's summary and diff are checked.
+which comes after the upload is published; the answer's summary and diff are checked. The CPU
+seconds the registry process and its PostgreSQL backends spent on each upload are printed too:
+on a machine shared with other work, wall time measures the machine's load as much as ours.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from bench.import_firms import (
     database_url,
     drop_database,
     machine_info,
-    registry_server,
+    registry_process,
 )
 from services.registry.migrate import upgrade
 from services.registry.models.columns import utcnow
@@ -131,6 +133,39 @@ def send(
     return seconds, summary
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def backend_pids(url: str) -> list[int]:
+    """The PostgreSQL backends serving the bench database (the registry's pool, and ours)."""
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid()"
+        ).fetchall()
+    return [int(pid) for (pid,) in rows]
+
+
+def cpu_split(url: str, registry_pid: int) -> tuple[float, dict[int, float]]:
+    return cpu_seconds(registry_pid), {pid: cpu_seconds(pid) for pid in backend_pids(url)}
+
+
+def cpu_used(
+    url: str, registry_pid: int, before: tuple[float, dict[int, float]]
+) -> tuple[float, float]:
+    """(registry, PostgreSQL) CPU seconds since ``before``."""
+    registry, backends = cpu_split(url, registry_pid)
+    database = sum(now - before[1].get(pid, 0.0) for pid, now in backends.items())
+    return registry - before[0], database
+
+
 def check(summary: dict[str, Any], lines: int, diff: dict[str, int]) -> None:
     upload = summary["upload"]
     problems = []
@@ -156,14 +191,16 @@ def run(args: argparse.Namespace, admin_url: str) -> int:
         ]
         names = ["first replace (all added)", "second replace (1% each way)"]
         timings: list[list[float]] = [[], []]
+        cpu: list[list[tuple[float, float]]] = [[], []]
         with (
-            registry_server(url) as base_url,
+            registry_process(url) as (base_url, process),
             httpx.Client(base_url=base_url, timeout=REQUEST_TIMEOUT_SECONDS) as client,
         ):
             client.get("/readyz")
             for run_no in range(args.repeat):
                 reset(url)
                 for step, (chunks, diff) in enumerate(zip(bodies, diffs, strict=True)):
+                    before = cpu_split(url, process.pid)
                     seconds, summary = send(
                         client,
                         principal_id,
@@ -172,6 +209,7 @@ def run(args: argparse.Namespace, admin_url: str) -> int:
                         csv=args.csv,
                         batch_size=args.batch_size,
                     )
+                    cpu[step].append(cpu_used(url, process.pid, before))
                     check(summary, len(first) if step == 0 else len(second), diff)
                     timings[step].append(seconds)
                 print(
@@ -185,10 +223,13 @@ def run(args: argparse.Namespace, admin_url: str) -> int:
         body_format = "CSV" if args.csv else "NDJSON"
         print(f"  format      {body_format}, batch_size {summary['batch_size']}")
         print(f"\n{'upload':<30} {'lines':>9} {'seconds (median)':>17} {'lines/s':>10}")
-        for name, seconds, lines in zip(names, timings, (first, second), strict=True):
+        for name, seconds, lines, used in zip(names, timings, (first, second), cpu, strict=True):
             median = statistics.median(seconds)
             print(f"{name:<30} {len(lines):>9,} {median:>17.3f} {len(lines) / median:>10,.0f}")
             print(f"  runs: {', '.join(f'{s:.3f}' for s in seconds)} s")
+            registry_cpu = statistics.median(r for r, _ in used)
+            database_cpu = statistics.median(d for _, d in used)
+            print(f"  CPU (median): registry {registry_cpu:.2f} s, PostgreSQL {database_cpu:.2f} s")
         worst = max(statistics.median(t) for t in timings)
         met = worst < TARGET_SECONDS
         print(
