@@ -138,6 +138,17 @@ class FirmEntry:
     etag: str
 
 
+# KEYS[1]: an entry; ARGV[1]: the value read. Deletes the entry if it still holds that value (an
+# entry read under an older stamp, about to be replaced: WRITE_SCRIPT keeps a held entry of the
+# same version, and a marker or a newer entry written since must stay).
+DELETE_IF_HELD_SCRIPT: Final = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
 def entry_stamp(registers_generation: bytes | None, today: date) -> str:
     """The stamp an entry is valid under: the China date and the registers' generation (the
     value of REGISTERS_GENERATION, read before the firm's provenance was)."""

@@ -27,6 +27,7 @@ from shared.errors import (
     problem_responses,
 )
 from shared.firm_entries import (
+    DELETE_IF_HELD_SCRIPT,
     REGISTERS_GENERATION,
     WRITE_SCRIPT,
     WRITER_KEY,
@@ -85,6 +86,17 @@ class MatchesResponse(BaseModel):
     eligible: int
     ranked: list[MatchedProduct]
     near_misses: list[NearMissProduct]
+
+
+async def _write_back(state: Any, write: EntryWrite, stale: bytes | None) -> None:
+    """A firm's entry written back from the registry's answer, after deleting ``stale`` (the
+    entry read under an older stamp) if it is still held."""
+    settings = state.settings
+    if stale is not None:
+        await state.cache.run_script(DELETE_IF_HELD_SCRIPT, [entry_key(write.firm_id)], [stale])
+    await state.cache.run_script(
+        WRITE_SCRIPT, *script_arguments([write], ttl_ms(settings.firm_entry_ttl_seconds))
+    )
 
 
 def _with_product(catalogue: Catalogue, item: dict[str, Any]) -> dict[str, Any]:
@@ -229,16 +241,11 @@ async def firm_matches(
         # The firm itself: what vouches for that answer while the registry is down.
         writes.append(hold_firm(state, principal, firm_body, etag))
     if firm_body is not None and writer is not None:
-        writes.append(
-            # And its entry, unless the registry wrote a newer one meanwhile.
-            state.cache.run_script(
-                WRITE_SCRIPT,
-                *script_arguments(
-                    [EntryWrite.of_firm(firm, stamped_body(firm_body, stamp))],
-                    ttl_ms(settings.firm_entry_ttl_seconds),
-                ),
-            )
-        )
+        # And its entry, unless the registry wrote a newer one meanwhile; one read under an
+        # older stamp is replaced.
+        stale = entry if entry is not None and read_entry(entry) is not None else None
+        write = EntryWrite.of_firm(firm, stamped_body(firm_body, stamp))
+        writes.append(_write_back(state, write, stale))
     await asyncio.gather(*writes)
     state.recorder.record(
         [
