@@ -39,13 +39,33 @@ _LINES = (
     "NDJSON (application/x-ndjson), or CSV (text/csv, UTF-8 or charset=gb18030) with a "
     "header line naming the columns."
 )
+_NDJSON_EXAMPLE = (
+    '{"credit_code":"914419001E4B4DTRCN","certificate_number":"GR202444000001",'
+    '"valid_from":"2024-12-01","valid_to":"2027-11-30"}\n'
+    '{"credit_code":"914419001ECLGE9MLP","certificate_number":"GR202444000002",'
+    '"valid_from":"2025-03-15"}\n'
+)
+_CSV_EXAMPLE = (
+    "credit_code,certificate_number,valid_from,valid_to\n"
+    "914419001E4B4DTRCN,GR202444000001,2024-12-01,2027-11-30\n"
+    "914419001ECLGE9MLP,GR202444000002,2025-03-15,\n"
+)
+_ANSWER_EXAMPLE = (
+    '{"line":3,"status":"invalid","errors":[{"field":"credit_code",'
+    '"message":"duplicate of line 1"}]}\n'
+    '{"summary":{"lines":3,"accepted":2,"invalid":1,"not_written":0},"batches":{"committed":1,'
+    '"rejected":0,"already_committed":0,"conflict":0},"upload_id":"high-tech-2026-12",'
+    '"batch_size":5000,"upload":{"kind":"high_tech","mode":"replace",'
+    '"upload_id":"high-tech-2026-12","status":"published","version":4,"as_of":"2026-12-01",'
+    '"entries":2,"invalid_lines":1,"diff":{"added":1,"removed":0,"changed":1,"unchanged":0}}}\n'
+)
 _BODY = {
     "requestBody": {
         "required": True,
         "description": _LINES,
         "content": {
-            "application/x-ndjson": {"schema": {"type": "string"}},
-            "text/csv": {"schema": {"type": "string"}},
+            "application/x-ndjson": {"schema": {"type": "string"}, "example": _NDJSON_EXAMPLE},
+            "text/csv": {"schema": {"type": "string"}, "example": _CSV_EXAMPLE},
         },
     }
 }
@@ -54,7 +74,9 @@ _ANSWER: dict[int | str, dict[str, Any]] = {
         "description": "the lines refused (an invalid credit code, a duplicate: the upload "
         "goes on without them), then a summary line whose `upload` gives the version it "
         "became and the diff (added, removed, changed, unchanged)",
-        "content": {"application/x-ndjson": {}},
+        "content": {
+            "application/x-ndjson": {"schema": {"type": "string"}, "example": _ANSWER_EXAMPLE}
+        },
     },
     409: {"description": "the upload_id was used for another mode, as_of or content"},
     415: {"description": "a body neither NDJSON nor CSV"},

@@ -151,3 +151,20 @@ class SizeClass(StrEnum):
     MEDIUM = "medium"
     SMALL = "small"
     MICRO = "micro"
+
+
+class ProvenanceStatus(StrEnum):
+    """Where a gating attribute's value comes from."""
+
+    DECLARED = "declared"
+    VERIFIED = "verified"
+    CONTRADICTED = "contradicted"
+
+
+class RegisterKind(StrEnum):
+    """An official list that confirms (or corrects) what portals declare about firms."""
+
+    HIGH_TECH = "high_tech"
+    SPECIALIZED_SME = "specialized_sme"
+    GREEN_LIST = "green_list"
+    GOV_PROCUREMENT_AWARDS = "gov_procurement_awards"
