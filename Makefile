@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.finmatch-installed
 BENCH_STAMP := $(VENV)/.finmatch-bench-installed
 
-.PHONY: help install run seed test test-fast drills lint format migrate bench bench-quality bench-latency bench-batch bench-reach bench-api bench-stats bench-footprint bench-soak bench-webhooks clean
+.PHONY: help install run seed test test-fast drills lint format migrate bench bench-quality bench-latency bench-batch bench-reach bench-api bench-stats bench-footprint bench-soak bench-webhooks bench-registers clean
 
 help:
 	@echo "make run    - start registry, matching and gateway on SQLite with demo data"
@@ -22,6 +22,7 @@ help:
 	@echo "make bench-stats - officials' statistics on 500k firms / 1M applications (PostgreSQL + Redis)"
 	@echo "make bench-footprint - each service's import time, memory and modules (the gateway loads no sklearn)"
 	@echo "make bench-soak - 10 minutes of mixed traffic at 60% of capacity: RSS, p50/p99 and errors per minute, writes counted back (SOAK_ARGS='--minutes 30')"
+	@echo "make bench-registers - an official register upload of 100,000 lines through the registry, twice (PostgreSQL; target < 10 s each; REGISTERS_ARGS='--csv')"
 	@echo "make bench-webhooks - 10,000 webhook events at 200/s through the dispatcher to a receiver failing 20% of first attempts: latency, retries, duplicates (WEBHOOKS_ARGS='--quick')"
 
 # The Python client (clients/python) goes in too: tests/client drive the stack through it.
@@ -118,3 +119,6 @@ bench-soak: $(STAMP)
 # temporary SQLite file. About a minute; options go in WEBHOOKS_ARGS, e.g. WEBHOOKS_ARGS='--quick'.
 bench-webhooks: $(STAMP)
 	$(BIN)/python -m bench.webhooks $(WEBHOOKS_ARGS)
+
+bench-registers: $(STAMP)
+	$(BIN)/python -m bench.registers $(REGISTERS_ARGS)

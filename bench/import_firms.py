@@ -214,6 +214,13 @@ def free_port() -> int:
 @contextmanager
 def registry_server(db_url: str) -> Iterator[str]:
     """Run the real registry under uvicorn; yield its base URL once /readyz answers."""
+    with registry_process(db_url) as (base_url, _process):
+        yield base_url
+
+
+@contextmanager
+def registry_process(db_url: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """As registry_server, with the process (for its CPU time)."""
     port = free_port()
     env = os.environ | {
         "FINMATCH_DATABASE_URL": db_url,
@@ -230,7 +237,7 @@ def registry_server(db_url: str) -> Iterator[str]:
         try:
             base_url = f"http://127.0.0.1:{port}"
             wait_until_ready(base_url, process, log)
-            yield base_url
+            yield base_url, process
         finally:
             stop_process(process)
 

@@ -1,11 +1,13 @@
 """Benchmark webhook delivery: events committed at a constant rate, to a receiver that fails some.
 
-    python -m bench.webhooks [--events 10000] [--rate 200] [--fail-share 0.2] [--quick]
+    python -m bench.webhooks [--events 10000] [--rate 200] [--fail-share 0.2] [--dispatchers 1]
+                             [--quick]
 
 A producer writes events through the real code path (``services.registry.events.emit`` in a
 writer's session, one event per transaction, committed) on a fixed schedule (open loop: event i
 is due at start + i / rate whatever the dispatcher does) and notes each commit's time. The
-real dispatcher process (``python -m services.registry.dispatcher``) sends them to a receiver
+real dispatcher process (``python -m services.registry.dispatcher``; ``--dispatchers N``
+starts N of them, which share the outbox through their leases) sends them to a receiver
 process (``bench.webhook_receiver``) that verifies every request with standardwebhooks, notes
 its arrival, and answers 500 to the first attempt of a deterministic share of the webhook-ids.
 The floor, in the same run: the same signed bodies POSTed by httpx straight to the receiver at
@@ -36,7 +38,7 @@ import tempfile
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -106,6 +108,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--jitter", type=float, default=0.1, help="retry jitter (0.1)")
     parser.add_argument(
+        "--dispatchers",
+        type=int,
+        default=1,
+        help="dispatcher processes sharing the outbox (1, as make run starts; more than one "
+        "needs PostgreSQL)",
+    )
+    parser.add_argument(
         "--poll-seconds",
         type=float,
         help=f"FINMATCH_DISPATCHER_POLL_SECONDS (unset: the shipped "
@@ -145,6 +154,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if not schedule or min(schedule) <= 0:
         parser.error("--retry-schedule needs at least one delay, each > 0")
     args.schedule = schedule
+    if args.dispatchers < 1:
+        parser.error("--dispatchers must be >= 1")
+    if args.dispatchers > 1 and not os.environ.get("FINMATCH_BENCH_POSTGRES_URL"):
+        parser.error("--dispatchers > 1 needs PostgreSQL (FINMATCH_BENCH_POSTGRES_URL)")
     if args.poll_seconds is not None and args.poll_seconds <= 0:
         parser.error("--poll-seconds must be > 0")
     args.poll = (
@@ -302,14 +315,15 @@ def wait_ready(proc: Process, url: str) -> None:
     raise BenchFailure(f"{proc.name} not ready within {READY_TIMEOUT_SECONDS} s:\n{proc.tail()}")
 
 
-def dispatcher_env(args: argparse.Namespace, db_url: str) -> dict[str, str]:
+def dispatcher_env(args: argparse.Namespace, db_url: str, metrics_port: int) -> dict[str, str]:
     settings = {
         "FINMATCH_DATABASE_URL": db_url,
         "FINMATCH_ENVIRONMENT": "bench",
         "FINMATCH_WEBHOOK_ALLOW_PRIVATE": "1",  # the receiver is on loopback
         "FINMATCH_WEBHOOK_RETRY_SCHEDULE_SECONDS": json.dumps(args.schedule),
         "FINMATCH_WEBHOOK_RETRY_JITTER": str(args.jitter),
-        "FINMATCH_DISPATCHER_METRICS_PORT": "0",
+        # Served once the process is up: the run waits for it before it starts the clock.
+        "FINMATCH_DISPATCHER_METRICS_PORT": str(metrics_port),
         "FINMATCH_LOG_FORMAT": "text",
         "FINMATCH_LOG_LEVEL": "WARNING",  # a warning per retry: to the log file
     }
@@ -435,10 +449,10 @@ def wait_received(base_url: str, seq: int, timeout: float) -> None:
     raise BenchFailure(f"event {seq} not delivered within {timeout} s")
 
 
-def drain(engine: Engine, dispatcher: Process, timeout: float) -> None:
-    """Wait until no delivery is pending (or ``timeout``, or the dispatcher is gone)."""
+def drain(engine: Engine, dispatchers: Sequence[Process], timeout: float) -> None:
+    """Wait until no delivery is pending (or ``timeout``, or a dispatcher is gone)."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and dispatcher.popen.poll() is None:
+    while time.monotonic() < deadline and all(d.popen.poll() is None for d in dispatchers):
         if pending_count(engine) == 0:
             return
         time.sleep(0.2)
@@ -593,27 +607,38 @@ def run_on(args: argparse.Namespace, db: Database, engine: Engine, workdir: Path
             floor_cpu.seconds["client"] = floor.cpu_seconds
 
         argv = ["-m", "services.registry.dispatcher"]
-        with process("dispatcher", argv, dispatcher_env(args, db.url), workdir) as dispatcher:
-            # The warm-up event proves the dispatcher runs and opens its connections.
+        with ExitStack() as stack:
+            dispatchers = []
+            for n in range(1, args.dispatchers + 1):
+                metrics_port = free_port()
+                env = dispatcher_env(args, db.url, metrics_port)
+                dispatcher = stack.enter_context(process(f"dispatcher-{n}", argv, env, workdir))
+                wait_ready(dispatcher, f"http://127.0.0.1:{metrics_port}/metrics")
+                dispatchers.append(dispatcher)
+            # The warm-up event proves the dispatchers run and open their connections.
             commit_event(engine, owner_id, WARMUP_SEQ, args.body_bytes)
             wait_received(base_url, WARMUP_SEQ, WARMUP_TIMEOUT_SECONDS)
             groups = {
-                "dispatcher": [dispatcher.popen.pid],
+                "dispatcher": [d.popen.pid for d in dispatchers],
                 "receiver": [receiver.popen.pid],
                 "PostgreSQL": [],
             }
             before, started = cpu_ticks(groups, db.name), time.monotonic()
-            print(f"dispatcher: {args.events:,} events at {args.rate:g}/s …", flush=True)
+            print(
+                f"dispatcher: {args.events:,} events at {args.rate:g}/s "
+                f"({args.dispatchers} process{'es' if args.dispatchers > 1 else ''}) …",
+                flush=True,
+            )
             production = produce(engine, owner_id, args.events, args.rate, args.body_bytes)
             drain_timeout = sum(args.schedule) * (1 + args.jitter) + DRAIN_MARGIN_SECONDS
-            drain(engine, dispatcher, drain_timeout)
+            drain(engine, dispatchers, drain_timeout)
             after = cpu_ticks(groups, db.name)
             cpu = measure_cpu(before, after, time.monotonic() - started)
             cpu.seconds["producer"] = production.cpu_seconds
-            exit_code = stop(dispatcher)
+            exit_codes = [stop(d) for d in dispatchers]
         log = fetch_log(base_url)
     analysis = analyse(log, production.committed_at, args.schedule, args.jitter, args.tolerance)
-    report |= results(args, production, analysis, log, cpu, exit_code)
+    report |= results(args, production, analysis, log, cpu, exit_codes)
     report["statuses"] = delivery_statuses(engine)
     if floor is not None:
         report["floor"] = floor_results(log, floor, floor_cpu)
@@ -635,6 +660,7 @@ def options_of(args: argparse.Namespace) -> dict[str, Any]:
         "poll_is_shipped_default": args.poll_seconds is None,
         "tolerance_seconds": args.tolerance,
         "body_bytes": args.body_bytes,
+        "dispatchers": args.dispatchers,
         "dispatcher_concurrency": SHIPPED["dispatcher_concurrency"].default,
         "dispatcher_batch_size": SHIPPED["dispatcher_batch_size"].default,
     }
@@ -646,7 +672,7 @@ def results(
     analysis: Analysis,
     log: dict[str, list[Any]],
     cpu: Cpu,
-    exit_code: int | None,
+    exit_codes: list[int | None],
 ) -> dict[str, Any]:
     span = analysis.last_delivery - production.committed_at[0]
     return {
@@ -673,7 +699,9 @@ def results(
         "off_schedule_examples": analysis.off_schedule[:10],
         "cpu_seconds": cpu.seconds,
         "cpu_wall_seconds": cpu.wall,
-        "dispatcher_exit_code": exit_code,
+        # 0 when every dispatcher stopped gracefully on SIGTERM, else the first that did not.
+        "dispatcher_exit_code": next((c for c in exit_codes if c != 0), 0),
+        "dispatcher_exit_codes": exit_codes,
     }
 
 
@@ -737,6 +765,10 @@ def ms(seconds: float) -> str:
     return "—" if math.isnan(seconds) else f"{seconds * 1000:,.0f}"
 
 
+def processes(n: int) -> str:
+    return "one process" if n == 1 else f"{n} processes (PostgreSQL leases share the work)"
+
+
 def latency_row(name: str, stats: dict[str, float]) -> str:
     return (
         f"  {name:<44} {stats['count']:>7,} {ms(stats['p50']):>8} {ms(stats['p99']):>8} "
@@ -752,7 +784,8 @@ def print_report(report: dict[str, Any]) -> None:
     print()
     print(f"database      {report['database']}")
     print(
-        f"dispatcher    one process; poll {poll}, batch {opts['dispatcher_batch_size']}, "
+        f"dispatcher    {processes(opts['dispatchers'])}; poll {poll}, "
+        f"batch {opts['dispatcher_batch_size']}, "
         f"concurrency {opts['dispatcher_concurrency']}; retry schedule "
         f"{opts['retry_schedule_seconds']} s ± {opts['jitter']:.0%}"
     )

@@ -297,8 +297,16 @@ def print_summary() -> None:
     ]
     if KEYS_FILE.exists():
         keys = json.loads(KEYS_FILE.read_text())
-        lines.append("  demo keys (also in var/demo-keys.json):")
+        lines.append(
+            f"  demo keys (in {KEYS_FILE}, where examples/ reads them; kept until var/ is deleted):"
+        )
         lines += [f"    {role:<14} {key}" for role, key in keys.items()]
+        # The examples' default URL is the default gateway port's.
+        where = "" if gateway.port == 8000 else f" --url {gateway.url}"
+        lines.append(
+            f"  try        .venv/bin/python examples/receiver.py --ping{where}"
+            "   (docs/integration.md)"
+        )
     lines.append(f"  logs       {LOG_DIR}/<service>.log (the console shows warnings and errors;")
     lines.append("             FINMATCH_LOG_LEVEL=INFO shows every line here too)")
     lines.append("  Ctrl-C stops all services.")

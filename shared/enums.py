@@ -54,6 +54,21 @@ class PrincipalRole(StrEnum):
     ADMIN = "admin"
 
 
+class RegisterKind(StrEnum):
+    """An official list that confirms (or corrects) what portals declare about firms."""
+
+    HIGH_TECH = "high_tech"  # 高新技术企业认定名单: certificates, three years each
+    SPECIALIZED_SME = "specialized_sme"  # 专精特新 (municipal, provincial, national 小巨人)
+    GREEN_LIST = "green_list"  # 绿色企业名录 (action plan item 44)
+    GOV_PROCUREMENT_AWARDS = "gov_procurement_awards"  # 政府采购中标合同 (item 63, 政采贷)
+
+
+class SpecializedLevel(StrEnum):
+    MUNICIPAL = "municipal"
+    PROVINCIAL = "provincial"
+    NATIONAL = "national"  # 专精特新"小巨人"
+
+
 class ApplicationStatus(StrEnum):
     SUBMITTED = "submitted"
     APPROVED = "approved"

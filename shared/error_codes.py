@@ -347,6 +347,50 @@ class ErrorCode(StrEnum):
         "the registry service is unavailable; retry after Retry-After seconds",
     )
 
+    # --- official registers ------------------------------------------------------------------
+    UNSUPPORTED_MEDIA_TYPE = (
+        "unsupported_media_type",
+        (415,),
+        "请求体的媒体类型不受此端点支持（Content-Type 列出可用的类型）",
+        "the body's media type is not one this endpoint reads (see its Content-Type options)",
+    )
+    UNKNOWN_COLUMN = (
+        "unknown_column",
+        (422,),
+        "CSV 表头含有该名录没有的列",
+        "the CSV header names a column the register does not have",
+    )
+    INVALID_REGISTER_LINE = (
+        "invalid_register_line",
+        (422,),
+        "名录上传的某一行无效；本次上传未发布，已接收的批次保留，修正后用同一 upload_id 重发",
+        "a line of a register upload is invalid; nothing is published, the batches before it "
+        "are kept: fix the file and resend it with the same upload_id",
+    )
+    EMPTY_REGISTER_UPLOAD = (
+        "empty_register_upload",
+        (422,),
+        "替换上传没有一行有效，发布它会清空名录",
+        "a replacing upload without one valid line would empty the register",
+    )
+    UPLOAD_CONFLICT = (
+        "upload_conflict",
+        (409,),
+        "该 upload_id 已发布，且这次发送的行不同",
+        "this upload_id was published, with other lines than the ones sent now",
+    )
+    UPLOAD_MODE_DIFFERS = (
+        "upload_mode_differs",
+        (409,),
+        "该 upload_id 以另一种方式（替换或追加）开始",
+        "this upload_id was started in the other mode (replace or append)",
+    )
+    UPLOAD_AS_OF_DIFFERS = (
+        "upload_as_of_differs",
+        (409,),
+        "该 upload_id 以另一个名单日期（as_of）开始",
+        "this upload_id was started with another list date (as_of)",
+    )
     # --- internal calls between services -----------------------------------------------------
     INTERNAL_TOKEN_REQUIRED = (
         "internal_token_required",

@@ -7,6 +7,8 @@ Hierarchy (all render as ``application/problem+json`` with a machine-readable ``
     ├── Conflict (409)            duplicate, invalid state transition, in-flight duplicate
     ├── PreconditionFailed (412)  stale If-Match version
     ├── PreconditionRequired (428)
+    ├── PayloadTooLarge (413)
+    ├── UnsupportedMediaType (415) a body in a format the endpoint does not read
     ├── TooManyRequests (429)     carries Retry-After and RateLimit headers
     ├── Unprocessable (422)       semantically invalid input, names the field
     └── ServiceUnavailable (503)  a dependency is down; carries Retry-After
@@ -95,6 +97,10 @@ class PreconditionFailed(ProblemError):
 
 class PayloadTooLarge(ProblemError):
     status, code, title = 413, ErrorCode.PAYLOAD_TOO_LARGE, "Payload too large"
+
+
+class UnsupportedMediaType(ProblemError):
+    status, code, title = 415, ErrorCode.UNSUPPORTED_MEDIA_TYPE, "Unsupported media type"
 
 
 class Unprocessable(ProblemError):

@@ -19,19 +19,26 @@ tombstone), after it the entry itself: if the registry dies in between, or the c
 marker sends the gateway to the registry, which answers what was committed.
 
 The value: ``<registered µs>|<version or D>\\n<FirmPublic JSON, as the registry answers the
-owner>``.
+owner>``, the JSON with one more member, ``entry_stamp``: the day (China time) and the
+registers' generation it was read under. A firm's provenance (an official register's value
+over the portal's, expiry by date) changes with a register upload or with the date, without a
+write to the firm; an entry counts only under the stamp of now, and the stamp is taken before
+the registers are read, so an upload that lands meanwhile makes the entry a miss.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
 
 import orjson
 
 KEY_PREFIX: Final = "firm_entry:"
+# Bumped (INCR) after each register upload is published: every firm's provenance may change.
+REGISTERS_GENERATION: Final = "registers:generation"
+STAMP_FIELD: Final = "entry_stamp"
 # Present while a registry keeps the entries: it sets this key every second or so with a TTL
 # of a few, and stops while writes it made did not reach Redis. A gateway reads and writes
 # entries only while it is present (a registry without Redis writes none, and its firms'
@@ -131,9 +138,34 @@ class FirmEntry:
     etag: str
 
 
-def read_entry(value: bytes | None) -> FirmEntry | None:
-    """The firm in an entry; None for no entry, a marker, a tombstone or an unreadable value
-    (each of them a miss: the registry is asked)."""
+# KEYS[1]: an entry; ARGV[1]: the value read. Deletes the entry if it still holds that value (an
+# entry read under an older stamp, about to be replaced: WRITE_SCRIPT keeps a held entry of the
+# same version, and a marker or a newer entry written since must stay).
+DELETE_IF_HELD_SCRIPT: Final = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+def entry_stamp(registers_generation: bytes | None, today: date) -> str:
+    """The stamp an entry is valid under: the China date and the registers' generation (the
+    value of REGISTERS_GENERATION, read before the firm's provenance was)."""
+    return f"{today.isoformat()}/{(registers_generation or b'0').decode()}"
+
+
+def stamped_body(firm_json: bytes, stamp: str) -> bytes:
+    """A FirmPublic JSON object with the entry's stamp added."""
+    firm = orjson.loads(firm_json)
+    firm[STAMP_FIELD] = stamp
+    return orjson.dumps(firm)
+
+
+def read_entry(value: bytes | None, stamp: str | None = None) -> FirmEntry | None:
+    """The firm in an entry; None for no entry, a marker, a tombstone, an unreadable value or
+    (given ``stamp``) one read under another stamp (each of them a miss: the registry is
+    asked)."""
     if not value:
         return None
     head, _, body = value.partition(b"\n")
@@ -147,5 +179,8 @@ def read_entry(value: bytes | None) -> FirmEntry | None:
         return None
     version = head.rpartition(b"|")[2]
     if not version.isdigit() or firm.get("version") != int(version):
+        return None
+    held_stamp = firm.pop(STAMP_FIELD, None)
+    if stamp is not None and held_stamp != stamp:
         return None
     return FirmEntry(firm, f'"{int(version)}"')

@@ -26,13 +26,13 @@ TABLES_CHILD_FIRST = [
     "outbox_event",
     "webhook_endpoint",
     "idempotency_record",
-    "stats_cube_by",
-    "stats_cube",
-    "stats_dirty",
     "model_version",
     "match_event",
     "imported_decision",
     "import_batch",
+    "register",
+    "register_entry",
+    "register_upload",
     "decision",
     "application",
     "consent",
@@ -42,6 +42,13 @@ TABLES_CHILD_FIRST = [
     "principal",
     "institution",
     "audit_log",
+    # Last: deleting the rows above logs their changes (SQLite runs the triggers on DELETE).
+    "stats_cube_by",
+    "stats_cube",
+    "stats_dirty",
+    "stats_application_change",
+    "stats_event_change",
+    "stats_firm_change",
 ]
 
 

@@ -24,6 +24,7 @@ from services.gateway.api import (
     matches,
     products,
     reference,
+    registers,
     stats,
     webhooks,
 )
@@ -180,6 +181,7 @@ def create_app(
         products,
         applications,
         decisions,
+        registers,
         stats,
         admin,
         reference,

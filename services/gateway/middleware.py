@@ -10,6 +10,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.access_log import access_fields, log_access
+from shared.enums import RegisterKind
 from shared.error_codes import ErrorCode
 from shared.errors import problem_response
 from shared.request_context import request_id_from_headers, request_id_var
@@ -56,9 +57,11 @@ class RequestContextMiddleware:
             request_id_var.reset(token)
 
 
-# Routes whose bodies stream (NDJSON bulk import): the registry limits their lines, in count
-# and in length, as it reads them.
-STREAMING_PATHS = frozenset({"/v1/firms/bulk", "/v1/decisions/history"})
+# Routes whose bodies stream (NDJSON bulk imports, register uploads): the registry limits their
+# lines, in count and in length, as it reads them.
+STREAMING_PATHS = frozenset(
+    {"/v1/firms/bulk", "/v1/decisions/history"} | {f"/v1/registers/{kind}" for kind in RegisterKind}
+)
 
 
 def _too_large(max_bytes: int) -> str:

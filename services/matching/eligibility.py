@@ -76,6 +76,9 @@ def evaluate_pairs(
     gap[:, _NOT_NUMERIC] = np.nan  # flags and lists fail without a gap
     for c, code in _LISTS:
         failed[:, c] = ~products.allowed[code][product_idx, actual[:, c].astype(np.int64)]
+    if products.verified_only.any():
+        # A declared value does not meet a rule the product accepts only from a register.
+        failed |= products.verified_only[product_idx] & ~firms.verified[firm_idx]
     return PairEligibility(failed=failed, gap=gap)
 
 

@@ -10,6 +10,12 @@ new ones inserted in id order, erased ones dropped), so an answer can follow eve
 A criterion's firm values (``criterion_values``) are read off these columns by the criterion
 registry's own arithmetic (``combine``), as FirmTable reads them off FirmFeatures, so a rule
 evaluated here is the rule ranking evaluates.
+
+Official registers: the feed gives each gating attribute as declared, and beside it the
+registers published and their entries with their dates (RegisterEntries). Wherever a register
+is published, a gating attribute reads as that register says on ``registers_on`` (China's
+date), as the registry's provenance reads it for a firm answer: a certificate stops counting
+the day after its last day with no write at all, because the dates, not a value, are kept.
 """
 
 from __future__ import annotations
@@ -26,14 +32,17 @@ from services.matching.tables import (
     SECTION_LETTERS,
     SIZE_CLASSES,
     TOWN_CODES,
+    Bools,
     FirmTable,
     Floats,
     Ints,
+    verified_criteria,
 )
 from shared.criteria import CRITERIA, Criterion, combine, years_between
-from shared.enums import CreditRating
+from shared.enums import CreditRating, RegisterKind
 from shared.schemas.firm import FirmFeatures
-from shared.schemas.internal import FIRM_FEED_COLUMNS
+from shared.schemas.internal import FIRM_FEED_COLUMNS, REGISTER_ENTRY_COLUMNS
+from shared.schemas.registers import REGISTERED_FIELDS, today_in_china
 
 Column = npt.NDArray[Any]
 EPOCH = date(1970, 1, 1)
@@ -91,6 +100,59 @@ assert set(_READERS) >= _NEEDED, _NEEDED - set(_READERS)
 assert set(_READERS) <= set(FIRM_FEED_COLUMNS)
 
 
+_KINDS: tuple[RegisterKind, ...] = tuple(RegisterKind)
+_NO_END = np.iinfo(np.int32).max
+
+
+class RegisterEntries:
+    """Register entries as columns: the firm, its register, first and last day (days since
+    1970; no end: the largest int32) and the yuan it is worth (0 where none)."""
+
+    def __init__(
+        self, firm_ids: Ints, kinds: Column, starts: Column, ends: Column, amounts: Floats
+    ) -> None:
+        self.firm_ids, self.kinds = firm_ids, kinds
+        self.starts, self.ends, self.amounts = starts, ends, amounts
+
+    def __len__(self) -> int:
+        return len(self.firm_ids)
+
+    @classmethod
+    def from_feed(cls, entries: dict[str, list[Any]]) -> RegisterEntries:
+        kind_index = {k.value: i for i, k in enumerate(_KINDS)}
+        ends = [
+            _NO_END if e is None else (date.fromisoformat(e) - EPOCH).days
+            for e in entries["ends_on"]
+        ]
+        return cls(
+            np.array(entries["firm_id"], dtype=np.int64),
+            np.array([kind_index[k] for k in entries["kind"]], dtype=np.int8),
+            _days(entries["starts_on"]),
+            np.array(ends, dtype=np.int32),
+            np.array([a or 0 for a in entries["amount_yuan"]], dtype=np.float64),
+        )
+
+    def keep(self, rows: Column) -> RegisterEntries:
+        return RegisterEntries(
+            self.firm_ids[rows],
+            self.kinds[rows],
+            self.starts[rows],
+            self.ends[rows],
+            self.amounts[rows],
+        )
+
+    def plus(self, other: RegisterEntries) -> RegisterEntries:
+        return RegisterEntries(
+            *(
+                np.concatenate([getattr(self, name), getattr(other, name)])
+                for name in ("firm_ids", "kinds", "starts", "ends", "amounts")
+            )
+        )
+
+
+_NO_ENTRIES: dict[str, list[Any]] = {name: [] for name in REGISTER_ENTRY_COLUMNS}
+
+
 class FirmColumns:
     """The registered firms, one row each in id order; ``years`` is their age on ``as_of``."""
 
@@ -100,6 +162,13 @@ class FirmColumns:
         self.as_of: date | None = None
         self.years: Floats = np.zeros(len(ids), dtype=np.float64)
         self.generation = 0  # counts writes: what is derived from the columns keys on it
+        # The published registers (kind → version) and their entries; the gating attributes
+        # as they read on ``registers_on`` (None: China's date when asked), kept per
+        # (generation, day).
+        self.registers: dict[str, int] = {}
+        self.entries = RegisterEntries.from_feed(_NO_ENTRIES)
+        self.registers_on: date | None = None
+        self._registered: tuple[tuple[int, date], dict[str, Column]] | None = None
 
     @property
     def m(self) -> int:
@@ -107,7 +176,12 @@ class FirmColumns:
 
     @property
     def nbytes(self) -> int:
-        return self.ids.nbytes + self.years.nbytes + sum(c.nbytes for c in self.data.values())
+        entries: int = sum(
+            int(getattr(self.entries, name).nbytes)
+            for name in ("firm_ids", "kinds", "starts", "ends", "amounts")
+        )
+        columns = sum(c.nbytes for c in self.data.values())
+        return self.ids.nbytes + self.years.nbytes + columns + entries
 
     @classmethod
     def empty(cls) -> FirmColumns:
@@ -130,6 +204,31 @@ class FirmColumns:
 
     # --- keeping in step ---------------------------------------------------------------
 
+    def apply_registers(
+        self,
+        registers: dict[str, int],
+        entries: RegisterEntries,
+        *,
+        written: Ints,
+        replaced: Sequence[str],
+        after_id: int,
+        up_to_id: int | None,
+    ) -> None:
+        """A feed page's register part (see FirmFeedPage): the entries of the firms
+        ``written`` and, for the ``replaced`` registers, of every firm in (after_id, up_to_id]
+        give way to the page's ``entries``; ``registers`` is every published register."""
+        drop = np.isin(self.entries.firm_ids, written)
+        if replaced:
+            kinds = [_KINDS.index(RegisterKind(k)) for k in replaced]
+            in_range = self.entries.firm_ids > after_id
+            if up_to_id is not None:
+                in_range &= self.entries.firm_ids <= up_to_id
+            drop |= np.isin(self.entries.kinds, kinds) & in_range
+        if drop.any() or len(entries) or registers != self.registers:
+            self.entries = self.entries.keep(np.flatnonzero(~drop)).plus(entries)
+            self.registers = dict(registers)
+            self.generation += 1
+
     def apply(self, changed: FirmColumns, erased: Sequence[int] = ()) -> None:
         """Write the changed firms (replacing those known, inserting new ones in id order)
         and drop the erased ones; ages of the written rows follow ``as_of``.
@@ -142,6 +241,9 @@ class FirmColumns:
             hit = pos < self.m
             hit[hit] = self.ids[pos[hit]] == gone[hit]
             self._keep(np.setdiff1d(np.arange(self.m), pos[hit], assume_unique=True))
+            gone_entries = np.isin(self.entries.firm_ids, gone)
+            if gone_entries.any():
+                self.entries = self.entries.keep(np.flatnonzero(~gone_entries))
         if changed.m:
             pos = np.searchsorted(self.ids, changed.ids)
             known = pos < self.m
@@ -180,10 +282,57 @@ class FirmColumns:
 
     # --- reading ------------------------------------------------------------------------
 
+    def verify_on(self, day: date) -> None:
+        """Read the registers' entries on ``day`` (tests and tools; else China's today)."""
+        self.registers_on = day
+
+    @property
+    def verified(self) -> Bools:
+        """Per criterion: whether the firms' values come from an official register."""
+        return verified_criteria(
+            [name for name, kind in REGISTERED_FIELDS.items() if kind.value in self.registers]
+        )
+
+    def _register_readings(self) -> dict[str, Column]:
+        """Each gating attribute a published register covers, as it reads on the day."""
+        day = self.registers_on or today_in_china()
+        key = (self.generation, day)
+        if self._registered is not None and self._registered[0] == key:
+            return self._registered[1]
+        n = (day - EPOCH).days
+        entries = self.entries
+        valid = (entries.starts <= n) & (entries.ends >= n)
+        pos = np.searchsorted(self.ids, entries.firm_ids)
+        known = pos < self.m
+        known[known] = self.ids[pos[known]] == entries.firm_ids[known]
+        valid &= known
+        readings: dict[str, Column] = {}
+        for name, kind in REGISTERED_FIELDS.items():
+            if kind.value not in self.registers:
+                continue
+            mine = valid & (entries.kinds == _KINDS.index(kind))
+            declared = self.data[name]
+            if declared.dtype == np.bool_:
+                held = np.zeros(self.m, dtype=np.bool_)
+                held[pos[mine]] = True
+                readings[name] = held
+            else:  # the yuan of the entries valid on the day, added up
+                total = np.zeros(self.m, dtype=declared.dtype)
+                np.add.at(total, pos[mine], entries.amounts[mine])
+                readings[name] = total
+        self._registered = (key, readings)
+        return readings
+
     def field(self, name: str, rows: Ints | None = None) -> Column:
         """A FirmFeatures field as the number a criterion compares (field_number's reading:
-        a date its years since ``as_of``, a rating its rank, a flag as a boolean)."""
-        column = self.years if name == "established_on" else self.data[name]
+        a date its years since ``as_of``, a rating its rank, a flag as a boolean); a gating
+        attribute as its register reads, wherever one is published."""
+        if name == "established_on":
+            column = self.years
+        elif name in REGISTERED_FIELDS and REGISTERED_FIELDS[name].value in self.registers:
+            column = self._register_readings()[name]
+        else:
+            column = self.data[name]
         return column if rows is None else column[rows]
 
     def criterion_values(self, criterion: Criterion, rows: Ints | None = None) -> Column:
@@ -207,6 +356,7 @@ class FirmColumns:
             values=np.stack(values, axis=1).reshape(len(rows), len(CRITERIA)),
             need_amount=self.data["need_amount_yuan"][rows],
             need_term=self.data["need_term_months"][rows].astype(np.float64),
+            verified=np.broadcast_to(self.verified, (len(rows), len(CRITERIA))),
         )
 
 

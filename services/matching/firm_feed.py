@@ -28,7 +28,7 @@ from datetime import date, datetime, timedelta
 
 from fastapi.concurrency import run_in_threadpool
 
-from services.matching.firm_columns import FirmColumns
+from services.matching.firm_columns import FirmColumns, RegisterEntries
 from services.matching.registry_client import RegistryClient
 from shared.errors import ServiceUnavailable
 from shared.schemas.internal import FirmFeedPage
@@ -90,7 +90,9 @@ class FirmFeed:
         while after_id is not None:
             page = await _page(registry, None, after_id)
             read_at = read_at or page.read_at  # the first page's: writes after it come next
-            await run_in_threadpool(columns.apply, FirmColumns.from_feed(page.columns))
+            changed = FirmColumns.from_feed(page.columns)
+            await run_in_threadpool(columns.apply, changed)
+            _apply_registers(columns, page, changed, after_id)
             after_id = page.next_after_id
         assert read_at is not None
         log.info("firm feed: %d firms read, %d bytes of columns", columns.m, columns.nbytes)
@@ -110,9 +112,23 @@ class FirmFeed:
                 await run_in_threadpool(columns.apply, changed, page.erased)
             else:  # the usual case: a few firms, cheaper than a thread hop
                 columns.apply(changed, page.erased)
+            _apply_registers(columns, page, changed, after_id)
             after_id = page.next_after_id
         assert next_read_at is not None
         return next_read_at
+
+
+def _apply_registers(
+    columns: FirmColumns, page: FirmFeedPage, changed: FirmColumns, after_id: int
+) -> None:
+    columns.apply_registers(
+        {kind.value: version for kind, version in page.registers.items()},
+        RegisterEntries.from_feed(page.entries),
+        written=changed.ids,
+        replaced=[kind.value for kind in page.entries_replaced],
+        after_id=after_id,
+        up_to_id=page.next_after_id,
+    )
 
 
 async def _page(registry: RegistryClient, since: datetime | None, after_id: int) -> FirmFeedPage:

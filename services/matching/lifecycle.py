@@ -107,6 +107,21 @@ def finite(metrics: dict[str, float]) -> dict[str, float]:
     return {name: value for name, value in metrics.items() if math.isfinite(value)}
 
 
+def finite_tree(value: Any) -> Any:
+    """``value`` with every float that is not finite left out of its dicts (and lists): what
+    JSON can carry. A history imported without credit codes has no firm with two holdout
+    rows, so its ``ndcg_at_5`` has no value, in the metrics and again in the model's meta."""
+    if isinstance(value, dict):
+        return {key: finite_tree(item) for key, item in value.items() if _has_value(item)}
+    if isinstance(value, list | tuple):
+        return [finite_tree(item) for item in value if _has_value(item)]
+    return value
+
+
+def _has_value(item: Any) -> bool:
+    return not isinstance(item, float) or math.isfinite(item)
+
+
 @dataclass
 class TrainOutcome:
     version: str
@@ -207,7 +222,8 @@ class ModelManager:
         decisions = await self.registry.decisions_count()
         if decisions < self.settings.min_training_rows:
             raise TrainingRefused(
-                f"{decisions} decided applications; need at least {self.settings.min_training_rows}"
+                f"{decisions} decisions to train on (live and imported); "
+                f"need at least {self.settings.min_training_rows}"
             )
         try:
             return await self.registry.create_job(
@@ -291,9 +307,11 @@ class ModelManager:
         await self.registry.upload(
             version=job["version"],
             algorithm=job["algorithm"],
-            metrics=job["metrics"],
-            meta=job["meta"]
-            | {"candidates": job["candidates"], "decisions": decisions, "job_id": job_id},
+            metrics=finite(job["metrics"]),
+            meta=finite_tree(
+                job["meta"]
+                | {"candidates": job["candidates"], "decisions": decisions, "job_id": job_id}
+            ),
             artifact=job["artifact"],
         )
         outcome = self._judge(job, champion)

@@ -90,6 +90,9 @@ class Population:
 
     def eligible(self, products: Products, j: int) -> Bools:
         """The firms that meet every rule product ``j`` sets (evaluate_pairs' ``eligible``)."""
+        if (products.verified_only[j] & ~self.columns.verified).any():
+            # A rule accepted only from a register that is not published: nobody meets it.
+            return np.zeros(self.m, dtype=np.bool_)
         out = np.ones(self.m, dtype=np.bool_)
         for c, criterion in enumerate(CRITERIA):
             setting = float(products.settings[j, c])

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import date
 from typing import Any
 
@@ -88,9 +88,12 @@ def rank_products_for_firm(
     options: RankOptions,
     *,
     as_of: date | None = None,
+    verified: Collection[str] = (),
 ) -> RankResponse:
     """Eligible products ranked by score, each with its cost and reasons, and near misses."""
-    return RankResponse.model_validate(rank_answer(firm, products, scorer, options, as_of=as_of))
+    return RankResponse.model_validate(
+        rank_answer(firm, products, scorer, options, as_of=as_of, verified=verified)
+    )
 
 
 def rank_answer(
@@ -100,11 +103,13 @@ def rank_answer(
     options: RankOptions,
     *,
     as_of: date | None = None,
+    verified: Collection[str] = (),
 ) -> dict[str, Any]:
     """rank_products_for_firm as the plain data RankResponse validates: what the service
-    serialises, without building (and then dumping) a model per reason."""
+    serialises, without building (and then dumping) a model per reason. ``verified``: the
+    firm's fields an official register gives (what verified_only rules accept)."""
     as_of = as_of or date.today()
-    firms = FirmTable.from_firms([firm], as_of)
+    firms = FirmTable.from_firms([firm], as_of, [verified])
     amount, term = requested_terms(firm, options)
     n = products.n
     if n == 0:

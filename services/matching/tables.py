@@ -6,14 +6,22 @@ chunk of firms against every product, never a Python loop per pair.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
 import numpy.typing as npt
 
-from shared.criteria import CRITERIA, Comparison, Unit, combine, field_number, setting_number
+from shared.criteria import (
+    CRITERIA,
+    CRITERION_CODES,
+    Comparison,
+    Unit,
+    combine,
+    field_number,
+    setting_number,
+)
 from shared.enums import AmountCapBasis, CollateralKind
 from shared.schemas.firm import FirmFeatures
 from shared.schemas.product import ProductFeatures
@@ -56,6 +64,8 @@ FIELD_COLUMNS = {
     "collateral_equipment_yuan": "collateral_equipment",
     "credit_rating": "rating_rank",
 }
+# Per criterion: the FirmFeatures field an official register verifies (None: none does).
+_REGISTERED = tuple(c.firm_fields[0] if c.register is not None else None for c in CRITERIA)
 # What a list criterion's codes index into.
 VOCABULARIES: dict[Unit, tuple[str, ...]] = {
     Unit.TOWN: TOWN_CODES,
@@ -96,6 +106,23 @@ def _settings(products: Sequence[ProductFeatures]) -> Floats:
     return out
 
 
+def verified_criteria(fields: Collection[str]) -> Bools:
+    """Per criterion: whether the firm's value comes from an official register, given the
+    firm fields that do (a criterion no register verifies is never verified)."""
+    return np.array([f is not None and f in fields for f in _REGISTERED], dtype=np.bool_)
+
+
+def _verified_only(products: Sequence[ProductFeatures], settings: Floats) -> Bools:
+    """n × CRITERIA: the criteria each product sets and accepts only from a register."""
+    out = np.zeros((len(products), len(CRITERIA)), dtype=np.bool_)
+    for j, product in enumerate(products):
+        for code in product.verified_only:
+            out[j, CRITERION_CODES.index(code)] = True
+    with np.errstate(invalid="ignore"):
+        out &= ~np.isnan(settings)  # a rule the product does not set asks nothing
+    return out
+
+
 @dataclass(frozen=True)
 class ProductTable:
     products: tuple[ProductFeatures, ...]
@@ -119,6 +146,8 @@ class ProductTable:
     settings: Floats
     # For each list criterion: n × its vocabulary, what each product allows (all when unset).
     allowed: dict[str, Bools]
+    # n × CRITERIA: the criteria a product sets and accepts only from an official register.
+    verified_only: Bools
 
     @property
     def n(self) -> int:
@@ -127,6 +156,7 @@ class ProductTable:
     @classmethod
     def from_products(cls, products: Sequence[ProductFeatures]) -> ProductTable:
         p = tuple(products)
+        settings = _settings(p)
         return cls(
             products=p,
             ids=np.array([x.id for x in p], dtype=np.int64),
@@ -144,12 +174,13 @@ class ProductTable:
             collateral_kind=_index([x.collateral_kind for x in p], COLLATERAL_KINDS),
             cap_basis=_index([x.amount_cap_basis for x in p], CAP_BASES),
             cap_pct=np.array([x.amount_cap_pct for x in p], dtype=np.float64),
-            settings=_settings(p),
+            settings=settings,
             allowed={
                 c.code: _membership([getattr(x, c.code) for x in p], VOCABULARIES[c.unit])
                 for c in CRITERIA
                 if c.is_list
             },
+            verified_only=_verified_only(p, settings),
         )
 
 
@@ -178,6 +209,9 @@ class FirmTable:
     values: Floats
     need_amount: Floats  # NaN when not stated
     need_term: Floats
+    # m × CRITERIA: whether the firm's value of each criterion comes from an official register
+    # (what a product's verified_only criteria accept); a declared value is not.
+    verified: Bools
 
     @property
     def m(self) -> int:
@@ -199,7 +233,14 @@ class FirmTable:
         return held
 
     @classmethod
-    def from_firms(cls, firms: Sequence[FirmFeatures], as_of: date | Sequence[date]) -> FirmTable:
+    def from_firms(
+        cls,
+        firms: Sequence[FirmFeatures],
+        as_of: date | Sequence[date],
+        verified: Sequence[Collection[str]] | None = None,
+    ) -> FirmTable:
+        """``verified``: per firm, its fields an official register gives (see VerifiedFields);
+        None: every value as declared."""
         f = list(firms)
         dates = [as_of] * len(f) if isinstance(as_of, date) else list(as_of)
         numbers: dict[str, Floats] = {}
@@ -236,6 +277,13 @@ class FirmTable:
             values=np.stack(values, axis=1).reshape(len(f), len(CRITERIA)),
             need_amount=_optional([x.need_amount_yuan for x in f]),
             need_term=_optional([x.need_term_months for x in f]),
+            verified=(
+                np.zeros((len(f), len(CRITERIA)), dtype=np.bool_)
+                if verified is None
+                else np.array([verified_criteria(v) for v in verified], dtype=np.bool_).reshape(
+                    len(f), len(CRITERIA)
+                )
+            ),
         )
 
     def row(self, i: int) -> FirmTable:

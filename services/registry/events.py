@@ -23,9 +23,9 @@ from services.registry.models import (
     WebhookEndpoint,
 )
 from services.registry.models.columns import utcnow
+from services.registry.registers.provenance import firm_public
 from shared.enums import PrincipalRole
 from shared.schemas.application import ApplicationPublic, DecisionPublic
-from shared.schemas.firm import FirmPublic
 from shared.schemas.webhooks import DeliveryStatus, Event, EventType
 
 
@@ -96,7 +96,7 @@ def application_submitted(session: Session, application: Application, firm: Firm
     """To the product's institution, with the firm as that institution may read it (the firm
     consented to share its profile with it by applying)."""
     data = _application_data(application)
-    data["firm"] = FirmPublic.model_validate(firm).model_dump(mode="json")
+    data["firm"] = firm_public(session.connection(), firm).model_dump(mode="json")
     audience = institution_principals(session, application.institution_id)
     return emit(session, EventType.APPLICATION_SUBMITTED, data, audience)
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable, Sequence
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import redis
 from redis.backoff import NoBackoff
@@ -30,15 +30,20 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from services.registry.models import Firm
+from services.registry.registers.provenance import firms_public
 from shared.firm_entries import (
     KEY_PREFIX,
+    REGISTERS_GENERATION,
     WRITE_SCRIPT,
     WRITER_KEY,
     EntryWrite,
+    entry_stamp,
     registered_micros,
     script_arguments,
+    stamped_body,
 )
 from shared.schemas.firm import FirmPublic
+from shared.schemas.registers import today_in_china
 
 log = logging.getLogger("finmatch.registry.firm_cache")
 MAX_PENDING: Final = 100_000
@@ -46,15 +51,12 @@ MAX_PENDING: Final = 100_000
 CHUNK: Final = 1_000
 
 
-def entry_of(firm: Firm) -> EntryWrite:
-    """The entry of a firm as committed (its FirmPublic JSON, as the owner reads it)."""
+def entry_of(firm: Firm, answer: FirmPublic, stamp: str | None) -> EntryWrite:
+    """The entry of a firm as committed: its answer as the owner reads it, under ``stamp``
+    (taken before the answer's provenance was read); without a stamp, a marker."""
     assert firm.id is not None
-    return EntryWrite(
-        firm.id,
-        registered_micros(firm.created_at),
-        firm.version,
-        FirmPublic.model_validate(firm).model_dump_json().encode(),
-    )
+    body = b"" if stamp is None else stamped_body(answer.model_dump_json().encode(), stamp)
+    return EntryWrite(firm.id, registered_micros(firm.created_at), firm.version, body)
 
 
 def tombstone_of(firm: Firm) -> EntryWrite:
@@ -158,12 +160,29 @@ class FirmCache:
                 firms = session.exec(
                     select(Firm).where(col(Firm.id) > after).order_by(col(Firm.id)).limit(page)
                 ).all()
-                writes = [entry_of(firm) for firm in firms]
+                stamp = self.stamp()
+                if stamp is None:
+                    raise redis.ConnectionError("the registers' generation could not be read")
+                answers = firms_public(session.connection(), firms)
+                writes = [
+                    entry_of(firm, answer, stamp)
+                    for firm, answer in zip(firms, answers, strict=True)
+                ]
             if not writes:
                 return count
             self._run(writes)
             count += len(writes)
             after = writes[-1].firm_id
+
+    def stamp(self) -> str | None:
+        """The stamp entries written now are valid under (shared/firm_entries.py); None if
+        Redis does not answer (then only markers are written)."""
+        try:
+            generation = self.client.get(self.prefix + REGISTERS_GENERATION)
+        except (redis.RedisError, OSError) as exc:
+            log.debug("firm entries: registers' generation not read (%s)", exc)
+            return None
+        return entry_stamp(cast(bytes | None, generation), today_in_china())
 
     def clear(self) -> None:
         """Delete every entry (after firms were changed by hand, bypassing the registry)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -15,6 +16,7 @@ from services.registry.db import fetch_one
 from services.registry.models import Application, Firm, Principal
 from services.registry.models.columns import UtcDateTime, utcnow
 from services.registry.models.firm import derive_size
+from services.registry.registers.provenance import PG_REGISTERS_JSON
 from shared.criteria import years_between
 from shared.enums import ApplicationStatus, PrincipalRole
 from shared.error_codes import ErrorCode
@@ -50,7 +52,8 @@ def readable_by_role(owner_principal_id: int, principal: Principal) -> bool | No
 
 
 _FIRM_COLUMNS = tuple(column.name for column in Firm.__table__.columns)  # type: ignore[attr-defined]
-_SELECT_FIRM = f"SELECT {', '.join(_FIRM_COLUMNS)} FROM firm WHERE id = %s"
+# With its registers' entries (their provenance), in the same round trip.
+_SELECT_FIRM = f"SELECT {', '.join(_FIRM_COLUMNS)}, {PG_REGISTERS_JSON} FROM firm WHERE id = %s"
 _UTC = UtcDateTime()
 _UTC_COLUMNS = tuple(
     column.name
@@ -61,7 +64,8 @@ _UTC_COLUMNS = tuple(
 
 def firm_row(engine: Engine, firm_id: int) -> dict[str, Any] | None:
     """A firm's stored values as the ORM would load them, read on PostgreSQL without the ORM
-    (see services.registry.db.fetch_one): every uncached match reads its firm."""
+    (see services.registry.db.fetch_one): every uncached match reads its firm. Its
+    ``registers_json`` holds what provenance_from_json reads."""
     row = fetch_one(engine, _SELECT_FIRM, (firm_id,))
     if row is not None:
         for name in _UTC_COLUMNS:
@@ -210,13 +214,19 @@ def erase_firm(session: Session, firm: Firm, principal: Principal, request_id: s
     )
 
 
-def snapshot_of(firm: Firm, at: datetime | None = None) -> dict[str, Any]:
-    """The features an institution sees when the firm applies (JSON-safe)."""
+def snapshot_of(
+    firm: Firm, at: datetime | None = None, effective: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The features an institution sees when the firm applies (JSON-safe), which training
+    later reads: ``effective`` holds the gating attributes' values as matching uses them
+    (services.registry.registers.provenance), else they are taken as declared."""
     at = at or datetime.now(UTC)
     # Only the attributes (FirmFeatures): never the name, the code or free text.
     snap: dict[str, Any] = {}
     for key in FirmAttributes.model_fields:
         value = getattr(firm, key)
+        if effective is not None and key in effective:
+            value = effective[key]
         snap[key] = value.isoformat() if isinstance(value, date) else value
     snap["size_class"] = firm.size_class
     snap["years_established"] = round(years_between(firm.established_on, at.date()), 2)

@@ -23,6 +23,7 @@ from services.registry.api import (
     internal,
     models,
     products,
+    registers,
     stats,
     training_jobs,
     webhook_deliveries,
@@ -109,6 +110,7 @@ def create_app(settings: RegistrySettings | None = None, engine: Engine | None =
         stats.router,
         webhooks.router,
         webhook_deliveries.router,
+        registers.router,
     ]
     for router in guarded:
         app.include_router(router, dependencies=[Depends(require_internal_token)])

@@ -18,9 +18,11 @@ from sqlmodel import Session, col, select
 from services.registry import events
 from services.registry.models import Firm, MatchScan, Product
 from services.registry.models.columns import table_of, utcnow
+from services.registry.registers.provenance import effective_columns, published_registers
 from shared.schemas.firm import FirmFeatures
 from shared.schemas.matching import NewlyQualifiedFirm
 from shared.schemas.product import ProductFeatures
+from shared.schemas.registers import REGISTERED_FIELDS
 from shared.schemas.webhooks import EventType
 
 PENDING, DONE, SUPERSEDED = "pending", "done", "superseded"
@@ -89,11 +91,16 @@ def _ranked_alike(before: dict[str, Any], after: dict[str, Any]) -> bool:
 
 def firms_page(
     session: Session, after_firm_id: int, limit: int
-) -> list[tuple[int, dict[str, Any]]]:
-    """(id, features) of the next ``limit`` firms past ``after_firm_id`` that consented to
-    matching and stated a need, by id."""
+) -> list[tuple[int, dict[str, Any], list[str]]]:
+    """(id, features, verified fields) of the next ``limit`` firms past ``after_firm_id`` that
+    consented to matching and stated a need, by id; gating attributes as the registers read
+    today, and those a published register gives (the same for every firm)."""
+    conn = session.connection()
+    published = published_registers(conn)
+    verified = [name for name, kind in REGISTERED_FIELDS.items() if kind.value in published]
+    features = effective_columns(conn, FIRM, FIRM_FEATURES)
     stmt = (
-        sa.select(FIRM.c.id, *(FIRM.c[name] for name in FIRM_FEATURES))
+        sa.select(FIRM.c.id, *features)
         .where(FIRM.c.id > after_firm_id)
         .where(FIRM.c.consent_matching.is_(True))
         .where(FIRM.c.need_amount_yuan.is_not(None))
@@ -104,7 +111,7 @@ def firms_page(
     for row in session.execute(stmt):
         values = dict(row._mapping)
         firm_id = values.pop("id")
-        out.append((firm_id, values))
+        out.append((firm_id, values, verified))
     return out
 
 

@@ -74,7 +74,7 @@ def delivery_public(
     assert delivery.id is not None
     return WebhookDeliveryPublic(
         id=delivery.id,
-        webhook_id=webhook_id(delivery.id),
+        webhook_id=webhook_id(delivery.event_id, delivery.endpoint_id),
         event_id=delivery.event_id,
         event_type=EventType(event_type),
         endpoint_id=delivery.endpoint_id,

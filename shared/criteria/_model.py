@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from shared.enums import RegisterKind
+
 
 class Comparison(StrEnum):
     """How the firm's value is held against the product's setting."""
@@ -63,6 +65,9 @@ class Criterion:
     example: Any  # a typical setting, for documentation and tests
     what_if: str | None = None  # the policy what-if's name for it; None: officials cannot
     unmet_unknown: tuple[str, str] | None = None  # unmet wording when the firm has no value
+    # The official list that verifies the firm's value (shared/schemas/registers.py); None:
+    # the value is only ever declared by the portal.
+    register: RegisterKind | None = None
 
     @property
     def product_field(self) -> str:
@@ -136,6 +141,7 @@ def _flag(
     *,
     reading: Reading = Reading.VALUE,
     unit: Unit = Unit.FLAG,
+    register: RegisterKind | None = None,
 ) -> Criterion:
     return Criterion(
         code=code,
@@ -149,6 +155,7 @@ def _flag(
         met=met,
         met_rank=200,
         example=True,
+        register=register,
     )
 
 

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from shared.criteria._model import Comparison, Criterion, Reading, Unit, _flag, _listed, _number
+from shared.enums import RegisterKind
 
 CRITERIA: tuple[Criterion, ...] = (
     _listed(
@@ -204,6 +205,7 @@ CRITERIA: tuple[Criterion, ...] = (
         ("国家高新技术企业", "National high-tech enterprise"),
         ("需为国家高新技术企业", "Requires national high-tech enterprise status"),
         ("国家高新技术企业", "National high-tech enterprise"),
+        register=RegisterKind.HIGH_TECH,
     ),
     _flag(
         "requires_specialized_sme",
@@ -211,6 +213,7 @@ CRITERIA: tuple[Criterion, ...] = (
         ("专精特新企业", "专精特新 (specialised SME)"),
         ("需为专精特新企业", "Requires 专精特新 (specialised SME) status"),
         ("专精特新企业", "专精特新 (specialised SME)"),
+        register=RegisterKind.SPECIALIZED_SME,
     ),
     _flag(
         "requires_gov_procurement",
@@ -220,6 +223,7 @@ CRITERIA: tuple[Criterion, ...] = (
         ("持有政府采购合同 {v}", "Holds government procurement contracts of {v}"),
         reading=Reading.HAS,
         unit=Unit.YUAN,
+        register=RegisterKind.GOV_PROCUREMENT_AWARDS,
     ),
     _flag(
         "requires_receivables",
@@ -236,6 +240,7 @@ CRITERIA: tuple[Criterion, ...] = (
         ("绿色企业名录", "Listed as a green enterprise"),
         ("需列入绿色企业名录", "Requires a listing as a green enterprise"),
         ("已列入绿色企业名录", "Listed as a green enterprise"),
+        register=RegisterKind.GREEN_LIST,
     ),
     _flag(
         "requires_first_loan",

@@ -3,8 +3,9 @@ registry's table stores (it inherits these classes) and what matching ranks on."
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import sqlalchemy as sa
 from pydantic import (
@@ -23,6 +24,7 @@ from sqlmodel import Field, SQLModel
 from shared.enums import CreditRating
 from shared.errors import invalid_fields
 from shared.schemas.partial import partial_model
+from shared.schemas.registers import GATING_FIELDS, AttributeProvenance, ProvenanceStatus
 from shared.types import (
     YUAN_PER_USD,
     Count,
@@ -167,6 +169,26 @@ class FirmFeatures(FirmAttributes):
     size_class: SizeClass
 
 
+def effective_features(firm: Mapping[str, Any]) -> dict[str, Any]:
+    """A firm answer's features as matching must rank them: each gating attribute at the value
+    its provenance gives (the register's, where a register covers it), the rest as declared."""
+    features = {name: firm[name] for name in FirmFeatures.model_fields if name in firm}
+    for name, provenance in (firm.get("provenance") or {}).items():
+        if name in features:
+            features[name] = provenance["value"]
+    return features
+
+
+def verified_fields(firm: Mapping[str, Any]) -> list[str]:
+    """A firm answer's gating attributes whose value an official register gives (a provenance
+    with a source, verified or contradicted): what a verified_only criterion accepts."""
+    return sorted(
+        name
+        for name, provenance in (firm.get("provenance") or {}).items()
+        if provenance.get("source") is not None
+    )
+
+
 class FirmProfile(FirmAttributes):
     """Everything a portal submits about a firm, apart from its credit code."""
 
@@ -216,11 +238,25 @@ class FirmPublic(FirmProfile):
     created_at: datetime
     updated_at: datetime
     version: int
+    provenance: dict[str, AttributeProvenance] = Field(
+        description="each gating attribute ("
+        + ", ".join(GATING_FIELDS)
+        + "): declared by the portal, verified by an official register, or contradicted by "
+        "it; `value` is what matching uses (the register's wherever one covers it)"
+    )
 
     @computed_field(  # type: ignore[prop-decorator]
         description="figures taken as given that look inconsistent (export revenue above "
-        f"annual revenue, at {YUAN_PER_USD} yuan per US dollar); [] when none"
+        f"annual revenue, at {YUAN_PER_USD} yuan per US dollar), and declarations an official "
+        "register contradicts (code declaration_contradicted); [] when none"
     )
     @property
     def warnings(self) -> list[InputWarning]:
-        return firm_warnings(self.annual_revenue_yuan, self.export_revenue_usd)
+        found = firm_warnings(self.annual_revenue_yuan, self.export_revenue_usd)
+        for name, provenance in self.provenance.items():
+            if provenance.status is ProvenanceStatus.CONTRADICTED:
+                message = provenance.reason or "an official register contradicts the declaration"
+                found.append(
+                    InputWarning(code="declaration_contradicted", field=name, message=message)
+                )
+        return found

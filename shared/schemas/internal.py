@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, StrictBool, field_validator, model_validator
 
+from shared.enums import RegisterKind
 from shared.schemas.firm import FirmFeatures
 from shared.schemas.product import ProductFeatures
 from shared.types import PositiveYuan, TermMonths
@@ -77,6 +78,10 @@ class ExportRow(BaseModel):
 # The firm feed: what the matching service keeps of every registered firm, as columns.
 FIRM_FEED_COLUMNS: tuple[str, ...] = ("id", "consent_matching", *FirmFeatures.model_fields)
 FIRM_FEED_PAGE_ROWS = 50_000
+# The official registers' entries of the page's firms (shared/schemas/registers.py): the firm,
+# the register, the first and last day the entry counts (null: no end) and the yuan it is worth
+# (a procurement contract's value; null for the others).
+REGISTER_ENTRY_COLUMNS: tuple[str, ...] = ("firm_id", "kind", "starts_on", "ends_on", "amount_yuan")
 
 
 class FirmFeedPage(BaseModel):
@@ -88,12 +93,27 @@ class FirmFeedPage(BaseModel):
     see was stamped after ``read_at`` less the longest write transaction, which bounds the
     overlap the next ``changed_since`` must keep. Each column lists its values in id order;
     dates are ISO strings, absent values null.
+
+    The firm columns carry each gating attribute as its portal declared it. What the official
+    registers say comes beside them, for the reader to evaluate on the day it asks (an entry
+    stops counting after its last day without any write): ``registers``, every published
+    register and its version; ``entries``, the register entries of the page's firms (those of
+    the firms written since ``changed_since``, and, for each register in ``entries_replaced``,
+    of every firm in the page's id range: ``after_id`` < id ≤ ``next_after_id``, unbounded
+    above on the last page). A register is replaced when it was published since
+    ``changed_since`` (on a read of every firm, all of them are): the reader drops its entries
+    for that id range and takes the page's.
     """
 
     read_at: datetime
     columns: dict[str, list[Any]]
     erased: list[int] = Field(default_factory=list)
     next_after_id: int | None = None
+    registers: dict[RegisterKind, int] = Field(default_factory=dict)
+    entries: dict[str, list[Any]] = Field(
+        default_factory=lambda: {name: [] for name in REGISTER_ENTRY_COLUMNS}
+    )
+    entries_replaced: list[RegisterKind] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _aligned(self) -> FirmFeedPage:
@@ -102,4 +122,8 @@ class FirmFeedPage(BaseModel):
         lengths = {len(values) for values in self.columns.values()}
         if len(lengths) > 1:
             raise ValueError("columns of different lengths")
+        if set(self.entries) != set(REGISTER_ENTRY_COLUMNS):
+            raise ValueError("entries differ from REGISTER_ENTRY_COLUMNS")
+        if len({len(values) for values in self.entries.values()}) > 1:
+            raise ValueError("entries of different lengths")
         return self

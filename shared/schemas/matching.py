@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from shared.schemas.firm import FirmFeatures
 from shared.schemas.product import ProductFeatures
+from shared.schemas.registers import VerifiedFields
 from shared.types import PositiveYuan, TermMonths
 
 Lang = Literal["zh", "en"]
@@ -33,6 +34,7 @@ class RankRequest(BaseModel):
     """
 
     firm: FirmFeatures
+    verified: VerifiedFields
     firm_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
     products: list[ProductFeatures] | None = Field(
         default=None, max_length=MAX_PRODUCTS_PER_REQUEST
@@ -120,6 +122,7 @@ class ScanFirm(BaseModel):
 
     id: int = Field(ge=1, le=2**63 - 1)
     features: FirmFeatures
+    verified: VerifiedFields
 
 
 class NewlyQualifiedRequest(BaseModel):
@@ -147,6 +150,7 @@ class EligibilityRequest(BaseModel):
     """One firm against one product: matching's rules only (no model, no cost)."""
 
     firm: FirmFeatures
+    verified: VerifiedFields
     product: ProductFeatures
     lang: Lang = "zh"
 

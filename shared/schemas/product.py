@@ -131,6 +131,54 @@ if set(Eligibility.model_fields) != set(CRITERION_CODES):  # pragma: no cover - 
     )
 
 
+def _verifiable(codes: list[str]) -> list[str]:
+    for code in codes:
+        criterion = CRITERIA_BY_CODE.get(code)
+        if criterion is None:
+            raise ValueError(f"unknown criterion {code!r}")
+        if criterion.register is None:
+            raise ValueError(
+                f"{code} has no official register to verify it: only "
+                f"{', '.join(VERIFIABLE_CRITERIA)} can be verified_only"
+            )
+    return sorted(set(codes))
+
+
+# The criteria an official register can verify (shared/criteria: ``Criterion.register``).
+VERIFIABLE_CRITERIA: tuple[str, ...] = tuple(
+    code for code in CRITERION_CODES if CRITERIA_BY_CODE[code].register is not None
+)
+
+
+class Verification(SQLModel):
+    """Which of a product's criteria only an official register's value satisfies."""
+
+    verified_only: list[str] = Field(
+        default_factory=list,
+        sa_type=sa.JSON,
+        max_length=MAX_LIST,
+        description="criteria (of "
+        + ", ".join(VERIFIABLE_CRITERIA)
+        + ") a firm meets only by an official register's value, never by its portal's "
+        "declaration alone; each must be one the product sets",
+    )
+
+    @field_validator("verified_only")
+    @classmethod
+    def _verifiable_codes(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else _verifiable(value)
+
+
+def check_verified_only(obj: SQLModel) -> None:
+    """Every criterion a product marks verified_only is one it sets (else 422 naming it)."""
+    unset = [code for code in getattr(obj, "verified_only", None) or [] if not getattr(obj, code)]
+    if unset:
+        reason = f"verified_only names {', '.join(unset)}, which the product does not require"
+        raise invalid_fields(
+            type(obj).__name__, {"verified_only": reason}, {"verified_only": unset}
+        )
+
+
 class ProductTerms(SQLModel):
     """Price and size of a product; money in yuan, rates and fees in basis points."""
 
@@ -175,7 +223,7 @@ def check_ranges(obj: SQLModel) -> None:
             )
 
 
-class ProductBase(ProductTerms, Eligibility):
+class ProductBase(ProductTerms, Eligibility, Verification):
     """What an institution sets for a product."""
 
     name: Name = Field(sa_type=AutoString(length=200))
@@ -191,6 +239,7 @@ class ProductCreate(ProductBase):
     @model_validator(mode="after")
     def _ranges(self) -> ProductCreate:
         check_ranges(self)
+        check_verified_only(self)
         return self
 
 
@@ -208,7 +257,7 @@ class ProductPublic(ProductBase):
     version: int
 
 
-class ProductFeatures(ProductTerms, Eligibility):
+class ProductFeatures(ProductTerms, Eligibility, Verification):
     """A product as the matching service ranks it."""
 
     id: int = Field(ge=1, le=2**63 - 1)

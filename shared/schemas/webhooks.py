@@ -29,6 +29,7 @@ class EventType(StrEnum):
     APPLICATION_DECIDED = "application.decided"
     MATCH_NEW_PRODUCT = "match.new_product"
     MODEL_PROMOTED = "model.promoted"
+    FIRM_VERIFICATION_CHANGED = "firm.verification_changed"
     # Sent by POST /v1/webhooks/endpoints/{id}/test to that endpoint only; not subscribable.
     PING = "webhook.ping"
     # The dispatcher's notice when it disables an endpoint: in that endpoint's delivery log, and
@@ -46,6 +47,7 @@ RECEIVED_BY: Mapping[EventType, PrincipalRole] = MappingProxyType(
         EventType.APPLICATION_DECIDED: PrincipalRole.PORTAL,
         EventType.MATCH_NEW_PRODUCT: PrincipalRole.PORTAL,
         EventType.MODEL_PROMOTED: PrincipalRole.ADMIN,
+        EventType.FIRM_VERIFICATION_CHANGED: PrincipalRole.PORTAL,
     }
 )
 
@@ -207,6 +209,12 @@ class WebhookDeliveryPublic(BaseModel):
     attempt_log: list[WebhookAttemptPublic] = Field(default_factory=list)
 
 
-def webhook_id(delivery_id: int) -> str:
-    """The webhook-id header of a delivery: the same on every retry, so receivers dedupe by it."""
-    return f"msg_{delivery_id}"
+def webhook_id(event_id: int, endpoint_id: int) -> str:
+    """The webhook-id header of a delivery: the same on every retry, so receivers dedupe by it.
+
+    Made of the event's and the endpoint's ids, not the delivery row's: on SQLite a deleted
+    endpoint's deliveries free their row ids for the next ones, which would reuse a
+    webhook-id. An event goes once to each endpoint, and an endpoint that takes a freed id
+    only receives events that are newer than it.
+    """
+    return f"msg_{event_id}_{endpoint_id}"

@@ -72,6 +72,29 @@ def _a_test_ping_reaches_a_receiver(gateway: str, auth: dict[str, str]) -> None:
     assert json.loads(got.body)["type"] == "webhook.ping"
 
 
+def _the_examples_run_against_it(gateway: str, keys_file: Path) -> None:
+    """examples/receiver.py and examples/portal.py as docs/integration.md runs them, against
+    this make run and the keys it wrote (tests/examples checks them in depth)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FINMATCH_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT / "clients" / "python"), str(REPO_ROOT)])
+    connection = ["--url", gateway, "--keys-file", str(keys_file)]
+    for script, args, verified in (
+        ("receiver.py", ["--ping", "--count", "1", "--timeout", "60"], "webhook.ping verified"),
+        ("portal.py", ["--timeout", "60"], "application.decided verified"),
+    ):
+        ran = subprocess.run(
+            [sys.executable, str(REPO_ROOT / "examples" / script), *args, *connection],
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert ran.returncode == 0, ran.stdout + ran.stderr
+        assert verified in ran.stdout, ran.stdout
+
+
 def test_make_run_answers_and_stops_in_order_on_ctrl_c(tmp_path: Path) -> None:
     ports = {name: free_port() for name in ("GATEWAY", "REGISTRY", "MATCHING")}
     dispatcher_port = free_port()
@@ -114,6 +137,9 @@ def test_make_run_answers_and_stops_in_order_on_ctrl_c(tmp_path: Path) -> None:
         assert body["is_prior"] is False  # make run trained the first model
         assert body["ranked"]
         _a_test_ping_reaches_a_receiver(gateway, portal)
+        # The banner's next step, with this run's gateway (not the default port).
+        assert f"try        .venv/bin/python examples/receiver.py --ping --url {gateway}" in started
+        _the_examples_run_against_it(gateway, tmp_path / "var" / "demo-keys.json")
 
         os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
         output, _ = process.communicate(timeout=90)

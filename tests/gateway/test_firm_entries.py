@@ -6,8 +6,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 
 import httpx
+import orjson
 import pytest
 import redis
 from fastapi.testclient import TestClient
@@ -15,7 +17,8 @@ from sqlalchemy.engine import Engine
 
 from services.gateway.main import create_app as create_gateway
 from services.registry.firm_cache import FirmCache
-from shared.firm_entries import WRITER_KEY, entry_key, read_entry
+from shared.firm_entries import WRITER_KEY, entry_key, entry_stamp, read_entry
+from shared.schemas.registers import today_in_china
 from tests.gateway.conftest import (
     BOOTSTRAP,
     Api,
@@ -163,3 +166,39 @@ def test_bad_input_on_the_match_path_still_names_the_field(engine: Engine) -> No
         answer = portal.get(f"/v1/firms/{firm_id}/matches", params={"limit": 0})
         assert answer.status_code == 422
         assert "limit" in answer.text
+
+
+def test_a_register_upload_makes_the_entries_read_before_it_a_miss(engine: Engine) -> None:
+    """An upload changes a firm's provenance without a write to the firm: its entry, stamped
+    with the registers' generation it was read under, no longer counts."""
+    with stack_with_entries(engine) as (stack, reads, _cache, raw, prefix):
+        portal, city = stack.principal("portal"), stack.principal("official")
+        bank = stack.institution("东莞科技银行")
+        product = bank.post(
+            "/v1/products", json=data.product(name="高企贷", requires_high_tech=True)
+        )
+        assert product.status_code == 201, product.text
+        firm = portal.post("/v1/firms", json=data.firm(1, is_high_tech=True)).json()
+        held = raw.get(prefix + entry_key(firm["id"]))
+        today = today_in_china()
+        assert read_entry(held, entry_stamp(None, today)) is not None
+        assert read_entry(held, entry_stamp(None, today - timedelta(days=1))) is None
+        first = portal.get(f"/v1/firms/{firm['id']}/matches").json()
+        assert [r["product_id"] for r in first["ranked"]] == [product.json()["id"]]
+        assert reads.reads == 0
+
+        # The register lists another firm: this one's declaration is contradicted.
+        upload = city.request(
+            "PUT",
+            "/v1/registers/high_tech",
+            params={"upload_id": "entries-1"},
+            content=orjson.dumps(data.register_line("high_tech", 2)) + b"\n",
+            headers={"Content-Type": "application/x-ndjson"},
+        )
+        assert upload.status_code == 200, upload.text
+        after = portal.get(f"/v1/firms/{firm['id']}/matches").json()
+        assert after["ranked"] == []
+        assert reads.reads == 1  # the entry was a miss: the registry answered
+        again = portal.get(f"/v1/firms/{firm['id']}/matches", params={"lang": "en"}).json()
+        assert again["ranked"] == []
+        assert reads.reads == 1  # the entry written back, under the new stamp, counts

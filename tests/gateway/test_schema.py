@@ -56,6 +56,7 @@ GATEWAY = build_stack(ENGINE, **UNLIMITED)[0].app
 
 # The bulk import's NDJSON body is sent as text: generated strings become lines to validate.
 schemathesis.serializer.alias("application/x-ndjson", "text/plain")
+schemathesis.serializer.alias("text/csv", "text/plain")
 schema = schemathesis.openapi.from_dict(
     GATEWAY.openapi(),
     config=schemathesis.Config(seed=SEED, suppress_health_check=[HealthCheck.all]),
@@ -100,7 +101,7 @@ def role_for(method: str, path: str) -> str:
     """The role that uses an operation, so that requests get past its role check."""
     if path.startswith("/v1/admin"):
         return "admin"
-    if path.startswith("/v1/stats"):
+    if path.startswith(("/v1/stats", "/v1/registers")):
         return "official_city"
     if path.startswith("/v1/products") and method != "GET":
         return "institution"
@@ -136,7 +137,12 @@ def test_no_server_error_and_documented_success(case: Any, world: World) -> None
 # and a generated "wrong type" (an object where the schema says string) is serialized as text
 # that is a well-formed NDJSON line, answered per line. Its empty body is refused (see
 # test_lax_json_is_refused).
-TEXT_BODIES = {("POST", "/v1/firms/bulk"), ("POST", "/v1/decisions/history")}
+TEXT_BODIES = {
+    ("POST", "/v1/firms/bulk"),
+    ("POST", "/v1/decisions/history"),
+    ("PUT", "/v1/registers/{kind}"),
+    ("POST", "/v1/registers/{kind}"),
+}
 
 
 def _text_body(ctx: Any) -> bool:

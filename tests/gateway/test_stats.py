@@ -6,6 +6,7 @@ exporting US$2M–12M. Lowering the threshold to US$5M must admit exactly the fi
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -14,7 +15,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from services.registry.models import AuditEntry
-from tests.gateway.conftest import Api, Stack, running_stack
+from tests.gateway.conftest import Api, Stack, matching_app, registry_app, running_stack
 from tests.registry import data
 
 TANGXIA, HUMEN = "441900116", "441900121"
@@ -174,3 +175,41 @@ def test_coverage_degrades_when_matching_is_down(engine: Engine) -> None:
         down = city.post("/v1/stats/what-if", json=question)
         assert down.status_code == 503
         assert "Retry-After" in down.headers
+
+
+class Rendezvous(httpx.AsyncBaseTransport):
+    """A downstream route that, on ``path``, says it was asked and waits (a while) for the
+    other route to be asked too: both in flight at once, or ``met`` stays false."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, path: str, met: dict[str, bool]) -> None:
+        self.inner, self.path, self.met = inner, path, met
+        self.asked = asyncio.Event()
+        self.other: Rendezvous | None = None
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == self.path and self.other is not None:
+            self.asked.set()
+            try:
+                await asyncio.wait_for(self.other.asked.wait(), timeout=5)
+                self.met[self.path] = True
+            except TimeoutError:
+                self.met[self.path] = False
+        return await self.inner.handle_async_request(request)
+
+
+def test_coverage_asks_the_registry_and_matching_at_once(engine: Engine) -> None:
+    """The matched firms (registry) and the gaps (matching) do not depend on each other."""
+    met: dict[str, bool] = {}
+    registry = Rendezvous(
+        httpx.ASGITransport(app=registry_app(engine)), "/v1/stats/coverage/matched", met
+    )
+    matching_service, _ = matching_app(httpx.ASGITransport(app=registry_app(engine)))
+    matching = Rendezvous(
+        httpx.ASGITransport(app=matching_service), "/internal/policy/coverage", met
+    )
+    registry.other, matching.other = matching, registry
+    with running_stack(engine, registry_transport=registry, matching_transport=matching) as stack:
+        answer = stack.principal("official").get("/v1/stats/coverage")
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["degraded"] is False
+    assert met == {"/v1/stats/coverage/matched": True, "/internal/policy/coverage": True}

@@ -290,6 +290,22 @@ def _history(w: World, side: str) -> Call:
     return "POST", "/v1/decisions/history", {"params": {"import_id": "hist-1"}, **_ndjson(line)}
 
 
+def _register(append: bool) -> Callable[[World, str], Call]:
+    """An upload of the green list naming firm FA (registers have no sides: the city's)."""
+
+    def call(w: World, side: str) -> Call:
+        line = {
+            "credit_code": w.firms["FA"]["credit_code"],
+            "list_date": "2025-06-30",
+            "sector": "节能环保",
+        }
+        params = {"upload_id": "reg-1"} | ({"mode": "append"} if append else {})
+        method = "POST" if append else "PUT"
+        return method, "/v1/registers/green_list", {"params": params, **_ndjson(line)}
+
+    return call
+
+
 def _apply_call(w: World, side: str) -> Call:
     # Side A: portal A's firm applies to Y's product; side B: portal B's firm to X's product.
     firm, product = _pick(side, (w["FA"], w["PY"]), (w["FB"], w["PX"]))
@@ -339,6 +355,8 @@ ENDPOINTS = {
     "firms.list": _on("GET /v1/firms"),
     "firms.bulk": Endpoint("POST /v1/firms/bulk", _firm_bulk),
     "decisions.history": Endpoint("POST /v1/decisions/history", _history),
+    "registers.replace": Endpoint("PUT /v1/registers/{kind}", _register(append=False)),
+    "registers.append": Endpoint("POST /v1/registers/{kind}", _register(append=True)),
     "firm.get": _on("GET /v1/firms/{id}", "FA", "FB"),
     "firm.patch": _on("PATCH /v1/firms/{id}", "FA", "FB", json={"employees": 60}, headers=IF_MATCH),
     "firm.erase": _on("DELETE /v1/firms/{id}", "FA", "FB"),
@@ -426,6 +444,9 @@ MATRIX = [
     Row("firms.list",        200,        404,          404,         404,         404,         200),
     Row("firms.bulk",        BOTH,       X,            X,           X,           X,           X),
     Row("decisions.history", X,          BOTH,         X,           X,           X,           X),
+    # The city's officials and admins upload the official registers; nobody lists them.
+    Row("registers.replace", 404,        404,          404,         404,         200,         200),
+    Row("registers.append",  404,        404,          404,         404,         200,         200),
     Row("firm.get",          A_ONLY,     A_ONLY,       X,           X,           X,           BOTH),
     Row("firm.patch",        A_ONLY,     X,            X,           X,           X,           X),
     Row("firm.erase",        (204, 404), X,            X,           X,           X,           X),
@@ -563,6 +584,12 @@ def _check_cell(world: World, endpoint: str, role: str, side: str, expected: int
             assert results[0]["errors"] == [
                 {"field": "product_id", "message": f"product {world['PY']} not found"}
             ]
+        return
+    if endpoint.startswith("registers."):
+        # The summary line: the upload became the register's first version.
+        summary = json.loads(answer.text.splitlines()[-1])
+        assert summary["upload"]["kind"] == "green_list"
+        assert summary["upload"]["version"] == 1
         return
     if answer.status_code == 204 or endpoint == "firms.bulk":
         return

@@ -4,21 +4,31 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import random
 import signal
+from datetime import timedelta
 from typing import Any
 
+import orjson
 import pytest
 import redis
 from fastapi import FastAPI
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
 from services.matching.config import MatchingSettings
 from services.matching.events import LocalEventBus, RedisEventBus
 from services.matching.jobs import TrainingBusy
 from services.matching.lifecycle import PROMOTIONS, ModelManager
 from services.matching.train import TrainingRefused
+from services.registry.history import prepare_history_batch, write_history_batch
+from services.registry.models import Institution, Principal, Product
 from services.registry.seed.loader import seed_demo
+from shared.enums import PrincipalRole
+from shared.schemas.product import ProductCreate
 from tests.matching.conftest import SEEDED_AT, TOKEN, matching_settings, registry_client
 from tests.polling import until
+from tests.registry import data
 from tests.services import need_redis
 
 H = {"X-Internal-Token": TOKEN}
@@ -258,6 +268,98 @@ def test_a_replica_stopping_mid_job_records_it(
         assert recorded["id"] == job["id"]
         assert recorded["status"] == "failed"
         assert recorded["error"] == "the matching replica stopped while the job ran"
+        await models.registry.aclose()
+
+    asyncio.run(scenario())
+
+
+def _import_history_without_credit_codes(engine: Engine, count: int) -> None:
+    """An institution's past decisions as the history import writes them (no live decision at
+    all), none with a credit code: each row is a firm of its own."""
+    with Session(engine) as session:
+        institution = Institution(name="只有历史的银行", kind="bank")
+        session.add(institution)
+        session.flush()
+        principal = Principal(
+            role=PrincipalRole.INSTITUTION.value, name="历史导入", institution_id=institution.id
+        )
+        product = Product(
+            **ProductCreate.model_validate(data.product()).model_dump(mode="json"),
+            institution_id=institution.id,
+        )
+        session.add_all([principal, product])
+        session.commit()
+        ids = (principal.id, institution.id, product.id)
+    principal_id, institution_id, product_id = ids
+    assert principal_id is not None
+    assert institution_id is not None
+    assert product_id is not None
+    rng = random.Random(15)
+    lines = []
+    for n in range(count):
+        revenue = rng.choice([2, 5, 10, 20, 50, 120]) * 1_000_000
+        patents = rng.randint(0, 6)
+        approved = (revenue >= 10_000_000 and patents >= 1) != (rng.random() < 0.15)
+        firm = data.firm(
+            employees=10 + revenue // 1_000_000,
+            annual_revenue_yuan=revenue,
+            total_assets_yuan=revenue // 2,
+            invention_patents=patents,
+        )
+        for key in ("credit_code", "name", "need_purpose"):
+            firm.pop(key)
+        submitted = SEEDED_AT - timedelta(days=730 - 3 * n)
+        decision = (
+            {"outcome": "approved", "approved_amount_yuan": 1_500_000, "rate_bp": 420}
+            | {"term_months": 12}
+            if approved
+            else {"outcome": "rejected", "rejection_reason": "insufficient_revenue"}
+        )
+        line = {
+            "product_id": product_id,
+            "firm": firm,
+            "requested_amount_yuan": 2_000_000,
+            "requested_term_months": 12,
+            "submitted_at": submitted.isoformat(),
+            "decided_at": (submitted + timedelta(days=5)).isoformat(),
+            "decision": decision,
+        }
+        lines.append((n + 1, orjson.dumps(line)))
+    batch = prepare_history_batch(0, lines, key=b"test-hash-key")
+    assert not batch.invalid, batch.invalid
+    written = write_history_batch(
+        engine,
+        batch,
+        principal_id=principal_id,
+        institution_id=institution_id,
+        import_id="history",
+        request_id=None,
+    )
+    assert written.status == "committed"
+
+
+def test_an_imported_history_alone_trains_a_model(
+    registry_app: FastAPI, engine: Engine, settings: MatchingSettings
+) -> None:
+    """Imported decisions count towards the minimum (they are what training reads), and a
+    history without credit codes, whose holdout has no firm with two rows to rank (no NDCG),
+    still uploads its model: the metrics without a value are left out, never sent as NaN."""
+    _import_history_without_credit_codes(engine, settings.min_training_rows + 40)
+
+    async def scenario() -> None:
+        models = manager(registry_app, settings)
+        assert await models.registry.decisions_count() == settings.min_training_rows + 40
+        outcome = await models.train()
+        assert outcome.promoted, outcome.reason
+        champion = await models.registry.champion()
+        assert champion is not None
+        assert champion["version"] == outcome.version
+        assert "ndcg_at_5" not in champion["metrics"]
+        assert "ndcg_at_5" not in champion["meta"]["holdout_metrics"]
+        assert champion["metrics"]["log_loss"] > 0
+        (job,) = await jobs(models)
+        assert job["status"] == "succeeded"
+        await models.stop()
         await models.registry.aclose()
 
     asyncio.run(scenario())

@@ -9,7 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from services.matching.batch import newly_qualified
-from services.matching.policy import reach
+from services.matching.firm_columns import FirmColumns
+from services.matching.policy import Population, reach
 from services.matching.ranking import rank_products_for_firm
 from services.matching.tables import FirmTable, ProductTable
 from shared.schemas.matching import RankOptions
@@ -119,9 +120,11 @@ def test_the_scan_endpoint_needs_the_internal_token(client: TestClient) -> None:
 
 
 def test_reach_counts_the_eligible_and_the_models_mean_probability() -> None:
-    table = FirmTable.from_firms(list(firms()), AS_OF)
+    columns = FirmColumns.from_firms(firms(), [True] * len(firms()))
+    columns.date_to(AS_OF)
+    everyone = Population(columns)
     product = next(p for p in catalogue().products if len(reached(p, "logistic")) >= 3)
-    result = reach(table, product, scorer("logistic"))
+    result = reach(everyone, product, scorer("logistic"))
     table_one = ProductTable.from_products([product])
     ranked = []
     for firm in firms():
@@ -136,4 +139,4 @@ def test_reach_counts_the_eligible_and_the_models_mean_probability() -> None:
         assert criterion["binding"] == (
             criterion["suppressed"] or bool(criterion["additional_firms"])
         )
-    assert reach(table, product, scorer("prior")).expected_approval_share is None
+    assert reach(everyone, product, scorer("prior")).expected_approval_share is None

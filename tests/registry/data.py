@@ -58,3 +58,20 @@ def application(firm_id: int, product_id: int, **overrides: Any) -> dict[str, An
         "consent_share_profile": True,
     }
     return body | overrides
+
+
+def register_line(kind: str, seq: int = 1, **overrides: Any) -> dict[str, Any]:
+    """A valid line of a register upload for the firm data.firm(seq) describes."""
+    code = make_dongguan_credit_code(seq)
+    bodies: dict[str, dict[str, Any]] = {
+        "high_tech": {"certificate_number": f"GR2024440{seq:05d}", "valid_from": "2024-12-01"},
+        "specialized_sme": {"level": "provincial", "year": 2024},
+        "green_list": {"list_date": "2024-06-30", "sector": "节能环保"},
+        "gov_procurement_awards": {
+            "contract_number": f"DGCG-2025-{seq:04d}",
+            "value_yuan": 1_200_000,
+            "award_date": "2025-03-01",
+            "end_date": "2099-12-31",
+        },
+    }
+    return {"credit_code": code, **bodies[kind]} | overrides

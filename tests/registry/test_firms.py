@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import psycopg
 import pytest
 import sqlalchemy as sa
@@ -12,7 +13,7 @@ from sqlmodel import Session
 
 from services.registry.db import fetch_one
 from services.registry.models import Firm
-from shared.schemas.firm import FirmPublic
+from services.registry.registers.provenance import firm_public
 from tests.registry import data
 from tests.registry.conftest import Actor
 from tests.registry.test_applications import apply, setup_firm_and_product
@@ -180,7 +181,7 @@ def _orm_bytes(engine: Engine, firm_id: int) -> bytes:
     with Session(engine) as session:
         firm = session.get(Firm, firm_id)
         assert firm is not None
-        return FirmPublic.model_validate(firm).model_dump_json().encode()
+        return firm_public(session.connection(), firm).model_dump_json().encode()
 
 
 def test_a_portal_reads_its_firm_in_one_driver_statement_on_postgresql(
@@ -192,6 +193,19 @@ def test_a_portal_reads_its_firm_in_one_driver_statement_on_postgresql(
     sparse = portal.post("/v1/firms", json=data.firm(1, credit_rating=None, need_amount_yuan=None))
     full = portal.post("/v1/firms", json=data.firm(2, export_revenue_usd=3_000_000))
     ids = [sparse.json()["id"], full.json()["id"]]
+    # A register that lists firm 2 (twice: two contracts) and not firm 1: both paths read it.
+    awards = [
+        data.register_line("gov_procurement_awards", 2),
+        data.register_line("gov_procurement_awards", 2, contract_number="DGCG-2", value_yuan=7),
+    ]
+    uploaded = admin.request(
+        "PUT",
+        "/v1/registers/gov_procurement_awards",
+        params={"upload_id": "u"},
+        content=b"\n".join(orjson.dumps(line) for line in awards),
+        headers={"Content-Type": "application/x-ndjson"},
+    )
+    assert uploaded.status_code == 200, uploaded.text
     seen, stop = _firm_statements(engine)
     try:
         reads = [portal.get(f"/v1/firms/{firm_id}") for firm_id in ids]
@@ -206,6 +220,11 @@ def test_a_portal_reads_its_firm_in_one_driver_statement_on_postgresql(
         assert read.status_code == 200
         assert read.headers["ETag"] == '"1"'
         assert read.content == _orm_bytes(engine, firm_id)
+    procurement = [r.json()["provenance"]["gov_procurement_contracts_yuan"] for r in reads]
+    assert [(p["status"], p["value"], len(p["evidence"])) for p in procurement] == [
+        ("verified", 0, 0),
+        ("contradicted", 1_200_007, 2),
+    ]
     with engine.connect() as conn:  # the pool handed its connections back as they were
         assert getattr(conn.connection.dbapi_connection, "autocommit", False) is not True
 

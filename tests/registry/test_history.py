@@ -437,6 +437,52 @@ def test_a_product_with_imported_decisions_is_archived_not_deleted(
     assert [r["product_id"] for r in rows] == [product_id]
 
 
+def test_imported_decisions_count_towards_training(
+    portal: Actor, bank: Actor, product_id: int
+) -> None:
+    """The count matching checks before it trains (FINMATCH_MIN_TRAINING_ROWS) and watches for
+    retraining: what the training export gives, the imported rows included."""
+
+    def counted(**params: str) -> dict[str, Any]:
+        answer = bank.client.get(
+            "/internal/decisions/count", params=params, headers={"X-Internal-Token": TOKEN}
+        )
+        assert answer.status_code == 200, answer.text
+        body: dict[str, Any] = answer.json()
+        return body
+
+    assert counted() == {"count": 0, "live": 0, "imported": 0, "latest_decided_at": None}
+    firm_id = portal.post("/v1/firms", json=data.firm(5)).json()["id"]
+    application = apply(portal, firm_id, product_id)
+    decided = bank.post(
+        f"/v1/applications/{application['id']}/decision",
+        json={"outcome": "rejected", "rejection_reason": "other"},
+    )
+    assert decided.status_code == 201
+    live_decided_at = decided.json()["decided_at"]
+    before_import = datetime.now(UTC)
+    lines = [
+        past_line(product_id, submitted_at=f"2024-0{n}-03T09:30:00+08:00") for n in range(1, 4)
+    ]
+    assert send(bank, ndjson(lines)).status_code == 200
+    rejection = {"outcome": "rejected", "rejection_reason": "other"}
+    rejected_line = past_line(product_id, decision=rejection)
+    assert send(bank, ndjson([rejected_line]), import_id="h2").status_code == 200
+
+    everything = counted()
+    assert (everything["count"], everything["live"], everything["imported"]) == (5, 1, 4)
+    assert everything["count"] == len(export(bank))  # what training reads, no more, no less
+    # The newest decision is the live one (the imported ones were decided in 2025).
+    newest = datetime.fromisoformat(everything["latest_decided_at"])
+    assert newest == datetime.fromisoformat(live_decided_at)
+    # Since a time: live ones decided after it, imported ones imported after it, whatever
+    # their (past) decided_at: both are new to training.
+    since = counted(since=before_import.isoformat())
+    assert (since["count"], since["live"], since["imported"]) == (4, 0, 4)
+    later = datetime.now(UTC) + timedelta(minutes=1)
+    assert counted(since=later.isoformat())["count"] == 0
+
+
 def test_a_deployment_must_set_the_hash_key() -> None:
     deployed = {"internal_token": "t", "database_url": "unused://", "environment": "production"}
     with pytest.raises(RuntimeError, match="FINMATCH_CREDIT_CODE_HASH_KEY"):

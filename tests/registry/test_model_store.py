@@ -102,4 +102,4 @@ def test_database_allows_one_champion_only(engine: Engine, client: TestClient) -
 
 def test_decision_count(client: TestClient) -> None:
     counted = client.get("/internal/decisions/count", headers=H).json()
-    assert counted == {"count": 0, "latest_decided_at": None}
+    assert counted == {"count": 0, "live": 0, "imported": 0, "latest_decided_at": None}

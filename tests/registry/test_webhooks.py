@@ -190,7 +190,7 @@ def test_ping_creates_one_pending_delivery_to_that_endpoint_only(
     assert delivery["event_type"] == "webhook.ping"
     assert delivery["endpoint_id"] == target["id"]
     assert delivery["status"] == "pending"
-    assert delivery["webhook_id"] == f"msg_{delivery['id']}"
+    assert delivery["webhook_id"] == f"msg_{delivery['event_id']}_{target['id']}"
     with Session(engine) as session:
         rows = list(session.exec(select(WebhookDelivery)))
         assert [(d.id, d.endpoint_id) for d in rows] == [(delivery["id"], target["id"])]
@@ -248,6 +248,18 @@ def test_delete_removes_the_endpoint_and_its_log(portal: Actor, engine: Engine) 
     assert portal.delete(f"/v1/webhooks/endpoints/{created['id']}").status_code == 204
     assert portal.get(f"/v1/webhooks/endpoints/{created['id']}").status_code == 404
     assert portal.get("/v1/webhooks/deliveries").json()["data"] == []
+
+
+def test_a_webhook_id_is_never_reused_after_its_endpoint_is_deleted(portal: Actor) -> None:
+    """SQLite hands a deleted endpoint's row ids to the next rows: the webhook-id a receiver
+    dedupes by must still be new."""
+    seen = set()
+    for _ in range(3):
+        endpoint = create(portal)
+        ping = portal.post(f"/v1/webhooks/endpoints/{endpoint['id']}/test").json()
+        assert ping["webhook_id"] not in seen
+        seen.add(ping["webhook_id"])
+        assert portal.delete(f"/v1/webhooks/endpoints/{endpoint['id']}").status_code == 204
 
 
 def test_other_principals_ids_are_404(portal: Actor, other_portal: Actor, bank: Actor) -> None:

@@ -16,7 +16,9 @@ ROOT = Path(__file__).resolve().parents[2]
 HAN = re.compile(r"[\u4e00-\u9fff]")
 # `code` literals in the source that are not problem codes: an explanation's reason, an input
 # warning, the eligibility criteria (an unmet criterion's code).
-NOT_PROBLEM_CODES = {"cost", "export_exceeds_revenue"} | set(CRITERION_CODES)
+NOT_PROBLEM_CODES = {"cost", "export_exceeds_revenue", "declaration_contradicted"} | set(
+    CRITERION_CODES
+)
 LITERAL = re.compile(r"""\bcode\s*=\s*["']([a-z_]+)["']|["']code["']\s*:\s*["']([a-z_]+)["']""")
 
 

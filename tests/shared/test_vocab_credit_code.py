@@ -1,7 +1,10 @@
 """Tests for unified social credit code normalisation and synthetic Dongguan codes."""
 
+import random
+
 import pytest
 from stdnum.cn import uscc
+from stdnum.exceptions import ValidationError as StdnumError
 
 from shared.vocab.credit_code import (
     CODE_CHARACTERS,
@@ -131,3 +134,26 @@ def test_dongguan_code_rejects_bad_kinds(kind: str) -> None:
 def test_dongguan_code_rejects_out_of_range_seq(seq: int) -> None:
     with pytest.raises(ValueError, match="seq must be in"):
         make_dongguan_credit_code(seq)
+
+
+def test_the_canonical_fast_path_agrees_with_stdnum() -> None:
+    """Canonical codes skip the clean-up passes: the verdict must stay stdnum's, for valid
+    codes and for each one-character change of them (check character, letters I/O/S/V/Z,
+    lower case, a letter among the first eight)."""
+    rng = random.Random(16)
+    probes = []
+    for seq in range(300):
+        code = make_dongguan_credit_code(seq, rng.choice(["91", "92", "93"]))
+        position = rng.randrange(18)
+        replacement = rng.choice("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZa")
+        probes += [code, code[:position] + replacement + code[position + 1 :]]
+    for probe in probes:
+        try:
+            expected: str | None = str(uscc.validate(probe))
+        except StdnumError:
+            expected = None
+        try:
+            got: str | None = normalize_credit_code(probe)
+        except InvalidCreditCode:
+            got = None
+        assert got == expected, probe

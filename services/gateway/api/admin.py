@@ -41,10 +41,21 @@ async def create_institution(
     )
 
 
-@router.get("/institutions")
-async def list_institutions(request: Request, principal: CurrentPrincipal) -> Response:
+@router.get(
+    "/institutions",
+    response_model=Page[InstitutionPublic],
+    summary="List institutions / 机构列表",
+)
+async def list_institutions(
+    request: Request,
+    principal: CurrentPrincipal,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: Cursor = None,
+) -> Response:
+    """Every institution, oldest first, a page at a time (`limit`, `cursor`)."""
     require(principal, PrincipalRole.ADMIN)
-    return await forward(request, "GET", "/v1/institutions", principal, params={"limit": 500})
+    params = {"limit": limit, "cursor": cursor}
+    return await forward(request, "GET", "/v1/institutions", principal, params=params)
 
 
 @router.post("/principals", response_model=PrincipalPublic, status_code=201)
@@ -129,7 +140,7 @@ TOO_FEW_EXAMPLE = {
     "title": "Unprocessable entity",
     "status": 422,
     "code": "training_refused",
-    "detail": "120 decided applications; need at least 200",
+    "detail": "120 decisions to train on (live and imported); need at least 200",
 }
 
 

@@ -20,7 +20,7 @@ from shared.schemas.application import (
     DecisionCreate,
     DecisionPublic,
 )
-from shared.schemas.firm import FirmFeatures
+from shared.schemas.firm import effective_features, verified_fields
 from shared.schemas.matching import Lang
 from shared.schemas.page import Cursor, Page
 
@@ -55,7 +55,6 @@ async def apply(
 
 
 # What matching's rules read of a firm: the firm as the registry answered it, without identity.
-_FIRM_FEATURES = tuple(FirmFeatures.model_fields)
 
 
 async def _eligibility(
@@ -74,10 +73,10 @@ async def _eligibility(
     product = catalogue.by_id.get(body.product_id)
     if firm.get("owner_principal_id") != principal.id or product is None:
         return None
-    features = {name: firm[name] for name in _FIRM_FEATURES if name in firm}
+    features = effective_features(firm)
     try:
         answer = await state.matching.eligibility(
-            {"firm": features, "product": product, "lang": lang}
+            {"firm": features, "verified": verified_fields(firm), "product": product, "lang": lang}
         )
     except ProblemError:
         logger.warning("eligibility of firm %s for product %s unknown", firm["id"], product["id"])

@@ -27,15 +27,20 @@ from shared.errors import (
     problem_responses,
 )
 from shared.firm_entries import (
+    DELETE_IF_HELD_SCRIPT,
+    REGISTERS_GENERATION,
     WRITE_SCRIPT,
     WRITER_KEY,
     EntryWrite,
     entry_key,
+    entry_stamp,
     read_entry,
     script_arguments,
+    stamped_body,
 )
-from shared.schemas.firm import FirmFeatures
+from shared.schemas.firm import effective_features, verified_fields
 from shared.schemas.matching import Lang, NearMiss, RankedProduct, RankOptions
+from shared.schemas.registers import today_in_china
 from shared.types import MAX_YUAN
 
 router = APIRouter(prefix="/v1", tags=["matches"])
@@ -83,9 +88,15 @@ class MatchesResponse(BaseModel):
     near_misses: list[NearMissProduct]
 
 
-# What matching ranks on: the firm as the registry answered it, without identity or free text.
-# Matching validates it (RankRequest); the gateway validates it only to rank locally.
-_FIRM_FEATURES = tuple(FirmFeatures.model_fields)
+async def _write_back(state: Any, write: EntryWrite, stale: bytes | None) -> None:
+    """A firm's entry written back from the registry's answer, after deleting ``stale`` (the
+    entry read under an older stamp) if it is still held."""
+    settings = state.settings
+    if stale is not None:
+        await state.cache.run_script(DELETE_IF_HELD_SCRIPT, [entry_key(write.firm_id)], [stale])
+    await state.cache.run_script(
+        WRITE_SCRIPT, *script_arguments([write], ttl_ms(settings.firm_entry_ttl_seconds))
+    )
 
 
 def _with_product(catalogue: Catalogue, item: dict[str, Any]) -> dict[str, Any]:
@@ -125,25 +136,36 @@ async def firm_matches(
     state = request.app.state
     query = f"{principal.id}:{firm_id}:{lang}:{limit}:{near_miss_limit}:{amount_yuan}:{term_months}"
     key, last_key = f"match:{query}", f"match-last:{query}"
-    # One round trip: the portal's firms generation, the catalogue's, the stored answer, which
-    # stands only if it was computed from those same versions (and the current model), and the
-    # firm as the registry last committed it (its entry: shared/firm_entries.py).
-    firms_generation, catalogue_generation, stored, writer, entry = await state.cache.get_many(
+    # One round trip: the portal's firms generation, the registers', the catalogue's, the stored
+    # answer, which stands only if it was computed from those same versions (and the current
+    # model), and the firm as the registry last committed it (its entry: shared/firm_entries.py).
+    (
+        firms_generation,
+        registers_generation,
+        catalogue_generation,
+        stored,
+        writer,
+        entry,
+    ) = await state.cache.get_many(
         f"firms:generation:{principal.id}",
+        REGISTERS_GENERATION,
         CATALOGUE_GENERATION,
         key,
         WRITER_KEY,
         entry_key(firm_id),
     )
     catalogue: Catalogue = await state.catalogue.at(catalogue_generation)
-    stamps = ((firms_generation or b"0").decode(), catalogue.version, state.model_version)
+    firms_stamp = f"{(firms_generation or b'0').decode()}.{(registers_generation or b'0').decode()}"
+    stamps = (firms_stamp, catalogue.version, state.model_version)
     cached = unstamped(stored, *stamps)
     if cached is not None:
         match_served("cached")
         return Response(cached, media_type="application/json")
 
-    # Entries count only while a registry keeps them (it holds the writer's lease).
-    held_entry = read_entry(entry) if writer is not None else None
+    # Entries count only while a registry keeps them (it holds the writer's lease), and only
+    # under today's stamp: a register upload or a new day may change a firm's provenance.
+    stamp = entry_stamp(registers_generation, today_in_china())
+    held_entry = read_entry(entry, stamp) if writer is not None else None
     if held_entry is not None:
         firm, firm_body, etag = held_entry.firm, None, held_entry.etag
     else:
@@ -179,11 +201,14 @@ async def firm_matches(
         requested_term_months=term_months,
     )
     try:
+        # Each gating attribute at the value the registry's provenance gives (the official
+        # register's, wherever one covers it): matching ranks what is verified.
         ranking = await state.matching.rank_with_catalogue(
-            {name: firm[name] for name in _FIRM_FEATURES if name in firm},
+            effective_features(firm),
             catalogue.version,
             catalogue.products,
             options.model_dump(mode="json"),
+            verified=verified_fields(firm),
         )
     except ProblemError as exc:
         if exc.status < 500:
@@ -216,15 +241,11 @@ async def firm_matches(
         # The firm itself: what vouches for that answer while the registry is down.
         writes.append(hold_firm(state, principal, firm_body, etag))
     if firm_body is not None and writer is not None:
-        writes.append(
-            # And its entry, unless the registry wrote a newer one meanwhile.
-            state.cache.run_script(
-                WRITE_SCRIPT,
-                *script_arguments(
-                    [EntryWrite.of_firm(firm, firm_body)], ttl_ms(settings.firm_entry_ttl_seconds)
-                ),
-            )
-        )
+        # And its entry, unless the registry wrote a newer one meanwhile; one read under an
+        # older stamp is replaced.
+        stale = entry if entry is not None and read_entry(entry) is not None else None
+        write = EntryWrite.of_firm(firm, stamped_body(firm_body, stamp))
+        writes.append(_write_back(state, write, stale))
     await asyncio.gather(*writes)
     state.recorder.record(
         [

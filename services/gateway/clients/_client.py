@@ -37,8 +37,9 @@ from services.gateway.clients._retry import (
     Sleep,
     retrying,
 )
-from services.gateway.clients._transport import DEFAULT_LIMITS, PooledTransport, as_timeout
+from services.gateway.clients._transport import DEFAULT_LIMITS, as_timeout
 from shared.errors import PROBLEM_JSON, ProblemError
+from shared.http_transport import PooledTransport
 from shared.request_context import current_request_id, new_request_id
 
 log = logging.getLogger("finmatch.gateway.clients")

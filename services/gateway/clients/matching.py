@@ -61,13 +61,17 @@ class MatchingClient(DownstreamClient):
         options: JSON | None = None,
         *,
         firm_id: int | None = None,
+        verified: Sequence[str] = (),
     ) -> JSON:
         """Rank against a catalogue, sending its products only if the service lacks them.
 
         The first request names the version alone (the catalogue is the bulk of the body);
         a replica that has not seen it answers ``catalogue_unknown`` and gets the products once.
+        ``verified``: the firm's fields an official register gives (shared VerifiedFields).
         """
         body: JSON = {"firm": firm, "catalogue_version": catalogue_version}
+        if verified:
+            body["verified"] = list(verified)
         if options is not None:
             body["options"] = options
         if firm_id is not None:

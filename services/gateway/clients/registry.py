@@ -91,16 +91,20 @@ class RegistryClient(DownstreamClient):
         params: Params,
         body_stream: AsyncIterable[bytes],
         path: str = "/v1/firms/bulk",
+        *,
+        method: str = "POST",
+        content_type: str = "application/x-ndjson",
     ) -> httpx.Response:
         """The registry's NDJSON answer as it came (one result per line, then a summary), of
-        the firms' bulk import or another NDJSON import (``path``: past decisions)."""
+        the firms' bulk import or another streamed import (``path``: past decisions, a
+        register upload, whose body may be CSV)."""
         return await self.stream(
-            "POST",
+            method,
             path,
             content=body_stream,
             principal_id=principal_id,
             params=query(params),
-            headers={"Content-Type": "application/x-ndjson"},
+            headers={"Content-Type": content_type},
             timeout=self.bulk_timeout,
         )
 

@@ -77,7 +77,9 @@ async def rank(request: Request) -> Response:
             code=ErrorCode.CATALOGUE_UNKNOWN,
             field="catalogue_version",
         ) from exc
-    answer = rank_answer(body.firm, table, state.models.scorer, body.options)
+    answer = rank_answer(
+        body.firm, table, state.models.scorer, body.options, verified=body.verified
+    )
     ranked(RankResponse.model_construct(**answer))  # counts only: no validation needed
     return Response(orjson.dumps(answer), media_type="application/json")
 
@@ -93,7 +95,9 @@ async def newly_qualified_firms(
     approval probability and the effective cost, exactly as a ranking would give them.
     """
     scorer = request.app.state.models.scorer
-    firms = FirmTable.from_firms([f.features for f in body.firms], date.today())
+    firms = FirmTable.from_firms(
+        [f.features for f in body.firms], date.today(), [f.verified for f in body.firms]
+    )
     found = await run_in_threadpool(newly_qualified, firms, body.before, body.after, scorer)
     out = []
     for k, index in enumerate(found.firms.tolist()):
@@ -111,7 +115,7 @@ async def newly_qualified_firms(
 async def eligibility(body: EligibilityRequest) -> EligibilityAnswer:
     """Whether the firm meets the product's rules, and each criterion it fails (all of them,
     not only a near miss's few): what an application records at submission."""
-    firms = FirmTable.from_firms([body.firm], date.today())
+    firms = FirmTable.from_firms([body.firm], date.today(), [body.verified])
     products = ProductTable.from_products([body.product])
     elig = evaluate_firm(firms, 0, products)
     unmet = unmet_criteria(elig, 0, firms, 0, products, 0, body.lang)

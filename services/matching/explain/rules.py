@@ -14,6 +14,7 @@ from services.matching.explain import words
 from services.matching.tables import VOCABULARIES, Bools, FirmTable, Ints, ProductTable
 from shared.criteria import CRITERIA, CRITERIA_BY_CODE, Comparison, Criterion, Unit
 from shared.schemas.matching import Lang, Reason, UnmetCriterion
+from shared.schemas.registers import REGISTER_LABELS
 
 _COLUMN = {c.code: i for i, c in enumerate(CRITERIA)}
 # Most specific first: a threshold the firm clears says more than the town it happens to be in.
@@ -109,6 +110,11 @@ def _describe_unmet(
 ) -> _Unmet:
     """(message, required, actual, gap) of one failed criterion."""
     actual, required = float(firms.values[i, c]), float(products.settings[j, c])
+    if criterion.register is not None and products.verified_only[j, c]:
+        label = words.zh_en(lang, *criterion.label)
+        register = words.zh_en(lang, *REGISTER_LABELS[criterion.register])
+        message = words.say("unmet:verified_only", lang, label=label, register=register)
+        return message, None, None, None
     if criterion.compare is Comparison.REQUIRED:
         return words.fill(criterion.unmet, lang), None, None, None
     if criterion.compare is Comparison.RATING:

@@ -8,6 +8,12 @@ numbers. Eligibility criteria carry their own wording in the criterion registry
 from __future__ import annotations
 
 TEXT: dict[str, tuple[str, str]] = {
+    # A rule the product accepts only from an official register (verified_only).
+    "unmet:verified_only": (
+        "需经认定：{label}须列入{register}，仅申报不计",
+        "Must be verified: {label} needs a listing in the {register}; a declaration alone "
+        "does not count",
+    ),
     # Cost.
     "cost": ("年化成本约 {eff}（{parts}）", "Annual cost about {eff} ({parts})"),
     "cost:subsidised": (

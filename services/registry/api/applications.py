@@ -16,6 +16,7 @@ from services.registry.models import Application, Decision, Principal, Product
 from services.registry.models.columns import utcnow
 from services.registry.models.product import DECISION_TERM_BOUNDS, product_snapshot
 from services.registry.pagination import page_of
+from services.registry.registers.provenance import effective_values, provenance_for, public_values
 from shared.enums import ApplicationStatus, DecisionOutcome, PrincipalRole
 from shared.error_codes import ErrorCode
 from shared.errors import Conflict, NotFound, Unprocessable
@@ -100,6 +101,7 @@ def apply(
             field="product_id",
         )
     now = utcnow()
+    [provenance] = provenance_for(session.connection(), [public_values(firm)])
     consent = consents.grant(session, firm, product.institution_id, now)
     application = Application(
         firm_id=firm.id,
@@ -111,7 +113,7 @@ def apply(
         requested_term_months=body.requested_term_months,
         consent_share_profile=True,
         consent_at=now,
-        firm_snapshot=snapshot_of(firm, now),
+        firm_snapshot=snapshot_of(firm, now, effective_values(provenance)),
         product_snapshot=product_snapshot(product),
         town_code=firm.town_code,
         industry_section=firm.industry_section,

@@ -28,6 +28,7 @@ from services.registry.firm_cache import FirmCache, entry_of, tombstone_of
 from services.registry.idempotency import IdempotentWriteRoute
 from services.registry.models import Firm, Principal
 from services.registry.pagination import page_of
+from services.registry.registers.provenance import firm_public, firms_public, provenance_from_json
 from shared.enums import PrincipalRole
 from shared.errors import (
     NotFound,
@@ -61,6 +62,12 @@ def parse_if_match(value: str | None) -> int | None:
     return int(match.group(1))
 
 
+def entry_stamp_of(request: Request) -> str | None:
+    """The stamp of the entry this request will write (None without entries)."""
+    cache: FirmCache | None = request.app.state.firm_cache
+    return None if cache is None else cache.stamp()
+
+
 def write_through(request: Request, session: Session, entry: EntryWrite) -> None:
     """The firm's entry in Redis (shared/firm_entries.py) around the session's commit: a marker
     of the new version (or the tombstone) before it, the entry itself after it."""
@@ -80,14 +87,16 @@ def upsert_firm(
     principal: PrincipalDep,
     request_id: RequestIdDep,
     response: Response,
-) -> Firm:
+) -> FirmPublic:
     require_role(principal, PrincipalRole.PORTAL)
     firm, created = firm_rules.upsert_firm(session, body, principal, request_id)
-    write_through(request, session, entry_of(firm))
+    stamp = entry_stamp_of(request)  # before the registers are read for the answer
+    answer = firm_public(session.connection(), firm)
+    write_through(request, session, entry_of(firm, answer, stamp))
     session.commit()
     response.status_code = 201 if created else 200
     response.headers["ETag"] = etag(firm)
-    return firm
+    return answer
 
 
 @router.get("", response_model=Page[FirmPublic])
@@ -107,7 +116,9 @@ def list_firms(
         stmt = stmt.where(Firm.town_code == town_code)
     if credit_code:
         stmt = stmt.where(Firm.credit_code == credit_code.strip().upper())
-    return page_of(session, stmt, Firm.id, limit=limit, cursor=cursor)
+    page = page_of(session, stmt, Firm.id, limit=limit, cursor=cursor)
+    page["data"] = firms_public(session.connection(), page["data"])
+    return page
 
 
 @router.get("/{firm_id}", response_model=FirmPublic)
@@ -128,10 +139,12 @@ def _read_firm(engine: Engine, firm_id: int, principal: Principal) -> tuple[byte
         row = firm_rules.firm_row(engine, firm_id)
         if row is None or not firm_rules.readable_by_role(row["owner_principal_id"], principal):
             raise NotFound(f"firm {firm_id} not found")
+        row["provenance"] = provenance_from_json(row, row.pop("registers_json"))
         return FirmPublic.model_validate(row).model_dump_json().encode(), row["version"]
-    with statement_session(engine) as session:  # one statement (two for an institution)
+    with statement_session(engine) as session:  # two statements (three for an institution)
         firm = firm_rules.firm_visible_to(session, firm_id, principal)
-        return FirmPublic.model_validate(firm).model_dump_json().encode(), firm.version
+        answer = firm_public(session.connection(), firm)
+        return answer.model_dump_json().encode(), firm.version
 
 
 @router.patch("/{firm_id}", response_model=FirmPublic)
@@ -144,7 +157,7 @@ def update_firm(
     request_id: RequestIdDep,
     response: Response,
     if_match: Annotated[str | None, Header(max_length=40)] = None,
-) -> Firm:
+) -> FirmPublic:
     firm = firm_rules.firm_owned_by(session, firm_id, principal)
     expected = parse_if_match(if_match)
     if expected is None:
@@ -153,10 +166,12 @@ def update_firm(
         session.refresh(firm, with_for_update=True)
         expected = firm.version
     firm = firm_rules.update_firm(session, firm, body, expected, principal, request_id)
-    write_through(request, session, entry_of(firm))
+    stamp = entry_stamp_of(request)  # before the registers are read for the answer
+    answer = firm_public(session.connection(), firm)
+    write_through(request, session, entry_of(firm, answer, stamp))
     session.commit()
     response.headers["ETag"] = etag(firm)
-    return firm
+    return answer
 
 
 @router.delete("/{firm_id}", status_code=204)

@@ -15,7 +15,13 @@ from sqlmodel import Session, col, func, select
 
 from services.registry import audit, events
 from services.registry.api.deps import RequestIdDep, SessionDep, require_internal_token
-from services.registry.models import Decision, ModelStatus, ModelVersion, ModelVersionPublic
+from services.registry.models import (
+    Decision,
+    ImportedDecision,
+    ModelStatus,
+    ModelVersion,
+    ModelVersionPublic,
+)
 from services.registry.models.columns import utcnow
 from shared.error_codes import ErrorCode
 from shared.errors import Conflict, NotFound, Unprocessable
@@ -192,15 +198,32 @@ def rollback(
 
 
 class DecisionCount(BaseModel):
+    """The decisions training reads: the live ones and those institutions imported."""
+
     count: int
+    live: int
+    imported: int
     latest_decided_at: datetime | None
 
 
 @router.get("/decisions/count", response_model=DecisionCount)
 def decisions_count(session: SessionDep, since: datetime | None = None) -> DecisionCount:
-    """How many decisions exist (since a time): the matching service retrains on growth."""
-    stmt = select(func.count(), func.max(Decision.decided_at))
+    """How many decisions training would read (since a time): the live ones and the imported
+    past ones (``POST /v1/decisions/history``), as the training export gives both. The matching
+    service refuses to train below its minimum and retrains on growth. ``since`` counts live
+    decisions decided after it and imported ones imported after it (an imported decision is
+    dated in the past, but it is new to training when it arrives)."""
+    live_stmt = select(func.count(), func.max(Decision.decided_at))
+    imported_stmt = select(func.count(), func.max(ImportedDecision.decided_at))
     if since is not None:
-        stmt = stmt.where(col(Decision.decided_at) > since)
-    count, latest = session.exec(stmt).one()
-    return DecisionCount(count=int(count), latest_decided_at=latest)
+        live_stmt = live_stmt.where(col(Decision.decided_at) > since)
+        imported_stmt = imported_stmt.where(col(ImportedDecision.imported_at) > since)
+    live, latest_live = session.exec(live_stmt).one()
+    imported, latest_imported = session.exec(imported_stmt).one()
+    dates = [moment for moment in (latest_live, latest_imported) if moment is not None]
+    return DecisionCount(
+        count=int(live) + int(imported),
+        live=int(live),
+        imported=int(imported),
+        latest_decided_at=max(dates, default=None),
+    )

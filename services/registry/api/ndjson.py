@@ -37,11 +37,13 @@ NDJSON_BODY = {
 
 
 class NdjsonImport:
-    """Reads NDJSON lines and pipelines their batches through ``prepare`` and ``write``.
+    """Reads lines and pipelines their batches through ``prepare`` and ``write``.
 
-    Line numbers are physical (blank lines count, so they match the client's file).
-    ``statuses`` are the result statuses of written lines counted in the summary (besides
-    ``invalid`` and ``not_written``).
+    Line numbers are physical (blank lines count, so they match the client's file; a CSV body
+    whose header was read starts at ``first_line`` 2). ``statuses`` are the result statuses
+    of written lines counted in the summary (besides ``invalid`` and ``not_written``); those in
+    ``unlisted`` are counted but not answered line by line (an upload of 100,000 lines answers
+    with its errors only). ``id_name`` names the client's id in the summary line.
     """
 
     def __init__(
@@ -54,6 +56,9 @@ class NdjsonImport:
         item: str,
         batch_size: int,
         max_lines: int,
+        first_line: int = 1,
+        unlisted: tuple[str, ...] = (),
+        id_name: str = "import_id",
     ) -> None:
         self.prepare = prepare
         self.write = write
@@ -66,7 +71,9 @@ class NdjsonImport:
         self.batches = {"committed": 0, "rejected": 0, "already_committed": 0, "conflict": 0}
         self.pending: list[NumberedLine] = []
         self.batch_no = 0
-        self.line_no = 0
+        self.line_no = first_line - 1
+        self.unlisted = frozenset(unlisted)
+        self.id_name = id_name
         self.writing: asyncio.Future[BatchOutcome] | None = None
 
     async def consume(self, stream: AsyncIterator[bytes]) -> None:
@@ -123,17 +130,19 @@ class NdjsonImport:
                 self.summary[status] += 1
             elif status != "already_committed":
                 self.summary["not_written"] += 1
-            self.results.append(orjson.dumps(result))
+            if status not in self.unlisted:
+                self.results.append(orjson.dumps(result))
 
     async def finish(self) -> None:
         """Wait for the batch in flight, so that the answer tells what was committed."""
         await self._collect()
 
-    def body(self) -> bytes:
+    def body(self, **extra: object) -> bytes:
         tail = {
             "summary": self.summary,
             "batches": self.batches,
-            "import_id": self.import_id,
+            self.id_name: self.import_id,
             "batch_size": self.batch_size,
+            **extra,
         }
         return b"\n".join([*self.results, orjson.dumps(tail)]) + b"\n"

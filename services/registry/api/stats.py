@@ -29,8 +29,10 @@ from services.registry.api.deps import (
 )
 from services.registry.api.deps import request_id as request_id_dep
 from services.registry.config import RegistrySettings
+from services.registry.db import is_sqlite
 from services.registry.models import Firm, Principal
 from services.registry.models.columns import table_of, utcnow
+from services.registry.registers import feed as register_feed
 from services.registry.seed.loader import DEMO_PORTAL
 from services.registry.stats import Filters
 from services.registry.stats import eligibility as eligibility_stats
@@ -307,7 +309,8 @@ def firm_feed(
     limit: Annotated[int, Query(ge=1, le=FIRM_FEED_PAGE_ROWS)] = FIRM_FEED_PAGE_ROWS,
 ) -> Response:
     """Registered firms as the matching service keeps them (no name, no credit code), as
-    columns: every firm a page at a time, or those changed since a time (see FirmFeedPage)."""
+    columns: every firm a page at a time, or those changed since a time; with the official
+    registers' entries for them, which the reader evaluates by date (see FirmFeedPage)."""
     read_at = utcnow()  # before the read: a write this read misses is stamped later than this
     firm = table_of(Firm)
     stmt = (
@@ -317,12 +320,26 @@ def firm_feed(
         .limit(limit)
     )
     erased: list[int] = []
-    with request.app.state.engine.connect() as conn:
+    engine = request.app.state.engine
+    with engine.connect() as conn:
+        if not is_sqlite(engine):  # the firms and their register entries of one snapshot
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
         if changed_since is not None:
             stmt = stmt.where(firm.c.updated_at >= changed_since)
             if after_id == 0:  # erasures come with the first page of a delta
                 erased = audit.erased_since(conn, "firm", changed_since)
         rows = conn.execute(stmt).all()
+        next_after_id = int(rows[-1].id) if len(rows) == limit else None
+        registers = register_feed.published_versions(conn)
+        replaced = register_feed.replaced_since(conn, changed_since)
+        entries = register_feed.page_entries(
+            conn,
+            firm,
+            after_id=after_id,
+            up_to_id=next_after_id,
+            changed_since=changed_since,
+            replaced=replaced,
+        )
     columns = (
         dict(zip(FIRM_FEED_COLUMNS, map(list, zip(*rows, strict=True)), strict=True))
         if rows
@@ -332,7 +349,10 @@ def firm_feed(
         "read_at": read_at,
         "columns": columns,
         "erased": erased,
-        "next_after_id": int(rows[-1].id) if len(rows) == limit else None,
+        "next_after_id": next_after_id,
+        "registers": registers,
+        "entries": entries,
+        "entries_replaced": replaced,
     }
     return Response(orjson.dumps(body), media_type="application/json")
 

@@ -1,4 +1,4 @@
-"""The dispatcher's loop: claim due deliveries, send them concurrently, record each attempt."""
+"""The dispatcher's loop: claim due deliveries, send them concurrently, record the attempts."""
 
 from __future__ import annotations
 
@@ -19,10 +19,10 @@ from services.registry.dispatcher.metrics import (
     ATTEMPT_DURATION,
     ATTEMPTS,
     DELIVERIES,
-    DISABLED,
     RETENTION_REMOVED,
 )
 from services.registry.dispatcher.outcome import decide
+from services.registry.dispatcher.recorder import Recorder
 from services.registry.dispatcher.schedule import RetrySchedule
 from services.registry.dispatcher.sender import make_client, send
 from services.registry.dispatcher.signing import signed_headers
@@ -65,7 +65,9 @@ class Dispatcher:
             settings.webhook_connect_timeout_seconds,
             settings.webhook_timeout_seconds,
             settings.webhook_ca_bundle,
+            max_connections=settings.dispatcher_concurrency,
         )
+        self.recorder = Recorder(engine, settings.webhook_disable_after_failing_seconds)
         self.in_flight: set[asyncio.Task[None]] = set()
         # The retention clean-up runs beside the sends, once at start and then every interval.
         self.cleanup: asyncio.Task[None] | None = None
@@ -164,7 +166,9 @@ class Dispatcher:
         settings = self.settings
         body = event_body(job)
         attempted_at = self.clock()
-        headers = signed_headers(webhook_id(job.delivery_id), attempted_at, body, job.secrets)
+        headers = signed_headers(
+            webhook_id(job.event_id, job.endpoint_id), attempted_at, body, job.secrets
+        )
         started = time.perf_counter()
         result = await send(
             self.client,
@@ -181,18 +185,8 @@ class Dispatcher:
             result, attempts, self.clock(), self.schedule, settings.webhook_retry_after_max_seconds
         )
         try:
-            disabled = await asyncio.to_thread(
-                store.record,
-                self.engine,
-                job,
-                result,
-                outcome,
-                attempted_at,
-                settings.webhook_disable_after_failing_seconds,
-            )
-        except Exception:
-            # The lease runs out and the delivery is sent again: at least once, never lost.
-            logger.exception("could not record webhook delivery %s", job.delivery_id)
+            await self.recorder.record(store.Attempt(job, result, outcome, attempted_at))
+        except Exception:  # logged by the recorder; the lease runs out and it is sent again
             return
         if result.refused:
             ATTEMPTS.labels("refused").inc()
@@ -204,8 +198,6 @@ class Dispatcher:
             ATTEMPTS.labels("failed").inc()
         if outcome.status != "pending":
             DELIVERIES.labels(outcome.status).inc()
-        if disabled is not None:
-            DISABLED.labels(disabled).inc()
         log = logger.info if outcome.succeeded else logger.warning
         log(
             "webhook delivery %s attempt %d to endpoint %s: %s → %s",

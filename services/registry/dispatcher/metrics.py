@@ -44,6 +44,12 @@ ATTEMPT_DURATION: Final = Histogram(
     "Time of one attempt, from resolving the host to the end of reading the answer.",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
+RECORD_BATCH: Final = Histogram(
+    "finmatch_webhook_record_batch_size",
+    "Attempts recorded together in one transaction (those that finished while the previous "
+    "one was being written).",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
 
 
 class OutboxCollector(Collector):

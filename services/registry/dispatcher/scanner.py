@@ -143,7 +143,10 @@ class Scanner:
         body: dict[str, Any] = {
             "before": before,
             "after": after,
-            "firms": [{"id": firm_id, "features": values} for firm_id, values in firms],
+            "firms": [
+                {"id": firm_id, "features": values, "verified": verified}
+                for firm_id, values, verified in firms
+            ],
         }
         answer = await self._ask(body)
         SCAN_PAGES.labels("ok").inc()

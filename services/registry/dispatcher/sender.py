@@ -18,11 +18,15 @@ from typing import Final
 
 import httpx
 
+from shared.http_transport import PooledTransport
 from shared.ssrf import IPAddress, UnsafeTarget, check_address
 
 ERROR_MAX: Final = 200
 EXCERPT_MAX_CHARS: Final = 1_024
 USER_AGENT: Final = "finmatch-webhooks/1"
+# An idle connection to a receiver is closed after this: below uvicorn's 5 s keep-alive, so a
+# receiver rarely closes one just as a send starts on it.
+KEEPALIVE_SECONDS: Final = 4.0
 
 
 @dataclass(frozen=True)
@@ -47,14 +51,24 @@ def tls_context(ca_bundle: Path | None = None) -> ssl.SSLContext:
 
 
 def make_client(
-    connect_timeout: float, timeout: float, ca_bundle: Path | None = None
+    connect_timeout: float,
+    timeout: float,
+    ca_bundle: Path | None = None,
+    max_connections: int = 100,
 ) -> httpx.AsyncClient:
+    """The dispatcher's one client, over aiohttp's pool (shared.http_transport: httpcore's
+    cost CPU per send in proportion to the connections it held). ``max_connections`` is the
+    dispatcher's concurrency, so a send never waits in the pool for a connection."""
+    limits = httpx.Limits(
+        max_connections=max_connections,
+        max_keepalive_connections=max_connections,
+        keepalive_expiry=KEEPALIVE_SECONDS,
+    )
     return httpx.AsyncClient(
         timeout=httpx.Timeout(timeout, connect=connect_timeout),
         follow_redirects=False,
         trust_env=False,
-        verify=tls_context(ca_bundle),
-        limits=httpx.Limits(max_connections=None, max_keepalive_connections=100),
+        transport=PooledTransport(verify=tls_context(ca_bundle), trust_env=False, limits=limits),
     )
 
 

@@ -8,7 +8,7 @@ transaction (BEGIN IMMEDIATE), which serialises claimers just as well.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -126,90 +126,148 @@ def claim_due(engine: Engine, now: datetime, limit: int, lease_seconds: float) -
     return jobs
 
 
-def record(
-    engine: Engine,
-    job: Job,
-    result: AttemptResult,
-    outcome: Outcome,
-    attempted_at: datetime,
-    disable_after_failing_seconds: float,
-) -> str | None:
-    """Store the attempt, the delivery's new state and the endpoint's, in one transaction.
+@dataclass(frozen=True)
+class Attempt:
+    """One finished attempt of a claimed delivery, with what it means for the delivery."""
 
-    Returns why the endpoint was disabled, if this attempt disabled it.
+    job: Job
+    result: AttemptResult
+    outcome: Outcome
+    attempted_at: datetime
+
+
+def record_batch(
+    engine: Engine, attempts: Sequence[Attempt], disable_after_failing_seconds: float
+) -> dict[int, str]:
+    """Store ``attempts`` (in the order they finished), their deliveries' new states and their
+    endpoints', all in one transaction: one statement per kind of row, not one per attempt.
+
+    An attempt whose delivery is gone (its endpoint was deleted while it was in flight) is
+    dropped. Returns the endpoints these attempts disabled, with the reason.
     """
-    now = attempted_at
+    if not attempts:
+        return {}
+    ids = sorted({a.job.delivery_id for a in attempts})
     with write_session(engine) as session, session.begin():
-        # Its endpoint was deleted while the attempt was in flight (the delivery went with it,
-        # by cascade): nothing is left to record.
-        held = sa.select(DELIVERY.c.id).where(DELIVERY.c.id == job.delivery_id)
-        if not is_sqlite(engine):  # and no delete can slip in before the insert below
+        # The deliveries still there, locked (in id order, as every batch locks them) so that
+        # no delete slips in before the attempts' inserts below.
+        held = sa.select(DELIVERY.c.id).where(DELIVERY.c.id.in_(ids)).order_by(DELIVERY.c.id)
+        if not is_sqlite(engine):
             held = held.with_for_update()
-        gone = session.execute(held).first() is None
-        if gone:
+        present = set(session.execute(held).scalars())
+        kept = [a for a in attempts if a.job.delivery_id in present]
+        for gone in (a for a in attempts if a.job.delivery_id not in present):
             logger.info(
                 "delivery %s: its endpoint %s was deleted during the attempt; not recorded",
-                job.delivery_id,
-                job.endpoint_id,
+                gone.job.delivery_id,
+                gone.job.endpoint_id,
             )
-            return None
-        session.execute(
-            sa.insert(ATTEMPT).values(
-                delivery_id=job.delivery_id,
-                attempted_at=attempted_at,
-                status_code=result.status_code,
-                latency_ms=result.latency_ms,
-                error=result.error,
-                response_excerpt=result.response_excerpt,
-            )
-        )
-        values: dict[str, Any] = {
-            "status": outcome.status,
-            "attempts": DELIVERY.c.attempts + 1,
-            "lease_until": None,
-            "last_status_code": result.status_code,
-        }
-        if outcome.next_attempt_at is not None:
-            values["next_attempt_at"] = outcome.next_attempt_at
-        if outcome.succeeded:
-            values["delivered_at"] = now
-        session.execute(
-            sa.update(DELIVERY)
-            .where(DELIVERY.c.id == job.delivery_id, DELIVERY.c.status == "pending")
-            .values(**values)
-        )
-        if outcome.succeeded:
-            session.execute(
-                sa.update(ENDPOINT)
-                .where(ENDPOINT.c.id == job.endpoint_id, ENDPOINT.c.failing_since.is_not(None))
-                .values(failing_since=None)
-            )
-            return None
-        failing_since = session.execute(
-            sa.select(ENDPOINT.c.failing_since).where(ENDPOINT.c.id == job.endpoint_id)
-        ).scalar_one_or_none()
-        if failing_since is None:
-            session.execute(
-                sa.update(ENDPOINT)
-                .where(ENDPOINT.c.id == job.endpoint_id)
-                .values(failing_since=now)
-            )
-            failing_since = now
-        reason = outcome.disable_reason
-        if (
-            reason is None
-            and (now - failing_since).total_seconds() >= disable_after_failing_seconds
-        ):
-            reason = FAILING
-        if reason is not None:
-            _disable(session, job, reason, failing_since, now)
-        return reason
+        if not kept:
+            return {}
+        session.execute(sa.insert(ATTEMPT), [_attempt_row(a) for a in kept])
+        session.execute(_RECORD_DELIVERY, [_delivery_params(a) for a in kept])
+        return _record_endpoints(session, kept, disable_after_failing_seconds)
 
 
-def _disable(session: Any, job: Job, reason: str, failing_since: datetime, now: datetime) -> None:
-    session.execute(
+def _attempt_row(attempt: Attempt) -> dict[str, Any]:
+    result = attempt.result
+    return {
+        "delivery_id": attempt.job.delivery_id,
+        "attempted_at": attempt.attempted_at,
+        "status_code": result.status_code,
+        "latency_ms": result.latency_ms,
+        "error": result.error,
+        "response_excerpt": result.response_excerpt,
+    }
+
+
+# One statement for every attempt of a batch (executemany): a delivery's new state. A delivery
+# that is no longer pending (cancelled meanwhile by a disable) keeps its state.
+_RECORD_DELIVERY = (
+    sa.update(DELIVERY)
+    .where(DELIVERY.c.id == sa.bindparam("b_delivery_id"), DELIVERY.c.status == "pending")
+    .values(
+        status=sa.bindparam("b_status"),
+        attempts=DELIVERY.c.attempts + 1,
+        lease_until=None,
+        last_status_code=sa.bindparam("b_status_code", type_=sa.Integer()),
+        next_attempt_at=sa.func.coalesce(
+            sa.bindparam("b_next_attempt_at", type_=UtcDateTime()), DELIVERY.c.next_attempt_at
+        ),
+        delivered_at=sa.func.coalesce(
+            sa.bindparam("b_delivered_at", type_=UtcDateTime()), DELIVERY.c.delivered_at
+        ),
+    )
+)
+
+
+def _delivery_params(attempt: Attempt) -> dict[str, Any]:
+    outcome = attempt.outcome
+    return {
+        "b_delivery_id": attempt.job.delivery_id,
+        "b_status": outcome.status,
+        "b_status_code": attempt.result.status_code,
+        "b_next_attempt_at": outcome.next_attempt_at,
+        "b_delivered_at": attempt.attempted_at if outcome.succeeded else None,
+    }
+
+
+def _record_endpoints(
+    session: Any, attempts: Sequence[Attempt], disable_after_failing_seconds: float
+) -> dict[int, str]:
+    """Each endpoint's run of failures (``failing_since``) after these attempts, and the
+    endpoints they disable: a 410, or failing for ``disable_after_failing_seconds``.
+
+    A success ends the run; a failure starts one if none is running. The endpoints are read
+    once and written only where something changed, in id order (as every batch does, so two
+    dispatchers never deadlock on them).
+    """
+    endpoint_ids = sorted({a.job.endpoint_id for a in attempts})
+    failing: dict[int, datetime | None] = dict(
+        session.execute(
+            sa.select(ENDPOINT.c.id, ENDPOINT.c.failing_since).where(
+                ENDPOINT.c.id.in_(endpoint_ids)
+            )
+        ).all()
+    )
+    disabled: dict[int, str] = {}
+    for endpoint_id in endpoint_ids:
+        if endpoint_id not in failing:
+            continue
+        before = since = failing[endpoint_id]
+        # Why, since when and at which attempt's time it is disabled, if it is.
+        disable: tuple[str, datetime, datetime] | None = None
+        for attempt in (a for a in attempts if a.job.endpoint_id == endpoint_id):
+            if attempt.outcome.succeeded:
+                since = None
+                continue
+            now = attempt.attempted_at
+            if since is None:
+                since = now
+            reason = attempt.outcome.disable_reason
+            if reason is None and (now - since).total_seconds() >= disable_after_failing_seconds:
+                reason = FAILING
+            if reason is not None:
+                disable = (reason, since, now)
+                break
+        if since != before:
+            update = sa.update(ENDPOINT).where(ENDPOINT.c.id == endpoint_id)
+            if before is None:  # another dispatcher may have started the run: its start stays
+                update = update.where(ENDPOINT.c.failing_since.is_(None))
+            session.execute(update.values(failing_since=since))
+        if disable is not None and _disable(session, endpoint_id, *disable):
+            disabled[endpoint_id] = disable[0]
+    return disabled
+
+
+def _disable(
+    session: Any, endpoint_id: int, reason: str, failing_since: datetime, now: datetime
+) -> bool:
+    """Disable the endpoint, cancel its pending deliveries and tell its owner; False when it
+    was disabled already (by another dispatcher's attempt, or by hand during this one)."""
+    switched = session.execute(
         sa.update(ENDPOINT)
-        .where(ENDPOINT.c.id == job.endpoint_id, ENDPOINT.c.enabled.is_(True))
+        .where(ENDPOINT.c.id == endpoint_id, ENDPOINT.c.enabled.is_(True))
         .values(
             enabled=False,
             disabled_reason=reason,
@@ -217,10 +275,12 @@ def _disable(session: Any, job: Job, reason: str, failing_since: datetime, now: 
             updated_at=now,
         )
     )
+    if not switched.rowcount:
+        return False
     # Its other pending deliveries would never be sent: they end here, and say so.
     session.execute(
         sa.update(DELIVERY)
-        .where(DELIVERY.c.endpoint_id == job.endpoint_id, DELIVERY.c.status == "pending")
+        .where(DELIVERY.c.endpoint_id == endpoint_id, DELIVERY.c.status == "pending")
         .values(status="cancelled", lease_until=None)
     )
     # The owner's notice: an event in the endpoint's delivery log (never sent to it) ...
@@ -230,7 +290,7 @@ def _disable(session: Any, job: Job, reason: str, failing_since: datetime, now: 
             type=DISABLED_NOTICE,
             created_at=now,
             data={
-                "endpoint_id": job.endpoint_id,
+                "endpoint_id": endpoint_id,
                 "reason": reason,
                 "failing_since": failing_since.isoformat(),
             },
@@ -240,7 +300,7 @@ def _disable(session: Any, job: Job, reason: str, failing_since: datetime, now: 
     session.execute(
         sa.insert(DELIVERY).values(
             event_id=event_id,
-            endpoint_id=job.endpoint_id,
+            endpoint_id=endpoint_id,
             status="cancelled",
             attempts=0,
             next_attempt_at=now,
@@ -249,12 +309,12 @@ def _disable(session: Any, job: Job, reason: str, failing_since: datetime, now: 
     )
     # ... and sent to the owner's other enabled endpoints that subscribe to it.
     owner = session.execute(
-        sa.select(ENDPOINT.c.owner_principal_id).where(ENDPOINT.c.id == job.endpoint_id)
+        sa.select(ENDPOINT.c.owner_principal_id).where(ENDPOINT.c.id == endpoint_id)
     ).scalar_one()
     others = session.execute(
         sa.select(ENDPOINT.c.id, ENDPOINT.c.event_types).where(
             ENDPOINT.c.owner_principal_id == owner,
-            ENDPOINT.c.id != job.endpoint_id,
+            ENDPOINT.c.id != endpoint_id,
             ENDPOINT.c.enabled.is_(True),
         )
     ).all()
@@ -272,11 +332,12 @@ def _disable(session: Any, job: Job, reason: str, failing_since: datetime, now: 
             )
     logger.warning(
         "webhook endpoint %s disabled (%s): failing since %s",
-        job.endpoint_id,
+        endpoint_id,
         reason,
         failing_since.isoformat(),
-        extra={"endpoint_id": job.endpoint_id, "disabled_reason": reason},
+        extra={"endpoint_id": endpoint_id, "disabled_reason": reason},
     )
+    return True
 
 
 def release(engine: Engine, delivery_ids: list[int]) -> None:

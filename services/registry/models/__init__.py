@@ -8,7 +8,15 @@ from services.registry.models.history import ImportedDecision
 from services.registry.models.idempotency import IdempotencyRecord
 from services.registry.models.model_version import ModelStatus, ModelVersion, ModelVersionPublic
 from services.registry.models.product import Institution, Product
-from services.registry.models.stats_cube import stats_cube, stats_cube_by, stats_dirty
+from services.registry.models.register import Register, RegisterEntry, RegisterUpload
+from services.registry.models.stats_cube import (
+    stats_application_change,
+    stats_cube,
+    stats_cube_by,
+    stats_dirty,
+    stats_event_change,
+    stats_firm_change,
+)
 from services.registry.models.training_job import TrainingJob
 from services.registry.models.webhooks import (
     MatchScan,
@@ -37,11 +45,17 @@ __all__ = [
     "OutboxEvent",
     "Principal",
     "Product",
+    "Register",
+    "RegisterEntry",
+    "RegisterUpload",
     "TrainingJob",
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookEndpoint",
+    "stats_application_change",
     "stats_cube",
     "stats_cube_by",
     "stats_dirty",
+    "stats_event_change",
+    "stats_firm_change",
 ]

@@ -10,7 +10,7 @@ from sqlmodel import Field
 
 from services.registry.models.columns import BigId, UtcDateTime, utcnow
 from shared.schemas.access import InstitutionBase
-from shared.schemas.product import Eligibility, ProductBase, ProductTerms
+from shared.schemas.product import Eligibility, ProductBase, ProductTerms, Verification
 
 
 class Institution(InstitutionBase, table=True):
@@ -40,7 +40,12 @@ class Product(ProductBase, table=True):
 
 def product_snapshot(product: Product) -> dict[str, Any]:
     """The product's terms and rules as the firm applied: training must not see later edits."""
-    keys = set(ProductTerms.model_fields) | set(Eligibility.model_fields) | {"category"}
+    keys = (
+        set(ProductTerms.model_fields)
+        | set(Eligibility.model_fields)
+        | set(Verification.model_fields)
+        | {"category"}
+    )
     snap = {key: getattr(product, key) for key in sorted(keys)}
     snap["id"] = product.id
     snap["institution_id"] = product.institution_id

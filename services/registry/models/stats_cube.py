@@ -5,16 +5,21 @@ any run of months stay exact. ``stats_cube_by`` holds the same per month for the
 institution, size class and industry section (each at the same four levels), and per product
 (the city and each town) its applications by eligibility status.
 
-``stats_dirty`` names the months whose cube rows no longer match the rows they summarise.
-Database triggers (migration 0005) mark a month dirty on every insert, update or delete that
-touches it, whatever wrote it (the API, a bulk import, COPY, a hand-made UPDATE); the next
-statistics query rebuilds those months first. See services/registry/stats/cube.py.
+``stats_dirty`` names the months whose cube rows no longer match the rows they summarise: a
+bulk statement (more than ``LOG_ROWS_MAX`` rows), a product's new category or a TRUNCATE marks
+them, and the next statistics query rebuilds them. A smaller write is logged instead, row by
+row, by the triggers of migration 0019 (whatever wrote it: the API, COPY, a hand-made UPDATE),
+and the next query applies it to the cells it touches. See services/registry/stats/refresh.py.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from sqlmodel import SQLModel
+
+from services.registry.models.columns import UtcDateTime
 
 ALL = ""  # the town or category column of a cell that covers all of them
 
@@ -104,4 +109,61 @@ stats_cube_by = sa.Table(
     # deadline in working days can be applied to any period, any deadline and any "today".
     sa.Column("response_hours", sa.LargeBinary(), nullable=False),
     sa.Column("day_counts", sa.LargeBinary(), nullable=False),
+)
+
+# --- the change logs (migration 0019) ---------------------------------------------------------
+#
+# A write of a few rows is logged instead of marking its month dirty: the triggers copy the
+# statistics columns of each inserted, deleted or changed row (an update logs the row as it was,
+# sign -1, and as it is, sign +1), and the next statistics query applies them to the cells they
+# touch (stats/delta.py). A statement of more than ``LOG_ROWS_MAX`` rows (a bulk import, COPY)
+# marks its months dirty as before: rebuilding a month costs less than applying that many.
+
+LOG_ROWS_MAX = 1000
+
+
+def _log_table(name: str, *columns: sa.Column[Any]) -> sa.Table:
+    return sa.Table(
+        name,
+        SQLModel.metadata,
+        sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+        sa.Column("month", sa.String(7), nullable=False, index=True),  # YYYY-MM, China time
+        sa.Column("sign", sa.SmallInteger(), nullable=False),  # -1 the row was, +1 it is
+        *columns,
+    )
+
+
+# The application columns the cube reads, named as in ``application`` so that the cube's own
+# query reads the log as it reads the table.
+stats_application_change = _log_table(
+    "stats_application_change",
+    sa.Column("firm_id", sa.BigInteger()),
+    sa.Column("product_id", sa.BigInteger(), nullable=False),
+    sa.Column("institution_id", sa.BigInteger(), nullable=False),
+    sa.Column("town_code", sa.String(9), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("is_first_loan", sa.Boolean(), nullable=False),
+    sa.Column("size_class", sa.String(6), nullable=False),
+    sa.Column("industry_section", sa.String(1), nullable=False),
+    sa.Column("eligibility_status", sa.String(12), nullable=False),
+    sa.Column("requested_amount_yuan", sa.BigInteger(), nullable=False),
+    sa.Column("approved_amount_yuan", sa.BigInteger()),
+    sa.Column("approved_rate_bp", sa.Integer()),
+    sa.Column("submitted_at", UtcDateTime(), nullable=False),
+    sa.Column("decided_at", UtcDateTime()),
+)
+stats_event_change = _log_table(
+    "stats_event_change",
+    sa.Column("firm_id", sa.BigInteger()),
+    sa.Column("product_id", sa.BigInteger(), nullable=False),
+    sa.Column("town_code", sa.String(9)),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+)
+stats_firm_change = _log_table(
+    "stats_firm_change",
+    sa.Column("id", sa.BigInteger(), nullable=False),
+    sa.Column("town_code", sa.String(9), nullable=False),
+    sa.Column("industry_section", sa.String(1), nullable=False),
+    sa.Column("has_need", sa.Boolean(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
 )

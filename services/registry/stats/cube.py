@@ -1,4 +1,4 @@
-"""The statistics cube: officials' figures summed per China-time month, rebuilt when dirty.
+"""The statistics cube: officials' figures summed per China-time month, built from the rows.
 
 Reading a year of a million applications row by row costs seconds; the cube answers from one
 row per month and cell instead. A cell is the city, a town, a product category, or a town and
@@ -13,18 +13,16 @@ kinds of figure that do not add up are kept whole, so that the answers stay exac
 A period that does not start or end on a month boundary reads its partial months from the
 rows (the same builder, over the days only), so any period is answered, exactly.
 
-Freshness: triggers (migration 0005) mark a month in ``stats_dirty`` on every write that can
-change it; ``refresh`` rebuilds the dirty months before a query reads the cube. A rebuild
-clears a mark only if its version is still the one it read first, so a write that lands
-while a month is being rebuilt leaves the month dirty for the next query.
+Freshness (stats/refresh.py): a small write is logged by triggers (migration 0019) and applied
+to the cells it touches (stats/delta.py); a bulk write, a product's new category or a TRUNCATE
+marks its months in ``stats_dirty``, and those are rebuilt here from the rows (``build``,
+``store``) before a query reads the cube.
 """
 
 from __future__ import annotations
 
-import logging
-import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -32,9 +30,8 @@ from typing import Any
 import numpy as np
 import sqlalchemy as sa
 from pyroaring import BitMap64
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 
-from services.registry.db import write_session
 from services.registry.models.stats_cube import (
     ALL,
     BY_DIMENSIONS,
@@ -42,13 +39,11 @@ from services.registry.models.stats_cube import (
     product_key,
     stats_cube,
     stats_cube_by,
-    stats_dirty,
 )
 from services.registry.stats.china_time import (
     date_sql,
     day_start,
     month_of,
-    month_start,
     next_month,
 )
 from services.registry.stats.measures import response_hours_sql
@@ -63,10 +58,6 @@ from services.registry.stats.tables import (
     SUBMITTED,
 )
 from shared.vocab.size_class import SizeClass
-
-log = logging.getLogger(__name__)
-# Any fixed number: the PostgreSQL advisory lock held while the cube is rebuilt.
-REFRESH_LOCK = 0x66696E737461747300 >> 8  # "finstats"
 
 COUNTS = (
     "applications",
@@ -328,10 +319,7 @@ def build(
     """Every cell of [start, end) (China-time days) straight from the rows."""
     lo, hi = day_start(start), day_start(end)
     cells: dict[Key, Cell] = {}
-
-    def cell(key: Key) -> Cell:
-        return cells.setdefault(key, Cell())
-
+    cell = adder(cells)
     app_where = [APP.c.submitted_at >= lo, APP.c.submitted_at < hi]
     event_where = [EVENT.c.created_at >= lo, EVENT.c.created_at < hi]
     if town_code is not None:
@@ -340,53 +328,12 @@ def build(
     if category is not None:
         app_where.append(PROD.c.category == category)
         event_where.append(PROD.c.category == category)
-    rows = conn.execute(
-        sa.select(
-            APP.c.firm_id,
-            APP.c.town_code,
-            PROD.c.category,
-            APP.c.status,
-            APP.c.is_first_loan,
-            APP.c.size_class,
-            APP.c.industry_section,
-            APP.c.institution_id,
-            APP.c.product_id,
-            APP.c.eligibility_status,
-            APP.c.requested_amount_yuan,
-            APP.c.approved_amount_yuan,
-            APP.c.approved_rate_bp,
-            sa.case(
-                (
-                    sa.and_(APP.c.decided_at.is_not(None), APP.c.status.in_((APPROVED, REJECTED))),
-                    response_hours_sql(conn),
-                )
-            ),
-            date_sql(conn, APP.c.submitted_at),
-            date_sql(conn, APP.c.decided_at),
-        )
-        .select_from(APP.outerjoin(PROD, PROD.c.id == APP.c.product_id))
-        .where(*app_where)
-    ).all()
+    rows = application_rows(conn, APP, app_where)
     if rows:
-        _add_applications(cell, rows)
-    events = conn.execute(
-        sa.select(EVENT.c.firm_id, EVENT.c.town_code, PROD.c.category)
-        .select_from(EVENT.outerjoin(PROD, PROD.c.id == EVENT.c.product_id))
-        .where(*event_where, EVENT.c.firm_id.is_not(None))
-        .distinct()
-    ).all()
+        add_applications(cell, rows)
+    events = event_rows(conn, EVENT, event_where)
     if events:
-        e_firm, e_town, e_cat = (np.array(col, dtype=object) for col in zip(*events, strict=True))
-        e_firm_i = e_firm.astype(np.uint64)
-        coded = {"town": Coded.of(e_town), "category": Coded.of(e_cat)}
-        e_has_cat = e_cat != None  # noqa: E711 (an object array)
-        for _, by_town, by_category in LEVELS[:4]:
-            names, groups = level_groups("", by_town, by_category, coded, e_has_cat)
-            if groups is None:
-                continue
-            for g, part in groups.slices():
-                key = full_key("", names, groups.keys[g])
-                cell(key).firms["matched_firms"] |= BitMap64(e_firm_i[groups.order[part]])
+        add_events(cell, events)
     if category is None:
         firm_where = [FIRM.c.created_at >= lo, FIRM.c.created_at < hi]
         if town_code is not None:
@@ -397,21 +344,95 @@ def build(
             .where(*firm_where)
             .group_by(FIRM.c.town_code, need)
         ).all()
-        for town_key, has_need, n in registered:
-            for key in (("", "", ALL, ALL), ("", "", town_key, ALL)):
-                c = cell(key)
-                c.counts["firms_registered"] += int(n)
-                if has_need:
-                    c.counts["firms_with_need"] += int(n)
+        add_firm_counts(cell, registered)
         firms = conn.execute(
             sa.select(FIRM.c.town_code, FIRM.c.industry_section, FIRM.c.id).where(*firm_where)
         ).all()
         if firms:
-            _add_registered(cell, firms)
+            add_registered(cell, firms)
     return cells
 
 
-def _add_registered(cell: Any, firms: Sequence[Any]) -> None:
+def adder(cells: dict[Key, Cell]) -> Callable[[Key], Cell]:
+    """``cells``' cell of a key, made empty when first asked for."""
+
+    def cell(key: Key) -> Cell:
+        return cells.setdefault(key, Cell())
+
+    return cell
+
+
+def application_rows(conn: Connection, source: sa.Table, where: Sequence[Any]) -> Sequence[Any]:
+    """The columns ``add_applications`` sums, of ``source``: the application table, or its
+    change log (the same column names)."""
+    app = source.c
+    return conn.execute(
+        sa.select(
+            app.firm_id,
+            app.town_code,
+            PROD.c.category,
+            app.status,
+            app.is_first_loan,
+            app.size_class,
+            app.industry_section,
+            app.institution_id,
+            app.product_id,
+            app.eligibility_status,
+            app.requested_amount_yuan,
+            app.approved_amount_yuan,
+            app.approved_rate_bp,
+            sa.case(
+                (
+                    sa.and_(app.decided_at.is_not(None), app.status.in_((APPROVED, REJECTED))),
+                    response_hours_sql(conn, source),
+                )
+            ),
+            date_sql(conn, app.submitted_at),
+            date_sql(conn, app.decided_at),
+        )
+        .select_from(source.outerjoin(PROD, PROD.c.id == app.product_id))
+        .where(*where)
+    ).all()
+
+
+def event_rows(conn: Connection, source: sa.Table, where: Sequence[Any]) -> Sequence[Any]:
+    """(firm, town, category) of ``source``'s match events with a firm, each once."""
+    event = source.c
+    return conn.execute(
+        sa.select(event.firm_id, event.town_code, PROD.c.category)
+        .select_from(source.outerjoin(PROD, PROD.c.id == event.product_id))
+        .where(*where, event.firm_id.is_not(None))
+        .distinct()
+    ).all()
+
+
+def add_events(cell: Callable[[Key], Cell], events: Sequence[Any]) -> None:
+    """The matched firms of ``events`` (event_rows') into the plain cube's cells."""
+    e_firm, e_town, e_cat = (np.array(col, dtype=object) for col in zip(*events, strict=True))
+    e_firm_i = e_firm.astype(np.uint64)
+    coded = {"town": Coded.of(e_town), "category": Coded.of(e_cat)}
+    e_has_cat = e_cat != None  # noqa: E711 (an object array)
+    for _, by_town, by_category in LEVELS[:4]:
+        names, groups = level_groups("", by_town, by_category, coded, e_has_cat)
+        if groups is None:
+            continue
+        for g, part in groups.slices():
+            key = full_key("", names, groups.keys[g])
+            cell(key).firms["matched_firms"] |= BitMap64(e_firm_i[groups.order[part]])
+
+
+def add_firm_counts(cell: Callable[[Key], Cell], registered: Sequence[Any], sign: int = 1) -> None:
+    """Firms registered (and those with a need) per (town, has a need, count) row, into the
+    city's and the town's cells; ``sign`` -1 takes them away."""
+    for town_key, has_need, n in registered:
+        for key in (("", "", ALL, ALL), ("", "", town_key, ALL)):
+            c = cell(key)
+            c.counts["firms_registered"] += sign * int(n)
+            if has_need:
+                c.counts["firms_with_need"] += sign * int(n)
+
+
+def add_registered(cell: Callable[[Key], Cell], firms: Sequence[Any]) -> None:
     """The registered firms' ids per (town, section), as bitmaps."""
     town, section, ids = (np.array(col, dtype=object) for col in zip(*firms, strict=True))
     coded = {"town": Coded.of(town), REGISTERED: Coded.of(section)}
@@ -424,7 +445,7 @@ def _add_registered(cell: Any, firms: Sequence[Any]) -> None:
         c.firms["applicant_firms"] |= BitMap64(ids_u[groups.order[part]])
 
 
-def _add_applications(cell: Any, rows: Sequence[Any]) -> None:
+def add_applications(cell: Callable[[Key], Cell], rows: Sequence[Any]) -> None:
     """Sum the applications ``rows`` (build's columns) into every level's cells."""
     columns = (np.array(col, dtype=object) for col in zip(*rows, strict=True))
     (firm, town, cat, status, first, size, section, institution, product, eligibility, requested,
@@ -499,7 +520,7 @@ def _add_applications(cell: Any, rows: Sequence[Any]) -> None:
 # --- the stored cube -----------------------------------------------------------------------
 
 
-def _row(month: str, key: Key, cell: Cell) -> tuple[sa.Table, dict[str, Any]]:
+def stored_row(month: str, key: Key, cell: Cell) -> tuple[sa.Table, dict[str, Any]]:
     """The table and row that store ``cell`` (a plain cube cell or a dimension's)."""
     dimension, value, town, category = key
     table = stats_cube_by if dimension else stats_cube
@@ -520,7 +541,7 @@ def _row(month: str, key: Key, cell: Cell) -> tuple[sa.Table, dict[str, Any]]:
     return table, row
 
 
-def _cell(row: Any, columns: Sequence[str]) -> Cell:
+def stored_cell(row: Any, columns: Sequence[str]) -> Cell:
     c = Cell()
     for name in columns:
         value = getattr(row, name)
@@ -535,11 +556,11 @@ def _cell(row: Any, columns: Sequence[str]) -> Cell:
     return c
 
 
-def _store(conn: Connection, month: str, cells: dict[Key, Cell]) -> None:
+def store(conn: Connection, month: str, cells: dict[Key, Cell]) -> None:
     """Make the month's rows of both cube tables ``cells``."""
     rows: dict[sa.Table, list[dict[str, Any]]] = {stats_cube: [], stats_cube_by: []}
     for key, c in cells.items():
-        table, row = _row(month, key, c)
+        table, row = stored_row(month, key, c)
         rows[table].append(row)
     for table, values in rows.items():
         _replace_changed(conn, table, month, values)
@@ -581,41 +602,6 @@ def _plain(value: Any) -> Any:
     return bytes(value) if isinstance(value, bytes | bytearray | memoryview) else value
 
 
-def refresh(engine: Engine) -> int:
-    """Rebuild the dirty months, one transaction each; return how many were rebuilt."""
-    with engine.connect() as conn:
-        dirty = conn.execute(sa.select(stats_dirty.c.month).order_by(stats_dirty.c.month)).all()
-    rebuilt = 0
-    started = time.perf_counter()
-    for (month,) in dirty:
-        with write_session(engine) as session, session.begin():
-            conn = session.connection()
-            if conn.dialect.name == "postgresql":
-                # One rebuilder at a time; whoever waited finds the month already clean.
-                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": REFRESH_LOCK})
-            version = conn.execute(
-                sa.select(stats_dirty.c.version).where(stats_dirty.c.month == month)
-            ).scalar_one_or_none()
-            if version is None:
-                continue
-            start = month_start(month)
-            _store(conn, month, build(conn, start, next_month(start)))
-            # Cleared only if no write has marked the month again since ``version`` was read.
-            conn.execute(
-                sa.delete(stats_dirty).where(
-                    stats_dirty.c.month == month, stats_dirty.c.version == version
-                )
-            )
-            rebuilt += 1
-    if rebuilt:
-        log.info(
-            "statistics cube: %d month(s) rebuilt in %.0f ms",
-            rebuilt,
-            (time.perf_counter() - started) * 1000,
-        )
-    return rebuilt
-
-
 def read(
     conn: Connection,
     date_from: date | None,
@@ -651,7 +637,7 @@ def read(
             if by in BY_DIMENSIONS
             else _plain_key(by, row.month, row.town_code, row.category)
         )
-        parts.setdefault(key, []).append(_cell(row, columns))
+        parts.setdefault(key, []).append(stored_cell(row, columns))
     for start, end in period.edges:
         for (dimension, value, town, cat), edge_cell in build(
             conn, start, end, town_code, category
@@ -697,7 +683,7 @@ def read_products(
     if not period.empty():
         stmt = sa.select(cube.key, *(cube[c] for c in columns)).where(*where)
         for row in conn.execute(stmt):
-            parts.setdefault(row.key, []).append(_cell(row, columns))
+            parts.setdefault(row.key, []).append(stored_cell(row, columns))
     for start, end in period.edges:
         for (dimension, value, town, _), edge_cell in build(
             conn, start, end, town_code, category

@@ -76,11 +76,13 @@ def one_decimal(value: float | None) -> float | None:
     return None if value is None else round(float(value), 1)
 
 
-def response_hours_sql(conn: Connection) -> Any:
-    """Application → decision in hours, as a SQL expression for the connection's dialect."""
+def response_hours_sql(conn: Connection, source: sa.Table = APP) -> Any:
+    """Application → decision in hours, as a SQL expression for the connection's dialect
+    (over ``source``: the application table, or a table with its two columns)."""
+    app = source.c
     if conn.dialect.name == "postgresql":
-        return sa.extract("epoch", APP.c.decided_at - APP.c.submitted_at) / 3600.0
-    return (sa.func.julianday(APP.c.decided_at) - sa.func.julianday(APP.c.submitted_at)) * 24.0
+        return sa.extract("epoch", app.decided_at - app.submitted_at) / 3600.0
+    return (sa.func.julianday(app.decided_at) - sa.func.julianday(app.submitted_at)) * 24.0
 
 
 def hour_percentiles(hours: Sequence[float] | np.ndarray) -> tuple[float | None, float | None]:

@@ -17,6 +17,7 @@ from services.registry.dispatcher.loop import Dispatcher
 from services.registry.dispatcher.store import ATTEMPT, DELIVERY, ENDPOINT, EVENT
 from services.registry.models.access import Principal
 from services.registry.models.columns import table_of
+from shared.schemas.webhooks import webhook_id
 from tests.polling import until
 
 PRINCIPAL = table_of(Principal)
@@ -143,3 +144,15 @@ def run_until(
             await task
 
     asyncio.run(main())
+
+
+def webhook_ids(engine: Engine, delivery_ids: list[int]) -> list[str]:
+    """The webhook-id each delivery is sent under."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(DELIVERY.c.id, DELIVERY.c.event_id, DELIVERY.c.endpoint_id).where(
+                DELIVERY.c.id.in_(delivery_ids)
+            )
+        ).all()
+    by_id = {row.id: webhook_id(row.event_id, row.endpoint_id) for row in rows}
+    return [by_id[i] for i in delivery_ids]

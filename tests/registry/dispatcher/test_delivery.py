@@ -14,7 +14,7 @@ from services.registry.dispatcher import store
 from services.registry.dispatcher.outcome import Outcome
 from services.registry.dispatcher.sender import AttemptResult
 from services.registry.dispatcher.store import ENDPOINT
-from shared.schemas.webhooks import Event
+from shared.schemas.webhooks import Event, webhook_id
 from tests.registry.conftest import Actor
 from tests.registry.dispatcher.data import (
     add_deliveries,
@@ -40,7 +40,7 @@ def test_signed_delivery_verifies_at_the_receiver(engine: Engine) -> None:
         )
     [got] = receiver.received
     assert got.verified
-    assert got.webhook_id == f"msg_{delivery_id}"
+    assert got.webhook_id == webhook_id(delivery(engine, delivery_id).event_id, endpoint_id)
     assert delivery(engine, delivery_id).status == "delivered"
     [attempt] = attempts(engine, delivery_id)
     assert attempt.status_code == 204
@@ -60,8 +60,9 @@ def test_receiver_down_then_up_gets_it_exactly_once(engine: Engine) -> None:
         run_until(
             engine, settings_for(engine), lambda: delivery(engine, delivery_id).status != "pending"
         )
-    assert receiver.delivered_ids() == [f"msg_{delivery_id}"]
-    assert [r.webhook_id for r in receiver.received] == [f"msg_{delivery_id}"] * (down_for + 1)
+    sent_as = webhook_id(delivery(engine, delivery_id).event_id, endpoint_id)
+    assert receiver.delivered_ids() == [sent_as]
+    assert [r.webhook_id for r in receiver.received] == [sent_as] * (down_for + 1)
     row = delivery(engine, delivery_id)
     assert (row.status, row.attempts, row.last_status_code) == ("delivered", 4, 204)
     assert [a.status_code for a in attempts(engine, delivery_id)] == [503, 503, 503, 204]
@@ -285,6 +286,71 @@ def test_an_attempt_whose_endpoint_was_deleted_meanwhile_is_dropped(engine: Engi
     with engine.begin() as conn:
         conn.execute(sa.delete(ENDPOINT).where(ENDPOINT.c.id == endpoint_id))
     result = AttemptResult(status_code=204, latency_ms=3)
-    assert store.record(engine, job, result, Outcome("delivered"), now, 5 * 86400) is None
+    attempt = store.Attempt(job, result, Outcome("delivered"), now)
+    assert store.record_batch(engine, [attempt], 5 * 86400) == {}
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(store.ATTEMPT)).scalar() == 0
+
+
+def test_a_batch_records_every_attempt_with_its_deliverys_state(engine: Engine) -> None:
+    """Attempts recorded together end as each would alone; the endpoint's run of failures
+    starts at the first failure after its last success."""
+    endpoint_id, _secret = add_endpoint(engine, "http://127.0.0.1:9/hook")
+    first, second, third = add_deliveries(engine, endpoint_id, 3)
+    now = datetime.now(UTC)
+    jobs = {job.delivery_id: job for job in store.claim_due(engine, now, 10, 30)}
+    retry_at = now + timedelta(seconds=300)
+    batch = [
+        store.Attempt(jobs[first], AttemptResult(500, 5), Outcome("pending", retry_at), now),
+        store.Attempt(jobs[second], AttemptResult(204, 4), Outcome("delivered"), now),
+        store.Attempt(
+            jobs[third], AttemptResult(404, 3), Outcome("dead"), now + timedelta(seconds=1)
+        ),
+    ]
+    assert store.record_batch(engine, batch, 5 * 86400) == {}
+    rows = {d: delivery(engine, d) for d in (first, second, third)}
+    assert [(r.status, r.attempts, r.last_status_code) for r in rows.values()] == [
+        ("pending", 1, 500),
+        ("delivered", 1, 204),
+        ("dead", 1, 404),
+    ]
+    assert all(r.lease_until is None for r in rows.values())
+    assert rows[first].next_attempt_at == retry_at
+    assert rows[first].delivered_at is None
+    assert rows[second].delivered_at == now
+    assert [a.status_code for d in rows for a in attempts(engine, d)] == [500, 204, 404]
+    # 500, then a success, then the 404: the run started with the 404.
+    assert endpoint(engine, endpoint_id).failing_since == now + timedelta(seconds=1)
+
+
+def test_a_410_in_a_batch_disables_its_endpoint_once(engine: Engine) -> None:
+    endpoint_id, _secret = add_endpoint(engine, "http://127.0.0.1:9/hook")
+    gone, delivered, waiting, later = add_deliveries(engine, endpoint_id, 4)
+    now = datetime.now(UTC)
+    jobs = {job.delivery_id: job for job in store.claim_due(engine, now, 10, 30)}
+    batch = [
+        store.Attempt(jobs[gone], AttemptResult(410, 5), Outcome("dead", None, "gone_410"), now),
+        store.Attempt(jobs[delivered], AttemptResult(204, 4), Outcome("delivered"), now),
+    ]
+    assert store.record_batch(engine, batch, 5 * 86400) == {endpoint_id: "gone_410"}
+    # The receiver took one of them: that stays delivered; what was left pending ends.
+    found = statuses(engine)
+    assert [found[d] for d in (gone, delivered, waiting, later)] == [
+        "dead",
+        "delivered",
+        "cancelled",
+        "cancelled",
+    ]
+    assert endpoint(engine, endpoint_id).disabled_reason == "gone_410"
+    # Another 410 of the same endpoint (an attempt that was in flight meanwhile) is recorded,
+    # but the endpoint is disabled already: no second notice.
+    late = store.Attempt(jobs[later], AttemptResult(410, 5), Outcome("dead", None, "gone_410"), now)
+    assert store.record_batch(engine, [late], 5 * 86400) == {}
+    assert [a.status_code for a in attempts(engine, later)] == [410]
+    with engine.connect() as conn:
+        notices = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(store.EVENT)
+            .where(store.EVENT.c.type == "webhook.endpoint_disabled")
+        ).scalar()
+    assert notices == 1

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from tests.polling import wait_until
-from tests.registry.dispatcher.data import add_deliveries, add_endpoint, statuses
+from tests.registry.dispatcher.data import add_deliveries, add_endpoint, statuses, webhook_ids
 from tests.registry.dispatcher.receiver import Receiver, serve
 from tests.registry.dispatcher.tls import issue, make_authority
 from tests.services import _free_port
@@ -86,7 +86,7 @@ def test_sigkill_mid_batch_then_restart_loses_nothing(engine: Engine) -> None:
             wait_until(lambda: all_done(engine), timeout=120)
     # Every event reached the receiver, signed, under its delivery's webhook-id.
     assert received_sequence_numbers(receiver) == set(range(count))
-    assert set(receiver.delivered_ids()) == {f"msg_{i}" for i in ids}
+    assert set(receiver.delivered_ids()) == set(webhook_ids(engine, ids))
     assert all(r.verified for r in receiver.received)
     # Only what was in flight at the kill came twice.
     repeats = [n for n in collections.Counter(receiver.delivered_ids()).values() if n > 1]
@@ -106,7 +106,7 @@ def test_two_dispatchers_never_send_an_attempt_twice(engine: Engine) -> None:
             assert one.poll() is None
             assert two.poll() is None
     got = [r.webhook_id for r in receiver.received]
-    assert sorted(got) == sorted(f"msg_{i}" for i in ids)
+    assert sorted(got) == sorted(webhook_ids(engine, ids))
     with engine.connect() as conn:
         attempts = conn.execute(sa.text("SELECT count(*) FROM webhook_attempt")).scalar_one()
     assert attempts == count
@@ -148,6 +148,6 @@ def test_the_process_delivers_over_https_trusting_the_ca_bundle(
         env = dispatcher_env(engine, webhook_ca_bundle=authority.pem_file)
         with dispatcher(env):
             wait_until(lambda: all_done(engine), timeout=60)
-    assert sorted(receiver.delivered_ids()) == sorted(f"msg_{i}" for i in ids)
+    assert sorted(receiver.delivered_ids()) == sorted(webhook_ids(engine, ids))
     assert all(r.verified for r in receiver.received)
     assert {r.server[0] for r in receiver.received if r.server} == {"127.0.0.1"}

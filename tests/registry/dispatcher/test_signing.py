@@ -16,8 +16,8 @@ BODY = b'{"type":"application.submitted","timestamp":"2026-12-07T00:00:00Z","dat
 
 def test_a_signed_body_verifies_and_parses() -> None:
     secret = new_secret()
-    headers = signed_headers(webhook_id(7), datetime.now(UTC), BODY, [secret])
-    assert headers["webhook-id"] == "msg_7"
+    headers = signed_headers(webhook_id(7, 3), datetime.now(UTC), BODY, [secret])
+    assert headers["webhook-id"] == "msg_7_3"
     assert headers["webhook-signature"].startswith("v1,")
     assert Webhook(secret).verify(BODY, headers)["data"] == {"id": 1}
 

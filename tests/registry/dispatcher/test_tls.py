@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 
 from services.registry.dispatcher.sender import AttemptResult, make_client, send
 from services.registry.dispatcher.signing import signed_headers
+from shared.schemas.webhooks import webhook_id
 from tests.registry.dispatcher.data import (
     add_deliveries,
     add_endpoint,
@@ -118,6 +119,34 @@ def test_dispatcher_delivers_over_https_with_the_bundle(
     assert delivery(engine, delivery_id).status == "delivered"
     [got] = receiver.received
     assert got.verified
-    assert got.webhook_id == f"msg_{delivery_id}"
+    assert got.webhook_id == webhook_id(delivery(engine, delivery_id).event_id, endpoint_id)
     [attempt] = attempts(engine, delivery_id)
     assert (attempt.status_code, attempt.error) == (204, None)
+
+
+def test_a_connection_verified_for_one_name_is_not_reused_for_another_at_that_address(
+    authority: Authority, tmp_path: Path
+) -> None:
+    """Two URLs that resolve to one address: the connection kept alive after a send to the
+    name the certificate is for is not reused for a name it is not for (the pool is keyed by
+    the TLS server name as well as the address), so that send fails verification."""
+    certificate = issue(authority, "localhost", tmp_path)
+    secret = new_secret()
+    body = b'{"type":"webhook.ping","timestamp":"2027-01-01T00:00:00Z","data":{}}'
+    headers = signed_headers("msg_1", datetime.now(UTC), body, [secret])
+    with serve(Receiver(secrets=[secret]), tls=certificate) as receiver:
+        by_address = f"https://127.0.0.1:{httpx.URL(receiver.url).port}/hook"
+
+        async def both() -> list[AttemptResult]:
+            async with make_client(3, 10, authority.pem_file) as client:
+                return [
+                    await send(client, url, body, headers, allow_private=True)
+                    for url in (receiver.url, by_address)
+                ]
+
+        by_name, by_ip = asyncio.run(both())
+    assert (by_name.status_code, by_name.error) == (204, None)
+    assert by_ip.status_code is None
+    assert by_ip.error is not None
+    assert "CERTIFICATE_VERIFY_FAILED" in by_ip.error
+    assert len(receiver.received) == 1

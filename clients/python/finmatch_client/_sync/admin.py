@@ -37,10 +37,15 @@ class Admin(Resource):
         )
         return self._session.send(call)
 
-    def list_institutions(self) -> Page[InstitutionPublic]:
-        """The first 500 institutions (the API pages no further here)."""
-        answer = expect(Page[InstitutionPublic])
-        return self._session.send(make_call("GET", "/v1/admin/institutions", answer))
+    def list_institutions(self, *, page_size: int = 100) -> Paginator[InstitutionPublic]:
+        """Every institution, oldest first, fetched a page at a time."""
+
+        def page(cursor: str | None) -> Call[Page[InstitutionPublic]]:
+            params = {"limit": page_size, "cursor": cursor}
+            answer = expect(Page[InstitutionPublic])
+            return make_call("GET", "/v1/admin/institutions", answer, params=params)
+
+        return Paginator(self._session, page)
 
     def create_principal(
         self, principal: PrincipalCreate, *, idempotency_key: str | None = None

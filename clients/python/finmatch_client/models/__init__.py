@@ -42,10 +42,19 @@ from finmatch_client.models.enums import (
     JobTrigger,
     PrincipalRole,
     ProductCategory,
+    ProvenanceStatus,
+    RegisterKind,
     RejectionReason,
     SizeClass,
 )
-from finmatch_client.models.firms import FirmCreate, FirmPublic, FirmUpdate, InputWarning
+from finmatch_client.models.firms import (
+    AttributeProvenance,
+    FirmCreate,
+    FirmPublic,
+    FirmUpdate,
+    InputWarning,
+    RegisterReference,
+)
 from finmatch_client.models.imports import ImportLineResult, ImportResult
 from finmatch_client.models.matching import (
     CostEstimate,
@@ -106,6 +115,7 @@ __all__ = [
     "ApplicationEligibility",
     "ApplicationPublic",
     "ApplicationStatus",
+    "AttributeProvenance",
     "Body",
     "Breakdown",
     "BreakdownRow",
@@ -168,9 +178,12 @@ __all__ = [
     "ProductReach",
     "ProductSummary",
     "ProductUpdate",
+    "ProvenanceStatus",
     "ReachCell",
     "ReachCriterion",
     "Reason",
+    "RegisterKind",
+    "RegisterReference",
     "RejectionReason",
     "SizeClass",
     "SizeClassFirms",

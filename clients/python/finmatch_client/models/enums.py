@@ -86,6 +86,7 @@ class EventType(StrEnum):
     APPLICATION_DECIDED = "application.decided"
     MATCH_NEW_PRODUCT = "match.new_product"
     MODEL_PROMOTED = "model.promoted"
+    FIRM_VERIFICATION_CHANGED = "firm.verification_changed"
     WEBHOOK_PING = "webhook.ping"
     WEBHOOK_ENDPOINT_DISABLED = "webhook.endpoint_disabled"
 
@@ -150,3 +151,20 @@ class SizeClass(StrEnum):
     MEDIUM = "medium"
     SMALL = "small"
     MICRO = "micro"
+
+
+class ProvenanceStatus(StrEnum):
+    """Where a gating attribute's value comes from."""
+
+    DECLARED = "declared"
+    VERIFIED = "verified"
+    CONTRADICTED = "contradicted"
+
+
+class RegisterKind(StrEnum):
+    """An official list that confirms (or corrects) what portals declare about firms."""
+
+    HIGH_TECH = "high_tech"
+    SPECIALIZED_SME = "specialized_sme"
+    GREEN_LIST = "green_list"
+    GOV_PROCUREMENT_AWARDS = "gov_procurement_awards"

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
+
+from pydantic import Field
 
 from finmatch_client.models._base import Answer, Body
-from finmatch_client.models.enums import CreditRating, SizeClass
+from finmatch_client.models.enums import (
+    CreditRating,
+    ProvenanceStatus,
+    RegisterKind,
+    SizeClass,
+)
 
 
 class _FirmFields(Body):
@@ -84,6 +92,27 @@ class InputWarning(Answer):
     message: str
 
 
+class RegisterReference(Answer):
+    """The official register (and its published version) a value was read from."""
+
+    kind: RegisterKind
+    version: int
+    as_of: date
+
+
+class AttributeProvenance(Answer):
+    """A gating attribute: the portal's value, the value matching uses, and where it comes
+    from (an official register wherever one covers it; an expired certificate stops counting
+    the day after its last valid day)."""
+
+    status: ProvenanceStatus
+    declared: bool | int
+    value: bool | int
+    source: RegisterReference | None = None
+    evidence: list[dict[str, Any]] = Field(default_factory=list)
+    reason: str | None = None
+
+
 class FirmPublic(Answer):
     """A firm as the API answers it; ``version`` is its ETag (send it back to update)."""
 
@@ -120,4 +149,5 @@ class FirmPublic(Answer):
     created_at: datetime
     updated_at: datetime
     version: int
+    provenance: dict[str, AttributeProvenance]
     warnings: list[InputWarning]

@@ -55,6 +55,7 @@ class ProductCreate(Body):
     requires_green: bool = False
     requires_first_loan: bool = False
     min_credit_rating: CreditRating | None = None
+    verified_only: list[str] = Field(default_factory=list)
 
 
 class ProductUpdate(Body):
@@ -96,6 +97,7 @@ class ProductUpdate(Body):
     requires_green: bool | None = None
     requires_first_loan: bool | None = None
     min_credit_rating: CreditRating | None = None
+    verified_only: list[str] | None = None
 
 
 class ProductPublic(Answer):
@@ -139,6 +141,7 @@ class ProductPublic(Answer):
     requires_green: bool = False
     requires_first_loan: bool = False
     min_credit_rating: CreditRating | None = None
+    verified_only: list[str] = Field(default_factory=list)
     created_at: datetime
     updated_at: datetime
     version: int

@@ -1,7 +1,7 @@
 """Index on firm.updated_at: the matching service's firm feed reads the firms changed since.
 
 Revision ID: 0018
-Revises: 0016
+Revises: 0017
 Create Date: 2026-12-07 10:00:00
 
 The matching service keeps every registered firm as columns and applies the firms written
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0018"
-down_revision: str | None = "0016"
+down_revision: str | None = "0017"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
