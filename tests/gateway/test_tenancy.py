@@ -416,6 +416,7 @@ ENDPOINTS = {
     "delivery.redeliver": _on("POST /v1/webhooks/deliveries/{id}/redeliver", "DA", "DB"),
     "ref.industries": _on("GET /v1/reference/industries"),
     "ref.categories": _on("GET /v1/reference/product-categories"),
+    "ref.error_codes": _on("GET /v1/reference/error-codes"),
 }
 
 ROLES = ("portal_a", "institution_x", "official_116", "official_121", "official_city", "admin")
@@ -504,6 +505,7 @@ MATRIX = [
     Row("delivery.redeliver", (202, 404), X,           X,           X,           X,           X),
     Row("ref.industries",    200,        200,          200,         200,         200,         200),
     Row("ref.categories",    200,        200,          200,         200,         200,         200),
+    Row("ref.error_codes",   200,        200,          200,         200,         200,         200),
 ]
 # fmt: on
 
