@@ -38,7 +38,10 @@ SPECIALIZED_YEARS = 3
 REGISTER_LABELS: MappingProxyType[RegisterKind, tuple[str, str]] = MappingProxyType(
     {
         RegisterKind.HIGH_TECH: ("高新技术企业认定名单", "high-tech enterprise register"),
-        RegisterKind.SPECIALIZED_SME: ("专精特新企业名单", "specialised and sophisticated SME (zhuanjingtexin) register"),
+        RegisterKind.SPECIALIZED_SME: (
+            "专精特新企业名单",
+            "specialised and sophisticated SME (zhuanjingtexin) register",
+        ),
         RegisterKind.GREEN_LIST: ("绿色企业名录", "green enterprise list"),
         RegisterKind.GOV_PROCUREMENT_AWARDS: (
             "政府采购合同授予名单",
