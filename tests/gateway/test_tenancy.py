@@ -387,6 +387,7 @@ ENDPOINTS = {
     "stats.targets": Endpoint("GET /v1/stats/targets", _stats("/v1/stats/targets")),
     "stats.products": Endpoint("GET /v1/stats/products", _stats("/v1/stats/products")),
     "stats.coverage": Endpoint("GET /v1/stats/coverage", _stats("/v1/stats/coverage")),
+    "stats.registers": Endpoint("GET /v1/stats/registers", _stats("/v1/stats/registers")),
     "stats.what_if": Endpoint("POST /v1/stats/what-if", _what_if),
     "admin.institution": _on(
         "POST /v1/admin/institutions", json={"name": "丙担保", "kind": "guarantor"}
@@ -476,6 +477,7 @@ MATRIX = [
     # An institution sees its own products' rows, whichever town it asks about.
     Row("stats.products",    X,          BOTH,         A_ONLY,      B_ONLY,      BOTH,        BOTH),
     Row("stats.coverage",    X,          X,            A_ONLY,      B_ONLY,      BOTH,        BOTH),
+    Row("stats.registers",   X,          X,            A_ONLY,      B_ONLY,      BOTH,        BOTH),
     Row("stats.what_if",     X,          X,            A_ONLY,      B_ONLY,      BOTH,        BOTH),
     Row("admin.institution", 404,        404,          404,         404,         404,         201),
     Row("admin.institutions", 404,       404,          404,         404,         404,         200),
