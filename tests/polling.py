@@ -11,13 +11,16 @@ DEFAULT_TIMEOUT = 10.0
 INTERVAL = 0.01
 
 
-def wait_until(condition: Callable[[], object], timeout: float = DEFAULT_TIMEOUT) -> None:
-    """Return once ``condition()`` is truthy; fail after ``timeout`` seconds."""
+def wait_until(
+    condition: Callable[[], object], timeout: float = DEFAULT_TIMEOUT, interval: float = INTERVAL
+) -> None:
+    """Return once ``condition()`` is truthy; fail after ``timeout`` seconds. A condition that
+    asks a rate-limited API takes a longer ``interval``."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
             raise AssertionError(f"not within {timeout} s: {getattr(condition, '__name__', '')}")
-        time.sleep(INTERVAL)
+        time.sleep(interval)
 
 
 async def until(condition: Callable[[], object], timeout: float = DEFAULT_TIMEOUT) -> None:

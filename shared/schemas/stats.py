@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -157,3 +158,43 @@ class Targets(BaseModel):
     town_code: str | None
     scope: Literal["city", "town"]
     rows: list[Target]
+
+
+class RegisterCoverageRow(BaseModel):
+    """One register's coverage in a scope: of the registered firms on its current list (valid
+    today), how many were matched, applied and were approved (ever, on the platform)."""
+
+    kind: str
+    label_zh: str
+    label_en: str
+    suppressed: bool = Field(description="fewer than 3 firms: figures withheld (town rows only)")
+    firms: int | None = Field(description="registered firms on the list, valid today")
+    matched: int | None = Field(description="of them, firms shown at least one match")
+    applied: int | None = Field(description="of them, firms that applied at least once")
+    approved: int | None = Field(description="of them, firms with an approved application")
+    green_credit: int | None = Field(
+        description="green list only: firms approved for a green-credit (绿色信贷) product "
+        "(action-plan item 44); null for the other registers"
+    )
+
+
+class RegisterCoverageTotal(RegisterCoverageRow):
+    version: int | None = Field(description="the register's published version; null if none")
+    as_of: date | None = Field(description="the published list's as-of date")
+
+
+class RegisterCoverageTown(BaseModel):
+    town_code: str
+    town_zh: str
+    town_en: str
+    registers: list[RegisterCoverageRow]
+
+
+class RegisterCoverage(BaseModel):
+    """Coverage of the official registers (issue 16): totals for the scope, and per town."""
+
+    as_of: date = Field(description="the day (China time) lists are read as valid on")
+    scope: Literal["city", "town"]
+    town_code: str | None
+    registers: list[RegisterCoverageTotal]
+    by_town: list[RegisterCoverageTown]

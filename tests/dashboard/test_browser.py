@@ -13,9 +13,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
+import orjson
 
 from services.gateway.dashboard.sessions import SESSION_COOKIE
 from tests.dashboard.live import LiveGateway
+from tests.polling import wait_until
+from tests.registry import data
 
 TOWN = "441900116"  # 塘厦镇, the demo town official's
 OTHER_TOWN = "441900003"  # 东城街道
@@ -27,6 +30,7 @@ COUNT_KPIS = (
     "first_loan_firms",
 )
 AMOUNT_KPIS = ("requested_amount_yuan", "approved_amount_yuan")
+REGISTER_FIGURES = ("firms", "matched", "applied", "approved", "green_credit")
 
 
 def sign_in(page: Any, live: LiveGateway, role: str) -> None:
@@ -605,3 +609,55 @@ def test_english_mode_of_a_town_official(page: Any, live: LiveGateway) -> None:
     page.click("#lang-switch")
     assert "Tangxia" in page.inner_text("#who")
     assert han_text(page) == []
+
+
+def test_zz_register_coverage_per_town_in_both_languages(page: Any, live: LiveGateway) -> None:
+    """Last in the file on purpose: a published register changes what the demo firms qualify
+    for, which the tests before it must not see."""
+    lines = [data.register_line("green_list", seq) for seq in range(1, 201)]
+    body = b"".join(orjson.dumps(line) + b"\n" for line in lines)
+    with live.api("official_city") as city:
+        uploaded = city.put(
+            "/v1/registers/green_list",
+            params={"upload_id": "dashboard-green"},
+            content=body,
+            headers={"Content-Type": "application/x-ndjson"},
+        )
+    assert uploaded.status_code == 200, uploaded.text
+    # An answer cached before the upload lives a few seconds more.
+    wait_until(lambda: get(live, "official_city", "/v1/stats/registers")["by_town"], 60)
+    answer = get(live, "official_city", "/v1/stats/registers")
+
+    def expected(lang: str) -> list[list[str]]:
+        def shown(row: dict[str, Any], key: str) -> str:
+            if row["suppressed"]:
+                return "<3"
+            return "–" if row[key] is None else f"{row[key]:,}"
+
+        return [
+            [
+                f"{town['town_code']}-{row['kind']}",
+                town[f"town_{lang}"],
+                row[f"label_{lang}"],
+                *(
+                    shown(row, k)
+                    for k in ("firms", "matched", "applied", "approved", "green_credit")
+                ),
+            ]
+            for town in answer["by_town"]
+            for row in town["registers"]
+        ]
+
+    def table() -> list[list[str]]:
+        return page.eval_on_selector_all(
+            "#table-registers tbody tr",
+            "trs => trs.map(tr => [tr.dataset.key,"
+            " ...Array.from(tr.children).map(c => c.textContent.trim())])",
+        )
+
+    sign_in(page, live, "official_city")
+    green = [r for r in expected("zh") if r[0].endswith("-green_list")]
+    assert any(r[3] != "<3" for r in green)  # at least one town shows its figures
+    assert table() == expected("zh")
+    page.click("#lang-switch")
+    assert table() == expected("en")

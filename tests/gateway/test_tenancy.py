@@ -387,6 +387,7 @@ ENDPOINTS = {
     "stats.targets": Endpoint("GET /v1/stats/targets", _stats("/v1/stats/targets")),
     "stats.products": Endpoint("GET /v1/stats/products", _stats("/v1/stats/products")),
     "stats.coverage": Endpoint("GET /v1/stats/coverage", _stats("/v1/stats/coverage")),
+    "stats.registers": Endpoint("GET /v1/stats/registers", _stats("/v1/stats/registers")),
     "stats.what_if": Endpoint("POST /v1/stats/what-if", _what_if),
     "admin.institution": _on(
         "POST /v1/admin/institutions", json={"name": "丙担保", "kind": "guarantor"}
@@ -416,6 +417,7 @@ ENDPOINTS = {
     "delivery.redeliver": _on("POST /v1/webhooks/deliveries/{id}/redeliver", "DA", "DB"),
     "ref.industries": _on("GET /v1/reference/industries"),
     "ref.categories": _on("GET /v1/reference/product-categories"),
+    "ref.error_codes": _on("GET /v1/reference/error-codes"),
 }
 
 ROLES = ("portal_a", "institution_x", "official_116", "official_121", "official_city", "admin")
@@ -475,6 +477,7 @@ MATRIX = [
     # An institution sees its own products' rows, whichever town it asks about.
     Row("stats.products",    X,          BOTH,         A_ONLY,      B_ONLY,      BOTH,        BOTH),
     Row("stats.coverage",    X,          X,            A_ONLY,      B_ONLY,      BOTH,        BOTH),
+    Row("stats.registers",   X,          X,            A_ONLY,      B_ONLY,      BOTH,        BOTH),
     Row("stats.what_if",     X,          X,            A_ONLY,      B_ONLY,      BOTH,        BOTH),
     Row("admin.institution", 404,        404,          404,         404,         404,         201),
     Row("admin.institutions", 404,       404,          404,         404,         404,         200),
@@ -504,6 +507,7 @@ MATRIX = [
     Row("delivery.redeliver", (202, 404), X,           X,           X,           X,           X),
     Row("ref.industries",    200,        200,          200,         200,         200,         200),
     Row("ref.categories",    200,        200,          200,         200,         200,         200),
+    Row("ref.error_codes",   200,        200,          200,         200,         200,         200),
 ]
 # fmt: on
 

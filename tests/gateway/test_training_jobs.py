@@ -40,7 +40,8 @@ def finished(admin: Api, job_id: int) -> dict[str, Any]:
         assert 0.0 <= seen["progress"] <= 1.0
         return seen["status"] in {"succeeded", "failed"}
 
-    wait_until(done, timeout=TRAINING_TIMEOUT)
+    # A training takes seconds to minutes: asking every 10 ms would meet the rate limit.
+    wait_until(done, timeout=TRAINING_TIMEOUT, interval=0.25)
     return seen
 
 

@@ -18,7 +18,7 @@ from services.gateway.api.proxy import clean, forward
 from services.gateway.auth import CurrentPrincipal, Principal, require
 from services.gateway.clients import DownstreamError
 from services.gateway.idempotency import IdempotentRoute
-from shared.enums import PrincipalRole
+from shared.enums import PrincipalRole, RegisterKind
 from shared.errors import NotFound, problem_responses
 from shared.schemas.policy import WhatIfRequest
 from shared.schemas.stats import (
@@ -27,6 +27,7 @@ from shared.schemas.stats import (
     League,
     Overview,
     ProductEligibility,
+    RegisterCoverage,
     Targets,
 )
 from shared.types import SafeStr
@@ -244,6 +245,30 @@ async def firms(request: Request, principal: CurrentPrincipal, town_code: Town =
     """Registered firms by size class, with how many state a need. 注册企业按规模统计。"""
     require(principal, *OFFICIALS)
     return await _stats(request, principal, "/v1/stats/firms", clean({"town_code": town_code}))
+
+
+@router.get(
+    "/registers",
+    response_model=RegisterCoverage,
+    summary="Official registers' coverage / 官方名录覆盖情况",
+    responses=problem_responses(404, 422),
+)
+async def registers(
+    request: Request,
+    principal: CurrentPrincipal,
+    town_code: Town = None,
+    kind: Annotated[RegisterKind | None, Query(description="one register / 名录类别")] = None,
+) -> Response:
+    """Per official register: the registered firms on its current list (entries valid today),
+    and how many of them were matched, applied and were approved; for the green list, how many
+    reached green credit (action-plan item 44). Totals for the city (a town official: their
+    town), and a row per town whose cells of fewer than 3 firms are withheld.
+
+    各官方名录中已注册且名录当前有效的企业数，及其中获匹配、申请、获批的企业数；
+    绿色企业名录另计获得绿色信贷的企业数（第 44 条）。分镇街统计，少于 3 家企业的单元格不予显示。"""
+    require(principal, *OFFICIALS)
+    params = clean({"town_code": town_code, "kind": None if kind is None else kind.value})
+    return await _stats(request, principal, "/v1/stats/registers", params)
 
 
 def _cache_key(principal: Principal, path: str, params: dict[str, Any]) -> str:

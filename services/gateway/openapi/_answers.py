@@ -76,6 +76,46 @@ ANSWER_EXAMPLES: dict[tuple[str, str], Any] = {
             "medium": {"firms": 170, "with_need": 95},
         },
     },
+    ("GET", "/v1/stats/registers"): {
+        "as_of": "2026-12-07",
+        "scope": "city",
+        "town_code": None,
+        "registers": [
+            {
+                "kind": "green_list",
+                "label_zh": "绿色企业名录",
+                "label_en": "green enterprise list",
+                "suppressed": False,
+                "firms": 212,
+                "matched": 180,
+                "applied": 64,
+                "approved": 41,
+                "green_credit": 23,
+                "version": 3,
+                "as_of": "2026-11-30",
+            }
+        ],
+        "by_town": [
+            {
+                "town_code": "441900116",
+                "town_zh": "塘厦镇",
+                "town_en": "Tangxia",
+                "registers": [
+                    {
+                        "kind": "green_list",
+                        "label_zh": "绿色企业名录",
+                        "label_en": "green enterprise list",
+                        "suppressed": False,
+                        "firms": 18,
+                        "matched": 15,
+                        "applied": 6,
+                        "approved": 4,
+                        "green_credit": 2,
+                    }
+                ],
+            }
+        ],
+    },
     ("GET", "/v1/admin/institutions"): {
         "data": [
             {"id": 1, "name": "东莞银行", "kind": "bank", "created_at": "2026-12-07T07:52:26Z"},

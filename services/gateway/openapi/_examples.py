@@ -63,6 +63,12 @@ def compose(schema: Any, components: dict[str, Any], depth: int = 0) -> Any:
             for name, sub in schema.get("properties", {}).items()
         }
     if kind == "array":
+        # Items with several examples (an NDJSON body's lines, e.g. an approval and a
+        # rejection) show them all.
+        items = _resolve(schema.get("items", {}), components)
+        several = items.get("examples") if isinstance(items, dict) else None
+        if isinstance(several, list) and len(several) > 1:
+            return [_restore_nulls(deepcopy(e), items, components, depth) for e in several]
         item = compose(schema.get("items", {}), components, depth + 1)
         return [item] * max(1, int(schema.get("minItems", 1)))
     if kind == "string":

@@ -91,6 +91,7 @@ OPERATION_CODES: dict[OperationKey, tuple[E, ...]] = {
     ("GET", "/v1/stats/coverage"): (),
     ("POST", "/v1/stats/what-if"): (E.REGISTRY_UNAVAILABLE,),
     ("GET", "/v1/stats/firms"): (),
+    ("GET", "/v1/stats/registers"): (),
     ("GET", "/v1/admin/institutions"): (),
     ("POST", "/v1/admin/institutions"): (E.CONFLICT,),
     ("POST", "/v1/admin/principals"): (),

@@ -36,9 +36,11 @@ from services.registry.registers import feed as register_feed
 from services.registry.seed.loader import DEMO_PORTAL
 from services.registry.stats import Filters
 from services.registry.stats import eligibility as eligibility_stats
-from shared.enums import PrincipalRole
+from services.registry.stats.register_coverage import register_coverage
+from shared.enums import PrincipalRole, RegisterKind
 from shared.errors import NotFound, Unprocessable
 from shared.schemas.internal import FIRM_FEED_COLUMNS, FIRM_FEED_PAGE_ROWS, FirmFeedPage
+from shared.schemas.registers import today_in_china
 from shared.schemas.stats import (
     Breakdown,
     Dimension,
@@ -46,6 +48,7 @@ from shared.schemas.stats import (
     MatchedGaps,
     Overview,
     ProductEligibility,
+    RegisterCoverage,
     Targets,
 )
 from shared.strict_json import StrictJSONRoute
@@ -289,6 +292,20 @@ def firms_registered(
     by_size = stats.firms_by_size(session.connection(), town)
     total = sum(v["firms"] for v in by_size.values())
     return {"town_code": town, "firms": total, "by_size_class": by_size}
+
+
+@router.get("/registers", response_model=RegisterCoverage)
+def registers_coverage(
+    session: ReadSessionDep,
+    principal: PrincipalDep,
+    town_code: Annotated[str | None, Query(max_length=9)] = None,
+    kind: Annotated[RegisterKind | None, Query()] = None,
+) -> dict[str, Any]:
+    """Per official register: registered firms on the current list, matched, applied, approved
+    (and for the green list, green credit); for the city or a town, with a row per town."""
+    require_role(principal, PrincipalRole.OFFICIAL, PrincipalRole.ADMIN)
+    town = scoped_town(principal, town_code)
+    return register_coverage(session.connection(), today_in_china(), town, kind)
 
 
 # Internal: what the matching service needs for coverage and what-if, and their audit trail.

@@ -16,6 +16,8 @@ from finmatch_client.models import (
     Overview,
     ProductCategory,
     ProductEligibility,
+    RegisterCoverage,
+    RegisterKind,
     Targets,
     WhatIfAnswer,
     WhatIfRequest,
@@ -109,6 +111,15 @@ class AsyncStats(AsyncResource):
     ) -> Coverage:
         params = _period(date_from, date_to, town_code, category)
         call = make_call("GET", "/v1/stats/coverage", expect(Coverage), params=params)
+        return await self._session.send(call)
+
+    async def registers(
+        self, *, town_code: str | None = None, kind: RegisterKind | str | None = None
+    ) -> RegisterCoverage:
+        """Per official register: listed firms registered with us, matched, applied, approved
+        (and green credit for the green list), for the scope and per town."""
+        params = {"town_code": town_code, "kind": kind}
+        call = make_call("GET", "/v1/stats/registers", expect(RegisterCoverage), params=params)
         return await self._session.send(call)
 
     async def firms(self, *, town_code: str | None = None) -> FirmsRegistered:

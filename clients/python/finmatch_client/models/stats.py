@@ -1,9 +1,10 @@
 """Officials' statistics: overview, breakdowns, league table, products, targets, coverage gaps,
-registered firms and the policy what-if. Cells of fewer than 3 firms are withheld
-(``suppressed``, figures None)."""
+registered firms, the official registers' coverage and the policy what-if. Cells of fewer than
+3 firms are withheld (``suppressed``, figures None)."""
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any, Literal
 
 from finmatch_client.models._base import Answer, Body
@@ -167,6 +168,44 @@ class FirmsRegistered(Answer):
     town_code: str | None
     firms: int
     by_size_class: dict[str, SizeClassFirms]
+
+
+class RegisterCoverageRow(Answer):
+    """One register in a scope: registered firms on its current list (valid today), and how
+    many of them were matched, applied and were approved. ``green_credit``: the green list's
+    firms approved for a green-credit product (action-plan item 44); None for other lists."""
+
+    kind: str
+    label_zh: str
+    label_en: str
+    suppressed: bool
+    firms: int | None
+    matched: int | None
+    applied: int | None
+    approved: int | None
+    green_credit: int | None
+
+
+class RegisterCoverageTotal(RegisterCoverageRow):
+    """A register's totals for the scope, with its published version (None: none yet)."""
+
+    version: int | None
+    as_of: date | None
+
+
+class RegisterCoverageTown(Answer):
+    town_code: str
+    town_zh: str
+    town_en: str
+    registers: list[RegisterCoverageRow]
+
+
+class RegisterCoverage(Answer):
+    as_of: date
+    scope: Literal["city", "town"]
+    town_code: str | None
+    registers: list[RegisterCoverageTotal]
+    by_town: list[RegisterCoverageTown]
 
 
 WhatIfCriterion = Literal[

@@ -105,6 +105,11 @@ function filterParams() {
   return params;
 }
 
+function townOnly(params) {
+  const town = params.get("town_code");
+  return town ? new URLSearchParams({ town_code: town }) : new URLSearchParams();
+}
+
 function withParams(path, params, extra = {}) {
   const query = new URLSearchParams(params);
   for (const [key, value] of Object.entries(extra)) query.set(key, value);
@@ -129,6 +134,8 @@ async function load() {
     size_class: withParams("/v1/stats/breakdown", params, { by: "size_class" }),
     institutions: withParams("/v1/stats/institutions", params),
     coverage: withParams("/v1/stats/coverage", params),
+    // Registers are read as valid today: only the town narrows them, not the period.
+    registers: withParams("/v1/stats/registers", townOnly(params)),
   };
   if (!townScoped) requests.town = withParams("/v1/stats/breakdown", params, { by: "town" });
   $("main").setAttribute("aria-busy", "true");
@@ -178,6 +185,7 @@ function render() {
   renderBreakdown("size_class");
   renderInstitutions();
   renderCoverage();
+  renderRegisters();
 }
 
 function renderWho() {
@@ -652,6 +660,47 @@ function renderCoverage() {
     "firms_matched_no_application",
     answer.body.matched_no_application,
   );
+}
+
+/** Per town and register: listed firms registered with us, matched, applied, approved. */
+function renderRegisters() {
+  const holder = $("table-registers");
+  const answer = state.answers.registers;
+  if (!answer?.ok) {
+    unavailable(holder, answer);
+    return;
+  }
+  const rows = answer.body.by_town.flatMap((town) =>
+    town.registers.map((r) => ({ ...r, town, key: `${town.town_code}-${r.kind}` })),
+  );
+  const shown = (r, value) => (r.suppressed ? "<3" : value === null ? "–" : formatCount(value));
+  const exported = (r, value) => (r.suppressed ? "<3" : value);
+  const column = (key) => ({
+    key,
+    head: t(`reg_${key}`),
+    numeric: true,
+    cell: (r) => shown(r, r[key]),
+    csv: (r) => exported(r, r[key]),
+  });
+  renderTable(holder, {
+    name: "registers",
+    caption: t("registers"),
+    rows,
+    columns: [
+      {
+        key: "town",
+        head: t("town"),
+        cell: (r) => label({ zh: r.town.town_zh, en: r.town.town_en }) || r.town.town_code,
+        csv: (r) => r.town.town_code,
+      },
+      { key: "kind", head: t("register"), cell: (r) => label(r), csv: (r) => r.kind },
+      column("firms"),
+      column("matched"),
+      column("applied"),
+      column("approved"),
+      column("green_credit"),
+    ],
+  });
 }
 
 /**
