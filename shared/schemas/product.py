@@ -150,10 +150,14 @@ VERIFIABLE_CRITERIA: tuple[str, ...] = tuple(
 )
 
 
+# A criterion that verified_only may name, stated in the schema (_verifiable enforces it).
+VerifiableItem = Annotated[str, ValueField(json_schema_extra={"enum": list(VERIFIABLE_CRITERIA)})]
+
+
 class Verification(SQLModel):
     """Which of a product's criteria only an official register's value satisfies."""
 
-    verified_only: list[str] = Field(
+    verified_only: list[VerifiableItem] = Field(
         default_factory=list,
         sa_type=sa.JSON,
         max_length=MAX_LIST,

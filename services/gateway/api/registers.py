@@ -59,13 +59,15 @@ _ANSWER_EXAMPLE = (
     '"upload_id":"high-tech-2026-12","status":"published","version":4,"as_of":"2026-12-01",'
     '"entries":2,"invalid_lines":1,"diff":{"added":1,"removed":0,"changed":1,"unchanged":0}}}\n'
 )
+# Text with at least one line that is not blank (an empty body is refused: "holds no line").
+_TEXT_WITH_A_LINE = {"type": "string", "pattern": r"\S"}
 _BODY = {
     "requestBody": {
         "required": True,
         "description": _LINES,
         "content": {
-            "application/x-ndjson": {"schema": {"type": "string"}, "example": _NDJSON_EXAMPLE},
-            "text/csv": {"schema": {"type": "string"}, "example": _CSV_EXAMPLE},
+            "application/x-ndjson": {"schema": _TEXT_WITH_A_LINE, "example": _NDJSON_EXAMPLE},
+            "text/csv": {"schema": _TEXT_WITH_A_LINE, "example": _CSV_EXAMPLE},
         },
     }
 }
