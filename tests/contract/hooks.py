@@ -18,9 +18,11 @@ from shared.schemas.product import RANGES
 
 @schemathesis.serializer("application/x-ndjson")
 def ndjson(ctx: Any, value: Any) -> bytes:
-    """An array is the lines of the body, as the schema says; anything else (a negative case
-    of the wrong type) goes out as one line. The json module, not orjson: a negative case may
-    hold an integer beyond 64 bits, which is what it is there to send."""
+    """An array is the lines of the body, as the schema says; text is the body itself; anything
+    else (a negative case of the wrong type) goes out as one line. The json module, not orjson:
+    a negative case may hold an integer beyond 64 bits, which is what it is there to send."""
+    if isinstance(value, str):  # a body documented as NDJSON text (register uploads)
+        return value.encode()
     items = value if isinstance(value, list) else [value]
     return b"".join(json.dumps(item).encode() + b"\n" for item in items)
 
@@ -114,7 +116,15 @@ def _range(low: str, high: str) -> Refusal:
     )
 
 
-PRODUCT_RANGES = tuple(_range(low, high) for low, high in RANGES)
+PRODUCT_RULES = (
+    *(_range(low, high) for low, high in RANGES),
+    Refusal(
+        "validation_error",
+        "verified_only names only criteria the product sets: a pairing of fields",
+        frozenset({"verified_only"}),
+        "which the product does not require",
+    ),
+)
 STALE = Refusal(
     "stale_version",
     "If-Match names a well-formed version that is not the stored one: stored data decides",
@@ -173,10 +183,10 @@ STATS_WITH_PERIOD = (
 REFUSALS_BEYOND_SCHEMA: dict[tuple[str, str], tuple[Refusal, ...]] = {
     ("POST", "/v1/firms"): FIRM_DATA,
     ("PATCH", "/v1/firms/{firm_id}"): (*FIRM_DATA, STALE),
-    ("POST", "/v1/products"): PRODUCT_RANGES,
-    ("POST", "/v1/products/preview"): PRODUCT_RANGES,
+    ("POST", "/v1/products"): PRODUCT_RULES,
+    ("POST", "/v1/products/preview"): PRODUCT_RULES,
     # A patch is merged onto the stored product before its ranges are checked.
-    ("PATCH", "/v1/products/{product_id}"): (*PRODUCT_RANGES, STALE),
+    ("PATCH", "/v1/products/{product_id}"): (*PRODUCT_RULES, STALE),
     ("POST", "/v1/applications"): (
         Refusal(
             "not_eligible",
@@ -220,6 +230,28 @@ REFUSALS_BEYOND_SCHEMA: dict[tuple[str, str], tuple[Refusal, ...]] = {
     ("POST", "/v1/webhooks/endpoints"): WEBHOOK_URL,
     ("PATCH", "/v1/webhooks/endpoints/{endpoint_id}"): (*WEBHOOK_URL, STALE),
     **{("GET", path): PERIOD for path in STATS_WITH_PERIOD},
+    # An upload's body is text (NDJSON or CSV) whose columns depend on the register named in
+    # the path: one line schema per path value is beyond OpenAPI, so the registry checks lines.
+    **{
+        (method, "/v1/registers/{kind}"): (
+            Refusal("invalid_register_line", "a line the register's kind does not take"),
+            Refusal("unknown_column", "a column the register's kind does not have"),
+            Refusal("empty_register_upload", "a full upload with no entry in its text"),
+            Refusal(
+                "validation_error",
+                "as_of from 1990 on: format date has no bounds",
+                frozenset({"as_of"}),
+                "as_of is",
+            ),
+            Refusal(
+                "validation_error",
+                "text with no entry in it (a CSV header alone): the schema says text, not lines",
+                frozenset({"body"}),
+                "holds no line",
+            ),
+        )
+        for method in ("PUT", "POST")
+    },
 }
 # NDJSON imports answer 200 with a result per line: a line that breaks the schema is refused
 # in the answer (not written: "invalid", or its whole batch refused), not by the status of the
