@@ -82,7 +82,7 @@ def promote(registry: httpx.Client, key: bytes, candidate: str | None) -> Learne
         "/internal/models",
         json={
             "version": version,
-            "algorithm": result.chosen,
+            "algorithm": str(model.meta["chosen"]),
             "metrics": {k: v for k, v in result.metrics.items() if math.isfinite(v)},
             "meta": result.meta,
             "artifact_b64": base64.b64encode(dump(result, key)).decode(),

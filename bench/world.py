@@ -140,8 +140,9 @@ def world_model(
     seed: int = 3,
 ) -> tuple[LearnedModel, TrainResult]:
     """A model trained on the standard synthetic world (``firms``, ``applications``, ``seed``):
-    the served model and a TrainResult whose estimator is that model, so that
-    ``artifact.dump`` signs exactly what is served (a bench can upload and promote it)."""
+    the served model and a TrainResult whose estimator, version and meta are that model's, so
+    that ``artifact.dump`` signs exactly what is served (a bench can upload and promote it);
+    its ``chosen`` stays train's pick."""
     world = list(generate_firms(firms, seed=seed))
     model, result = learned_model(
         export_rows(world, history(world, applications, seed)), candidate=candidate
@@ -151,7 +152,6 @@ def world_model(
             result,
             version=str(model.meta["version"]),
             estimator=model.estimator,
-            chosen=str(model.meta["chosen"]),
             meta=dict(model.meta),
         )
     return model, result
