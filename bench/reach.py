@@ -10,7 +10,7 @@ In the same run: the floor (one eligibility pass over the same firms), the share
 (``policy.approval_share``: every eligible firm scored, or above ``SHARE_SAMPLE_FIRMS`` a
 uniform sample of them), every eligible firm scored once (what an exact share would cost), and
 the same preview under the rule-only prior (no share), so the report says what the model's
-share costs. Checked (exit 1 if not): a sampled share is within its stated 95% margin of every
+share costs. Checked (exit 1 if not): a sampled share is within its stated 99.9% margin of every
 eligible firm's mean; the share does not depend on the scoring chunk; and on the first firms
 it is the mean of the approval probabilities ``rank_products_for_firm`` gives them one by one.
 
@@ -182,7 +182,7 @@ def bench_size(
                     )
                 print(
                     f"  #{product.id}: every eligible firm's mean {exact:.5f}, the sample's "
-                    f"{estimate.mean:.5f} ± {estimate.margin:.5f} (95%)"
+                    f"{estimate.mean:.5f} ± {estimate.margin:.5f} (99.9%)"
                 )
 
         def preview(scorer: Any, p: ProductFeatures = product) -> Any:

@@ -170,7 +170,7 @@ class ProductReach(BaseModel):
         "uniform sample of 20,000 of them when they are more)"
     )
     expected_approval_share_margin: float | None = Field(
-        description="the share is within ± this of every eligible firm's mean (95%): 0 when "
+        description="the share is within ± this of every eligible firm's mean (99.9%): 0 when "
         "every eligible firm was scored; null with no share"
     )
     expected_approval_share_scored: int | None = Field(

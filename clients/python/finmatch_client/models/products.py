@@ -177,7 +177,7 @@ class ProductReach(Answer):
     firms_considered: int
     eligible: int | None
     expected_approval_share: float | None
-    # ± this (95%) when the share is a sample's; 0 when every eligible firm was scored.
+    # ± this (99.9%) when the share is a sample's; 0 when every eligible firm was scored.
     expected_approval_share_margin: float | None = None
     expected_approval_share_scored: int | None = None  # eligible firms the model scored
     by_town: list[ReachCell]
