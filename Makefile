@@ -17,7 +17,7 @@ help:
 	@echo "make seed   - (re)generate the synthetic Dongguan demo data into the registry database"
 	@echo "make bench  - benchmarks (set FINMATCH_BENCH_POSTGRES_URL for the PostgreSQL ones)"
 	@echo "make bench-quality / bench-latency / bench-batch - the matching benchmarks alone"
-	@echo "make bench-reach - a product reach preview over 100,000 firms (target <= 500 ms)"
+	@echo "make bench-reach - a product reach preview with a model over 100,000 and 1,000,000 firms (target <= 500 ms)"
 	@echo "make bench-api - GET /v1/firms/{id}/matches through the gateway (PostgreSQL + Redis)"
 	@echo "make bench-stats - officials' statistics on 500k firms / 1M applications (PostgreSQL + Redis)"
 	@echo "make bench-footprint - each service's import time, memory and modules (the gateway loads no sklearn)"

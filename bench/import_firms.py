@@ -212,9 +212,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def registry_server(db_url: str) -> Iterator[str]:
-    """Run the real registry under uvicorn; yield its base URL once /readyz answers."""
-    with registry_process(db_url) as (base_url, _process):
+def registry_server(db_url: str, pids: dict[str, int] | None = None) -> Iterator[str]:
+    """Run the real registry under uvicorn; yield its base URL once /readyz answers (its
+    process id in ``pids["registry"]``)."""
+    with registry_process(db_url) as (base_url, process):
+        if pids is not None:
+            pids["registry"] = process.pid
         yield base_url
 
 
@@ -315,15 +318,203 @@ def import_problems(tail: dict[str, Any], expected_rows: int, stored_rows: int) 
     return problems
 
 
-def copy_into_firm_copy(url: str, rows: Sequence[tuple[Any, ...]]) -> float:
-    """COPY the prepared rows into firm_copy; return the seconds of COPY plus commit only."""
+def copy_into_firm_copy(
+    url: str, rows: Sequence[tuple[Any, ...]]
+) -> tuple[float, tuple[float, float]]:
+    """COPY the prepared rows into firm_copy; return the seconds of COPY plus commit only, and
+    the CPU and run-queue wait seconds of its PostgreSQL backend meanwhile."""
     with psycopg.connect(url) as conn, conn.cursor() as cur:
+        backend = backend_pid(conn)
+        cpu, wait = process_cpu_seconds(backend), runqueue_wait_seconds(backend)
         started = time.perf_counter()
         with cur.copy(f"COPY firm_copy ({COPY_COLUMNS}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
         conn.commit()
-        return time.perf_counter() - started
+        seconds = time.perf_counter() - started
+        used = (process_cpu_seconds(backend) - cpu, runqueue_wait_seconds(backend) - wait)
+        return seconds, used
+
+
+# --- where the time goes: per-run diagnostics ------------------------------------------------
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+# Server-wide PostgreSQL counters (the server is shared: other databases' work shows in them).
+PG_COUNTERS = (
+    "SELECT checkpoints_timed + checkpoints_req, buffers_checkpoint, buffers_backend, "
+    "buffers_backend_fsync, wal_bytes, wal_fpi FROM pg_stat_bgwriter, pg_stat_wal"
+)
+PG_COUNTER_NAMES = ("checkpoints", "buf_ckpt", "buf_backend", "backend_fsync", "wal", "wal_fpi")
+
+
+def backend_pid(conn: psycopg.Connection[Any]) -> int:
+    row = conn.execute("SELECT pg_backend_pid()").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (0 when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def runqueue_wait_seconds(pid: int) -> float:
+    """Seconds the threads of a process have spent ready to run but waiting for a CPU (the
+    scheduler's own count, /proc/PID/task/*/schedstat): time lost to other work on the
+    machine, not to ours."""
+    total = 0
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0.0
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/schedstat") as stat:
+                total += int(stat.read().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / 1e9
+
+
+def machine_cpu() -> tuple[float, float]:
+    """(busy, steal) CPU seconds of the whole machine so far, over all cores."""
+    with open("/proc/stat") as stat:
+        values = [int(v) for v in stat.readline().split()[1:]]
+    idle = values[3] + values[4]
+    steal = values[7] if len(values) > 7 else 0
+    return (sum(values[:8]) - idle - steal) / CLOCK_TICKS, steal / CLOCK_TICKS
+
+
+def phase_sums(client: httpx.Client) -> dict[str, float]:
+    """The registry's finmatch_bulk_import_phase_seconds sums of firm batches, by phase."""
+    sums = {}
+    prefix = 'finmatch_bulk_import_phase_seconds_sum{item="firm",phase="'
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith(prefix):
+            phase, value = line[len(prefix) :].split('"}')
+            sums[phase] = float(value)
+    return sums
+
+
+@dataclass
+class Snapshot:
+    """What the machine, the registry and PostgreSQL have done so far."""
+
+    wall: float
+    load: float
+    machine: tuple[float, float]
+    registry: float
+    registry_wait: float
+    bench: float
+    backends: dict[int, float]
+    backends_wait: dict[int, float]
+    pg: tuple[int, ...]
+    phases: dict[str, float]
+
+
+class Probe:
+    """Snapshots before and after a run; the difference says where its time went."""
+
+    def __init__(self, url: str, registry_pid: int, client: httpx.Client) -> None:
+        self.conn = psycopg.connect(url, autocommit=True)
+        self.own = backend_pid(self.conn)
+        self.registry_pid = registry_pid
+        self.client = client
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def snapshot(self, *, phases: bool) -> Snapshot:
+        pids = [
+            int(pid)
+            for (pid,) in self.conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                "AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+            ).fetchall()
+        ]
+        row = self.conn.execute(PG_COUNTERS).fetchone()
+        assert row is not None
+        return Snapshot(
+            wall=time.perf_counter(),
+            load=os.getloadavg()[0],
+            machine=machine_cpu(),
+            registry=process_cpu_seconds(self.registry_pid),
+            registry_wait=runqueue_wait_seconds(self.registry_pid),
+            bench=process_cpu_seconds(os.getpid()),
+            backends={pid: process_cpu_seconds(pid) for pid in pids},
+            backends_wait={pid: runqueue_wait_seconds(pid) for pid in pids},
+            pg=tuple(int(v) for v in row),
+            phases=phase_sums(self.client) if phases else {},
+        )
+
+
+@dataclass
+class RunFigures:
+    label: str
+    seconds: float
+    load: tuple[float, float]
+    registry_cpu: float
+    registry_wait: float
+    pg_cpu: float
+    pg_wait: float
+    bench_cpu: float
+    others_cpu: float
+    steal: float
+    pg: dict[str, int]
+    phases: dict[str, float]
+
+    def line(self) -> str:
+        pg = self.pg
+        phases = " ".join(f"{k} {v:.2f}" for k, v in self.phases.items() if v >= 0.005)
+        return (
+            f"  {self.label:<14} {self.seconds:6.3f} s  "
+            f"load {self.load[0]:5.2f}→{self.load[1]:5.2f}  "
+            f"cpu: registry {self.registry_cpu:5.2f} (waited {self.registry_wait:4.2f}) "
+            f"postgres {self.pg_cpu:5.2f} (waited {self.pg_wait:4.2f}) "
+            f"bench {self.bench_cpu:4.2f} others {self.others_cpu:5.2f} steal {self.steal:4.2f} s"
+            f"  ckpt {pg['checkpoints']} wal {pg['wal'] / 2**20:5.0f} MiB "
+            f"fpi {pg['wal_fpi']:,} backend_fsync {pg['backend_fsync']}"
+            + (f"\n{'':18}phases (s): {phases}" if phases else "")
+        )
+
+
+def figures(
+    label: str,
+    seconds: float,
+    before: Snapshot,
+    after: Snapshot,
+    copy_backend: tuple[float, float] = (0.0, 0.0),
+) -> RunFigures:
+    """One run's figures; ``copy_backend``: (CPU, run-queue wait) of the COPY's backend, whose
+    connection the snapshots do not see."""
+    pg_cpu = copy_backend[0] + sum(
+        cpu - before.backends.get(pid, 0.0) for pid, cpu in after.backends.items()
+    )
+    pg_wait = copy_backend[1] + sum(
+        wait - before.backends_wait.get(pid, 0.0) for pid, wait in after.backends_wait.items()
+    )
+    registry = after.registry - before.registry
+    busy = after.machine[0] - before.machine[0]
+    bench = after.bench - before.bench  # this process: httpx streaming the body, or COPY
+    return RunFigures(
+        label=label,
+        seconds=seconds,
+        load=(before.load, after.load),
+        registry_cpu=registry,
+        registry_wait=after.registry_wait - before.registry_wait,
+        pg_cpu=pg_cpu,
+        pg_wait=pg_wait,
+        bench_cpu=bench,
+        others_cpu=busy - registry - pg_cpu - bench,
+        steal=after.machine[1] - before.machine[1],
+        pg={n: a - b for n, a, b in zip(PG_COUNTER_NAMES, after.pg, before.pg, strict=True)},
+        phases={k: v - before.phases.get(k, 0.0) for k, v in after.phases.items()},
+    )
 
 
 # --- report ---------------------------------------------------------------------------------
@@ -422,33 +613,66 @@ def prepare_and_measure(args: argparse.Namespace, url: str, principal_id: int) -
     endpoint = Measurement("POST /v1/firms/bulk", args.firms)
     copy = Measurement("raw COPY into firm_copy", args.firms)
     batch_size = None
+    runs: list[RunFigures] = []
+    pids: dict[str, int] = {}
     with (
-        registry_server(url) as base_url,
+        registry_server(url, pids) as base_url,
         httpx.Client(base_url=base_url, timeout=REQUEST_TIMEOUT_SECONDS) as client,
     ):
         client.get("/readyz")  # open the keep-alive connection before timing
-        for run_no in range(args.repeat):
-            reset_tables(url)
-            seconds, tail = import_through_endpoint(
-                client, principal_id, chunks, f"bench-{run_no}", args.batch_size
-            )
-            problems = import_problems(tail, args.firms, count_rows(url, "firm"))
-            if problems:
-                raise BenchFailure("endpoint import incorrect: " + "; ".join(problems))
-            endpoint.seconds.append(seconds)
-            batch_size = tail.get("batch_size")
-            print(f"run {run_no + 1}/{args.repeat}: endpoint {seconds:.3f} s", end="", flush=True)
+        probe = Probe(url, pids["registry"], client)
+        try:
+            for run_no in range(args.repeat):
+                reset_tables(url)
+                before = probe.snapshot(phases=True)
+                seconds, tail = import_through_endpoint(
+                    client, principal_id, chunks, f"bench-{run_no}", args.batch_size
+                )
+                after = probe.snapshot(phases=True)
+                problems = import_problems(tail, args.firms, count_rows(url, "firm"))
+                if problems:
+                    raise BenchFailure("endpoint import incorrect: " + "; ".join(problems))
+                endpoint.seconds.append(seconds)
+                runs.append(figures(f"{run_no + 1} endpoint", seconds, before, after))
+                batch_size = tail.get("batch_size")
+                print(
+                    f"run {run_no + 1}/{args.repeat}: endpoint {seconds:.3f} s", end="", flush=True
+                )
 
-            reset_tables(url)
-            seconds = copy_into_firm_copy(url, rows)
-            stored = count_rows(url, "firm_copy")
-            if stored != args.firms:
-                raise BenchFailure(f"firm_copy holds {stored} rows, expected {args.firms}")
-            copy.seconds.append(seconds)
-            print(f", COPY {seconds:.3f} s", flush=True)
+                reset_tables(url)
+                before = probe.snapshot(phases=False)
+                seconds, backend = copy_into_firm_copy(url, rows)
+                after = probe.snapshot(phases=False)
+                stored = count_rows(url, "firm_copy")
+                if stored != args.firms:
+                    raise BenchFailure(f"firm_copy holds {stored} rows, expected {args.firms}")
+                copy.seconds.append(seconds)
+                runs.append(figures(f"{run_no + 1} COPY", seconds, before, after, backend))
+                print(f", COPY {seconds:.3f} s", flush=True)
+        finally:
+            probe.close()
     notes.append(f"batch_size  {batch_size} lines per transaction")
     print_report(machine_info(url), endpoint, copy, notes)
+    print_runs(runs, endpoint, copy)
     return 0
+
+
+def print_runs(runs: Sequence[RunFigures], endpoint: Measurement, copy: Measurement) -> None:
+    """Each run with what the machine, the registry and PostgreSQL did meanwhile."""
+    print(
+        "\nper run (cpu: CPU seconds over both cores, and waited: seconds ready to run but "
+        "waiting for a core; bench: this process, the client; others: the rest of the "
+        "machine; ckpt/wal/fpi/backend_fsync: server-wide PostgreSQL counters)"
+    )
+    for run in runs:
+        print(run.line())
+    ratios = [e / c for e, c in zip(endpoint.seconds, copy.seconds, strict=True)]
+    print("  endpoint ÷ COPY per run: " + ", ".join(f"{r:.1f}×" for r in ratios))
+    # CPU seconds (registry, its backends and the client; the COPY's backend and the client)
+    # do not wait for a core: the ratio other work on the machine moves least.
+    cpu = [r.registry_cpu + r.pg_cpu + r.bench_cpu for r in runs]
+    cpu_ratios = [e / c for e, c in zip(cpu[::2], cpu[1::2], strict=True) if c > 0]
+    print("  endpoint ÷ COPY in CPU seconds per run: " + ", ".join(f"{r:.1f}×" for r in cpu_ratios))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

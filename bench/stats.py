@@ -94,6 +94,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="coverage, what-if and reach on firms only (default 1,000,000): bench/stats_policy.py",
     )
+    parser.add_argument(
+        "--candidate",
+        default=None,
+        help="--policy: promote this train.candidates() model, not train's pick",
+    )
     args = parser.parse_args(argv)
     if args.policy and "--firms" not in " ".join(argv or sys.argv):
         args.firms = 1_000_000

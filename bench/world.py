@@ -7,6 +7,7 @@ service would. Bench code does not import tests, hence this module.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import platform
 from collections.abc import Iterable, Mapping, Sequence
@@ -20,6 +21,7 @@ from services.matching.model import LearnedModel
 from services.matching.train import TrainResult, candidates, train, training_set
 from services.registry.seed.catalogue import institutions, products
 from services.registry.seed.history import generate_history
+from services.registry.seed.population import generate_firms
 from shared.schemas.firm import FirmAttributes, FirmFeatures
 from shared.schemas.product import Eligibility, ProductFeatures, ProductTerms
 from shared.vocab.size_class import classify_size
@@ -128,6 +130,31 @@ def learned_model(
     estimator = candidates(seed)[candidate].fit(fit_part.X, fit_part.y)
     meta = dict(result.meta) | {"version": f"bench-{candidate}", "chosen": candidate}
     return LearnedModel(estimator, meta), result
+
+
+def world_model(
+    candidate: str | None = None,
+    *,
+    firms: int = 6_000,
+    applications: int = 15_000,
+    seed: int = 3,
+) -> tuple[LearnedModel, TrainResult]:
+    """A model trained on the standard synthetic world (``firms``, ``applications``, ``seed``):
+    the served model and a TrainResult whose estimator, version and meta are that model's, so
+    that ``artifact.dump`` signs exactly what is served (a bench can upload and promote it);
+    its ``chosen`` stays train's pick."""
+    world = list(generate_firms(firms, seed=seed))
+    model, result = learned_model(
+        export_rows(world, history(world, applications, seed)), candidate=candidate
+    )
+    if model.meta.get("version") != result.version:  # another candidate than train's choice
+        result = dataclasses.replace(
+            result,
+            version=str(model.meta["version"]),
+            estimator=model.estimator,
+            meta=dict(model.meta),
+        )
+    return model, result
 
 
 def wide_catalogue(n: int, seed: int = 1) -> list[ProductFeatures]:

@@ -121,6 +121,8 @@ class ProductReach(BaseModel):
                     "firms_considered": 4210,
                     "eligible": 612,
                     "expected_approval_share": 0.4371,
+                    "expected_approval_share_margin": 0.0,
+                    "expected_approval_share_scored": 612,
                     "by_town": [
                         {
                             "key": "441900116",
@@ -164,7 +166,15 @@ class ProductReach(BaseModel):
     firms_considered: int = Field(description="firms with consent to matching and a need")
     eligible: int | None
     expected_approval_share: float | None = Field(
-        description="the model's mean approval probability among the eligible firms"
+        description="the model's mean approval probability among the eligible firms (over a "
+        "uniform sample of 20,000 of them when they are more)"
+    )
+    expected_approval_share_margin: float | None = Field(
+        description="the share is within ± this of every eligible firm's mean (99.9%): 0 when "
+        "every eligible firm was scored; null with no share"
+    )
+    expected_approval_share_scored: int | None = Field(
+        description="eligible firms the model scored for the share; null with no share"
     )
     by_town: list[ReachCell]
     by_size_class: list[ReachCell]

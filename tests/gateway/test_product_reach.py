@@ -53,6 +53,8 @@ def test_a_draft_previews_its_reach_without_being_saved(stack: Stack) -> None:
     assert patents["suppressed"] is True
     assert reach["is_prior"] is True
     assert reach["expected_approval_share"] is None  # no model yet
+    assert reach["expected_approval_share_margin"] is None
+    assert reach["expected_approval_share_scored"] is None
     assert "firm_id" not in answer.text
     assert bank.get("/v1/products").json()["data"] == []  # nothing saved
 

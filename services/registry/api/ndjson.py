@@ -17,7 +17,13 @@ import orjson
 from fastapi import Query
 from fastapi.concurrency import run_in_threadpool
 
-from services.registry.bulk import MAX_LINE_BYTES, BatchOutcome, NumberedLine, PreparedBatch
+from services.registry.bulk import (
+    MAX_LINE_BYTES,
+    BatchOutcome,
+    NumberedLine,
+    PreparedBatch,
+    timed_phase,
+)
 from shared.errors import PayloadTooLarge, Unprocessable
 
 Prepare = Callable[[int, Sequence[NumberedLine]], PreparedBatch]
@@ -114,15 +120,25 @@ class NdjsonImport:
 
     async def _submit(self) -> None:
         batch, self.pending = self.pending, []
-        prepared = await run_in_threadpool(self.prepare, self.batch_no, batch)
+        prepared = await run_in_threadpool(self._prepare, self.batch_no, batch)
         self.batch_no += 1
         await self._collect()
-        self.writing = asyncio.ensure_future(run_in_threadpool(self.write, prepared))
+        self.writing = asyncio.ensure_future(run_in_threadpool(self._write, prepared))
+
+    def _prepare(self, batch_no: int, lines: Sequence[NumberedLine]) -> PreparedBatch:
+        with timed_phase(self.item, "validate"):
+            return self.prepare(batch_no, lines)
+
+    def _write(self, prepared: PreparedBatch) -> BatchOutcome:
+        with timed_phase(self.item, "write"):
+            return self.write(prepared)
 
     async def _collect(self) -> None:
         if self.writing is None:
             return
-        outcome, self.writing = await self.writing, None
+        with timed_phase(self.item, "wait"):
+            outcome = await self.writing
+        self.writing = None
         self.batches[outcome.status] += 1
         for result in outcome.results:
             status = result["status"]

@@ -180,6 +180,9 @@ class ProductReach(Answer):
     firms_considered: int
     eligible: int | None
     expected_approval_share: float | None
+    # ± this (99.9%) when the share is a sample's; 0 when every eligible firm was scored.
+    expected_approval_share_margin: float | None = None
+    expected_approval_share_scored: int | None = None  # eligible firms the model scored
     by_town: list[ReachCell]
     by_size_class: list[ReachCell]
     criteria: list[ReachCriterion]
