@@ -181,8 +181,8 @@ class ProductReach(Answer):
     eligible: int | None
     expected_approval_share: float | None
     # ± this (99.9%) when the share is a sample's; 0 when every eligible firm was scored.
-    expected_approval_share_margin: float | None = None
-    expected_approval_share_scored: int | None = None  # eligible firms the model scored
+    expected_approval_share_margin: float | None
+    expected_approval_share_scored: int | None  # eligible firms the model scored
     by_town: list[ReachCell]
     by_size_class: list[ReachCell]
     criteria: list[ReachCriterion]
