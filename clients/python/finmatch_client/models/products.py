@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from finmatch_client.models._base import Answer, Body
 from finmatch_client.models.enums import (
@@ -18,7 +18,9 @@ from finmatch_client.models.enums import (
 )
 
 
-class ProductCreate(Body):
+class _ProductTerms(BaseModel):
+    """The fields a product is listed with, as sent and as answered."""
+
     name: str
     category: ProductCategory
     description: str = ""
@@ -56,6 +58,10 @@ class ProductCreate(Body):
     requires_first_loan: bool = False
     min_credit_rating: CreditRating | None = None
     verified_only: list[str] = Field(default_factory=list)
+
+
+class ProductCreate(_ProductTerms, Body):
+    """A product to list."""
 
 
 class ProductUpdate(Body):
@@ -100,48 +106,11 @@ class ProductUpdate(Body):
     verified_only: list[str] | None = None
 
 
-class ProductPublic(Answer):
+class ProductPublic(_ProductTerms, Answer):
     """A product as listed; ``version`` is its ETag (send it back to update)."""
 
     id: int
     institution_id: int
-    name: str
-    category: ProductCategory
-    description: str = ""
-    active: bool = True
-    amount_min_yuan: int
-    amount_max_yuan: int
-    term_min_months: int
-    term_max_months: int
-    rate_min_bp: int
-    rate_max_bp: int
-    guarantee_fee_bp: int = 0
-    interest_subsidy_pct: int = 0
-    interest_subsidy_cap_yuan: int = 0
-    collateral_kind: CollateralKind = CollateralKind.NONE
-    amount_cap_basis: AmountCapBasis = AmountCapBasis.NONE
-    amount_cap_pct: int = 100
-    elig_town_codes: list[str] = Field(default_factory=list)
-    elig_industry_sections: list[str] = Field(default_factory=list)
-    elig_size_classes: list[SizeClass] = Field(default_factory=list)
-    min_years_established: int | None = None
-    max_years_established: int | None = None
-    min_revenue_yuan: int | None = None
-    max_revenue_yuan: int | None = None
-    min_total_assets_yuan: int | None = None
-    min_employees: int | None = None
-    min_export_usd: int | None = None
-    min_patents: int | None = None
-    min_invention_patents: int | None = None
-    min_trademarks: int | None = None
-    requires_high_tech: bool = False
-    requires_specialized_sme: bool = False
-    requires_gov_procurement: bool = False
-    requires_receivables: bool = False
-    requires_green: bool = False
-    requires_first_loan: bool = False
-    min_credit_rating: CreditRating | None = None
-    verified_only: list[str] = Field(default_factory=list)
     created_at: datetime
     updated_at: datetime
     version: int
