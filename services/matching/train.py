@@ -342,7 +342,10 @@ def train(
 
     data_hash = data.data_hash
     created = datetime.now(UTC)
-    version = version or f"m-{created:%Y%m%dT%H%M%S}-{data_hash[:8]}"
+    # To the millisecond: two trainings on the same rows within a second (train, promote,
+    # train again) must not name the same version.
+    stamp = f"{created:%Y%m%dT%H%M%S}{created.microsecond // 1000:03d}"
+    version = version or f"m-{stamp}-{data_hash[:8]}"
     meta: dict[str, Any] = {
         "version": version,
         "created_at": created.isoformat(),

@@ -380,7 +380,12 @@ def _user_of(endpoint: str) -> str:
     raise AssertionError(f"no role may use {endpoint}")
 
 
-NOT_REGISTRY = {"ref.towns", "ref.industries", "ref.categories"}  # the vocabulary is built in
+NOT_REGISTRY = {  # the vocabulary is built in
+    "ref.towns",
+    "ref.industries",
+    "ref.categories",
+    "ref.error_codes",
+}
 # Answered through matching, which reads the registry on its own route (a draft's reach
 # preview reads matching's firm snapshot): the gateway's route to the registry is not used.
 MATCHING_ONLY = {

@@ -95,7 +95,7 @@ def test_meta_describes_the_run(result: TrainResult) -> None:
     assert meta["feature_names"] == list(FEATURE_NAMES)
     assert len(meta["feature_means"]) == len(FEATURE_NAMES)
     assert set(meta["versions"]) == {"sklearn", "numpy", "python"}
-    assert re.fullmatch(r"m-\d{8}T\d{6}-[0-9a-f]{8}", result.version)
+    assert re.fullmatch(r"m-\d{8}T\d{9}-[0-9a-f]{8}", result.version)
     assert result.version.endswith(meta["data_sha256"][:8])
     assert meta["positive_rate"]["holdout"] == pytest.approx(result.holdout.y.mean())
     orjson.dumps(meta)  # stored as JSON beside the artifact
