@@ -50,7 +50,9 @@ def live_gateway(directory: Path) -> Iterator[LiveGateway]:
         to_registry = httpx.ASGITransport(app=registry_app(engine))
         matching, _manager = matching_app(to_registry)
         app = create_gateway(
-            gateway_settings(),
+            # Every browser test signs in as an official and the page asks for many figures:
+            # the whole file would otherwise spend one official's per-minute budget.
+            gateway_settings(rate_limit_official=10_000),
             registry_transport=to_registry,
             matching_transport=httpx.ASGITransport(app=matching),
         )
