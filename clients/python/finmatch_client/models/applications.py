@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 
 from pydantic import Field
 
@@ -10,11 +10,11 @@ from finmatch_client.models._base import Answer, Body
 from finmatch_client.models.enums import (
     ApplicationStatus,
     ConsentStatus,
-    CreditRating,
     DecisionOutcome,
     EligibilityStatus,
     RejectionReason,
 )
+from finmatch_client.models.firms import FirmFeaturesBody
 from finmatch_client.models.matching import UnmetCriterion
 
 
@@ -99,33 +99,11 @@ class ConsentPublic(Answer):
     status: ConsentStatus
 
 
-class HistoryFirm(Body):
+class HistoryFirm(FirmFeaturesBody):
     """The firm's features when it applied; the credit code, optional, is stored only as a
     keyed hash."""
 
     credit_code: str | None = None
-    town_code: str
-    industry_section: str
-    industry_division: int | None = None
-    established_on: date
-    employees: int
-    annual_revenue_yuan: int
-    total_assets_yuan: int
-    export_revenue_usd: int = 0
-    invention_patents: int = 0
-    utility_patents: int = 0
-    trademarks: int = 0
-    is_high_tech: bool = False
-    is_specialized_sme: bool = False
-    gov_procurement_contracts_yuan: int = 0
-    core_enterprise_receivables_yuan: int = 0
-    is_green_listed: bool = False
-    has_borrowed_before: bool = True
-    collateral_real_estate_yuan: int = 0
-    collateral_equipment_yuan: int = 0
-    credit_rating: CreditRating | None = None
-    need_amount_yuan: int | None = None
-    need_term_months: int | None = None
 
 
 class HistoryLine(Body):

@@ -16,11 +16,9 @@ from finmatch_client.models.enums import (
 )
 
 
-class _FirmFields(Body):
-    """A firm's profile. Money is integer yuan (exports: US dollars); ``need_*`` state the
-    financing need; ``has_borrowed_before=False`` marks a first-loan (首贷户) candidate."""
+class FirmFeaturesBody(Body):
+    """A firm's features as matching reads them (shared by a profile and a history line)."""
 
-    name: str
     town_code: str
     industry_section: str
     industry_division: int | None = None
@@ -43,6 +41,13 @@ class _FirmFields(Body):
     credit_rating: CreditRating | None = None
     need_amount_yuan: int | None = None
     need_term_months: int | None = None
+
+
+class _FirmFields(FirmFeaturesBody):
+    """A firm's profile. Money is integer yuan (exports: US dollars); ``need_*`` state the
+    financing need; ``has_borrowed_before=False`` marks a first-loan (首贷户) candidate."""
+
+    name: str
     need_purpose: str | None = None
     consent_matching: bool = True
 
