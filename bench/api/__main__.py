@@ -49,11 +49,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=16, help="concurrent requests (16)")
     parser.add_argument(
         "--client",
-        choices=("wrk", "python"),
-        default="wrk" if shutil.which("wrk") else "python",
-        help="load generator: wrk (C, the default where installed: apt-get install wrk) or "
-        "this module's httpx client, which costs the machine ~1.3 ms of CPU per request but "
-        "checks every answer's bytes (wrk checks statuses and sizes)",
+        choices=("wrk", "raw", "python"),
+        default="wrk" if shutil.which("wrk") else "raw",
+        help="load generator: wrk (C, the default where installed: apt-get install wrk); raw "
+        "(the default otherwise: asyncio and httptools, bench/api/rawhttp.py, a fraction of "
+        "httpx's CPU); or python (httpx, ~1.3 ms of CPU per request). raw and python check "
+        "every answer's bytes, wrk its status and size",
     )
     parser.add_argument(
         "--warmup", type=int, default=500, help="untimed requests before cached/floor (500)"

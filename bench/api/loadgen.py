@@ -13,15 +13,15 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 
+from bench.api.clients import FAILED, Get, getter
 from bench.api.cpu import cpu_seconds, cpu_ticks
 from bench.api.openloop import open_load
 
 
 async def drive(
-    client: httpx.AsyncClient,
+    get: Get,
     paths: Sequence[str],
     n: int,
     concurrency: int,
@@ -43,9 +43,8 @@ async def drive(
                 return
             started = clock()
             try:
-                response = await client.get(paths[i % len(paths)])
-                body, status = response.content, response.status_code
-            except httpx.HTTPError:
+                status, body = await get(paths[i % len(paths)])
+            except FAILED:
                 body, status = b"", 0
             out[i] = (clock() - started, status, zlib.crc32(body), len(body))
 
@@ -58,19 +57,14 @@ async def drive(
 
 async def load(spec: dict[str, Any]) -> dict[str, Any]:
     concurrency = spec["concurrency"]
-    limits = httpx.Limits(
-        max_connections=concurrency, max_keepalive_connections=concurrency, keepalive_expiry=60
-    )
-    async with httpx.AsyncClient(
-        base_url=spec["base_url"], headers=spec["headers"], limits=limits, timeout=30.0
-    ) as client:
+    async with getter(spec, concurrency) as get:
         warm = spec["warmup_paths"]
-        await drive(client, warm, spec["warmup"], concurrency, None)
+        await drive(get, warm, spec["warmup"], concurrency, None)
         groups = spec["pids"] | {"load generator": [os.getpid()]}
         before = cpu_ticks(groups, spec["database"])
         started = time.perf_counter()
         results = await drive(
-            client, spec["paths"], spec["requests"], concurrency, started + spec["max_seconds"]
+            get, spec["paths"], spec["requests"], concurrency, started + spec["max_seconds"]
         )
         seconds = time.perf_counter() - started
         after = cpu_ticks(groups, spec["database"])

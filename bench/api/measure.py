@@ -371,7 +371,7 @@ def measure(
                 f"matching with {expected_model}, not degraded, bytes as stored; cached and "
                 f"floor answers byte for byte the expected ones, no new answer computed"
             )
-            if args.client == "python"
+            if args.client != "wrk"
             else (
                 f"checked     each uncached request stored one new answer (a miss), ranked by "
                 f"matching with {expected_model}, not degraded; every answer 200 with the size "
@@ -379,11 +379,12 @@ def measure(
             ),
         ]
         info = machine_info(db_url, cache)
-        client_note = (
-            "wrk, 1 thread (C: the servers' limit, not the client's)"
-            if args.client == "wrk"
-            else "bench.api --loadgen (Python httpx, ~1.3 ms CPU per request: often the limit)"
-        )
+        client_note = {
+            "wrk": "wrk, 1 thread (C: the servers' limit, not the client's)",
+            "raw": "bench.api --loadgen, raw: asyncio + httptools (bench/api/rawhttp.py)",
+            "python": "bench.api --loadgen, python: httpx (~1.3 ms CPU per request: often the "
+            "limit)",
+        }[args.client]
         info.append(("client", client_note))
 
     print_report(info, notes, [uncached, cached, floor, hops], args.concurrency, open_loop)

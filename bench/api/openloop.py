@@ -18,53 +18,31 @@ import zlib
 from collections.abc import Sequence
 from typing import Any
 
-import httpx
-from httpx_aiohttp import AiohttpTransport
-
+from bench.api.clients import FAILED, Get, getter
 from bench.api.cpu import cpu_seconds, cpu_ticks
 
 # Connections the generator may open at once. An open loop must not queue in its own pool
 # while the server has room; when answers fall far behind this many, they queue here, and that
 # time still counts (latency runs from the due time).
 MAX_CONNECTIONS = 256
-REQUEST_TIMEOUT_SECONDS = 30.0
 # (ns from due to body read, status, crc32 of the body, body length, ns from due to sending,
 #  ns from sending to body read)
 Result = tuple[int, int, int, int, int, int]
 
 
-def client(base_url: str, headers: dict[str, str]) -> httpx.AsyncClient:
-    """httpx over aiohttp's pool, as the gateway sends: less client CPU than httpcore's."""
-    limits = httpx.Limits(
-        max_connections=MAX_CONNECTIONS,
-        max_keepalive_connections=MAX_CONNECTIONS,
-        keepalive_expiry=60,
-    )
-    return httpx.AsyncClient(
-        base_url=base_url,
-        headers=headers,
-        timeout=REQUEST_TIMEOUT_SECONDS,
-        limits=limits,
-        transport=AiohttpTransport(limits=limits),
-    )
-
-
-async def one(http: httpx.AsyncClient, path: str, due_ns: int) -> Result:
+async def one(get: Get, path: str, due_ns: int) -> Result:
     """One request due at ``due_ns`` (perf_counter_ns): its result row."""
     clock = time.perf_counter_ns
     sent = clock()
     try:
-        response = await http.get(path)
-        body, status = response.content, response.status_code
-    except httpx.HTTPError:
+        status, body = await get(path)
+    except FAILED:
         body, status = b"", 0
     done = clock()
     return (done - due_ns, status, zlib.crc32(body), len(body), sent - due_ns, done - sent)
 
 
-async def schedule(
-    http: httpx.AsyncClient, paths: Sequence[str], rate: float, start_ns: int
-) -> list[Result]:
+async def schedule(get: Get, paths: Sequence[str], rate: float, start_ns: int) -> list[Result]:
     """Every path once, path i due at ``start_ns + i / rate`` s; the results in path order."""
     interval_ns = 1e9 / rate
     tasks: list[asyncio.Task[Result]] = []
@@ -73,24 +51,24 @@ async def schedule(
         delay = (due - time.perf_counter_ns()) / 1e9
         if delay > 0:
             await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(http, path, due)))
+        tasks.append(asyncio.create_task(one(get, path, due)))
     return list(await asyncio.gather(*tasks))
 
 
-async def warm(http: httpx.AsyncClient, paths: Sequence[str], connections: int) -> None:
+async def warm(get: Get, paths: Sequence[str], connections: int) -> None:
     """Open ``connections`` connections (untimed): that many requests at once, then the rest."""
     for k in range(0, len(paths), connections):
-        await asyncio.gather(*(http.get(p) for p in paths[k : k + connections]))
+        await asyncio.gather(*(get(p) for p in paths[k : k + connections]))
 
 
 async def open_load(spec: dict[str, Any]) -> dict[str, Any]:
     """Run an open-loop phase from the bench's spec: the results, wall time and CPU."""
-    async with client(spec["base_url"], spec["headers"]) as http:
-        await warm(http, spec["warmup_paths"], spec["concurrency"])
+    async with getter(spec, MAX_CONNECTIONS, aiohttp=True) as get:
+        await warm(get, spec["warmup_paths"], spec["concurrency"])
         groups = spec["pids"] | {"load generator": [os.getpid()]}
         before = cpu_ticks(groups, spec["database"])
         start = time.perf_counter_ns() + 10_000_000  # the first request due 10 ms from now
-        results = await schedule(http, spec["paths"], spec["rate"], start)
+        results = await schedule(get, spec["paths"], spec["rate"], start)
         seconds = (time.perf_counter_ns() - start) / 1e9
         after = cpu_ticks(groups, spec["database"])
     alive = {name: len(before[name].keys() | after[name].keys()) for name in before}

@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
 from aiohttp import web
 
-from bench.api.openloop import client, schedule
+from bench.api.clients import getter
+from bench.api.openloop import MAX_CONNECTIONS, schedule
 
 STALL_SECONDS = 0.3
 RATE = 100.0
@@ -38,18 +40,20 @@ async def serve_with_a_stall() -> tuple[web.AppRunner, str]:
     return runner, f"http://127.0.0.1:{port}"
 
 
-async def measure() -> list[tuple[int, int, int, int, int, int]]:
+async def measure(kind: str) -> list[tuple[int, int, int, int, int, int]]:
     runner, url = await serve_with_a_stall()
     try:
-        async with client(url, {}) as http:
+        spec = {"client": kind, "base_url": url, "headers": {}}
+        async with getter(spec, MAX_CONNECTIONS, aiohttp=True) as get:
             start = time.perf_counter_ns() + 20_000_000
-            return await schedule(http, [f"/{i}" for i in range(REQUESTS)], RATE, start)
+            return await schedule(get, [f"/{i}" for i in range(REQUESTS)], RATE, start)
     finally:
         await runner.cleanup()
 
 
-def test_requests_due_during_a_stall_count_it_from_their_due_time() -> None:
-    results = asyncio.run(measure())
+@pytest.mark.parametrize("kind", ["raw", "python"])
+def test_requests_due_during_a_stall_count_it_from_their_due_time(kind: str) -> None:
+    results = asyncio.run(measure(kind))
     assert [r[1] for r in results] == [200] * REQUESTS
     assert [r[3] for r in results] == [len(f"/{i}") for i in range(REQUESTS)]  # each its own
     for latency, _status, _crc, _size, lag, from_sending in results:
