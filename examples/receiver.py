@@ -33,7 +33,11 @@ PATH = "/finmatch/webhooks"
 # bring hundreds of them.
 DEFAULT_EVENTS = {
     "portal": [EventType.APPLICATION_DECIDED],
-    "institution": [EventType.APPLICATION_SUBMITTED, EventType.APPLICATION_WITHDRAWN],
+    "institution": [
+        EventType.APPLICATION_SUBMITTED,
+        EventType.APPLICATION_WITHDRAWN,
+        EventType.CONSENT_REVOKED,
+    ],
     "admin": [EventType.MODEL_PROMOTED],
 }
 

@@ -5,8 +5,9 @@ that institution's products grants it; later applications join it while it stand
 ends the institution's reads of the firm (its applications under the consent get
 ``consent_withdrawn_at``, which is what ``firms.firm_visible_to`` reads), and takes the profile
 out of the ``application.submitted`` events that carried it to that institution, so that a
-delivery still pending, or a redelivery, goes without it. The applications and decisions stay
-(statistics, and the institution's own record of what it decided).
+delivery still pending, or a redelivery, goes without it; and tells the institution, once
+(``consent.revoked``), that it must stop processing the profile. The applications and
+decisions stay (statistics, and the institution's own record of what it decided).
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ def revoke(
     request_id: str | None,
 ) -> Consent:
     """Revoke the consent (the caller holds its row lock and commits). Revoking a revoked
-    consent changes nothing: it keeps its first ``revoked_at``."""
+    consent changes nothing: it keeps its first ``revoked_at`` and emits no second event."""
     if consent.revoked_at is not None:
         return consent
     now = utcnow()
@@ -97,6 +98,7 @@ def revoke(
     )
     assert firm.id is not None
     dropped = events.forget_firm(session, firm.id, institution_id=consent.institution_id)
+    events.consent_revoked(session, consent)
     audit.record(
         session,
         principal_id=principal.id,

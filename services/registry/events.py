@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 
 from services.registry.models import (
     Application,
+    Consent,
     Decision,
     Firm,
     OutboxEvent,
@@ -26,7 +27,7 @@ from services.registry.models.columns import utcnow
 from services.registry.registers.provenance import firm_public
 from shared.enums import PrincipalRole
 from shared.schemas.application import ApplicationPublic, DecisionPublic
-from shared.schemas.webhooks import DeliveryStatus, Event, EventType
+from shared.schemas.webhooks import ConsentRevokedData, DeliveryStatus, Event, EventType
 
 
 def emit(
@@ -114,6 +115,28 @@ def application_decided(
     data = _application_data(application)
     data["decision"] = DecisionPublic.model_validate(decision).model_dump(mode="json")
     return emit(session, EventType.APPLICATION_DECIDED, data, [application.owner_principal_id])
+
+
+def consent_revoked(session: Session, consent: Consent) -> OutboxEvent:
+    """To the institution the consent was for: it must stop processing the profile it received
+    under it. Ids and dates only: no profile, no credit code."""
+    assert consent.id is not None
+    assert consent.revoked_at is not None
+    application_ids = session.exec(
+        select(Application.id)
+        .where(Application.consent_id == consent.id)
+        .order_by(col(Application.id))
+    ).all()
+    data = ConsentRevokedData(
+        consent_id=consent.id,
+        firm_id=consent.firm_id,
+        institution_id=consent.institution_id,
+        granted_at=consent.granted_at,
+        revoked_at=consent.revoked_at,
+        application_ids=[i for i in application_ids if i is not None],
+    )
+    audience = institution_principals(session, consent.institution_id)
+    return emit(session, EventType.CONSENT_REVOKED, data.model_dump(mode="json"), audience)
 
 
 def forget_firm(session: Session, firm_id: int, *, institution_id: int | None = None) -> int:

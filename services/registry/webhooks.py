@@ -41,8 +41,9 @@ def checked_url(url: str, settings: RegistrySettings) -> None:
 
 def check_receivable(principal: Principal, types: Sequence[EventType]) -> None:
     """422 naming ``event_types`` when the principal's role is never sent one of them (an
-    institution gets its products' applications; a portal decisions and new matches for its
-    firms; an admin model promotions)."""
+    institution gets its products' applications and the revocations of its consents; a
+    portal decisions, new matches and verification changes for its firms; an admin model
+    promotions)."""
     role = PrincipalRole(principal.role)
     refused = not_received(role, types)
     if refused:

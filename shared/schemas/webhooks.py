@@ -30,6 +30,7 @@ class EventType(StrEnum):
     MATCH_NEW_PRODUCT = "match.new_product"
     MODEL_PROMOTED = "model.promoted"
     FIRM_VERIFICATION_CHANGED = "firm.verification_changed"
+    CONSENT_REVOKED = "consent.revoked"
     # Sent by POST /v1/webhooks/endpoints/{id}/test to that endpoint only; not subscribable.
     PING = "webhook.ping"
     # The dispatcher's notice when it disables an endpoint: in that endpoint's delivery log, and
@@ -48,6 +49,7 @@ RECEIVED_BY: Mapping[EventType, PrincipalRole] = MappingProxyType(
         EventType.MATCH_NEW_PRODUCT: PrincipalRole.PORTAL,
         EventType.MODEL_PROMOTED: PrincipalRole.ADMIN,
         EventType.FIRM_VERIFICATION_CHANGED: PrincipalRole.PORTAL,
+        EventType.CONSENT_REVOKED: PrincipalRole.INSTITUTION,
     }
 )
 
@@ -76,6 +78,29 @@ class Event(BaseModel):
     type: EventType
     timestamp: datetime
     data: dict[str, Any]
+
+
+CONSENT_REVOKED_NOTICE = (
+    "The firm revoked its consent to share its profile with your institution (PIPL art. 15): "
+    "stop processing the profile received under this consent and delete your copies of it "
+    "(PIPL art. 47). The applications and your decisions on them may stay on record."
+)
+
+
+class ConsentRevokedData(BaseModel):
+    """``data`` of ``consent.revoked``, sent to the institution the consent was for: ids and
+    dates only, never the firm's profile or credit code (the institution may no longer read
+    them). A consent is revoked once, so the event is sent once and carries no version."""
+
+    consent_id: int
+    firm_id: int
+    institution_id: int
+    granted_at: datetime
+    revoked_at: datetime
+    application_ids: list[int] = Field(
+        description="the applications that shared the profile under this consent, oldest first"
+    )
+    notice: str = CONSENT_REVOKED_NOTICE
 
 
 def _check_url(value: str) -> str:

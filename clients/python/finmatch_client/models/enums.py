@@ -87,6 +87,7 @@ class EventType(StrEnum):
     MATCH_NEW_PRODUCT = "match.new_product"
     MODEL_PROMOTED = "model.promoted"
     FIRM_VERIFICATION_CHANGED = "firm.verification_changed"
+    CONSENT_REVOKED = "consent.revoked"
     WEBHOOK_PING = "webhook.ping"
     WEBHOOK_ENDPOINT_DISABLED = "webhook.endpoint_disabled"
 
