@@ -137,6 +137,7 @@ def test_the_schema_documents_consents(stack: Stack) -> None:
     assert "404" in revoke["responses"]
     assert "same record" in revoke["description"]
     assert "pending" in revoke["description"]
+    assert "`consent.revoked`" in revoke["description"]
     schema = spec["components"]["schemas"]["ConsentPublic"]
     [example] = schema["examples"]
     assert set(example) == set(schema["properties"])

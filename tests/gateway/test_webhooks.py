@@ -41,6 +41,19 @@ def test_bad_bodies_are_422_naming_the_field(
     assert field in _fields(answer)
 
 
+def test_a_portal_cannot_subscribe_to_an_institutions_event(stack: Stack) -> None:
+    body = {**HOOK, "event_types": ["application.decided", "consent.revoked"]}
+    refused = stack.principal("portal").post("/v1/webhooks/endpoints", json=body)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["code"] == "event_type_not_received"
+    assert _fields(refused) == ["event_types"]
+    bank = stack.institution("甲银行")
+    accepted = bank.post(
+        "/v1/webhooks/endpoints", json={**body, "event_types": ["consent.revoked"]}
+    )
+    assert accepted.status_code == 201, accepted.text
+
+
 def test_a_repeated_key_is_refused(stack: Stack) -> None:
     body = b'{"url": "http://127.0.0.1:9/a", "url": "http://127.0.0.1:9/b", "event_types": []}'
     answer = stack.principal("portal").post(
@@ -169,4 +182,10 @@ def test_the_schema_documents_the_webhooks_api(stack: Stack) -> None:
     create = paths["/v1/webhooks/endpoints"]["post"]
     assert "secret" in create["description"]
     assert "webhook-id" in create["description"]
+    # Who may subscribe to what, from the registry's rule: consent.revoked is an institution's.
+    assert (
+        "institution: `application.submitted`, `application.withdrawn`, `consent.revoked`;"
+        in (create["description"])
+    )
+    assert "msg_<event id>_<endpoint id>" in create["description"]
     assert "/v1/webhooks/deliveries/{delivery_id}/redeliver" in paths

@@ -16,6 +16,7 @@ from services.gateway.auth import CurrentPrincipal
 from services.gateway.idempotency import IdempotentRoute
 from shared.schemas.page import Cursor, Page
 from shared.schemas.webhooks import (
+    RECEIVED_BY,
     DeliveryStatus,
     WebhookDeliveryPublic,
     WebhookEndpointCreate,
@@ -29,12 +30,28 @@ IdPath = Annotated[int, Path(ge=1, le=2**63 - 1)]
 Limit = Annotated[int, Query(ge=1, le=500)]
 
 DELIVERY_RULES = (
-    "Events are delivered at least once (dedupe by the `webhook-id` header, `msg_<delivery "
-    "id>`, the same on every retry) and in no particular order (each carries a timestamp and "
-    "a version). Each is signed per Standard Webhooks: `webhook-id`, `webhook-timestamp` and "
-    "`webhook-signature` (`v1,<base64 HMAC-SHA256>`; two, space-separated, for 24 hours after "
-    "a rotation)."
+    "Events are delivered at least once (dedupe by the `webhook-id` header, "
+    "`msg_<event id>_<endpoint id>`, the same on every retry) and in no particular order "
+    "(each carries a timestamp and a version). Each is signed per Standard Webhooks: "
+    "`webhook-id`, `webhook-timestamp` and `webhook-signature` (`v1,<base64 HMAC-SHA256>`; "
+    "two, space-separated, for 24 hours after a rotation)."
 )
+
+
+def _who_is_sent_what() -> str:
+    """The event types each role may subscribe to, read from the rule the registry applies."""
+    by_role: dict[str, list[str]] = {}
+    for event_type, role in RECEIVED_BY.items():
+        by_role.setdefault(role.value, []).append(f"`{event_type}`")
+    roles = "; ".join(f"{role}: {', '.join(types)}" for role, types in by_role.items())
+    return (
+        f"Each role subscribes to what it is sent ({roles}; any role: "
+        "`webhook.endpoint_disabled`); anything else is a 422 `event_type_not_received` naming "
+        "`event_types`. `consent.revoked` tells an institution that a firm revoked its consent: "
+        "`data` has `consent_id`, `firm_id`, `institution_id`, `granted_at`, `revoked_at`, "
+        "`application_ids` and a `notice`, never the profile; stop processing the profile "
+        "received under it and delete your copies. "
+    )
 
 
 @router.post(
@@ -45,7 +62,7 @@ DELIVERY_RULES = (
     description="The answer holds the signing `secret`: it is shown here and on rotation only. "
     "The URL must be https to a public address (private, loopback and link-local addresses "
     "are refused: 422 `unsafe_webhook_url`). An unknown event type is a 422 naming "
-    "`event_types`. " + DELIVERY_RULES,
+    "`event_types`. " + _who_is_sent_what() + DELIVERY_RULES,
     responses={201: {"description": "created", "headers": ETAG_HEADER}},
 )
 async def create_endpoint(
