@@ -201,7 +201,7 @@ def import_history(bank: FinmatchClient, product: ProductPublic, count: int) -> 
     heading(f"Import {count} past decisions (NDJSON) for training")
     lines = past_decisions(product, count)
     # The import id makes the import resumable: the same lines sent again with it skip the
-    # batches already written (a new id would import them a second time).
+    # batches already written (under a new id, each line answers duplicate: held already).
     import_id = f"examples-bank-{product.id}-{secrets.token_hex(3)}"
     result = bank.decisions.import_history(lines, import_id=import_id)
     say("bank", f"import {import_id}: {result.summary} in batches {result.batches}")

@@ -6,6 +6,12 @@ each batch all-or-nothing in one transaction with its ``import_batch`` row, resu
 dates, the decision's rules) and computes the firm's snapshot as of ``submitted_at``;
 ``write_history_batch`` checks each line's product (the institution's own, within its
 bounds) and writes the batch, or refuses it whole.
+
+A past decision is held once per institution, whatever the import that brought it: each line
+gets a ``fingerprint`` (SHA-256 of its canonical form), unique per institution. A line whose
+fingerprint the institution already holds (an earlier import under any ``import_id``, an
+earlier batch of this request, or an earlier line of its own batch) is not written: it answers
+``duplicate`` with the ``id`` of the row that holds it, and its batch still commits the others.
 """
 
 from __future__ import annotations
@@ -13,9 +19,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Sequence
-from datetime import date
+from contextlib import suppress
+from datetime import UTC, date
+from functools import partial
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from pydantic import ValidationError
 from sqlalchemy.engine import Engine
@@ -28,7 +37,6 @@ from services.registry.bulk import (
     LineInvalid,
     NumberedLine,
     PreparedBatch,
-    already_committed,
     committed_before,
     decode_line,
     record_batch,
@@ -41,12 +49,17 @@ from services.registry.models.firm import derive_size
 from services.registry.models.product import DECISION_TERM_BOUNDS, product_snapshot
 from shared.criteria import years_between
 from shared.errors import validation_errors
+from shared.schemas.application import DecisionCreate
 from shared.schemas.firm import FirmAttributes
 from shared.schemas.history import HistoryFirm, HistoryLine
 
 TABLE = table_of(ImportedDecision)
 SOURCE = "imported"
 LineErrors = list[dict[str, str]]
+# A batch that loses a race on the fingerprint index (a concurrent import committed one of its
+# lines first) is tried again: its next lookup finds that line. Each retry follows another
+# import's commit, so a few suffice.
+WRITE_ATTEMPTS = 3
 
 
 def credit_code_hash(code: str, key: bytes) -> str:
@@ -69,6 +82,28 @@ def firm_snapshot(firm: HistoryFirm, line: HistoryLine) -> dict[str, Any]:
     return snap
 
 
+def fingerprint(values: dict[str, Any]) -> str:
+    """SHA-256 (hex) of what a parsed line says: the product, the firm (its credit code's hash
+    and its features as given), the terms asked, both times in UTC, and the decision. Parsed
+    values, not the raw text: key order, spacing, a time's offset or a default written out
+    change nothing. The snapshot's derived values (size class, age, snapshot_at) are left out:
+    they follow from the rest under the size rules of the day, and a change of those rules
+    must not make a re-imported line new. Another hash key (FINMATCH_CREDIT_CODE_HASH_KEY)
+    gives other fingerprints to the lines with a credit code."""
+    canonical = {
+        "v": 1,  # the form's version: another form is another fingerprint, never a collision
+        "product_id": values["product_id"],
+        "credit_code_hash": values["credit_code_hash"],
+        "submitted_at": values["submitted_at"].astimezone(UTC).isoformat(),
+        "decided_at": values["decided_at"].astimezone(UTC).isoformat(),
+        "requested_amount_yuan": values["requested_amount_yuan"],
+        "requested_term_months": values["requested_term_months"],
+        "decision": {field: values[field] for field in DecisionCreate.model_fields},
+        "firm": {field: values["firm_snapshot"][field] for field in FirmAttributes.model_fields},
+    }
+    return hashlib.sha256(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
 def parse_history_line(raw: bytes, key: bytes) -> dict[str, Any]:
     """One line into the values an imported_decision row stores (but the product's, which
     need the database); raises LineInvalid naming the fields."""
@@ -79,7 +114,7 @@ def parse_history_line(raw: bytes, key: bytes) -> dict[str, Any]:
         raise LineInvalid(validation_errors(exc.errors())) from exc
     code = line.firm.credit_code
     decision = line.decision.model_dump(mode="json")  # the enums as the text columns hold
-    return {
+    values = {
         "product_id": line.product_id,
         "credit_code_hash": None if code is None else credit_code_hash(code, key),
         "requested_amount_yuan": line.requested_amount_yuan,
@@ -89,6 +124,7 @@ def parse_history_line(raw: bytes, key: bytes) -> dict[str, Any]:
         "decided_at": line.decided_at,
         **decision,
     }
+    return values | {"fingerprint": fingerprint(values)}
 
 
 def prepare_history_batch(
@@ -146,6 +182,19 @@ def _products(session: Session, ids: set[int]) -> dict[int, Product]:
     return {product.id: product for product in found if product.id is not None}
 
 
+def _held(session: Session, institution_id: int, fingerprints: list[str]) -> dict[str, int]:
+    """The institution's rows among these fingerprints: fingerprint → the row's id."""
+    held: dict[str, int] = {}
+    for start in range(0, len(fingerprints), 900):  # below SQLite's bound-parameter limit
+        stmt = sa.select(TABLE.c.fingerprint, TABLE.c.id).where(
+            TABLE.c.institution_id == institution_id,
+            TABLE.c.fingerprint.in_(fingerprints[start : start + 900]),
+        )
+        for fp, row_id in session.execute(stmt):
+            held[fp] = row_id
+    return held
+
+
 def write_history_batch(
     engine: Engine,
     batch: PreparedBatch,
@@ -155,7 +204,34 @@ def write_history_batch(
     import_id: str,
     request_id: str | None,
 ) -> BatchOutcome:
-    """Write one validated batch in its own transaction, or refuse it whole."""
+    """Write one validated batch in its own transaction, or refuse it whole. A transaction
+    that loses a race (its import_batch row or a line's fingerprint committed meanwhile by a
+    concurrent request: the unique indexes decide) is tried again, and then finds the batch
+    already committed or the line held: a ``duplicate``, never an error."""
+    write = partial(
+        _write_once,
+        engine,
+        batch,
+        principal_id=principal_id,
+        institution_id=institution_id,
+        import_id=import_id,
+        request_id=request_id,
+    )
+    for _retry in range(WRITE_ATTEMPTS - 1):
+        with suppress(IntegrityError):
+            return write()
+    return write()  # the last attempt's IntegrityError, if any, is no race lost: it propagates
+
+
+def _write_once(
+    engine: Engine,
+    batch: PreparedBatch,
+    *,
+    principal_id: int,
+    institution_id: int,
+    import_id: str,
+    request_id: str | None,
+) -> BatchOutcome:
     with write_session(engine) as session:
         done = committed_before(session, batch, principal_id=principal_id, import_id=import_id)
         if done is not None:
@@ -169,21 +245,31 @@ def write_history_batch(
         if invalid:
             return rejected(batch, invalid)
 
+        # Held already (an earlier import, an earlier batch) → that row's id; else the batch's
+        # first line with the fingerprint is written, and its later ones point to that row.
+        held = _held(session, institution_id, sorted({row["fingerprint"] for row in batch.rows}))
+        writes: dict[str, int] = {}  # fingerprint → the line that writes it
         now = utcnow()
-        rows = [
-            row
-            | {
-                "institution_id": institution_id,
-                "imported_by_principal_id": principal_id,
-                "import_id": import_id,
-                "line": line,
-                "product_snapshot": product_snapshot(products[row["product_id"]]),
-                "imported_at": now,
-            }
-            for line, row in zip(batch.row_lines, batch.rows, strict=True)
-        ]
-        insert = sa.insert(TABLE).returning(TABLE.c.id, sort_by_parameter_order=True)
-        ids = list(session.execute(insert, rows).scalars())
+        new: list[dict[str, Any]] = []
+        for line, row in zip(batch.row_lines, batch.rows, strict=True):
+            if row["fingerprint"] in held or row["fingerprint"] in writes:
+                continue
+            writes[row["fingerprint"]] = line
+            new.append(
+                row
+                | {
+                    "institution_id": institution_id,
+                    "imported_by_principal_id": principal_id,
+                    "import_id": import_id,
+                    "line": line,
+                    "product_snapshot": product_snapshot(products[row["product_id"]]),
+                    "imported_at": now,
+                }
+            )
+        if new:
+            insert = sa.insert(TABLE).returning(TABLE.c.id, sort_by_parameter_order=True)
+            ids = session.execute(insert, new).scalars()
+            held |= {row["fingerprint"]: row_id for row, row_id in zip(new, ids, strict=True)}
         record_batch(session, batch, principal_id=principal_id, import_id=import_id)
         audit.record(
             session,
@@ -191,15 +277,21 @@ def write_history_batch(
             action="import_history",
             entity="imported_decision",
             request_id=request_id,
-            detail={"import_id": import_id, "batch_no": batch.batch_no, "imported": len(rows)},
+            detail={
+                "import_id": import_id,
+                "batch_no": batch.batch_no,
+                "imported": len(new),
+                "duplicate": len(batch.rows) - len(new),
+            },
         )
-        try:
-            session.commit()
-        except IntegrityError:  # a concurrent resume committed this batch first
-            session.rollback()
-            return already_committed(batch)
+        session.commit()
     results = [
-        {"line": line, "status": "imported", "id": row_id, "source": SOURCE}
-        for line, row_id in zip(batch.row_lines, ids, strict=True)
+        {
+            "line": line,
+            "status": "imported" if writes.get(row["fingerprint"]) == line else "duplicate",
+            "id": held[row["fingerprint"]],
+            "source": SOURCE,
+        }
+        for line, row in zip(batch.row_lines, batch.rows, strict=True)
     ]
     return BatchOutcome(results=results)

@@ -83,7 +83,9 @@ _EXAMPLE: dict[str, Any] = {
 
 
 class HistoryLine(ApplicationTerms):
-    """One line of ``POST /v1/decisions/history``: a past application and its decision."""
+    """One line of ``POST /v1/decisions/history``: a past application and its decision.
+    An institution holds each once: a line with the same values as one it already imported
+    (any import_id, or earlier in the file) answers ``duplicate``, not written twice."""
 
     model_config = ConfigDict(  # type: ignore[assignment]
         extra="forbid",

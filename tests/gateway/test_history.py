@@ -44,7 +44,7 @@ def product_id(bank: Api) -> int:
 
 
 def test_an_institution_imports_and_resumes(stack: Stack, bank: Api, product_id: int) -> None:
-    lines = [past_line(product_id) for _ in range(3)]
+    lines = [past_line(product_id, requested_term_months=12 + n) for n in range(3)]
     bad = [*lines[:2], past_line(product_id, decided_at="2025-06-01T00:00:00Z")]
     params = {"import_id": "gw-1", "batch_size": 2}
     out, tail = results(bank.post(PATH, params=params, content=ndjson(bad)))
@@ -55,8 +55,39 @@ def test_an_institution_imports_and_resumes(stack: Stack, bank: Api, product_id:
 
     out, tail = results(bank.post(PATH, params=params, content=ndjson(lines)))
     assert [r["status"] for r in out] == ["already_committed", "already_committed", "imported"]
-    assert tail["summary"] == {"lines": 3, "imported": 1, "invalid": 0, "not_written": 0}
+    assert tail["summary"] == {
+        "lines": 3,
+        "imported": 1,
+        "duplicate": 0,
+        "invalid": 0,
+        "not_written": 0,
+    }
     assert count(stack.engine) == 3
+
+
+def test_a_reimport_under_a_new_import_id_is_duplicate(
+    stack: Stack, bank: Api, product_id: int
+) -> None:
+    old, new = (past_line(product_id, requested_term_months=12 + n) for n in range(2))
+    first, _ = results(bank.post(PATH, params={"import_id": "gw-a"}, content=ndjson([old])))
+    out, tail = results(
+        bank.post(PATH, params={"import_id": "gw-b"}, content=ndjson([old, new, new]))
+    )
+    assert [(r["line"], r["status"]) for r in out] == [
+        (1, "duplicate"),
+        (2, "imported"),
+        (3, "duplicate"),
+    ]
+    assert out[0] == {"line": 1, "status": "duplicate", "id": first[0]["id"], "source": "imported"}
+    assert out[2]["id"] == out[1]["id"]
+    assert tail["summary"] == {
+        "lines": 3,
+        "imported": 1,
+        "duplicate": 2,
+        "invalid": 0,
+        "not_written": 0,
+    }
+    assert count(stack.engine) == 2
 
 
 def test_another_institutions_product_is_not_found(
@@ -119,7 +150,16 @@ def test_documented_with_an_example_that_imports(stack: Stack, bank: Api, produc
     assert {line["decision"]["outcome"] for line in lines} == {"approved", "rejected"}
     for line in lines:
         HistoryLine.model_validate(line)  # the example passes the line's own rules
-    assert "application/x-ndjson" in operation["responses"]["200"]["content"]
+    answer = operation["responses"]["200"]
+    assert "application/x-ndjson" in answer["content"]
+    assert "duplicate" in answer["description"]
+    example = [
+        orjson.loads(line)
+        for line in answer["content"]["application/x-ndjson"]["example"].splitlines()
+    ]
+    statuses = [line["status"] for line in example[:-1]]
+    assert "duplicate" in statuses
+    assert example[-1]["summary"]["duplicate"] == statuses.count("duplicate")
     # The example, pointed at this bank's product, imports as it stands.
     body = b"".join(orjson.dumps(line | {"product_id": product_id}) + b"\n" for line in lines)
     out, _ = results(bank.post(PATH, params={"import_id": "doc"}, content=body))

@@ -98,7 +98,13 @@ def test_lines_are_imported_for_training_only(bank: Actor, product_id: int, engi
         (3, "imported", "imported"),
     ]
     assert len({r["id"] for r in lines}) == 3
-    assert tail["summary"] == {"lines": 3, "imported": 3, "invalid": 0, "not_written": 0}
+    assert tail["summary"] == {
+        "lines": 3,
+        "imported": 3,
+        "duplicate": 0,
+        "invalid": 0,
+        "not_written": 0,
+    }
     assert tail["batches"]["committed"] == 1
     assert count(engine, "imported_decision") == 3
     # No firm record, no application, no lead, no event.
@@ -369,7 +375,8 @@ def test_an_empty_body_is_refused(bank: Actor) -> None:
 
 
 def test_import_is_resumable_by_import_id(bank: Actor, product_id: int, engine: Engine) -> None:
-    lines = [past_line(product_id) for _ in range(5)]
+    # Five past decisions (the same line five times would be one, and four duplicates).
+    lines = [past_line(product_id, requested_amount_yuan=2_000_000 + n) for n in range(5)]
     broken = [*lines[:4], past_line(product_id, requested_term_months=99)]
     first = send(bank, ndjson(broken), import_id="resume", batch_size=2)
     out, tail = results(first.content)
@@ -380,7 +387,13 @@ def test_import_is_resumable_by_import_id(bank: Actor, product_id: int, engine: 
     again = send(bank, ndjson(lines), import_id="resume", batch_size=2)
     out, tail = results(again.content)
     assert [r["status"] for r in out] == ["already_committed"] * 4 + ["imported"]
-    assert tail["summary"] == {"lines": 5, "imported": 1, "invalid": 0, "not_written": 0}
+    assert tail["summary"] == {
+        "lines": 5,
+        "imported": 1,
+        "duplicate": 0,
+        "invalid": 0,
+        "not_written": 0,
+    }
     assert count(engine, "imported_decision") == 5
 
     changed = [past_line(product_id, requested_amount_yuan=3_000_000), *lines[1:]]

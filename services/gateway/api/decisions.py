@@ -17,8 +17,10 @@ PATH = "/v1/decisions/history"
 _ANSWER_EXAMPLE = (
     '{"line":1,"status":"imported","id":101,"source":"imported"}\n'
     '{"line":2,"status":"imported","id":102,"source":"imported"}\n'
-    '{"summary":{"lines":2,"imported":2,"invalid":0,"not_written":0},"batches":{"committed":1,'
-    '"rejected":0,"already_committed":0,"conflict":0},"import_id":"2025-h1","batch_size":5000}\n'
+    '{"line":3,"status":"duplicate","id":57,"source":"imported"}\n'
+    '{"summary":{"lines":3,"imported":2,"duplicate":1,"invalid":0,"not_written":0},"batches":'
+    '{"committed":1,"rejected":0,"already_committed":0,"conflict":0},"import_id":"2025-h1",'
+    '"batch_size":5000}\n'
 )
 
 
@@ -28,8 +30,9 @@ _ANSWER_EXAMPLE = (
     summary="Import past decisions for training / 导入历史审批记录",
     responses={
         200: {
-            "description": "one result per line (imported, invalid with its errors, "
-            "not_written, already_committed, conflict), then a summary line",
+            "description": "one result per line (imported; duplicate, with the id of the row "
+            "that already holds it; invalid with its errors, not_written, already_committed, "
+            "conflict), then a summary line counting each",
             "content": {
                 "application/x-ndjson": {"schema": {"type": "string"}, "example": _ANSWER_EXAMPLE}
             },
@@ -60,7 +63,12 @@ async def import_history(
     fails (a future date, decided before submitted, a product not yours: "product N not
     found", an amount or term outside the product's bounds, an unknown field, a repeated
     key) names its field and leaves its batch unwritten. Resend the file with the same
-    `import_id` to resume: committed batches answer `already_committed`."""
+    `import_id` to resume: committed batches answer `already_committed`. A past decision is
+    held once: a line identical to one the institution already imported (under any
+    `import_id`, or earlier in the same file) answers `duplicate` with the `id` of the row
+    that holds it and is not written again, which is no error (its batch commits the other
+    lines); identical means the same product, firm features, credit code, terms, times (as
+    instants) and decision."""
     require(principal, PrincipalRole.INSTITUTION)
     params = {"import_id": import_id}
     if batch_size is not None:

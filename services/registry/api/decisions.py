@@ -47,7 +47,7 @@ async def import_history(
         partial(prepare_history_batch, key=key),
         write,
         import_id=import_id,
-        statuses=("imported",),
+        statuses=("imported", "duplicate"),
         item="past decision",
         batch_size=batch_size or settings.bulk_batch_size,
         max_lines=settings.bulk_max_lines,

@@ -25,6 +25,9 @@ class ImportedDecision(DecisionBase, table=True):
         # The training export reads them in decided_at order, as it reads live decisions.
         sa.Index("ix_imported_decision_decided", "decided_at", "id"),
         sa.Index("ix_imported_decision_institution", "institution_id", "id"),
+        # One institution holds a past decision once: a re-import finds it (and a concurrent
+        # one loses here). NULL (rows from before migration 0021) never collides.
+        sa.Index("uq_imported_decision_fingerprint", "institution_id", "fingerprint", unique=True),
     )
 
     id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
@@ -44,3 +47,6 @@ class ImportedDecision(DecisionBase, table=True):
     submitted_at: datetime = Field(sa_type=UtcDateTime)
     decided_at: datetime = Field(sa_type=UtcDateTime)
     imported_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+    # SHA-256 (hex) of the line's canonical form (services/registry/history.py, fingerprint);
+    # NULL on the rows imported before it existed.
+    fingerprint: str | None = Field(default=None, max_length=64)

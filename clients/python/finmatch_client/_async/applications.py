@@ -113,7 +113,8 @@ class AsyncDecisions(AsyncResource):
         idempotency_key: str | None = None,
     ) -> ImportResult:
         """An institution's past applications and decisions (NDJSON), for training only.
-        Each batch commits whole; resend with the same ``import_id`` to resume."""
+        Each batch commits whole; resend with the same ``import_id`` to resume. A line the
+        institution already holds (from any import) answers ``duplicate``, not written twice."""
         call = make_call(
             "POST",
             "/v1/decisions/history",

@@ -8,9 +8,11 @@ from finmatch_client.models.problems import FieldError
 
 
 class ImportLineResult(Answer):
-    """``status``: created, updated or imported (written); invalid (``errors`` name the
-    fields); not_written (another line of its batch was invalid); already_committed (the
-    batch was written by an earlier request with this import_id); conflict."""
+    """``status``: created, updated or imported (written); duplicate (a past decision the
+    institution already holds, from any import: not written again, ``id`` is the row that
+    holds it); invalid (``errors`` name the fields); not_written (another line of its batch
+    was invalid); already_committed (the batch was written by an earlier request with this
+    import_id); conflict."""
 
     line: int
     status: str
@@ -34,5 +36,5 @@ class ImportResult(Answer):
 
     @property
     def ok(self) -> bool:
-        """Every line written, now or by an earlier request with this import_id."""
+        """Every line written, now or by an earlier request (a duplicate is held already)."""
         return all(line.status not in {"invalid", "not_written", "conflict"} for line in self.lines)
