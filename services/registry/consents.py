@@ -26,6 +26,7 @@ from services.registry.models.columns import utcnow
 from shared.error_codes import ErrorCode
 from shared.errors import Conflict, NotFound
 from shared.schemas.consent import ConsentPublic, ConsentStatus
+from shared.schemas.webhooks import ConsentEndReason
 
 
 def grant(session: Session, firm: Firm, institution_id: int, at: datetime) -> Consent:
@@ -62,6 +63,24 @@ def _standing(session: Session, firm_id: int, institution_id: int) -> Consent | 
         .where(col(Consent.revoked_at).is_(None))
         .with_for_update()
     ).first()
+
+
+def end_with_erasure(session: Session, firm_id: int) -> int:
+    """The firm's profile is being erased: each standing consent ends now, and its institution
+    is told once (``consent.revoked``, reason ``erased``) to delete the profile it holds.
+    Consents revoked before were told already. Returns how many ended."""
+    standing = session.exec(
+        select(Consent)
+        .where(Consent.firm_id == firm_id)
+        .where(col(Consent.revoked_at).is_(None))
+        .order_by(col(Consent.id))
+        .with_for_update()
+    ).all()
+    now = utcnow()
+    for consent in standing:
+        consent.revoked_at = now
+        events.consent_revoked(session, consent, ConsentEndReason.ERASED)
+    return len(standing)
 
 
 def consent_of_firm(

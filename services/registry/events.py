@@ -27,7 +27,15 @@ from services.registry.models.columns import utcnow
 from services.registry.registers.provenance import firm_public
 from shared.enums import PrincipalRole
 from shared.schemas.application import ApplicationPublic, DecisionPublic
-from shared.schemas.webhooks import ConsentRevokedData, DeliveryStatus, Event, EventType
+from shared.schemas.webhooks import (
+    CONSENT_ERASED_NOTICE,
+    CONSENT_REVOKED_NOTICE,
+    ConsentEndReason,
+    ConsentRevokedData,
+    DeliveryStatus,
+    Event,
+    EventType,
+)
 
 
 def emit(
@@ -117,9 +125,12 @@ def application_decided(
     return emit(session, EventType.APPLICATION_DECIDED, data, [application.owner_principal_id])
 
 
-def consent_revoked(session: Session, consent: Consent) -> OutboxEvent:
+def consent_revoked(
+    session: Session, consent: Consent, reason: ConsentEndReason = ConsentEndReason.REVOKED
+) -> OutboxEvent:
     """To the institution the consent was for: it must stop processing the profile it received
-    under it. Ids and dates only: no profile, no credit code."""
+    under it (the firm revoked the consent, or its profile was erased). Ids and dates only: no
+    profile, no credit code."""
     assert consent.id is not None
     assert consent.revoked_at is not None
     application_ids = session.exec(
@@ -134,6 +145,10 @@ def consent_revoked(session: Session, consent: Consent) -> OutboxEvent:
         granted_at=consent.granted_at,
         revoked_at=consent.revoked_at,
         application_ids=[i for i in application_ids if i is not None],
+        reason=reason,
+        notice=CONSENT_ERASED_NOTICE
+        if reason == ConsentEndReason.ERASED
+        else CONSENT_REVOKED_NOTICE,
     )
     audience = institution_principals(session, consent.institution_id)
     return emit(session, EventType.CONSENT_REVOKED, data.model_dump(mode="json"), audience)

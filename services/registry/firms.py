@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from services.registry import audit, events
+from services.registry import audit, consents, events
 from services.registry.db import fetch_one
 from services.registry.models import Application, Firm, Principal
 from services.registry.models.columns import UtcDateTime, utcnow
@@ -199,8 +199,13 @@ def update_firm(
 
 
 def erase_firm(session: Session, firm: Firm, principal: Principal, request_id: str | None) -> None:
-    """Delete the profile; applications keep their feature snapshot but lose the link."""
+    """Delete the profile; applications keep their feature snapshot but lose the link. Each
+    institution that holds the profile under a standing consent is told to delete its copy
+    (``consent.revoked``, reason ``erased``), in this transaction, before the consents go with
+    the firm."""
     firm_id = firm.id
+    if firm_id is not None:
+        consents.end_with_erasure(session, firm_id)
     session.delete(firm)
     if firm_id is not None:
         events.forget_firm(session, firm_id)  # the profile sent to institutions, kept in events

@@ -85,6 +85,17 @@ CONSENT_REVOKED_NOTICE = (
     "stop processing the profile received under this consent and delete your copies of it "
     "(PIPL art. 47). The applications and your decisions on them may stay on record."
 )
+CONSENT_ERASED_NOTICE = (
+    "The firm's profile was erased at its request, which ends its consent to share the profile "
+    "with your institution: stop processing the profile received under this consent and delete "
+    "your copies of it (PIPL art. 47). The applications and your decisions on them may stay on "
+    "record."
+)
+
+
+class ConsentEndReason(StrEnum):
+    REVOKED = "revoked"  # the firm's portal revoked the consent
+    ERASED = "erased"  # the firm's profile was erased, and its standing consents with it
 
 
 class ConsentRevokedData(BaseModel):
@@ -99,6 +110,11 @@ class ConsentRevokedData(BaseModel):
     revoked_at: datetime
     application_ids: list[int] = Field(
         description="the applications that shared the profile under this consent, oldest first"
+    )
+    reason: ConsentEndReason = Field(
+        default=ConsentEndReason.REVOKED,
+        description="revoked: the firm's portal revoked the consent; erased: the firm's profile "
+        "was erased (the firm id then names no firm any more)",
     )
     notice: str = CONSENT_REVOKED_NOTICE
 

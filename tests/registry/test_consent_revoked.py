@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from services.registry.models import OutboxEvent
-from shared.schemas.webhooks import CONSENT_REVOKED_NOTICE, Event
+from shared.schemas.webhooks import CONSENT_ERASED_NOTICE, CONSENT_REVOKED_NOTICE, Event
 from tests.registry import data
 from tests.registry.conftest import Actor
 from tests.registry.dispatcher.data import run_until, settings_for
@@ -27,6 +27,7 @@ DATA_KEYS = {
     "granted_at",
     "revoked_at",
     "application_ids",
+    "reason",
     "notice",
 }
 
@@ -72,6 +73,7 @@ def test_revoking_tells_that_institution_only_without_the_profile(
         "granted_at": consent["granted_at"],
         "revoked_at": revoked["revoked_at"],
         "application_ids": [first["id"], second["id"]],
+        "reason": "revoked",
         "notice": CONSENT_REVOKED_NOTICE,
     }
     # No profile field, and neither the firm's name nor its credit code anywhere in it.
@@ -102,6 +104,50 @@ def test_revoking_twice_emits_one_event(portal: Actor, bank: Actor, engine: Engi
     assert events_of(engine) == ["application.submitted", "consent.revoked"]
     assert [(t, e) for t, e, _ in deliveries(engine)] == [("consent.revoked", notices)]
     assert [d["revoked_at"] for d in revocations(engine)] == [first["revoked_at"]]
+
+
+def test_erasing_a_firm_tells_each_institution_holding_its_profile_once(
+    portal: Actor, bank: Actor, other_bank: Actor, engine: Engine
+) -> None:
+    notices = subscribe(bank, "consent.revoked")
+    other_notices = subscribe(other_bank, "consent.revoked")
+    firm_id, product_id = setup_firm_and_product(portal, bank)
+    other_product = other_bank.post("/v1/products", json=data.product()).json()["id"]
+    application = apply(portal, firm_id, product_id)
+    other_application = apply(portal, firm_id, other_product)
+    bystander_id = portal.post("/v1/firms", json=data.firm(2)).json()["id"]  # nothing for it
+    apply(portal, bystander_id, product_id)
+    consent, other_consent = consents(portal, firm_id)
+    revoke(portal, firm_id, other_consent["id"])  # the other bank was told already
+    before = len(deliveries(engine))
+
+    erased = portal.delete(f"/v1/firms/{firm_id}")
+    assert erased.status_code == 204, erased.text
+
+    *_, event = revocations(engine)
+    assert [d["reason"] for d in revocations(engine)] == ["revoked", "erased"]
+    assert event["consent_id"] == consent["id"]
+    assert event["firm_id"] == firm_id
+    assert event["institution_id"] == consent["institution_id"]
+    assert event["application_ids"] == [application["id"]]
+    assert event["notice"] == CONSENT_ERASED_NOTICE
+    assert event["revoked_at"] >= event["granted_at"]
+    assert set(event) == DATA_KEYS
+    # Only the bank that still held the profile; the other was told when it was revoked.
+    assert [(t, e) for t, e, _ in deliveries(engine)[before:]] == [("consent.revoked", notices)]
+    assert other_notices not in {e for _, e, _ in deliveries(engine)[before:]}
+    assert other_application["id"] not in event["application_ids"]
+    # The bystander's consent stands.
+    assert [c["status"] for c in consents(portal, bystander_id)] == ["active"]
+
+
+def test_erasing_a_firm_that_never_applied_emits_nothing(
+    portal: Actor, bank: Actor, engine: Engine
+) -> None:
+    subscribe(bank, "consent.revoked")
+    firm_id, _ = setup_firm_and_product(portal, bank)
+    assert portal.delete(f"/v1/firms/{firm_id}").status_code == 204
+    assert revocations(engine) == []
 
 
 def test_a_consent_without_subscribers_is_still_in_the_outbox(

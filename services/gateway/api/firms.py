@@ -184,7 +184,9 @@ async def update_firm(
 
 @router.delete("/{firm_id:id}", status_code=204, response_class=Response)
 async def erase_firm(firm_id: IdPath, request: Request, principal: CurrentPrincipal) -> Response:
-    """Erase the profile; applications keep an anonymous snapshot."""
+    """Erase the profile; applications keep an anonymous snapshot. Each institution that
+    received the profile under a standing consent is sent `consent.revoked` (reason
+    `erased`) to delete its copy."""
     answer = await forward(request, "DELETE", f"/v1/firms/{firm_id}", principal)
     await firms_changed(request, principal, lambda: [firm_id])
     await forget_firm(request.app.state, principal, firm_id)

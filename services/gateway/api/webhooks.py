@@ -47,10 +47,11 @@ def _who_is_sent_what() -> str:
     return (
         f"Each role subscribes to what it is sent ({roles}; any role: "
         "`webhook.endpoint_disabled`); anything else is a 422 `event_type_not_received` naming "
-        "`event_types`. `consent.revoked` tells an institution that a firm revoked its consent: "
-        "`data` has `consent_id`, `firm_id`, `institution_id`, `granted_at`, `revoked_at`, "
-        "`application_ids` and a `notice`, never the profile; stop processing the profile "
-        "received under it and delete your copies. "
+        "`event_types`. `consent.revoked` tells an institution that a firm's consent to share "
+        "its profile ended (`reason`: `revoked` by the firm, or `erased` with the firm's "
+        "profile): `data` has `consent_id`, `firm_id`, `institution_id`, `granted_at`, "
+        "`revoked_at`, `application_ids`, `reason` and a `notice`, never the profile; stop "
+        "processing the profile received under it and delete your copies. "
     )
 
 
