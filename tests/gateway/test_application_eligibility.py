@@ -10,6 +10,9 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from services.registry.models import OutboxEvent
+from shared.errors import PROBLEM_JSON
+from shared.schemas.application import ApplicationCreate
+from shared.schemas.matching import UnmetCriterion
 from tests.gateway.conftest import Api, Stack, running_stack
 from tests.gateway.test_degradation import CLOSED, Counting
 from tests.registry import data
@@ -79,6 +82,25 @@ def test_strict_refuses_an_ineligible_application_and_writes_nothing(stack: Stac
     accepted = apply(portal, firm, ip, strict=True)
     assert accepted.status_code == 201, accepted.text
     assert accepted.json()["eligibility"]["status"] == "eligible"
+
+
+def test_the_strict_refusal_is_documented_as_it_answers(stack: Stack) -> None:
+    """The OpenAPI's not_eligible example is shaped as the live refusal: with `unmet`."""
+    _bank, portal, firm, _ip, export = setup(stack)
+    refused = apply(portal, firm, export, strict=True).json()
+    spec = stack.client.app.openapi()  # type: ignore[attr-defined]
+    operation = spec["paths"]["/v1/applications"]["post"]
+    documented = operation["responses"]["422"]
+    assert "`unmet`" in documented["description"]
+    example = documented["content"][PROBLEM_JSON]["examples"]["not_eligible"]["value"]
+    assert set(example) == set(refused)
+    assert example["code"] == refused["code"] == "not_eligible"
+    assert set(example["unmet"][0]) == set(refused["unmet"][0])
+    for unmet in example["unmet"]:
+        UnmetCriterion.model_validate(unmet)
+    # The request's example asks for strict mode, and the schema accepts it.
+    request = operation["requestBody"]["content"]["application/json"]["example"]
+    assert ApplicationCreate.model_validate(request).strict is True
 
 
 def test_bad_strict_and_lang_are_422_naming_the_field(stack: Stack) -> None:

@@ -97,6 +97,33 @@ def test_revoking_through_the_gateway(stack: Stack, world: dict[str, Any]) -> No
     assert ["firm" in d for d in _pending_submissions(stack)] == [False, True]
 
 
+def test_a_decision_revoked_after_stays_in_the_statistics(
+    stack: Stack, world: dict[str, Any]
+) -> None:
+    """Revoked after the decision: the institution loses the firm, the officials' figures
+    keep the application and its approval (read first after the revocation: no cached
+    answer from before it)."""
+    portal, bank, firm_id = world["portal"], world["bank"], world["firm"]
+    application = _apply(portal, firm_id, world["product"])
+    approval = {
+        "outcome": "approved",
+        "approved_amount_yuan": 1_500_000,
+        "rate_bp": 400,
+        "term_months": 12,
+    }
+    _ok(bank.post(f"/v1/applications/{application['id']}/decision", json=approval), 201)
+    [consent] = _ok(portal.get(f"/v1/firms/{firm_id}/consents"))["data"]
+    _ok(portal.post(f"/v1/firms/{firm_id}/consents/{consent['id']}/revoke"))
+    assert bank.get(f"/v1/firms/{firm_id}").status_code == 404
+
+    official = stack.principal("official")
+    overview = _ok(official.get("/v1/stats/overview"))
+    assert (overview["applications"], overview["approvals"]) == (1, 1)
+    assert overview["approved_amount_yuan"] == 1_500_000
+    decision = _ok(bank.get(f"/v1/applications/{application['id']}/decision"))
+    assert decision["approved_amount_yuan"] == 1_500_000
+
+
 @pytest.mark.parametrize(
     ("path", "field"),
     [

@@ -3,6 +3,7 @@ resumable, keyed like every POST, institutions only, documented with an example.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -99,6 +100,32 @@ def test_another_institutions_product_is_not_found(
         bank.post(PATH, params={"import_id": "x"}, content=ndjson([past_line(theirs)]))
     )
     assert out[0]["errors"] == [{"field": "product_id", "message": f"product {theirs} not found"}]
+    assert count(stack.engine) == 0
+
+
+TOMORROW = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"decided_at": TOMORROW}, "decided_at"),
+        ({"requested_amount_yuan": 20_000_000}, "requested_amount_yuan"),  # product: ≤ 10m
+        ({"requested_term_months": 48}, "requested_term_months"),  # product: 6–36
+        ({"source": "live"}, "source"),  # unknown field
+    ],
+)
+def test_each_bad_line_the_issue_names_is_a_line_error_naming_its_field(
+    stack: Stack, bank: Api, product_id: int, change: dict[str, Any], field: str
+) -> None:
+    """Through the gateway: the bad line is invalid, naming the field, and its batch (the good
+    line before it) is not written."""
+    body = ndjson([past_line(product_id), past_line(product_id, **change)])
+    out, tail = results(bank.post(PATH, params={"import_id": "bad"}, content=body))
+    assert out[0] == {"line": 1, "status": "not_written", "reason": "batch_rejected"}
+    assert out[1]["status"] == "invalid"
+    assert [e["field"] for e in out[1]["errors"]] == [field]
+    assert tail["batches"]["rejected"] == 1
     assert count(stack.engine) == 0
 
 

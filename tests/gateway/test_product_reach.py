@@ -46,6 +46,10 @@ def test_a_draft_previews_its_reach_without_being_saved(stack: Stack) -> None:
     towns = {c["key"]: c for c in reach["by_town"]}
     assert towns[TANGXIA]["firms"] == 4
     assert towns[HUMEN] == {**towns[HUMEN], "firms": None, "suppressed": True}
+    # Every firm here is small (45 staff, 18m yuan revenue in manufacturing).
+    assert [(c["key"], c["firms"], c["suppressed"]) for c in reach["by_size_class"]] == [
+        ("small", 6, False)
+    ]
     [patents] = [c for c in reach["criteria"] if c["criterion"] == "min_patents"]
     assert (patents["setting"], patents["relaxed_to"]) == (5, 4)
     assert patents["binding"] is True

@@ -273,6 +273,43 @@ def test_a_replica_stopping_mid_job_records_it(
     asyncio.run(scenario())
 
 
+def test_automatic_retraining_is_a_job_after_enough_new_decisions(
+    seeded_registry: FastAPI,
+) -> None:
+    """FINMATCH_RETRAIN_AFTER_DECISIONS new decisions start the same job as an admin's
+    request (trigger auto, refit recorded); one short of it, or once trained on them, none."""
+
+    async def settled(models: ModelManager, rounds: int = 5) -> list[dict[str, Any]]:
+        """The jobs after the retraining loop has looked a few times more."""
+        await asyncio.sleep(rounds * models.settings.retrain_check_seconds)
+        return await jobs(models)
+
+    async def scenario() -> None:
+        settings = matching_settings(auto_retrain=True, retrain_check_seconds=0.05)
+        models = manager(seeded_registry, settings)
+        decided = await models.registry.decisions_count()
+        settings.retrain_after_decisions = decided + 1  # one short: no job
+        models.start()
+        assert await settled(models) == []
+
+        settings.retrain_after_decisions = decided  # exactly enough
+        deadline = asyncio.get_running_loop().time() + 300
+        while not [j for j in await jobs(models) if j["status"] == "succeeded"]:
+            assert asyncio.get_running_loop().time() < deadline, await jobs(models)
+            await asyncio.sleep(0.1)
+        (job,) = await jobs(models)
+        assert (job["trigger"], job["requested_by"], job["progress"]) == ("auto", None, 1.0)
+        assert job["refit"]["rows"] == decided
+        assert job["outcome"]["promoted"] is True
+        assert models.scorer.version == job["outcome"]["version"]
+        # No decision since: the loop starts nothing more.
+        assert [j["id"] for j in await settled(models)] == [job["id"]]
+        await models.stop()
+        await models.registry.aclose()
+
+    asyncio.run(scenario())
+
+
 def _import_history_without_credit_codes(engine: Engine, count: int) -> None:
     """An institution's past decisions as the history import writes them (no live decision at
     all), none with a credit code: each row is a firm of its own."""

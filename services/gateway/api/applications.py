@@ -13,7 +13,7 @@ from services.gateway.catalogue import Catalogue
 from services.gateway.idempotency import IdempotentRoute
 from services.gateway.metrics import EligibilityResult, eligibility_checked
 from shared.enums import ApplicationStatus, PrincipalRole
-from shared.errors import ProblemError, problem_responses
+from shared.errors import PROBLEM_JSON, ProblemError, problem_responses
 from shared.schemas.application import (
     ApplicationCreate,
     ApplicationPublic,
@@ -27,6 +27,39 @@ from shared.schemas.page import Cursor, Page
 router = APIRouter(prefix="/v1/applications", tags=["applications"], route_class=IdempotentRoute)
 IdPath = Annotated[int, Path(ge=1, le=2**63 - 1)]
 logger = logging.getLogger("finmatch.gateway")
+
+# What a strict refusal answers: the generated example of a code has no `unmet`.
+NOT_ELIGIBLE_EXAMPLE = {
+    "type": "https://finmatch.example/problems/not_eligible",
+    "title": "Invalid input",
+    "status": 422,
+    "code": "not_eligible",
+    "detail": "the firm is not eligible for product 7: min_export_usd",
+    "errors": [
+        {"field": "product_id", "message": "the firm is not eligible for product 7: min_export_usd"}
+    ],
+    "instance": "/v1/applications",
+    "unmet": [
+        {
+            "code": "min_export_usd",
+            "message": "出口额需达 5,000,000 美元，当前 0 美元，差 5,000,000 美元",
+            "required": 5_000_000,
+            "actual": 0,
+            "gap": 5_000_000,
+            "actionable": True,
+        }
+    ],
+}
+_REFUSED = problem_responses(422)[422] | {
+    "description": "invalid input, or (`strict: true`) not eligible: `unmet` lists the "
+    "criteria the firm fails",
+    "content": {
+        PROBLEM_JSON: {
+            "schema": {"$ref": "#/components/schemas/ProblemDetails"},
+            "example": NOT_ELIGIBLE_EXAMPLE,
+        }
+    },
+}
 
 
 @router.post(
@@ -43,7 +76,7 @@ logger = logging.getLogger("finmatch.gateway")
     "could not be asked); the institution sees it in its leads and in application.submitted. "
     "With `strict: true` an ineligible application is refused: 422 `not_eligible` listing "
     "`unmet`. 提交时按匹配规则校验准入条件；strict 模式下不符合条件的申请被拒绝。",
-    responses=problem_responses(404, 409, 422),
+    responses={**problem_responses(404, 409), 422: _REFUSED},
 )
 async def apply(
     body: ApplicationCreate, request: Request, principal: CurrentPrincipal, lang: Lang = "zh"
