@@ -38,11 +38,12 @@ from services.matching.tables import (
     Ints,
     verified_criteria,
 )
+from shared.china_date import today_in_china
 from shared.criteria import CRITERIA, Criterion, combine, years_between
 from shared.enums import CreditRating, RegisterKind
 from shared.schemas.firm import FirmFeatures
 from shared.schemas.internal import FIRM_FEED_COLUMNS, REGISTER_ENTRY_COLUMNS
-from shared.schemas.registers import REGISTERED_FIELDS, today_in_china
+from shared.schemas.registers import REGISTERED_FIELDS
 
 Column = npt.NDArray[Any]
 EPOCH = date(1970, 1, 1)

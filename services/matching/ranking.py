@@ -29,6 +29,7 @@ from services.matching.features import FEATURE_GROUPS, pair_features
 from services.matching.model import Scorer
 from services.matching.reasons import Explainer, cost_items, top_groups
 from services.matching.tables import FirmTable, Floats, Ints, ProductTable
+from shared.china_date import today_in_china
 from shared.schemas.firm import FirmFeatures
 from shared.schemas.matching import RankOptions, RankResponse
 from shared.schemas.product import ProductFeatures
@@ -108,7 +109,7 @@ def rank_answer(
     """rank_products_for_firm as the plain data RankResponse validates: what the service
     serialises, without building (and then dumping) a model per reason. ``verified``: the
     firm's fields an official register gives (what verified_only rules accept)."""
-    as_of = as_of or date.today()
+    as_of = as_of or today_in_china()
     firms = FirmTable.from_firms([firm], as_of, [verified])
     amount, term = requested_terms(firm, options)
     n = products.n

@@ -27,6 +27,7 @@ from services.matching.eligibility import evaluate_pairs
 from services.matching.features import FEATURE_GROUPS, FEATURE_NAMES, pair_features
 from services.matching.signed import SignedLogisticRegression
 from services.matching.tables import FirmTable, Floats, Ints, ProductTable
+from shared.china_date import china_date_of
 from shared.schemas.internal import ExportRow
 
 MAX_LISTED = 10  # problem lines named in a refusal; the rest are counted
@@ -114,7 +115,9 @@ def training_set(rows: Iterable[Mapping[str, Any]]) -> TrainingSet:
     n = len(valid)
     everyone = np.arange(n, dtype=np.int64)
     # Age is what the bank saw: years since establishment on the (UTC) day of the application.
-    firms = FirmTable.from_firms([r.firm for r in valid], [r.submitted_at.date() for r in valid])
+    firms = FirmTable.from_firms(
+        [r.firm for r in valid], [china_date_of(r.submitted_at) for r in valid]
+    )
     products = ProductTable.from_products([r.product for r in valid])
     amount = np.array([r.requested_amount_yuan for r in valid], dtype=np.float64)
     term = np.array([r.requested_term_months for r in valid], dtype=np.float64)

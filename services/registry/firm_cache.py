@@ -31,6 +31,7 @@ from sqlmodel import Session, col, select
 
 from services.registry.models import Firm
 from services.registry.registers.provenance import firms_public
+from shared.china_date import today_in_china
 from shared.firm_entries import (
     KEY_PREFIX,
     REGISTERS_GENERATION,
@@ -43,7 +44,6 @@ from shared.firm_entries import (
     stamped_body,
 )
 from shared.schemas.firm import FirmPublic
-from shared.schemas.registers import today_in_china
 
 log = logging.getLogger("finmatch.registry.firm_cache")
 MAX_PENDING: Final = 100_000

@@ -17,6 +17,7 @@ from services.registry.models import Application, Firm, Principal
 from services.registry.models.columns import UtcDateTime, utcnow
 from services.registry.models.firm import derive_size
 from services.registry.registers.provenance import PG_REGISTERS_JSON
+from shared.china_date import china_date_of
 from shared.criteria import years_between
 from shared.enums import ApplicationStatus, PrincipalRole
 from shared.error_codes import ErrorCode
@@ -234,6 +235,6 @@ def snapshot_of(
             value = effective[key]
         snap[key] = value.isoformat() if isinstance(value, date) else value
     snap["size_class"] = firm.size_class
-    snap["years_established"] = round(years_between(firm.established_on, at.date()), 2)
+    snap["years_established"] = round(years_between(firm.established_on, china_date_of(at)), 2)
     snap["snapshot_at"] = at.isoformat()
     return snap

@@ -47,6 +47,7 @@ from services.registry.models import ImportedDecision, Product
 from services.registry.models.columns import table_of, utcnow
 from services.registry.models.firm import derive_size
 from services.registry.models.product import DECISION_TERM_BOUNDS, product_snapshot
+from shared.china_date import china_date_of
 from shared.criteria import years_between
 from shared.errors import validation_errors
 from shared.schemas.application import DecisionCreate
@@ -77,7 +78,8 @@ def firm_snapshot(firm: HistoryFirm, line: HistoryLine) -> dict[str, Any]:
         snap[key] = value.isoformat() if isinstance(value, date) else value
     snap["size_class"], _ruleset = derive_size(snap)
     submitted = line.submitted_at
-    snap["years_established"] = round(years_between(firm.established_on, submitted.date()), 2)
+    age = years_between(firm.established_on, china_date_of(submitted))
+    snap["years_established"] = round(age, 2)
     snap["snapshot_at"] = submitted.isoformat()
     return snap
 

@@ -21,6 +21,7 @@ from pydantic import (
 )
 from sqlmodel import Field, SQLModel
 
+from shared.china_date import today_in_china
 from shared.enums import CreditRating
 from shared.errors import invalid_fields
 from shared.schemas.partial import partial_model
@@ -66,7 +67,7 @@ def check_town(value: str) -> str:
 def check_established(value: date) -> date:
     if value < EARLIEST_ESTABLISHED:
         raise ValueError("established date is before 1900")
-    if value > date.today():
+    if value > today_in_china():
         raise ValueError("established date is in the future")
     return value
 

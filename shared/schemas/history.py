@@ -15,6 +15,7 @@ from pydantic import AwareDatetime, BeforeValidator, ConfigDict, field_validator
 from pydantic_core import PydanticCustomError
 from sqlmodel import Field
 
+from shared.china_date import china_date_of
 from shared.errors import invalid_fields
 from shared.schemas.application import ApplicationTerms, DecisionCreate
 from shared.schemas.firm import FirmAttributes
@@ -124,7 +125,7 @@ class HistoryLine(ApplicationTerms):
         if self.decided_at < self.submitted_at:
             problems["decided_at"] = "decided_at is before submitted_at"
             values["decided_at"] = self.decided_at.isoformat()
-        if self.firm.established_on > self.submitted_at.date():
+        if self.firm.established_on > china_date_of(self.submitted_at):
             problems["firm.established_on"] = "the firm was established after submitted_at"
             values["firm.established_on"] = self.firm.established_on.isoformat()
         approved = self.decision.approved_amount_yuan

@@ -7,7 +7,7 @@ Which firm attribute a register verifies is declared once, on the criterion that
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import date, timedelta
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Annotated, Any, ClassVar
@@ -22,12 +22,12 @@ from pydantic import (
     model_validator,
 )
 
+from shared.china_date import today_in_china
 from shared.criteria import CRITERIA, Comparison
 from shared.enums import RegisterKind, SpecializedLevel
 from shared.errors import invalid_fields
 from shared.types import IsoDate, Name, PositiveYuan, SafeStr
 
-CHINA_TZ = timezone(timedelta(hours=8))
 EARLIEST_LISTED = date(1990, 1, 1)
 # A high-tech certificate (高新技术企业证书) runs three years from its issue date.
 CERTIFICATE_YEARS = 3
@@ -49,11 +49,6 @@ REGISTER_LABELS: MappingProxyType[RegisterKind, tuple[str, str]] = MappingProxyT
         ),
     }
 )
-
-
-def today_in_china() -> date:
-    """The calendar day in Dongguan: a certificate's last day ends at midnight China time."""
-    return datetime.now(UTC).astimezone(CHINA_TZ).date()
 
 
 def add_years(day: date, years: int) -> date:

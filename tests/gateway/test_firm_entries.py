@@ -17,8 +17,8 @@ from sqlalchemy.engine import Engine
 
 from services.gateway.main import create_app as create_gateway
 from services.registry.firm_cache import FirmCache
+from shared.china_date import today_in_china
 from shared.firm_entries import WRITER_KEY, entry_key, entry_stamp, read_entry
-from shared.schemas.registers import today_in_china
 from tests.gateway.conftest import (
     BOOTSTRAP,
     Api,

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 
 from services.registry.models import MatchEvent
 from services.registry.models.columns import table_of
-from shared.schemas.registers import today_in_china
+from shared.china_date import today_in_china
 from tests.gateway.conftest import Api, Stack, running_stack
 from tests.gateway.test_registers import replace, tail
 from tests.polling import wait_until

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+import shared.china_date
 from services.matching.main import create_app
 from tests.matching import helpers
 from tests.matching.conftest import TOKEN, matching_settings, registry_client
@@ -185,3 +187,19 @@ def test_malformed_rank_json_is_422_naming_the_body(client: TestClient) -> None:
     [error] = response.json()["errors"]
     assert error["field"] == "body"
     assert error["message"] == "Invalid JSON: EOF while parsing a value at line 1 column 9"
+
+
+def test_a_firms_years_count_on_chinas_date(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 2030-07-01 01:00 in Dongguan, still 2030-06-30 in UTC (a year away from the real date,
+    # so that another clock cannot pass this).
+    monkeypatch.setattr(shared.china_date, "_utcnow", lambda: datetime(2030, 6, 30, 17, tzinfo=UTC))
+    firm = helpers.firm().model_dump(mode="json") | {"established_on": "2028-07-01"}
+    product = helpers.product(id=1).model_dump(mode="json") | {"min_years_established": 2}
+    answer = client.post("/internal/rank", json=body(firm=firm, products=[product]), headers=H)
+    assert answer.status_code == 200, answer.text
+    # Two years to the day in Dongguan (2028-07-01 → 2030-07-01): eligible. On the UTC date
+    # (2030-06-30) it would be a day short: a near miss.
+    assert [r["product_id"] for r in answer.json()["ranked"]] == [1]
+    assert answer.json()["near_misses"] == []

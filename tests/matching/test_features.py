@@ -19,6 +19,7 @@ from services.matching.features import (
 )
 from services.matching.tables import FirmTable, ProductTable
 from services.matching.train import training_set
+from shared.china_date import china_date_of
 from shared.schemas.firm import FirmFeatures
 from shared.schemas.product import ProductFeatures
 from shared.types import MAX_COUNT, MAX_USD, MAX_YUAN
@@ -214,7 +215,8 @@ def test_training_rows_match_the_serving_call() -> None:
     table = ProductTable.from_products(products)
     for k, row in enumerate(rows):
         firm = FirmFeatures.model_validate(row["firm"])
-        as_of = datetime.fromisoformat(row["submitted_at"]).date()
+        # Serving dates a firm by today in Dongguan; training by the day in Dongguan it applied.
+        as_of = china_date_of(datetime.fromisoformat(row["submitted_at"]))
         one = FirmTable.from_firms([firm], as_of)
         j = np.array([row["product_id"] - 1])  # catalogue ids are positions + 1
         zero = np.zeros(1, dtype=np.int64)

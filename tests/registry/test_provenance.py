@@ -17,9 +17,10 @@ from services.matching.eligibility import CRITERION_INDEX
 from services.matching.firm_feed import FirmFeed
 from services.matching.registry_client import RegistryClient
 from services.registry.registers.provenance import Entry, Listed, provenance_of
+from shared.china_date import today_in_china
 from shared.enums import RegisterKind
 from shared.schemas.internal import FirmFeedPage
-from shared.schemas.registers import GATING_FIELDS, add_years, today_in_china
+from shared.schemas.registers import GATING_FIELDS, add_years
 from tests.registry import data
 from tests.registry.conftest import TOKEN, Actor, make_principal
 from tests.registry.test_applications import apply

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from services.registry.models import OutboxEvent, WebhookDelivery
-from shared.schemas.registers import today_in_china
+from shared.china_date import today_in_china
 from tests.registry import data
 from tests.registry.conftest import Actor, make_principal
 from tests.registry.test_provenance import new_firm

@@ -17,6 +17,7 @@ from services.gateway.cache import stamped, ttl_ms, unstamped
 from services.gateway.catalogue import GENERATION_KEY as CATALOGUE_GENERATION
 from services.gateway.catalogue import Catalogue
 from services.gateway.metrics import match_served
+from shared.china_date import today_in_china
 from shared.enums import PrincipalRole
 from shared.error_codes import ErrorCode
 from shared.errors import (
@@ -40,7 +41,6 @@ from shared.firm_entries import (
 )
 from shared.schemas.firm import effective_features, verified_fields
 from shared.schemas.matching import Lang, NearMiss, RankedProduct, RankOptions
-from shared.schemas.registers import today_in_china
 from shared.types import MAX_YUAN
 
 router = APIRouter(prefix="/v1", tags=["matches"])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -12,6 +11,7 @@ from pydantic import BaseModel, Field
 from services.matching.firm_feed import FirmFeed
 from services.matching.policy import coverage_gaps, population, reach, what_if
 from services.matching.registry_client import RegistryClient
+from shared.china_date import today_in_china
 from shared.errors import NotFound, Unprocessable
 from shared.schemas.policy import WhatIfRequest
 from shared.schemas.product import ProductFeatures
@@ -60,7 +60,7 @@ async def policy_what_if(body: WhatIfRequest, request: Request) -> dict[str, Any
     value: Any = body.value
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    today = datetime.now(UTC).date()
+    today = today_in_china()
     async with _feed(request).current(_registry(request), today) as columns:
         firms = population(columns, town)
         result = await run_in_threadpool(what_if, firms, chosen, body.criterion, value)
@@ -80,7 +80,7 @@ async def coverage(request: Request, town_code: TownQuery = None) -> dict[str, A
     """Per town and section: firms with a need that no active product's rules admit."""
     town = _town(town_code)
     version, catalogue = await _products(request)
-    today = datetime.now(UTC).date()
+    today = today_in_china()
     async with _feed(request).current(_registry(request), today) as columns:
         rows = await run_in_threadpool(coverage_gaps, population(columns, town), catalogue)
     return {
@@ -104,7 +104,7 @@ async def product_reach(body: ReachRequest, request: Request) -> dict[str, Any]:
     class, one notch easier per rule, the model's expected approval share; aggregates only."""
     town = _town(body.town_code)
     scorer = request.app.state.models.scorer
-    today = datetime.now(UTC).date()
+    today = today_in_china()
     async with _feed(request).current(_registry(request), today) as columns:
         firms = population(columns, town, reachable=True)
         result = await run_in_threadpool(reach, firms, body.product, scorer)

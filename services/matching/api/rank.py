@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
 import orjson
@@ -18,6 +17,7 @@ from services.matching.explain.rules import unmet_criteria
 from services.matching.metrics import ranked
 from services.matching.ranking import CatalogueUnknown, probability_or_none, rank_answer
 from services.matching.tables import FirmTable, ProductTable
+from shared.china_date import today_in_china
 from shared.error_codes import ErrorCode
 from shared.errors import Conflict
 from shared.schemas.matching import (
@@ -96,7 +96,7 @@ async def newly_qualified_firms(
     """
     scorer = request.app.state.models.scorer
     firms = FirmTable.from_firms(
-        [f.features for f in body.firms], date.today(), [f.verified for f in body.firms]
+        [f.features for f in body.firms], today_in_china(), [f.verified for f in body.firms]
     )
     found = await run_in_threadpool(newly_qualified, firms, body.before, body.after, scorer)
     out = []
@@ -115,7 +115,7 @@ async def newly_qualified_firms(
 async def eligibility(body: EligibilityRequest) -> EligibilityAnswer:
     """Whether the firm meets the product's rules, and each criterion it fails (all of them,
     not only a near miss's few): what an application records at submission."""
-    firms = FirmTable.from_firms([body.firm], date.today(), [body.verified])
+    firms = FirmTable.from_firms([body.firm], today_in_china(), [body.verified])
     products = ProductTable.from_products([body.product])
     elig = evaluate_firm(firms, 0, products)
     unmet = unmet_criteria(elig, 0, firms, 0, products, 0, body.lang)

@@ -27,10 +27,11 @@ from services.registry.registers.lines import (
     prepare_entries,
 )
 from services.registry.registers.upload import open_upload, publish, write_entries
+from shared.china_date import today_in_china
 from shared.enums import PrincipalRole, RegisterKind
 from shared.error_codes import ErrorCode
 from shared.errors import Conflict, NotFound, Unprocessable, UnsupportedMediaType
-from shared.schemas.registers import EARLIEST_LISTED, LINE_MODELS, UploadMode, today_in_china
+from shared.schemas.registers import EARLIEST_LISTED, LINE_MODELS, UploadMode
 
 router = APIRouter(prefix="/v1/registers", tags=["registers"], route_class=IdempotentWriteRoute)
 

@@ -37,10 +37,10 @@ from services.registry.seed.loader import DEMO_PORTAL
 from services.registry.stats import Filters
 from services.registry.stats import eligibility as eligibility_stats
 from services.registry.stats.register_coverage import register_coverage
+from shared.china_date import today_in_china
 from shared.enums import PrincipalRole, RegisterKind
 from shared.errors import NotFound, Unprocessable
 from shared.schemas.internal import FIRM_FEED_COLUMNS, FIRM_FEED_PAGE_ROWS, FirmFeedPage
-from shared.schemas.registers import today_in_china
 from shared.schemas.stats import (
     Breakdown,
     Dimension,

@@ -34,8 +34,9 @@ from services.registry.registers.provenance import (
     registers_and_entries,
 )
 from services.registry.registers.tables import ENTRY, current_uploads
+from shared.china_date import today_in_china
 from shared.enums import RegisterKind
-from shared.schemas.registers import REGISTERED_FIELDS, ProvenanceStatus, today_in_china
+from shared.schemas.registers import REGISTERED_FIELDS, ProvenanceStatus
 from shared.schemas.webhooks import EventType
 
 FIRM = table_of(Firm)

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from services.registry.registers.tables import ENTRY, REGISTER, current_uploads
+from shared.china_date import today_in_china
 from shared.enums import RegisterKind
 from shared.schemas.firm import FirmPublic
 from shared.schemas.registers import (
@@ -27,7 +28,6 @@ from shared.schemas.registers import (
     AttributeProvenance,
     ProvenanceStatus,
     RegisterReference,
-    today_in_china,
 )
 
 Provenance = dict[str, AttributeProvenance]
