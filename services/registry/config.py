@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 
 from pydantic import Field, FilePath
@@ -13,6 +14,12 @@ DAY_SECONDS = 86_400
 # 5 s, 5 min, 30 min, 2 h, 5 h, then 10 h eight times: the last attempt is about 3.6 days after
 # the first (over 3 days even with every jitter at -10 %), 14 attempts in all.
 DEFAULT_RETRY_SCHEDULE = (5, 300, 1_800, 7_200, 18_000, *(36_000,) * 8)
+
+
+def default_processes() -> int:
+    """The CPUs this process may run on, when more than one; else 0 (no validation pool)."""
+    usable = len(os.sched_getaffinity(0))
+    return usable if usable > 1 else 0
 
 
 class RegistrySettings(ServiceSettings):
@@ -29,6 +36,9 @@ class RegistrySettings(ServiceSettings):
     db_retry_after_seconds: int = Field(default=2, ge=1, le=300)
     bulk_batch_size: int = 5_000
     bulk_max_lines: int = 1_000_000
+    # Worker processes validating bulk-import batches (firms, past decisions) on every core:
+    # by default one per usable CPU when there are several; 0 validates in the thread pool.
+    bulk_validate_processes: int = Field(default_factory=default_processes, ge=0, le=64)
     page_max: int = 500
     # Officials' targets, defaults from the action plan (东金〔2020〕75号).
     target_firms_registered: int = Field(default=5_000, ge=0, description="item 65")
