@@ -24,6 +24,7 @@ from services.registry.validation_pool import ValidationPool
 from tests.conftest import _wipe
 from tests.registry import data
 from tests.registry.conftest import TOKEN, Actor, make_principal
+from tests.registry.test_history import past_line
 
 BATCH = 4
 
@@ -165,3 +166,36 @@ def test_the_processes_setting(monkeypatch: pytest.MonkeyPatch) -> None:
         RegistrySettings(bulk_validate_processes=-1)
     with pytest.raises(ValueError, match="at least one process"):
         ValidationPool(0)
+
+
+def import_history(engine: Engine, pool: ValidationPool | None) -> bytes:
+    """Past decisions (their prepare is a partial holding the hash key): valid lines, a bad
+    one, a broken one, over three batches, on an empty database."""
+    _wipe(engine)
+    settings = RegistrySettings(internal_token=TOKEN, database_url="unused://")
+    with TestClient(create_app(settings, engine, validation_pool=pool)) as client:
+        admin = Actor(client, _admin(engine))
+        institution = admin.post("/v1/institutions", json={"name": "银行", "kind": "bank"})
+        bank = make_principal(admin, "institution", institution_id=institution.json()["id"])
+        product_id = bank.post("/v1/products", json=data.product()).json()["id"]
+        lines = [
+            orjson.dumps(past_line(product_id, requested_amount_yuan=2_000_000 - seq))
+            for seq in range(9)
+        ]
+        lines[4] = orjson.dumps(past_line(product_id, requested_term_months=0))
+        lines.append(b'{"product_id": 1,')
+        answer = bank.post(
+            "/v1/decisions/history",
+            params={"import_id": "h", "batch_size": BATCH},
+            content=b"\n".join(lines),
+        )
+    assert answer.status_code == 200, answer.text
+    return answer.content
+
+
+def test_past_decisions_through_the_pool(sqlite_engine: Engine, pool: ValidationPool) -> None:
+    threads = import_history(sqlite_engine, None)
+    assert import_history(sqlite_engine, pool) == threads
+    tail = orjson.loads(threads.splitlines()[-1])
+    assert tail["summary"]["imported"] == 4
+    assert tail["summary"]["invalid"] == 2
