@@ -36,9 +36,10 @@ class RegistrySettings(ServiceSettings):
     db_retry_after_seconds: int = Field(default=2, ge=1, le=300)
     bulk_batch_size: int = 5_000
     bulk_max_lines: int = 1_000_000
-    # Worker processes validating bulk-import batches (firms, past decisions) on every core:
-    # by default one per usable CPU when there are several; 0 validates in the thread pool.
-    bulk_validate_processes: int = Field(default_factory=default_processes, ge=0, le=64)
+    # Worker processes validating bulk-import batches (firms, past decisions) on every core;
+    # 0 validates in the thread pool. Unset: one per usable CPU when there are several
+    # (bulk_validate_workers).
+    bulk_validate_processes: int | None = Field(default=None, ge=0, le=64)
     page_max: int = 500
     # Officials' targets, defaults from the action plan (东金〔2020〕75号).
     target_firms_registered: int = Field(default=5_000, ge=0, description="item 65")
@@ -127,6 +128,13 @@ class RegistrySettings(ServiceSettings):
                 "FINMATCH_CREDIT_CODE_HASH_KEY must be set outside development "
                 f"(FINMATCH_ENVIRONMENT={self.environment})"
             )
+
+    @property
+    def bulk_validate_workers(self) -> int:
+        """The validation pool's size (0: no pool), the setting's or the default."""
+        if self.bulk_validate_processes is None:
+            return default_processes()
+        return self.bulk_validate_processes
 
     @property
     def webhook_private_targets_allowed(self) -> bool:

@@ -71,7 +71,7 @@ def create_app(
             retrying = asyncio.create_task(
                 _replay_firm_entries(firm_cache, settings.firm_entry_retry_seconds)
             )
-        processes = settings.bulk_validate_processes
+        processes = settings.bulk_validate_workers
         pool = None
         if validation_pool is not None:
             app.state.validation_pool = validation_pool

@@ -152,12 +152,14 @@ def test_the_processes_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("FINMATCH_BULK_VALIDATE_PROCESSES", raising=False)
     monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1, 2})
     assert default_processes() == 3
-    assert RegistrySettings().bulk_validate_processes == 3
+    assert RegistrySettings().bulk_validate_workers == 3
     monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {5})
-    assert RegistrySettings().bulk_validate_processes == 0  # one core: threads, no pool
-    assert RegistrySettings(bulk_validate_processes=0).bulk_validate_processes == 0
+    assert RegistrySettings().bulk_validate_workers == 0  # one core: threads, no pool
+    assert RegistrySettings(bulk_validate_processes=0).bulk_validate_workers == 0
     monkeypatch.setenv("FINMATCH_BULK_VALIDATE_PROCESSES", "4")
-    assert RegistrySettings().bulk_validate_processes == 4
+    assert RegistrySettings().bulk_validate_workers == 4
+    monkeypatch.setenv("FINMATCH_BULK_VALIDATE_PROCESSES", "0")
+    assert RegistrySettings().bulk_validate_workers == 0
     for bad in ("-1", "65", "two", "1.5"):
         monkeypatch.setenv("FINMATCH_BULK_VALIDATE_PROCESSES", bad)
         with pytest.raises(ValidationError, match="bulk_validate_processes"):
@@ -199,3 +201,20 @@ def test_past_decisions_through_the_pool(sqlite_engine: Engine, pool: Validation
     tail = orjson.loads(threads.splitlines()[-1])
     assert tail["summary"]["imported"] == 4
     assert tail["summary"]["invalid"] == 2
+
+
+def test_the_lifespan_owns_the_pool_the_setting_asks_for(sqlite_engine: Engine) -> None:
+    """Built at start (its workers started), shut down at exit; 0: none, threads."""
+    settings = RegistrySettings(
+        internal_token=TOKEN, database_url="unused://", bulk_validate_processes=1
+    )
+    with TestClient(create_app(settings, sqlite_engine)) as client:
+        pool = client.app.state.validation_pool  # type: ignore[attr-defined]
+        assert isinstance(pool, ValidationPool)
+        assert pool.processes == 1
+    assert pool.executor() is None  # shut down with the app
+    settings = RegistrySettings(
+        internal_token=TOKEN, database_url="unused://", bulk_validate_processes=0
+    )
+    with TestClient(create_app(settings, sqlite_engine)) as client:
+        assert client.app.state.validation_pool is None  # type: ignore[attr-defined]
