@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from functools import lru_cache
 
@@ -16,9 +17,21 @@ DAY_SECONDS = 86_400
 DEFAULT_RETRY_SCHEDULE = (5, 300, 1_800, 7_200, 18_000, *(36_000,) * 8)
 
 
-def default_processes() -> int:
-    """The CPUs this process may run on, when more than one; else 0 (no validation pool)."""
+CGROUP_CPU_MAX = "/sys/fs/cgroup/cpu.max"
+
+
+def default_processes(cpu_max: str | None = None) -> int:
+    """The CPUs this process may use, when more than one; else 0 (no validation pool). Those
+    it may run on (os.sched_getaffinity), fewer under a cgroup v2 CPU quota (a container's CPU
+    limit: a pod limited to 1 CPU on a 16-core node gets no pool, not 16 workers)."""
     usable = len(os.sched_getaffinity(0))
+    try:
+        with open(cpu_max or CGROUP_CPU_MAX) as limits:
+            quota, period = limits.read().split()[:2]
+        if quota != "max":
+            usable = min(usable, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass  # no cgroup v2 quota visible: the affinity alone
     return usable if usable > 1 else 0
 
 

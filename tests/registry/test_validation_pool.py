@@ -7,6 +7,7 @@ import logging
 import multiprocessing
 import os
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import orjson
 import pytest
@@ -16,6 +17,7 @@ from prometheus_client import REGISTRY
 from pydantic import ValidationError
 from sqlalchemy.engine import Engine
 
+from services.registry import config
 from services.registry.api import firms as firms_api
 from services.registry.bulk import NumberedLine, PreparedBatch, prepare_batch
 from services.registry.config import RegistrySettings, default_processes
@@ -148,8 +150,9 @@ def test_a_killed_worker_costs_nothing_but_time(
     assert not set(pool.worker_pids()) & set(workers)
 
 
-def test_the_processes_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_processes_setting(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("FINMATCH_BULK_VALIDATE_PROCESSES", raising=False)
+    monkeypatch.setattr(config, "CGROUP_CPU_MAX", str(tmp_path / "absent"))  # no quota here
     monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1, 2})
     assert default_processes() == 3
     assert RegistrySettings().bulk_validate_workers == 3
@@ -160,6 +163,12 @@ def test_the_processes_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     assert RegistrySettings().bulk_validate_workers == 4
     monkeypatch.setenv("FINMATCH_BULK_VALIDATE_PROCESSES", "0")
     assert RegistrySettings().bulk_validate_workers == 0
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(16)))
+    limits = tmp_path / "cpu.max"
+    for quota, expected in (("max 100000", 16), ("100000 100000", 0), ("250000 100000", 3)):
+        limits.write_text(quota + "\n")  # a container limited to 1 CPU: no pool
+        assert default_processes(str(limits)) == expected
+    assert default_processes(str(tmp_path / "absent")) == 16
     for bad in ("-1", "65", "two", "1.5"):
         monkeypatch.setenv("FINMATCH_BULK_VALIDATE_PROCESSES", bad)
         with pytest.raises(ValidationError, match="bulk_validate_processes"):
