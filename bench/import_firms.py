@@ -381,6 +381,26 @@ def runqueue_wait_seconds(pid: int) -> float:
     return total / 1e9
 
 
+def process_tree(pid: int) -> list[int]:
+    """The process and its descendants (the registry's bulk-validation workers), from
+    /proc/PID/task/*/children."""
+    found, queue = [], [pid]
+    while queue:
+        current = queue.pop()
+        found.append(current)
+        try:
+            tasks = os.listdir(f"/proc/{current}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                with open(f"/proc/{current}/task/{task}/children") as children:
+                    queue += [int(child) for child in children.read().split()]
+            except OSError:
+                continue
+    return found
+
+
 def machine_cpu() -> tuple[float, float]:
     """(busy, steal) CPU seconds of the whole machine so far, over all cores."""
     with open("/proc/stat") as stat:
@@ -439,12 +459,14 @@ class Probe:
         ]
         row = self.conn.execute(PG_COUNTERS).fetchone()
         assert row is not None
+        registry_pids = process_tree(self.registry_pid)
         return Snapshot(
             wall=time.perf_counter(),
             load=os.getloadavg()[0],
             machine=machine_cpu(),
-            registry=process_cpu_seconds(self.registry_pid),
-            registry_wait=runqueue_wait_seconds(self.registry_pid),
+            # With its validation workers: their CPU is the registry's.
+            registry=sum(process_cpu_seconds(pid) for pid in registry_pids),
+            registry_wait=sum(runqueue_wait_seconds(pid) for pid in registry_pids),
             bench=process_cpu_seconds(os.getpid()),
             backends={pid: process_cpu_seconds(pid) for pid in pids},
             backends_wait={pid: runqueue_wait_seconds(pid) for pid in pids},

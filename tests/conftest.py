@@ -17,6 +17,9 @@ from tests.services import need_postgres
 # The suite builds hundreds of apps in one process: freezing each one's start-up heap
 # (shared.heap) would keep all their cycles alive. Services started as processes inherit it.
 os.environ.setdefault("FINMATCH_GC_FREEZE", "false")
+# Nor should each of those apps start bulk-validation workers: the pool's own tests
+# (tests/registry/test_validation_pool.py) share one.
+os.environ.setdefault("FINMATCH_BULK_VALIDATE_PROCESSES", "0")
 
 TABLES_CHILD_FIRST = [
     "training_job",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import os
 from functools import lru_cache
 
 from pydantic import Field, FilePath
@@ -13,6 +15,24 @@ DAY_SECONDS = 86_400
 # 5 s, 5 min, 30 min, 2 h, 5 h, then 10 h eight times: the last attempt is about 3.6 days after
 # the first (over 3 days even with every jitter at -10 %), 14 attempts in all.
 DEFAULT_RETRY_SCHEDULE = (5, 300, 1_800, 7_200, 18_000, *(36_000,) * 8)
+
+
+CGROUP_CPU_MAX = "/sys/fs/cgroup/cpu.max"
+
+
+def default_processes(cpu_max: str | None = None) -> int:
+    """The CPUs this process may use, when more than one; else 0 (no validation pool). Those
+    it may run on (os.sched_getaffinity), fewer under a cgroup v2 CPU quota (a container's CPU
+    limit: a pod limited to 1 CPU on a 16-core node gets no pool, not 16 workers)."""
+    usable = len(os.sched_getaffinity(0))
+    try:
+        with open(cpu_max or CGROUP_CPU_MAX) as limits:
+            quota, period = limits.read().split()[:2]
+        if quota != "max":
+            usable = min(usable, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass  # no cgroup v2 quota visible: the affinity alone
+    return usable if usable > 1 else 0
 
 
 class RegistrySettings(ServiceSettings):
@@ -29,6 +49,10 @@ class RegistrySettings(ServiceSettings):
     db_retry_after_seconds: int = Field(default=2, ge=1, le=300)
     bulk_batch_size: int = 5_000
     bulk_max_lines: int = 1_000_000
+    # Worker processes validating bulk-import batches (firms, past decisions) on every core;
+    # 0 validates in the thread pool. Unset: one per usable CPU when there are several
+    # (bulk_validate_workers).
+    bulk_validate_processes: int | None = Field(default=None, ge=0, le=64)
     page_max: int = 500
     # Officials' targets, defaults from the action plan (东金〔2020〕75号).
     target_firms_registered: int = Field(default=5_000, ge=0, description="item 65")
@@ -117,6 +141,13 @@ class RegistrySettings(ServiceSettings):
                 "FINMATCH_CREDIT_CODE_HASH_KEY must be set outside development "
                 f"(FINMATCH_ENVIRONMENT={self.environment})"
             )
+
+    @property
+    def bulk_validate_workers(self) -> int:
+        """The validation pool's size (0: no pool), the setting's or the default."""
+        if self.bulk_validate_processes is None:
+            return default_processes()
+        return self.bulk_validate_processes
 
     @property
     def webhook_private_targets_allowed(self) -> bool:

@@ -34,6 +34,7 @@ from services.registry.config import RegistrySettings, get_settings
 from services.registry.db import PoolCollector, make_engine
 from services.registry.firm_cache import FirmCache
 from services.registry.outage import OutageMonitor, install_outage_handlers, is_unavailable
+from services.registry.validation_pool import ValidationPool
 from shared.access_log import AccessLogMiddleware
 from shared.errors import install_error_handlers
 from shared.heap import freeze_startup_heap
@@ -43,7 +44,13 @@ from shared.metrics import mount_metrics
 log = logging.getLogger("finmatch.registry")
 
 
-def create_app(settings: RegistrySettings | None = None, engine: Engine | None = None) -> FastAPI:
+def create_app(
+    settings: RegistrySettings | None = None,
+    engine: Engine | None = None,
+    validation_pool: ValidationPool | None = None,
+) -> FastAPI:
+    """The registry; tests may hand in an ``engine`` and a ``validation_pool`` (theirs to
+    close) instead of those the lifespan builds from the settings."""
     settings = settings or get_settings()
     settings.check_secrets()
     owns_engine = engine is None
@@ -64,6 +71,13 @@ def create_app(settings: RegistrySettings | None = None, engine: Engine | None =
             retrying = asyncio.create_task(
                 _replay_firm_entries(firm_cache, settings.firm_entry_retry_seconds)
             )
+        processes = settings.bulk_validate_workers
+        pool = None
+        if validation_pool is not None:
+            app.state.validation_pool = validation_pool
+        elif processes:
+            pool = app.state.validation_pool = ValidationPool(processes)
+            pool.warm()  # its workers start now, not during the first import
         freeze_startup_heap(settings.gc_freeze)
         try:
             yield
@@ -75,6 +89,8 @@ def create_app(settings: RegistrySettings | None = None, engine: Engine | None =
                     await retrying
             if firm_cache is not None:
                 firm_cache.close()
+            if pool is not None:
+                await run_in_threadpool(pool.shutdown)
             if owns_engine:
                 app.state.engine.dispose()
 
@@ -93,6 +109,7 @@ def create_app(settings: RegistrySettings | None = None, engine: Engine | None =
     app.state.settings = settings
     app.state.principals = {}  # id → Principal, read once (principals are immutable)
     app.state.firm_cache = None  # set in the lifespan when FINMATCH_REDIS_URL is
+    app.state.validation_pool = validation_pool  # else built in the lifespan (processes > 0)
     if engine is not None:
         app.state.engine = engine
     install_error_handlers(app)

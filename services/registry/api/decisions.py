@@ -51,6 +51,7 @@ async def import_history(
         item="past decision",
         batch_size=batch_size or settings.bulk_batch_size,
         max_lines=settings.bulk_max_lines,
+        pool=request.app.state.validation_pool,  # its prepare pickles
     )
     try:
         await importer.consume(request.stream())

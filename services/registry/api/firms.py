@@ -223,6 +223,7 @@ async def bulk_import(
         item="firm",
         batch_size=batch_size or settings.bulk_batch_size,
         max_lines=settings.bulk_max_lines,
+        pool=request.app.state.validation_pool,  # its prepare pickles
     )
     try:
         await importer.consume(request.stream())

@@ -1,7 +1,10 @@
 """The NDJSON import pipeline shared by the bulk imports (firms, past decisions).
 
 Lines are read as they stream in and cut into batches; batch k+1 is validated (Python CPU, in
-the thread pool) while batch k is written (database time). Each import brings its own
+the thread pool) while batch k is written (database time). An import whose ``prepare`` pickles
+may be given the validation pool (services/registry/validation_pool.py): then up to one batch
+per worker is validated at once, on as many cores, while batch k is written. Either way batches
+are written strictly in order, one transaction at a time. Each import brings its own
 ``prepare`` (lines → PreparedBatch, no database) and ``write`` (one transaction per batch,
 services/registry/bulk.py). The answer is NDJSON: one result per non-blank input line, then a
 summary line.
@@ -10,7 +13,11 @@ summary line.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from typing import Annotated
 
 import orjson
@@ -18,12 +25,14 @@ from fastapi import Query
 from fastapi.concurrency import run_in_threadpool
 
 from services.registry.bulk import (
+    IMPORT_PHASE_SECONDS,
     MAX_LINE_BYTES,
     BatchOutcome,
     NumberedLine,
     PreparedBatch,
     timed_phase,
 )
+from services.registry.validation_pool import ValidationPool
 from shared.errors import PayloadTooLarge, Unprocessable
 
 Prepare = Callable[[int, Sequence[NumberedLine]], PreparedBatch]
@@ -42,6 +51,17 @@ NDJSON_BODY = {
 }
 
 
+@dataclass
+class _Validating:
+    """A batch being validated: in the thread pool, or in a worker of ``executor``."""
+
+    batch_no: int
+    lines: Sequence[NumberedLine]
+    thread: asyncio.Future[PreparedBatch] | None = None
+    executor: ProcessPoolExecutor | None = None
+    process: Future[tuple[PreparedBatch, float]] | None = None
+
+
 class NdjsonImport:
     """Reads lines and pipelines their batches through ``prepare`` and ``write``.
 
@@ -50,6 +70,9 @@ class NdjsonImport:
     of written lines counted in the summary (besides ``invalid`` and ``not_written``); those in
     ``unlisted`` are counted but not answered line by line (an upload of 100,000 lines answers
     with its errors only). ``id_name`` names the client's id in the summary line.
+
+    ``pool``: the validation pool, for an import whose ``prepare`` pickles (a module-level
+    function, or a partial of one with plain arguments); None validates in the thread pool.
     """
 
     def __init__(
@@ -65,6 +88,7 @@ class NdjsonImport:
         first_line: int = 1,
         unlisted: tuple[str, ...] = (),
         id_name: str = "import_id",
+        pool: ValidationPool | None = None,
     ) -> None:
         self.prepare = prepare
         self.write = write
@@ -81,6 +105,9 @@ class NdjsonImport:
         self.unlisted = frozenset(unlisted)
         self.id_name = id_name
         self.writing: asyncio.Future[BatchOutcome] | None = None
+        self.pool = pool
+        # Batches validating, oldest first: as many as the pool has workers (one in threads).
+        self.validating: deque[_Validating] = deque()
 
     async def consume(self, stream: AsyncIterator[bytes]) -> None:
         buffer = b""
@@ -120,8 +147,42 @@ class NdjsonImport:
 
     async def _submit(self) -> None:
         batch, self.pending = self.pending, []
-        prepared = await run_in_threadpool(self._prepare, self.batch_no, batch)
+        self.validating.append(self._validate(self.batch_no, batch))
         self.batch_no += 1
+        while len(self.validating) >= self._depth():
+            await self._advance()
+
+    def _depth(self) -> int:
+        return self.pool.processes if self.pool is not None else 1
+
+    def _validate(self, batch_no: int, lines: Sequence[NumberedLine]) -> _Validating:
+        if self.pool is not None:
+            started = self.pool.submit(self.prepare, batch_no, lines)
+            if started is not None:
+                executor, future = started
+                return _Validating(batch_no, lines, executor=executor, process=future)
+            self.pool = None  # broken or shut down: this import goes on in threads
+        thread = asyncio.ensure_future(run_in_threadpool(self._prepare, batch_no, lines))
+        return _Validating(batch_no, lines, thread=thread)
+
+    async def _validated(self, validating: _Validating) -> PreparedBatch:
+        if validating.thread is not None:
+            return await validating.thread
+        assert validating.process is not None
+        assert validating.executor is not None
+        try:
+            prepared, seconds = await asyncio.wrap_future(validating.process)
+        except BrokenProcessPool as exc:  # a worker died (killed, out of memory)
+            if self.pool is not None:
+                self.pool.broken(validating.executor, exc)
+            self.pool = None
+            return await run_in_threadpool(self._prepare, validating.batch_no, validating.lines)
+        IMPORT_PHASE_SECONDS.labels(self.item, "validate").observe(seconds)
+        return prepared
+
+    async def _advance(self) -> None:
+        """Write the oldest batch once validated, after the write before it."""
+        prepared = await self._validated(self.validating.popleft())
         await self._collect()
         self.writing = asyncio.ensure_future(run_in_threadpool(self._write, prepared))
 
@@ -150,8 +211,19 @@ class NdjsonImport:
                 self.results.append(orjson.dumps(result))
 
     async def finish(self) -> None:
-        """Wait for the batch in flight, so that the answer tells what was committed."""
-        await self._collect()
+        """Write the batches still validating and wait for the last write, so that the answer
+        tells what was committed (every batch cut before an error, as without a pool)."""
+        try:
+            while self.validating:
+                await self._advance()
+            await self._collect()
+        finally:
+            for left in self.validating:  # after a failed write: not validated for nothing
+                if left.thread is not None:
+                    left.thread.cancel()
+                if left.process is not None:
+                    left.process.cancel()
+            self.validating.clear()
 
     def body(self, **extra: object) -> bytes:
         tail = {
