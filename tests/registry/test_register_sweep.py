@@ -4,6 +4,7 @@ staged rows deleted in chunks, published versions untouched, a resend of one ref
 from __future__ import annotations
 
 import asyncio
+import threading
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,6 +14,7 @@ from pydantic import ValidationError
 from sqlalchemy.engine import Engine
 
 from services.registry.config import RegistrySettings
+from services.registry.db import write_session
 from services.registry.dispatcher.loop import Dispatcher
 from services.registry.models.columns import utcnow
 from services.registry.registers import sweep
@@ -112,7 +114,9 @@ def test_an_abandoned_upload_is_swept_and_the_published_versions_stay(
     with engine.connect() as conn:
         versions = conn.execute(sa.text("SELECT kind, version FROM register")).all()
         audited = conn.execute(
-            sa.text("SELECT entity_id, detail FROM audit_log WHERE action = 'register_upload_expired'")
+            sa.text(
+                "SELECT entity_id, detail FROM audit_log WHERE action = 'register_upload_expired'"
+            )
         ).all()
     assert sorted(versions) == [("green_list", 1), ("high_tech", 1)]
     assert [entity_id for entity_id, _ in audited] == [str(gone.id)]
@@ -180,15 +184,36 @@ def test_opening_any_upload_sweeps_the_abandoned_ones(city: Actor, engine: Engin
     assert upload_row(engine, "left").status == "expired"
 
 
-def test_a_resend_within_the_ttl_resumes_and_renews_the_upload(
-    city: Actor, engine: Engine
-) -> None:
+def test_a_resend_within_the_ttl_resumes_and_renews_the_upload(city: Actor, engine: Engine) -> None:
     refused_part_way(city, "high_tech", "nearly", staged_batches=2)
     set_idle_since(engine, "nearly", hours_ago(TTL - 1))
-    _results, tail = answer(upload(city, "high_tech", lines("high_tech", 5), "nearly", batch_size=2))
+    _results, tail = answer(
+        upload(city, "high_tech", lines("high_tech", 5), "nearly", batch_size=2)
+    )
     assert tail["batches"]["already_committed"] == 2
     assert tail["upload"]["version"] == 1
     assert upload_row(engine, "nearly").active_at > hours_ago(1)
+
+
+def test_a_batch_being_staged_is_never_swept_mid_way(city: Actor, engine: Engine) -> None:
+    refused_part_way(city, "high_tech", "busy", staged_batches=1)
+    set_idle_since(engine, "busy", hours_ago(TTL + 1))  # idle, until the next batch comes
+    upload_pk = upload_row(engine, "busy").id
+    swept: list[SweepResult] = []
+    sweeper = threading.Thread(target=lambda: swept.append(sweep_abandoned_uploads(engine, TTL)))
+    # A batch being staged, as write_entries stages it: the upload's row held from the start,
+    # its active_at moved in the same transaction.
+    with write_session(engine) as batch:
+        batch.execute(sa.select(UPLOAD.c.status).where(UPLOAD.c.id == upload_pk).with_for_update())
+        sweeper.start()
+        sweeper.join(1.0)
+        assert sweeper.is_alive()  # the sweep waits for the batch to commit
+        batch.execute(sa.update(UPLOAD).where(UPLOAD.c.id == upload_pk).values(active_at=utcnow()))
+        batch.commit()
+    sweeper.join(30)
+    assert swept == [SweepResult()]
+    assert upload_row(engine, "busy").status == "open"
+    assert staged(engine, "busy") == (2, 1)
 
 
 def test_an_expired_upload_is_never_published(city: Actor, engine: Engine) -> None:
@@ -203,9 +228,7 @@ def test_an_expired_upload_is_never_published(city: Actor, engine: Engine) -> No
 def test_an_interrupted_purge_is_finished_by_the_next_sweep(city: Actor, engine: Engine) -> None:
     refused_part_way(city, "high_tech", "cut", staged_batches=2)
     with engine.begin() as conn:  # expired, but the process stopped before deleting
-        conn.execute(
-            sa.update(UPLOAD).where(UPLOAD.c.upload_id == "cut").values(status="expired")
-        )
+        conn.execute(sa.update(UPLOAD).where(UPLOAD.c.upload_id == "cut").values(status="expired"))
     assert sweep_abandoned_uploads(engine, TTL) == SweepResult(expired=0, entries=4, batches=2)
 
 
