@@ -379,6 +379,14 @@ class ErrorCode(StrEnum):
         "该 upload_id 已发布，且这次发送的行不同",
         "this upload_id was published, with other lines than the ones sent now",
     )
+    UPLOAD_EXPIRED = (
+        "upload_expired",
+        (409,),
+        "该 upload_id 的上传长时间未完成，已过期，暂存的行已删除："
+        "请用新的 upload_id 重新发送整个文件",
+        "this upload_id was abandoned unpublished and expired, its staged lines deleted: send "
+        "the whole file again with a new upload_id",
+    )
     UPLOAD_MODE_DIFFERS = (
         "upload_mode_differs",
         (409,),

@@ -54,6 +54,9 @@ class RegistrySettings(ServiceSettings):
     # (bulk_validate_workers).
     bulk_validate_processes: int | None = Field(default=None, ge=0, le=64)
     page_max: int = 500
+    # A register upload left unpublished with nothing sent for this long is abandoned: the
+    # sweep (services/registry/registers/sweep.py) deletes its staged rows and expires it.
+    register_upload_ttl_hours: float = Field(default=72, gt=0, le=24 * 365)
     # Officials' targets, defaults from the action plan (东金〔2020〕75号).
     target_firms_registered: int = Field(default=5_000, ge=0, description="item 65")
     target_credit_granted_yuan: int = Field(default=10_000_000_000, ge=0, description="item 65")

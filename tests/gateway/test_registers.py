@@ -3,11 +3,16 @@ in the portal's firm answer, and matching on the register's value (issue 16, par
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import orjson
 import pytest
+import sqlalchemy as sa
 
+from services.registry.models.columns import utcnow
+from services.registry.registers.sweep import BATCH
+from services.registry.registers.tables import UPLOAD
 from shared.vocab.credit_code import make_dongguan_credit_code
 from tests.gateway.conftest import Api, Stack
 from tests.registry import data
@@ -185,3 +190,41 @@ def test_an_append_retried_with_its_idempotency_key_is_answered_once(stack: Stac
     )
     assert tail(again)["upload"] == tail(first)["upload"]
     assert tail(again)["batches"]["already_committed"] == 1
+
+
+def test_a_resend_of_an_abandoned_upload_is_409_upload_expired(stack: Stack) -> None:
+    city = stack.principal("official")
+    rows = [data.register_line("high_tech", seq) for seq in (1, 2, 3)]
+    refused = city.request(
+        "PUT",
+        "/v1/registers/high_tech",
+        params={"upload_id": "left", "batch_size": 2},
+        content=ndjson([*rows[:2], rows[2] | {"unknown_field": 1}]),
+        headers=NDJSON,
+    )
+    assert refused.status_code == 422, refused.text
+    # Time travel: nothing sent for it for longer than FINMATCH_REGISTER_UPLOAD_TTL_HOURS (72).
+    long_ago = utcnow() - timedelta(hours=73)
+    with stack.engine.begin() as conn:
+        conn.execute(
+            sa.update(UPLOAD)
+            .where(UPLOAD.c.upload_id == "left")
+            .values(created_at=long_ago, active_at=long_ago)
+        )
+        conn.execute(
+            sa.update(BATCH)
+            .where(BATCH.c.import_id.like("register-upload:%"))
+            .values(committed_at=long_ago)
+        )
+
+    again = replace(city, "high_tech", rows, "left")
+    assert again.status_code == 409, again.text
+    assert again.headers["content-type"].startswith("application/problem+json")
+    problem = again.json()
+    assert problem["code"] == "upload_expired"
+    assert problem["errors"][0]["field"] == "upload_id"
+    assert "start a new upload" in problem["detail"]
+    with stack.engine.connect() as conn:
+        staged = conn.execute(sa.text("SELECT count(*) FROM register_entry")).scalar_one()
+    assert staged == 0
+    assert tail(replace(city, "high_tech", rows, "left-again"))["upload"]["version"] == 1

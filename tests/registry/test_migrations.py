@@ -25,7 +25,7 @@ def test_upgrade_is_idempotent(engine: Engine) -> None:
     upgrade(_url(engine))
     with engine.connect() as conn:
         version = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one()
-    assert version == "0021"
+    assert version == "0022"
 
 
 @pytest.mark.postgres
@@ -75,7 +75,7 @@ def test_concurrent_upgrades_wait_for_each_other(postgres_engine: Engine) -> Non
         with fresh.connect() as conn:
             version = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one()
         fresh.dispose()
-        assert version == "0021"
+        assert version == "0022"
     finally:
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -22,7 +22,8 @@ UploadId = Annotated[
         min_length=1,
         max_length=64,
         pattern=r"^[A-Za-z0-9._:-]+$",
-        description="your id for this upload: resend the file with it to resume",
+        description="your id for this upload: resend the file with it to resume (an upload "
+        "left unpublished with nothing sent for 72 hours, by default, expires with its id)",
     ),
 ]
 BatchSize = Annotated[int | None, Query(ge=1, le=20_000)]
@@ -80,7 +81,10 @@ _ANSWER: dict[int | str, dict[str, Any]] = {
             "application/x-ndjson": {"schema": {"type": "string"}, "example": _ANSWER_EXAMPLE}
         },
     },
-    409: {"description": "the upload_id was used for another mode, as_of or content"},
+    409: {
+        "description": "the upload_id was used for another mode, as_of or content, or it was "
+        "abandoned and expired (upload_expired: send the whole file with a new upload_id)"
+    },
     415: {"description": "a body neither NDJSON nor CSV"},
     422: {
         "description": "an unknown field or column, a bad date, a missing field: nothing is "

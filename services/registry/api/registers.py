@@ -26,6 +26,7 @@ from services.registry.registers.lines import (
     ndjson_reader,
     prepare_entries,
 )
+from services.registry.registers.sweep import sweep_abandoned_uploads
 from services.registry.registers.upload import open_upload, publish, write_entries
 from shared.china_date import today_in_china
 from shared.enums import PrincipalRole, RegisterKind
@@ -121,6 +122,7 @@ async def upload_register(
     as_of: date | None,
     batch_size: int,
     max_lines: int,
+    ttl_hours: float,
     request_id: str | None,
 ) -> Response:
     require_uploader(principal)
@@ -139,6 +141,9 @@ async def upload_register(
         first_line = 2
     else:
         read = ndjson_reader(model)
+    # Abandoned uploads go before one is opened: this one too, if it is one (then it answers
+    # upload_expired, whether or not a dispatcher swept it first).
+    await run_in_threadpool(sweep_abandoned_uploads, engine, ttl_hours)
     upload = await run_in_threadpool(
         partial(
             open_upload,
@@ -210,6 +215,7 @@ async def replace_register(
         as_of=as_of,
         batch_size=batch_size or settings.bulk_batch_size,
         max_lines=settings.bulk_max_lines,
+        ttl_hours=settings.register_upload_ttl_hours,
         request_id=request_id,
     )
 
@@ -236,5 +242,6 @@ async def append_to_register(
         as_of=as_of,
         batch_size=batch_size or settings.bulk_batch_size,
         max_lines=settings.bulk_max_lines,
+        ttl_hours=settings.register_upload_ttl_hours,
         request_id=request_id,
     )

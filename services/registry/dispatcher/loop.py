@@ -26,6 +26,7 @@ from services.registry.dispatcher.recorder import Recorder
 from services.registry.dispatcher.schedule import RetrySchedule
 from services.registry.dispatcher.sender import make_client, send
 from services.registry.dispatcher.signing import signed_headers
+from services.registry.registers.sweep import SWEEP_INTERVAL_SECONDS, sweep_abandoned_uploads
 from shared.schemas.webhooks import Event, EventType, webhook_id
 
 logger = logging.getLogger("finmatch.dispatcher")
@@ -72,6 +73,8 @@ class Dispatcher:
         # The retention clean-up runs beside the sends, once at start and then every interval.
         self.cleanup: asyncio.Task[None] | None = None
         self.next_cleanup = time.monotonic()
+        # Abandoned register uploads are swept with it, at most once an hour.
+        self.next_register_sweep = time.monotonic()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until ``stop`` is set, then finish the sends in flight and return."""
@@ -143,6 +146,17 @@ class Dispatcher:
             logger.exception("webhook outbox clean-up failed")
         if any(removed.values()):
             logger.info("webhook outbox clean-up removed %s", removed, extra={"removed": removed})
+        if not stop.is_set() and time.monotonic() >= self.next_register_sweep:
+            self.next_register_sweep = time.monotonic() + SWEEP_INTERVAL_SECONDS
+            try:
+                await asyncio.to_thread(
+                    sweep_abandoned_uploads,
+                    self.engine,
+                    settings.register_upload_ttl_hours,
+                    self.clock(),
+                )
+            except Exception:  # the database may be away: the next hour tries again
+                logger.exception("register upload sweep failed")
 
     async def _wait(self, stop: asyncio.Event, *, full: bool, busy: bool = False) -> None:
         """Until the next claim: a poll, or only BUSY_POLL_SECONDS while events are flowing

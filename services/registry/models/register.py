@@ -21,7 +21,9 @@ from sqlmodel import Field, SQLModel
 
 from services.registry.models.columns import BigId, UtcDateTime, utcnow
 
-OPEN, PUBLISHED = "open", "published"
+# An upload left open (nothing sent for FINMATCH_REGISTER_UPLOAD_TTL_HOURS) is expired: its
+# staged entries are deleted (registers/sweep.py), its upload_id stays taken.
+OPEN, PUBLISHED, EXPIRED = "open", "published", "expired"
 
 
 class Register(SQLModel, table=True):
@@ -64,6 +66,10 @@ class RegisterUpload(SQLModel, table=True):
     unchanged: int | None = None
     created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
     published_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    # The upload's last sign of life: its creation, a resend opening it, a batch staged. An open
+    # upload idle longer than the TTL is abandoned (NULL: created_at).
+    active_at: datetime | None = Field(default_factory=utcnow, sa_type=UtcDateTime)
+    expired_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
 
     @property
     def batch_import_id(self) -> str:

@@ -32,7 +32,7 @@ from services.registry.bulk import (
 from services.registry.db import write_session
 from services.registry.models import Register, RegisterUpload
 from services.registry.models.columns import table_of, utcnow
-from services.registry.models.register import OPEN, PUBLISHED
+from services.registry.models.register import EXPIRED, OPEN, PUBLISHED
 from services.registry.registers import changes
 from services.registry.registers.tables import ENTRY, UPLOAD, current_uploads
 from shared.enums import RegisterKind
@@ -41,6 +41,17 @@ from shared.errors import Conflict, Unprocessable
 from shared.schemas.registers import RegisterDiff, UploadMode, UploadSummary
 
 ENTRY_COLUMNS = [c.name for c in ENTRY.columns if c.name not in {"id", "added_in", "removed_in"}]
+
+
+def expired(upload_id: str) -> Conflict:
+    """The answer to a resend of an upload the sweep expired (registers/sweep.py)."""
+    return Conflict(
+        f"upload {upload_id!r} was abandoned (nothing was sent for it for longer than an "
+        "upload is kept open) and its staged lines are deleted: start a new upload, sending "
+        "the whole file with a new upload_id",
+        code=ErrorCode.UPLOAD_EXPIRED,
+        field="upload_id",
+    )
 
 
 def open_upload(
@@ -54,7 +65,7 @@ def open_upload(
     as_of_given: bool,
 ) -> RegisterUpload:
     """The upload with this id, created on its first request; a resend must keep its mode
-    (and its as_of, when it gives one)."""
+    (and its as_of, when it gives one), and finds it active again unless it expired."""
     where = (
         (RegisterUpload.principal_id == principal_id)
         & (RegisterUpload.kind == kind.value)
@@ -76,8 +87,21 @@ def open_upload(
             except IntegrityError:  # the same upload started concurrently: take that one
                 session.rollback()
                 found = session.exec(select(RegisterUpload).where(where)).one()
+        elif found.status == OPEN:
+            # A resend is a sign of life: its batches already staged are skipped without a
+            # write, and the sweep must not expire the upload meanwhile. Only while it is
+            # open: a sweep that expired it first wins.
+            session.execute(
+                sa.update(UPLOAD)
+                .where(UPLOAD.c.id == found.id)
+                .where(UPLOAD.c.status == OPEN)
+                .values(active_at=utcnow())
+            )
+            session.commit()
         session.refresh(found)
         session.expunge(found)
+    if found.status == EXPIRED:
+        raise expired(upload_id)
     if found.mode != mode.value:
         raise Conflict(
             f"upload {upload_id!r} was started as a {found.mode}; resend it the same way or "
@@ -109,6 +133,8 @@ def write_entries(
         status = session.execute(
             sa.select(UPLOAD.c.status).where(UPLOAD.c.id == upload_pk).with_for_update()
         ).scalar_one()
+        if status == EXPIRED:
+            raise expired(upload.upload_id)
         if status != OPEN:
             problem = {"field": "upload_id", "message": "this upload is published: use a new one"}
             refused = [
@@ -132,6 +158,7 @@ def write_entries(
             .values(
                 entries=UPLOAD.c.entries + len(batch.rows) - len(earlier),
                 invalid_lines=UPLOAD.c.invalid_lines + len(invalid),
+                active_at=utcnow(),
             )
         )
         record_batch(session, batch, principal_id=principal_id, import_id=import_id)
@@ -278,6 +305,8 @@ def publish(engine: Engine, upload_pk: int, request_id: str | None) -> UploadSum
         assert upload is not None
         if upload.status == PUBLISHED:
             return summary_of(upload)
+        if upload.status == EXPIRED:
+            raise expired(upload.upload_id)
         if upload.mode == UploadMode.REPLACE and upload.entries == 0:
             raise Unprocessable(
                 "no line of this upload is valid: replacing the register with it would empty "
