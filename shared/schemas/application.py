@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, StrictBool, field_validator, model_validator
@@ -40,6 +41,17 @@ class EligibilityStatus(StrEnum):
     UNKNOWN = "unknown"
 
 
+# One unmet criterion as an answer shows it (the eligibility's example, the strict refusal's).
+UNMET_EXAMPLE: dict[str, Any] = {
+    "code": "min_export_usd",
+    "message": "出口额需达 5,000,000 美元，当前 0 美元，差 5,000,000 美元",
+    "required": 5_000_000,
+    "actual": 0,
+    "gap": 5_000_000,
+    "actionable": True,
+}
+
+
 class ApplicationEligibility(BaseModel):
     """Matching's eligibility rules for the firm and product, evaluated at submission."""
 
@@ -49,16 +61,7 @@ class ApplicationEligibility(BaseModel):
                 {"status": "eligible", "unmet": []},
                 {
                     "status": "ineligible",
-                    "unmet": [
-                        {
-                            "code": "min_export_usd",
-                            "message": "出口额需达 5,000,000 美元，当前 0 美元，差 5,000,000 美元",
-                            "required": 5_000_000,
-                            "actual": 0,
-                            "gap": 5_000_000,
-                            "actionable": True,
-                        }
-                    ],
+                    "unmet": [UNMET_EXAMPLE],
                 },
                 {"status": "unknown", "unmet": []},
             ]

@@ -15,6 +15,7 @@ from services.gateway.metrics import EligibilityResult, eligibility_checked
 from shared.enums import ApplicationStatus, PrincipalRole
 from shared.errors import PROBLEM_JSON, ProblemError, problem_responses
 from shared.schemas.application import (
+    UNMET_EXAMPLE,
     ApplicationCreate,
     ApplicationPublic,
     DecisionCreate,
@@ -39,16 +40,7 @@ NOT_ELIGIBLE_EXAMPLE = {
         {"field": "product_id", "message": "the firm is not eligible for product 7: min_export_usd"}
     ],
     "instance": "/v1/applications",
-    "unmet": [
-        {
-            "code": "min_export_usd",
-            "message": "出口额需达 5,000,000 美元，当前 0 美元，差 5,000,000 美元",
-            "required": 5_000_000,
-            "actual": 0,
-            "gap": 5_000_000,
-            "actionable": True,
-        }
-    ],
+    "unmet": [UNMET_EXAMPLE],
 }
 _REFUSED = problem_responses(422)[422] | {
     "description": "invalid input, or (`strict: true`) not eligible: `unmet` lists the "
