@@ -36,6 +36,27 @@ def prepare_timed(
     return prepared, time.perf_counter() - started
 
 
+# How often a worker checks that the registry process that started it is still there.
+PARENT_CHECK_SECONDS = 1.0
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Each worker's initializer: exit as soon as the registry process that started it is
+    gone. A registry stopped normally shuts its pool down; one killed (SIGKILL, the OOM
+    killer) cannot, and its workers, ~100 MB each, would live on as orphans. A daemon thread
+    watches the parent id (a dead parent's children are handed to another process); not
+    PR_SET_PDEATHSIG, which fires when the *thread* that spawned the worker ends."""
+    if os.getppid() != parent:  # gone already, between the spawn and this call
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def _warm() -> int:
     """Run in a new worker so that its start (the interpreter, the imports) is paid at once."""
     import services.registry.history  # noqa: F401  (the past decisions' prepare)
@@ -61,7 +82,10 @@ class ValidationPool:
                 return None
             if self._executor is None:
                 self._executor = ProcessPoolExecutor(
-                    self.processes, mp_context=multiprocessing.get_context("spawn")
+                    self.processes,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_exit_with_parent,
+                    initargs=(os.getpid(),),
                 )
             return self._executor
 

@@ -6,6 +6,9 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import subprocess
+import sys
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -227,3 +230,51 @@ def test_the_lifespan_owns_the_pool_the_setting_asks_for(sqlite_engine: Engine) 
     )
     with TestClient(create_app(settings, sqlite_engine)) as client:
         assert client.app.state.validation_pool is None  # type: ignore[attr-defined]
+
+
+ORPHAN_SCRIPT = """
+import sys, time
+from services.registry.validation_pool import ValidationPool
+pool = ValidationPool(2)
+for started in pool.warm():
+    started.result(timeout=60)
+print(" ".join(map(str, pool.worker_pids())), flush=True)
+time.sleep(600)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is gone for every purpose but its process-table entry.
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc to see the workers")
+def test_workers_of_a_killed_registry_do_not_outlive_it() -> None:
+    """A registry killed with SIGKILL cannot shut its pool down: its workers exit by
+    themselves (CI once found them alive, ~100-200 MB each, after the drills)."""
+    parent = subprocess.Popen(
+        [sys.executable, "-c", ORPHAN_SCRIPT],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    try:
+        assert parent.stdout is not None
+        workers = [int(pid) for pid in parent.stdout.readline().split()]
+        assert len(workers) == 2, workers
+        assert all(_alive(pid) for pid in workers)
+    finally:
+        parent.kill()
+        parent.wait(timeout=30)
+    deadline = time.monotonic() + 30
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(pid) for pid in workers), workers
