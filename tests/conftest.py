@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import OperationalError
 
 from services.registry.db import make_engine, normalize_url
 from services.registry.migrate import upgrade
@@ -96,7 +98,25 @@ def postgres_engine() -> Iterator[Engine]:
     _admin_execute(base_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+# A previous test's app may still be finishing background reads (matching's start-up read of
+# every firm through the registry, say) when the next test wipes: PostgreSQL then breaks the
+# TRUNCATE's lock wait as a deadlock. The reader ends within moments; the wipe tries again.
+WIPE_ATTEMPTS = 5
+
+
 def _wipe(engine: Engine) -> None:
+    for attempt in range(WIPE_ATTEMPTS):
+        try:
+            _wipe_once(engine)
+            return
+        except OperationalError as exc:
+            deadlock = "deadlock detected" in str(exc.orig)
+            if not deadlock or attempt == WIPE_ATTEMPTS - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+
+
+def _wipe_once(engine: Engine) -> None:
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
             conn.execute(sa.text(f"TRUNCATE {', '.join(TABLES_CHILD_FIRST)} RESTART IDENTITY"))
