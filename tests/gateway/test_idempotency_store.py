@@ -338,6 +338,37 @@ def test_an_outcome_redis_missed_reaches_it_when_it_answers_again(
     asyncio.run(scenario())
 
 
+@pytest.mark.redis
+def test_a_retry_this_replica_replays_from_memory_still_syncs_redis(
+    redis_url: str, prefix: str
+) -> None:
+    """The retry of the very key whose completion Redis missed reaches the replica that holds
+    it in memory: it replays from there, and must still write the missed outcome to Redis,
+    or the other replica answers "in flight" until the claim expires (CI's redis outage e2e
+    test: 409 for the whole 20 s after Redis came back)."""
+
+    async def scenario() -> None:
+        proxy = RedisProxy(redis_url)
+        await proxy.start()
+        clock = FakeClock()
+        replica_a = IdempotencyStore(proxy.url, prefix=prefix, clock=clock)
+        replica_b = IdempotencyStore(redis_url, prefix=prefix)
+        assert state(await replica_a.begin("p", "done", "fp")) is BeginState.NEW  # in Redis
+        await proxy.stop()
+        await replica_a.complete("p", "done", "fp", CREATED)  # Redis missed it
+        await proxy.start()
+        clock.advance(5)  # past the guard's retry time
+
+        assert await replica_a.begin("p", "done", "fp") == Begin(BeginState.REPLAY, CREATED)
+        assert replica_a.unsynced == 0
+        assert await replica_b.begin("p", "done", "fp") == Begin(BeginState.REPLAY, CREATED)
+        for store in (replica_a, replica_b):
+            await store.aclose()
+        await proxy.stop()
+
+    asyncio.run(scenario())
+
+
 def test_an_outcome_past_its_claim_is_not_written_to_redis_late() -> None:
     """Past in_flight_seconds the claim is gone from Redis; a late write could only replace a
     newer request's claim, so the missed outcome is dropped."""

@@ -276,7 +276,9 @@ class IdempotencyStore(RedisBacked):
     async def _sync(self) -> None:
         """Write missed outcomes to a Redis that answers again, a batch per call."""
         guard = self._guard
-        if not self._unsynced or self._syncing or guard is None or not guard.redis_ok:
+        # Not only when the guard last saw Redis answer: its run() probes Redis once the retry
+        # time has passed (and fails at once before), so a replica answering from memory syncs.
+        if not self._unsynced or self._syncing or guard is None:
             return
         self._syncing = True
         try:
@@ -315,6 +317,10 @@ class IdempotencyStore(RedisBacked):
         """Claim ``key`` for this request (NEW) or report who has it (see the module doc)."""
         _check_key(key)
         guard, redis = self._guard, self._redis
+        if self._unsynced:
+            # Before any answer from memory too: the retry of a key whose outcome Redis missed
+            # is answered here from memory, and the other replicas wait on its Redis claim.
+            await self._sync()
         if guard is None or redis is None or self.local.holds(scope, key):
             return self.local.begin(scope, key, fingerprint)
         redis_key = self._redis_key(scope, key)
